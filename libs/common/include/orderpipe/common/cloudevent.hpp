@@ -1,0 +1,72 @@
+#pragma once
+/// CloudEvents 1.0 binary-mode Kafka binding (SPEC §4): the record value is the event data as
+/// JSON, the attributes are UTF-8 text headers `ce_*` plus `traceparent` and `content-type`.
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace orderpipe {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// A UUID version 7 (time-ordered), lower-case canonical text. Thread-safe.
+std::string new_uuid_v7();
+
+/// W3C trace context. `parse` accepts `00-<32 hex>-<16 hex>-<2 hex>` with non-zero ids.
+struct TraceContext {
+    std::string trace_id;  ///< 32 lower-case hex digits
+    std::string span_id;   ///< 16 lower-case hex digits
+    std::string flags = "01";
+
+    static std::optional<TraceContext> parse(std::string_view traceparent);
+    static TraceContext fresh();
+    /// Same trace, new span id: the context for the next hop.
+    TraceContext child() const;
+    std::string header() const { return "00-" + trace_id + "-" + span_id + "-" + flags; }
+};
+
+struct CloudEvent {
+    std::string id;       ///< ce_id: UUID, the ProcessedEvents key
+    std::string type;     ///< ce_type, e.g. ORDER_CREATED
+    std::string source;   ///< ce_source, e.g. /order-service
+    std::string time;     ///< ce_time, RFC 3339 UTC with milliseconds
+    std::string subject;  ///< ce_subject: the order id
+    std::string correlation_id;                ///< ce_correlationid: the saga id
+    std::optional<std::string> causation_id;   ///< ce_causationid: the cause's ce_id
+    std::string traceparent;                   ///< W3C traceparent
+    nlohmann::json data = nlohmann::json::object();
+
+    /// A new event with a fresh id and the current time.
+    static CloudEvent make(std::string type, std::string source, std::string subject,
+                           std::string correlation_id, std::optional<std::string> causation_id,
+                           std::string traceparent, nlohmann::json data);
+
+    /// A new event caused by `cause`: same subject and correlation id, causation = cause.id,
+    /// traceparent continued as a child span.
+    static CloudEvent caused_by(const CloudEvent& cause, std::string type, std::string source,
+                                nlohmann::json data);
+
+    /// The Kafka headers, in a stable order.
+    Headers headers() const;
+    /// The Kafka value: compact JSON of `data`.
+    std::string value() const;
+};
+
+struct EnvelopeError {
+    std::string message;  ///< e.g. "missing header ce_type"; becomes dlq.last_error
+};
+
+/// Decodes a record into an event. Fails on missing/empty required headers, a wrong
+/// ce_specversion, a value that is not a JSON object, or non-UTF-8 text.
+/// `headers` may contain null values (pass std::nullopt) as Kafka allows.
+std::variant<CloudEvent, EnvelopeError> decode_event(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& headers,
+    std::optional<std::string_view> value);
+
+}  // namespace orderpipe

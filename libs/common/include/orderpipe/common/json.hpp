@@ -1,0 +1,24 @@
+#pragma once
+/// JSON parsing for untrusted input.
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace orderpipe {
+
+struct JsonParseError {
+    std::string message;  ///< what is wrong and where (byte offset), safe to show to a client
+};
+
+/// Parses untrusted JSON with a nesting limit. Every non-integer number is kept as its exact
+/// source text in a JSON *string* (e.g. `999.99` becomes `"999.99"`), so money is never rounded
+/// through a binary double. Integers stay integers.
+/// @returns the value, or the error; never throws.
+std::variant<nlohmann::json, JsonParseError> parse_untrusted_json(std::string_view text,
+                                                                  std::size_t max_depth = 32);
+
+}  // namespace orderpipe

@@ -1,0 +1,41 @@
+#pragma once
+/// JSON-lines logging on stdout over spdlog: one object per line with ts, level, service, msg
+/// and any structured fields (order_id, correlation_id, ...).
+///
+/// Plain spdlog calls (`spdlog::info("...")`) also come out as JSON lines. Structured fields:
+///   log::info("order accepted", {{"order_id", id}, {"correlation_id", cid}});
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <string>
+#include <string_view>
+
+namespace orderpipe::log {
+
+/// Installs the JSON-lines formatter on the default logger (stdout, thread-safe).
+/// @param level one of trace, debug, info, warn, error, critical, off.
+void init(std::string service, std::string_view level);
+
+/// Emits `msg` with extra fields merged into the JSON line. Thread-safe.
+void write(spdlog::level::level_enum level, std::string_view msg, const nlohmann::json& fields);
+
+inline void debug(std::string_view msg, const nlohmann::json& fields = nlohmann::json::object()) {
+    if (spdlog::should_log(spdlog::level::debug)) write(spdlog::level::debug, msg, fields);
+}
+inline void info(std::string_view msg, const nlohmann::json& fields = nlohmann::json::object()) {
+    if (spdlog::should_log(spdlog::level::info)) write(spdlog::level::info, msg, fields);
+}
+inline void warn(std::string_view msg, const nlohmann::json& fields = nlohmann::json::object()) {
+    write(spdlog::level::warn, msg, fields);
+}
+inline void error(std::string_view msg, const nlohmann::json& fields = nlohmann::json::object()) {
+    write(spdlog::level::err, msg, fields);
+}
+
+/// Formats one line; exposed for tests.
+std::string format_line(std::string_view service, spdlog::level::level_enum level,
+                        std::string_view msg, const nlohmann::json* fields,
+                        spdlog::log_clock::time_point when);
+
+}  // namespace orderpipe::log

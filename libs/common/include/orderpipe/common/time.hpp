@@ -1,0 +1,19 @@
+#pragma once
+/// RFC 3339 UTC timestamps with milliseconds ("2026-11-23T19:40:00.123Z").
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace orderpipe {
+
+using SystemTime = std::chrono::system_clock::time_point;
+
+std::string format_rfc3339(SystemTime t);
+inline std::string now_rfc3339() { return format_rfc3339(std::chrono::system_clock::now()); }
+
+/// Parses RFC 3339 with 'Z' or a numeric offset, optional fraction. nullopt when malformed.
+std::optional<SystemTime> parse_rfc3339(std::string_view text);
+
+}  // namespace orderpipe

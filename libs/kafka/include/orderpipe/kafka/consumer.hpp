@@ -1,0 +1,80 @@
+#pragma once
+/// A group consumer with manual commits, read_committed isolation and an eager assignor
+/// (librdkafka 2.0.2: cooperative-sticky is avoided). Not thread-safe: one thread polls.
+
+#include "orderpipe/kafka/error.hpp"
+#include "orderpipe/kafka/types.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace orderpipe::kafka {
+
+/// Called from inside poll_batch() on the polling thread.
+struct RebalanceListener {
+    virtual ~RebalanceListener() = default;
+    virtual void on_assigned(const std::vector<TopicPartition>& /*partitions*/) {}
+    /// Partitions are about to be revoked: finish (commit) work for them now.
+    virtual void on_revoked(const std::vector<TopicPartition>& /*partitions*/) {}
+    /// Partitions were lost (session timeout): their uncommitted work must be aborted.
+    virtual void on_lost(const std::vector<TopicPartition>& /*partitions*/) {}
+};
+
+struct ConsumerOptions {
+    std::string group_id;
+    bool read_committed = true;
+    std::string auto_offset_reset = "earliest";
+    bool partition_eof = false;  ///< report end of partition (for readers that stop at the end)
+    std::chrono::milliseconds session_timeout{10000};
+    std::chrono::milliseconds max_poll_interval{300000};
+};
+
+/// One poll result: records, plus partitions that reached their end (if partition_eof).
+struct PollResult {
+    std::vector<ConsumedRecord> records;
+    std::vector<TopicPartition> reached_end;
+};
+
+class Consumer {
+public:
+    /// @throws ConfigurationError
+    Consumer(ClientConfig config, ConsumerOptions options, RebalanceListener* listener = nullptr);
+    ~Consumer();  ///< closes (leaves the group) if close() was not called
+    Consumer(const Consumer&) = delete;
+    Consumer& operator=(const Consumer&) = delete;
+
+    void subscribe(const std::vector<std::string>& topics);
+    /// Manual assignment (no group rebalancing); offsets as given (use kBeginning for earliest).
+    void assign(const std::vector<TopicPartitionOffset>& partitions);
+    static constexpr std::int64_t kBeginning = -2;
+    static constexpr std::int64_t kEnd = -1;
+    static constexpr std::int64_t kStored = -1000;  ///< the committed offset
+
+    /// Waits up to `timeout` for the first record, then takes what is already there, up to `max`.
+    /// Errors that only mean "not yet" (partition EOF, transient broker errors) are not thrown.
+    /// @throws KafkaException on a fatal consumer error.
+    PollResult poll_batch(std::size_t max, std::chrono::milliseconds timeout);
+
+    std::vector<TopicPartition> assignment() const;
+    /// Rewinds every assigned partition to its committed offset (after an aborted transaction).
+    void seek_to_committed();
+    /// Low and high watermarks as seen by this consumer's isolation level.
+    std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic, std::int32_t partition,
+                                                     std::chrono::milliseconds timeout);
+    /// Number of partitions of `topic`, or 0 if it does not exist.
+    int partition_count(const std::string& topic, std::chrono::milliseconds timeout);
+
+    /// Leaves the group. Idempotent.
+    void close();
+
+    /// For TransactionalProducer::send_offsets; opaque.
+    void* native_handle() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orderpipe::kafka

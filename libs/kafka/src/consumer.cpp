@@ -1,0 +1,207 @@
+#include "orderpipe/kafka/consumer.hpp"
+
+#include "holders.hpp"
+#include "orderpipe/common/logging.hpp"
+
+namespace orderpipe::kafka {
+
+struct Consumer::Impl {
+    ConsumerOptions options;
+    RebalanceListener* listener = nullptr;
+    impl::HandleHolder rk;
+    bool closed = false;
+
+    static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t* partitions, void* opaque) noexcept {
+        auto* self = static_cast<Impl*>(opaque);
+        const auto list = impl::from_list(partitions);
+        try {
+            if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                rd_kafka_assign(rk, partitions);
+                if (self->listener != nullptr) self->listener->on_assigned(list);
+            } else {
+                if (self->listener != nullptr) {
+                    // Lost partitions may already belong to another member: whatever we did for
+                    // them must not be committed. Revoked ones can still be committed now.
+                    if (rd_kafka_assignment_lost(rk) != 0) {
+                        self->listener->on_lost(list);
+                    } else {
+                        self->listener->on_revoked(list);
+                    }
+                }
+                rd_kafka_assign(rk, nullptr);
+            }
+        } catch (const std::exception& e) {
+            // An exception must not cross into C. Still complete the (un)assignment.
+            log::error("rebalance listener failed", {{"error", e.what()}});
+            if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) rd_kafka_assign(rk, nullptr);
+        }
+    }
+};
+
+Consumer::Consumer(ClientConfig config, ConsumerOptions options, RebalanceListener* listener)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->options = std::move(options);
+    impl_->listener = listener;
+    auto conf = impl::make_conf(
+        config,
+        {
+            {"group.id", impl_->options.group_id.empty() ? "orderpipe-reader"
+                                                          : impl_->options.group_id},
+            {"enable.auto.commit", "false"},
+            {"enable.auto.offset.store", "false"},
+            {"isolation.level", impl_->options.read_committed ? "read_committed"
+                                                              : "read_uncommitted"},
+            {"auto.offset.reset", impl_->options.auto_offset_reset},
+            // Eager assignors only: librdkafka 2.0.2's cooperative-sticky has known issues.
+            {"partition.assignment.strategy", "range,roundrobin"},
+            {"enable.partition.eof", impl_->options.partition_eof ? "true" : "false"},
+            {"session.timeout.ms", std::to_string(impl_->options.session_timeout.count())},
+            {"max.poll.interval.ms", std::to_string(impl_->options.max_poll_interval.count())},
+            {"fetch.wait.max.ms", "10"},
+        });
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::rebalance_cb);
+    rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+    impl_->rk = impl::make_handle(RD_KAFKA_CONSUMER, std::move(conf));
+    rd_kafka_poll_set_consumer(impl_->rk.get());
+}
+
+Consumer::~Consumer() { close(); }
+
+void Consumer::subscribe(const std::vector<std::string>& topics) {
+    impl::PartitionListHolder list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+    for (const auto& t : topics) {
+        rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    if (auto err = rd_kafka_subscribe(impl_->rk.get(), list.get())) {
+        throw KafkaException(impl::classify(err, "subscribe"));
+    }
+}
+
+void Consumer::assign(const std::vector<TopicPartitionOffset>& partitions) {
+    std::vector<TopicPartitionOffset> mapped = partitions;
+    for (auto& p : mapped) {
+        if (p.offset == kStored) p.offset = RD_KAFKA_OFFSET_STORED;
+        if (p.offset == kBeginning) p.offset = RD_KAFKA_OFFSET_BEGINNING;
+        if (p.offset == kEnd) p.offset = RD_KAFKA_OFFSET_END;
+    }
+    auto list = impl::to_list(mapped);
+    if (auto err = rd_kafka_assign(impl_->rk.get(), list.get())) {
+        throw KafkaException(impl::classify(err, "assign"));
+    }
+}
+
+PollResult Consumer::poll_batch(std::size_t max, std::chrono::milliseconds timeout) {
+    PollResult result;
+    int wait_ms = static_cast<int>(timeout.count());
+    while (result.records.size() < max) {
+        impl::MessageHolder msg(rd_kafka_consumer_poll(impl_->rk.get(), wait_ms));
+        wait_ms = 0;  // after the first, take only what is already fetched
+        if (!msg) break;
+        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            result.reached_end.push_back({rd_kafka_topic_name(msg->rkt), msg->partition});
+            continue;
+        }
+        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            KafkaError e = impl::classify(msg->err, rd_kafka_message_errstr(msg.get()));
+            if (msg->err == RD_KAFKA_RESP_ERR__FATAL) throw KafkaException(e);
+            log::warn("consumer error", {{"error", e.describe()}});
+            continue;
+        }
+        ConsumedRecord r;
+        r.topic = rd_kafka_topic_name(msg->rkt);
+        r.partition = msg->partition;
+        r.offset = msg->offset;
+        if (msg->key != nullptr) r.key.emplace(static_cast<const char*>(msg->key), msg->key_len);
+        if (msg->payload != nullptr) {
+            r.value.emplace(static_cast<const char*>(msg->payload), msg->len);
+        }
+        rd_kafka_timestamp_type_t tstype;
+        r.timestamp_ms = rd_kafka_message_timestamp(msg.get(), &tstype);
+        rd_kafka_headers_t* hdrs = nullptr;
+        if (rd_kafka_message_headers(msg.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            const char* name = nullptr;
+            const void* value = nullptr;
+            size_t size = 0;
+            for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                               RD_KAFKA_RESP_ERR_NO_ERROR;
+                 ++i) {
+                if (value == nullptr) {
+                    r.headers.emplace_back(name, std::nullopt);
+                } else {
+                    r.headers.emplace_back(name, std::string(static_cast<const char*>(value), size));
+                }
+            }
+        }
+        result.records.push_back(std::move(r));
+    }
+    return result;
+}
+
+std::vector<TopicPartition> Consumer::assignment() const {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (auto err = rd_kafka_assignment(impl_->rk.get(), &raw)) {
+        throw KafkaException(impl::classify(err, "assignment"));
+    }
+    impl::PartitionListHolder list(raw);
+    return impl::from_list(list.get());
+}
+
+void Consumer::seek_to_committed() {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (auto err = rd_kafka_assignment(impl_->rk.get(), &raw)) {
+        throw KafkaException(impl::classify(err, "assignment"));
+    }
+    impl::PartitionListHolder list(raw);
+    if (list->cnt == 0) return;
+    if (auto err = rd_kafka_committed(impl_->rk.get(), list.get(), 10000)) {
+        throw KafkaException(impl::classify(err, "fetch committed offsets"));
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+        auto& p = list->elems[i];
+        if (p.offset < 0) p.offset = impl_->options.auto_offset_reset == "latest"
+                                         ? RD_KAFKA_OFFSET_END
+                                         : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (auto* err = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 10000)) {
+        throw KafkaException(impl::classify(impl::ErrorHolder(err)));
+    }
+}
+
+std::pair<std::int64_t, std::int64_t> Consumer::watermarks(const std::string& topic,
+                                                           std::int32_t partition,
+                                                           std::chrono::milliseconds timeout) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low,
+                                                    &high, static_cast<int>(timeout.count()))) {
+        throw KafkaException(impl::classify(err, "watermarks of " + topic));
+    }
+    return {low, high};
+}
+
+int Consumer::partition_count(const std::string& topic, std::chrono::milliseconds timeout) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt, &md, static_cast<int>(timeout.count()));
+    rd_kafka_topic_destroy(rkt);
+    if (err) throw KafkaException(impl::classify(err, "metadata for " + topic));
+    int count = 0;
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        count = md->topics[0].partition_cnt;
+    }
+    rd_kafka_metadata_destroy(md);
+    return count;
+}
+
+void Consumer::close() {
+    if (!impl_ || impl_->closed || !impl_->rk) return;
+    impl_->closed = true;
+    if (auto err = rd_kafka_consumer_close(impl_->rk.get())) {
+        log::warn("consumer close failed", {{"error", rd_kafka_err2str(err)}});
+    }
+}
+
+void* Consumer::native_handle() const { return impl_->rk.get(); }
+
+}  // namespace orderpipe::kafka

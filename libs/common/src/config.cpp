@@ -185,7 +185,12 @@ CommonConfig CommonConfig::read(EnvReader& env, std::string service, std::uint16
                              {"trace", "debug", "info", "warn", "error", "critical", "off"});
     c.shutdown_timeout = env.millis("SHUTDOWN_TIMEOUT", c.shutdown_timeout,
                                     std::chrono::milliseconds(100), std::chrono::minutes(10));
-    c.kafka_overrides = env.kafka_passthrough({"KAFKA_BOOTSTRAP_SERVERS"});
+    // The broker scripts and Kafka's own tools read these; they are not librdkafka properties.
+    c.kafka_overrides = env.kafka_passthrough(
+        {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_DATA_DIR",
+         "KAFKA_HEAP", "KAFKA_HOST", "KAFKA_OPTS", "KAFKA_START_TIMEOUT", "KAFKA_STOP_TIMEOUT",
+         "KAFKA_HOME", "KAFKA_LIBS", "KAFKA_HEAP_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS",
+         "KAFKA_LOG4J_OPTS", "KAFKA_DEBUG", "KAFKA_GC_LOG_OPTS", "KAFKA_JMX_OPTS"});
     return c;
 }
 

@@ -195,6 +195,12 @@ void TransactionalProducer::abort() {
     }
 }
 
+void TransactionalProducer::flush(std::chrono::milliseconds timeout) {
+    if (auto err = rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()))) {
+        throw KafkaException(impl::classify(err, "flush"));
+    }
+}
+
 void TransactionalProducer::poll(std::chrono::milliseconds timeout) {
     rd_kafka_poll(impl_->rk.get(), static_cast<int>(timeout.count()));
 }

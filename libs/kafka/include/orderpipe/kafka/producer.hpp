@@ -62,6 +62,10 @@ public:
     /// handle is recreated. @throws KafkaException if the abort could not be established.
     void abort();
 
+    /// Waits until every produced record reached the broker (or the timeout). Inside a
+    /// transaction this only delivers; visibility still waits for the commit.
+    void flush(std::chrono::milliseconds timeout);
+
     /// Serves delivery reports and error callbacks. Cheap; call from the owning thread.
     void poll(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 

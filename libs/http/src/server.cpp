@@ -1,0 +1,85 @@
+#include "orderpipe/http/server.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "server_core.hpp"
+#include "session.hpp"
+
+namespace orderpipe::http {
+namespace {
+
+bool iequals_ascii(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+        if (lower(a[i]) != lower(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+// ---- Request / Response -----------------------------------------------------------------------
+
+std::optional<std::string> Request::header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+        if (iequals_ascii(key, name)) {
+            return value;
+        }
+    }
+    return std::nullopt;
+}
+
+Response Response::json(int status, const nlohmann::json& body) {
+    Response response;
+    response.status = status;
+    response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return response;
+}
+
+// ---- Responder --------------------------------------------------------------------------------
+
+Responder::Responder(std::shared_ptr<detail::ResponderState> state) noexcept
+    : state_(std::move(state)) {}
+
+void Responder::operator()(Response response) const {
+    if (state_) {  // a moved-from Responder does nothing
+        state_->complete(std::move(response), false);
+    }
+}
+
+bool Responder::responded() const noexcept {
+    return state_ && state_->done_.load(std::memory_order_acquire);
+}
+
+// ---- Server -----------------------------------------------------------------------------------
+
+class Server::Impl final : public detail::ServerCore {
+public:
+    using ServerCore::ServerCore;
+};
+
+Server::Server(ServerOptions options, std::shared_ptr<prometheus::Registry> registry)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(registry))) {}
+
+Server::~Server() = default;
+
+void Server::route(std::string method, std::string pattern, Handler handler) {
+    impl_->route(std::move(method), std::move(pattern), std::move(handler));
+}
+
+void Server::set_readiness(std::function<std::optional<std::string>()> check) {
+    impl_->set_readiness(std::move(check));
+}
+
+void Server::start() { impl_->start(); }
+
+void Server::stop() { impl_->stop(); }
+
+std::uint16_t Server::port() const { return impl_->port(); }
+
+}  // namespace orderpipe::http

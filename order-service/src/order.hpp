@@ -1,0 +1,67 @@
+#pragma once
+/// Order domain: validation of `POST /orders` bodies and the events of an accepted order.
+/// Pure code: no I/O, no Kafka, no clocks except where a timestamp is passed in.
+
+#include "orderpipe/common/cloudevent.hpp"
+#include "orderpipe/common/money.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace orderpipe::order {
+
+inline constexpr std::int64_t kMaxQuantity = 1000;
+inline constexpr std::size_t kMaxLines = 100;
+inline constexpr const char* kSource = "/order-service";
+
+struct OrderLine {
+    std::string sku;
+    std::int64_t quantity = 0;
+    Money unit_price;
+};
+
+/// A validated order request.
+struct OrderRequest {
+    std::string customer_id;
+    std::string customer_email;
+    std::string currency;
+    std::vector<OrderLine> items;
+    Money total;
+};
+
+/// One reason a request is invalid; becomes an entry of the 422 problem's `errors`.
+struct FieldError {
+    std::string field;    ///< JSON pointer-ish path, e.g. "items[1].quantity"
+    std::string message;  ///< what is wrong and what is accepted
+};
+
+/// Validates a parsed body (float literals already kept as text, see parse_untrusted_json).
+/// Collects every error rather than stopping at the first.
+std::variant<OrderRequest, std::vector<FieldError>> validate_order(const nlohmann::json& body);
+
+/// An order accepted for intake: the request plus the ids and times the service assigned.
+struct AcceptedOrder {
+    std::string order_id;
+    std::string correlation_id;  ///< the saga id
+    std::string created_at;      ///< RFC 3339
+    std::string traceparent;     ///< continues the HTTP request's trace
+    OrderRequest request;
+};
+
+/// `ORDER_CREATED` (to orders.events) and the `INVENTORY_RESERVE_REQUESTED` it causes
+/// (to inventory.requests), in that order.
+std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& order);
+
+/// The full order as carried in events (`order` field of INVENTORY_RESERVE_REQUESTED).
+nlohmann::json order_document(const AcceptedOrder& order, std::string_view status);
+
+/// The 201 body: {"order_id","status":"PENDING","total","currency","created_at"}.
+nlohmann::json created_response(const AcceptedOrder& order);
+
+/// A canonical form of a request body for Idempotency-Key comparison: same JSON, same text.
+std::string canonical_body(const nlohmann::json& body);
+
+}  // namespace orderpipe::order

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Usage: scripts/setup.sh
+#
+# Installs everything orderpipe needs on Debian bookworm, idempotently (a second run takes a
+# second or two and touches no network):
+#   1. the Debian packages below (apt-get update + install only when one is missing; uses sudo
+#      when not root);
+#   2. Apache Kafka 3.9.1 (broker + console tools) as jars from Maven Central, copied by
+#      `mvn dependency:copy-dependencies` from scripts/kafka/pom.xml into
+#      ${ORDERPIPE_CACHE_DIR:-$HOME/.cache/orderpipe}/kafka-3.9.1/libs/ (outside the repo);
+#   3. the project's small Java helpers (scripts/kafka/*.java), compiled into the same cache.
+# Then: scripts/kafka.sh start && scripts/create-topics.sh
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache git curl ca-certificates
+  librdkafka-dev nlohmann-json3-dev libspdlog-dev catch2 libboost1.81-dev libcurl4-openssl-dev
+  prometheus-cpp-dev libsqlite3-dev sqlite3 libcli11-dev kcat clang-format clang-tidy
+  openjdk-17-jre-headless openjdk-17-jdk-headless maven python3
+)
+
+log() { echo "setup: $*"; }
+
+SUDO=()
+if [[ "$(id -u)" -ne 0 ]]; then
+  SUDO=(sudo)
+fi
+
+start_s=$SECONDS
+
+# --- 1. Debian packages -------------------------------------------------------------------
+missing=()
+declare -A installed=()
+while IFS=$'\t' read -r pkg status; do
+  if [[ "$status" == "install ok installed" ]]; then
+    installed["$pkg"]=1
+  fi
+done < <(dpkg-query -W -f='${Package}\t${Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+for pkg in "${PACKAGES[@]}"; do
+  if [[ -z "${installed[$pkg]:-}" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  log "Debian packages: all ${#PACKAGES[@]} present"
+else
+  log "Debian packages: installing ${#missing[@]} missing: ${missing[*]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- 2. Apache Kafka jars from Maven Central ----------------------------------------------
+# shellcheck source=lib/kafka-env.sh
+source "$SCRIPT_DIR/lib/kafka-env.sh"
+
+POM="$SCRIPT_DIR/kafka/pom.xml"
+pom_hash="$(sha256sum "$POM" | cut -d' ' -f1)"
+if [[ -f "$KAFKA_LIBS_MARKER" && -d "$KAFKA_LIBS" && "$(cat "$KAFKA_LIBS_MARKER")" == "$pom_hash" ]]; then
+  log "Kafka $KAFKA_VERSION jars: present in $KAFKA_LIBS"
+else
+  log "Kafka $KAFKA_VERSION jars: fetching from Maven Central into $KAFKA_LIBS"
+  mkdir -p "$KAFKA_HOME"
+  rm -f "$KAFKA_LIBS_MARKER"
+  tmp="$(mktemp -d "$KAFKA_HOME/libs.tmp.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$tmp" >"$KAFKA_HOME/mvn.log" 2>&1; then
+    cat "$KAFKA_HOME/mvn.log" >&2
+    echo "setup: error: mvn dependency:copy-dependencies failed (log: $KAFKA_HOME/mvn.log)" >&2
+    exit 1
+  fi
+  if [[ ! -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" || ! -f "$tmp/kafka-tools-$KAFKA_VERSION.jar" ]]; then
+    echo "setup: error: Maven did not copy the Kafka $KAFKA_VERSION jars" >&2
+    exit 1
+  fi
+  rm -rf "$KAFKA_LIBS"
+  mv -T "$tmp" "$KAFKA_LIBS"
+  trap - EXIT
+  echo "$pom_hash" >"$KAFKA_LIBS_MARKER"
+  log "Kafka $KAFKA_VERSION jars: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars," \
+    "$(du -sh "$KAFKA_LIBS" | cut -f1)"
+fi
+
+# --- 3. Java helpers (scripts/kafka/*.java) -----------------------------------------------
+helpers="$(kafka_helper_classes)"
+log "Java helpers: $helpers"
+
+log "done in $((SECONDS - start_s)) s (broker: scripts/kafka.sh start; topics: scripts/create-topics.sh)"

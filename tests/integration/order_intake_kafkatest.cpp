@@ -1,0 +1,269 @@
+// order-service intake against a real broker: atomic intake, idempotency, 4xx, faults.
+#include "order_service.hpp"
+#include "support.hpp"
+
+#include "orderpipe/kafka/event_record.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <future>
+#include <set>
+#include <thread>
+
+using namespace orderpipe;
+using namespace orderpipe::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string kOrder =
+    R"({"customer_id":"c-42","customer_email":"ana@example.com","currency":"USD","items":[{"sku":"LAPTOP-001","quantity":1,"unit_price":"999.99"},{"sku":"MOUSE-001","quantity":2,"unit_price":"29.99"}]})";
+const std::vector<std::string> kJson = {"Content-Type: application/json"};
+
+/// An order-service on its own topics, data dir and transactional.id.
+struct ServiceUnderTest {
+    std::string prefix = unique_name("intake");
+    std::map<std::string, std::string> topics =
+        create_test_topics(prefix, {"orders.events", "inventory.requests"});
+    TempDir data;
+    std::string instance = unique_name("i");
+    std::unique_ptr<order::OrderService> service;
+
+    order::OrderServiceConfig config(std::function<void(std::size_t)> fault = {}) const {
+        EnvReader env(std::map<std::string, std::string>{});
+        auto c = order::OrderServiceConfig::from_env(env);
+        c.common.bootstrap_servers = bootstrap();
+        c.common.http_port = 0;
+        c.common.data_dir = data.path();
+        c.common.instance_id = instance;
+        c.intake.orders_topic = topics.at("orders.events");
+        c.intake.inventory_topic = topics.at("inventory.requests");
+        c.intake.before_commit = std::move(fault);
+        c.kafka_timeout = std::chrono::seconds(5);
+        return c;
+    }
+
+    void start(std::function<void(std::size_t)> fault = {}) {
+        service = std::make_unique<order::OrderService>(config(std::move(fault)));
+        service->start();
+        REQUIRE(eventually([&] { return http_request("GET", url("/readyz")).status == 200; }));
+    }
+    void stop() { service.reset(); }
+    std::string url(const std::string& path) const {
+        return "http://127.0.0.1:" + std::to_string(service->http_port()) + path;
+    }
+    HttpResponse post(const std::string& body, std::vector<std::string> headers = kJson) const {
+        return http_request("POST", url("/orders"), body, headers);
+    }
+    std::vector<kafka::ConsumedRecord> orders() const { return read_committed(topics.at("orders.events")); }
+    std::vector<kafka::ConsumedRecord> requests() const {
+        return read_committed(topics.at("inventory.requests"));
+    }
+};
+
+std::size_t count_key(const std::vector<kafka::ConsumedRecord>& records, const std::string& key) {
+    std::size_t n = 0;
+    for (const auto& r : records) n += (r.key == key) ? 1 : 0;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("an accepted order is on both topics exactly once, keyed and with ce_ headers",
+          "[intake][kafka]") {
+    ServiceUnderTest s;
+    s.start();
+    auto r = s.post(kOrder, {"Content-Type: application/json",
+                             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
+    REQUIRE(r.status == 201);
+    auto body = r.json();
+    const std::string id = body["order_id"];
+    CHECK(r.headers["location"] == "/orders/" + id);
+    CHECK(body["status"] == "PENDING");
+    CHECK(body["total"] == "1059.97");
+    CHECK(body["currency"] == "USD");
+    CHECK(body.contains("created_at"));
+
+    // Read-your-writes right after the 201.
+    auto got = http_request("GET", s.url("/orders/" + id));
+    REQUIRE(got.status == 200);
+    CHECK(got.json()["status"] == "PENDING");
+    CHECK(got.json()["history"][0]["status"] == "PENDING");
+    CHECK(http_request("GET", s.url("/orders/nope")).status == 404);
+
+    auto orders = s.orders();
+    auto requests = s.requests();
+    REQUIRE(orders.size() == 1);
+    REQUIRE(requests.size() == 1);
+    CHECK(orders[0].key == id);
+    CHECK(requests[0].key == id);
+    auto created = std::get<CloudEvent>(kafka::from_record(orders[0]));
+    auto reserve = std::get<CloudEvent>(kafka::from_record(requests[0]));
+    CHECK(created.type == "ORDER_CREATED");
+    CHECK(created.source == "/order-service");
+    CHECK(created.subject == id);
+    CHECK(created.data["total"] == "1059.97");
+    CHECK(created.data["customer_email"] == "ana@example.com");
+    CHECK(reserve.type == "INVENTORY_RESERVE_REQUESTED");
+    CHECK(reserve.causation_id == created.id);
+    CHECK(reserve.correlation_id == created.correlation_id);
+    CHECK(reserve.data["order"]["order_id"] == id);
+    CHECK(created.traceparent.substr(3, 32) == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(orders[0].header("content-type") == "application/json");
+}
+
+TEST_CASE("many concurrent orders share transactions and all land exactly once",
+          "[intake][kafka]") {
+    ServiceUnderTest s;
+    s.start();
+    constexpr int kOrders = 300;
+    std::vector<std::future<HttpResponse>> futures;
+    for (int i = 0; i < kOrders; ++i) {
+        futures.push_back(std::async(std::launch::async, [&] { return s.post(kOrder); }));
+    }
+    std::set<std::string> ids;
+    for (auto& f : futures) {
+        auto r = f.get();
+        REQUIRE(r.status == 201);
+        ids.insert(r.json()["order_id"].get<std::string>());
+    }
+    REQUIRE(ids.size() == kOrders);
+    auto orders = s.orders();
+    auto requests = s.requests();
+    CHECK(orders.size() == kOrders);
+    CHECK(requests.size() == kOrders);
+    for (const auto& r : orders) CHECK(ids.count(*r.key) == 1);
+    // Group commit: far fewer transactions than orders.
+    auto metrics = http_request("GET", s.url("/metrics")).body;
+    auto pos = metrics.find("kafka_transactions_total{loop=\"intake\",result=\"committed\"}");
+    REQUIRE(pos != std::string::npos);
+    const double txns = std::stod(metrics.substr(metrics.find(' ', pos) + 1));
+    INFO(txns);
+    CHECK(txns < kOrders);
+}
+
+TEST_CASE("a retried Idempotency-Key creates nothing new, also after a restart",
+          "[intake][kafka][idempotency]") {
+    ServiceUnderTest s;
+    s.start();
+    std::vector<std::string> headers = kJson;
+    headers.push_back("Idempotency-Key: key-1");
+    auto first = s.post(kOrder, headers);
+    REQUIRE(first.status == 201);
+    auto again = s.post(kOrder, headers);
+    CHECK(again.status == 201);
+    CHECK(again.json() == first.json());
+    CHECK(again.headers["location"] == first.headers["location"]);
+    // Same key, another body: 422, nothing created.
+    auto other = s.post(R"({"customer_id":"c-43","customer_email":"bo@example.com","currency":"USD","items":[{"sku":"MOUSE-001","quantity":1,"unit_price":"29.99"}]})", headers);
+    CHECK(other.status == 422);
+
+    s.stop();
+    s.start();
+    auto after_restart = s.post(kOrder, headers);
+    CHECK(after_restart.status == 201);
+    CHECK(after_restart.json() == first.json());
+
+    const std::string id = first.json()["order_id"];
+    auto orders = s.orders();
+    CHECK(orders.size() == 1);
+    CHECK(count_key(orders, id) == 1);
+    CHECK(s.requests().size() == 1);
+}
+
+TEST_CASE("every 4xx case commits nothing", "[intake][kafka][validation]") {
+    ServiceUnderTest s;
+    s.start();
+    struct Case {
+        std::string name;
+        std::string body;
+        std::vector<std::string> headers;
+        long status;
+    };
+    const std::vector<Case> cases = {
+        {"no content type", kOrder, {"Content-Type:"}, 415},
+        {"text/plain", kOrder, {"Content-Type: text/plain"}, 415},
+        {"unparsable", R"({"customer_id": )", kJson, 400},
+        {"not an object", "[1,2,3]", kJson, 422},
+        {"missing fields", R"({"customer_id":"c-1"})", kJson, 422},
+        {"quantity 0", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":0,"unit_price":"1.00"}]})", kJson, 422},
+        {"quantity 1001", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1001,"unit_price":"1.00"}]})", kJson, 422},
+        {"bad email", R"({"customer_id":"c","customer_email":"nope","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]})", kJson, 422},
+        {"bad price", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":"1.999"}]})", kJson, 422},
+        {"float price with 3 decimals", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":1.999}]})", kJson, 422},
+        {"too large", std::string(70 * 1024, ' ') + kOrder, kJson, 413},
+        {"deeply nested", std::string(5000, '[') + std::string(5000, ']'), kJson, 400},
+    };
+    std::string lines;
+    for (int i = 0; i < 101; ++i) {
+        lines += std::string(i ? "," : "") + R"({"sku":"S)" + std::to_string(i) + R"(","quantity":1,"unit_price":"1.00"})";
+    }
+    std::vector<Case> all = cases;
+    all.push_back({"101 lines", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[)" + lines + "]}", kJson, 422});
+    for (const auto& c : all) {
+        INFO(c.name);
+        auto r = s.post(c.body, c.headers);
+        CHECK(r.status == c.status);
+        CHECK(r.headers["content-type"] == "application/problem+json");
+        auto problem = r.json();
+        CHECK(problem["status"] == c.status);
+        CHECK_FALSE(problem.value("detail", "").empty());
+        if (c.status == 422 && c.name != "not an object") CHECK(problem["errors"].is_array());
+    }
+    // Something valid afterwards proves the topics are readable and the 4xx left nothing.
+    REQUIRE(s.post(kOrder).status == 201);
+    CHECK(s.orders().size() == 1);
+    CHECK(s.requests().size() == 1);
+}
+
+TEST_CASE("a transaction aborted by a fault leaves neither record and answers 503",
+          "[intake][kafka][fault]") {
+    ServiceUnderTest s;
+    std::atomic<int> batches{0};
+    s.start([&](std::size_t) {
+        if (batches++ == 0) throw std::runtime_error("injected fault before commit");
+    });
+    auto failed = s.post(kOrder);
+    CHECK(failed.status == 503);
+    CHECK(failed.headers.count("retry-after") == 1);
+    auto ok = s.post(kOrder);
+    REQUIRE(ok.status == 201);
+    const std::string id = ok.json()["order_id"];
+
+    // read_committed: only the second order; read_uncommitted proves the first was written
+    // and aborted (so the test would fail if the abort were a no-op).
+    auto orders = s.orders();
+    REQUIRE(orders.size() == 1);
+    CHECK(orders[0].key == id);
+    auto requests = s.requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].key == id);
+    CHECK(read_uncommitted(s.topics.at("orders.events")).size() == 2);
+}
+
+TEST_CASE("the intake answers 429 with Retry-After when its queue is full", "[intake][kafka]") {
+    ServiceUnderTest s;
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    auto cfg = s.config([released](std::size_t) { released.wait(); });
+    cfg.intake.queue_capacity = 2;
+    cfg.intake.max_batch = 1;
+    s.service = std::make_unique<order::OrderService>(cfg);
+    s.service->start();
+    REQUIRE(eventually([&] { return http_request("GET", s.url("/readyz")).status == 200; }));
+    // One order blocks inside its transaction, two fill the queue: the next is throttled.
+    std::vector<std::future<HttpResponse>> inflight;
+    for (int i = 0; i < 3; ++i) {
+        inflight.push_back(std::async(std::launch::async, [&] { return s.post(kOrder); }));
+    }
+    REQUIRE(eventually([&] {
+        auto m = http_request("GET", s.url("/metrics")).body;
+        return m.find("order_intake_queue_depth 2") != std::string::npos;
+    }));
+    auto throttled = s.post(kOrder);
+    CHECK(throttled.status == 429);
+    CHECK(throttled.headers["retry-after"] == "1");
+    release.set_value();
+    for (auto& f : inflight) CHECK(f.get().status == 201);
+    CHECK(s.orders().size() == 3);
+}

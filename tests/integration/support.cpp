@@ -1,0 +1,188 @@
+#include "support.hpp"
+
+#include "orderpipe/kafka/admin.hpp"
+#include "orderpipe/kafka/consumer.hpp"
+
+#include <curl/curl.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+namespace orderpipe::testing {
+
+std::string source_dir() { return ORDERPIPE_SOURCE_DIR; }
+
+std::string bootstrap() {
+    if (const char* env = std::getenv("ORDERPIPE_TEST_BOOTSTRAP"); env != nullptr && *env != 0) {
+        return env;
+    }
+    std::ifstream in(std::string(ORDERPIPE_TEST_STATE_DIR) + "/bootstrap");
+    std::string b;
+    if (!(in >> b)) {
+        throw std::runtime_error(
+            "no broker for integration tests: run them through ctest (the kafka_broker fixture "
+            "starts one) or set ORDERPIPE_TEST_BOOTSTRAP=host:port");
+    }
+    return b;
+}
+
+kafka::ClientConfig client_config(const std::string& client_id) {
+    return {bootstrap(), client_id, {}};
+}
+
+std::string unique_name(const std::string& prefix) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    static const char* hex = "0123456789abcdef";
+    std::string s = prefix + "-";
+    for (int i = 0; i < 10; ++i) s.push_back(hex[rng() % 16]);
+    return s;
+}
+
+std::map<std::string, std::string> create_test_topics(const std::string& prefix,
+                                                      const std::vector<std::string>& names) {
+    std::map<std::string, std::string> out;
+    std::vector<kafka::NewTopic> topics;
+    for (const auto& n : names) {
+        out[n] = prefix + "." + n;
+        topics.push_back({prefix + "." + n, 3, 1, {}});
+    }
+    kafka::create_topics(client_config("test-admin"), topics);
+    return out;
+}
+
+TempDir::TempDir() {
+    auto base = std::filesystem::temp_directory_path() / unique_name("orderpipe-test");
+    std::filesystem::create_directories(base);
+    path_ = base.string();
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+namespace {
+
+std::vector<kafka::ConsumedRecord> read_all(const std::string& topic, const std::string& b,
+                                            bool committed) {
+    kafka::Consumer c({b, "test-reader", {}},
+                      {.group_id = unique_name("test-reader"),
+                       .read_committed = committed,
+                       .partition_eof = true});
+    int partitions = 0;
+    for (int i = 0; i < 20 && partitions == 0; ++i) {
+        partitions = c.partition_count(topic, std::chrono::seconds(5));
+    }
+    if (partitions == 0) throw std::runtime_error("topic " + topic + " does not exist");
+    std::vector<kafka::TopicPartitionOffset> assignment;
+    std::set<int> open;
+    for (int p = 0; p < partitions; ++p) {
+        assignment.push_back({topic, p, kafka::Consumer::kBeginning});
+        open.insert(p);
+    }
+    c.assign(assignment);
+    std::vector<kafka::ConsumedRecord> out;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!open.empty()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            throw std::runtime_error("reading " + topic + " did not reach the end in 60 s");
+        }
+        auto r = c.poll_batch(10000, std::chrono::milliseconds(200));
+        for (auto& rec : r.records) out.push_back(std::move(rec));
+        for (const auto& tp : r.reached_end) open.erase(tp.partition);
+    }
+    return out;
+}
+
+size_t write_body(char* ptr, size_t size, size_t n, void* userdata) {
+    static_cast<std::string*>(userdata)->append(ptr, size * n);
+    return size * n;
+}
+
+size_t write_header(char* ptr, size_t size, size_t n, void* userdata) {
+    std::string line(ptr, size * n);
+    auto colon = line.find(':');
+    if (colon != std::string::npos) {
+        std::string name = line.substr(0, colon);
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        std::string value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
+        while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
+        (*static_cast<std::map<std::string, std::string>*>(userdata))[name] = value;
+    }
+    return size * n;
+}
+
+}  // namespace
+
+std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic, const std::string& b) {
+    return read_all(topic, b, true);
+}
+
+std::vector<kafka::ConsumedRecord> read_uncommitted(const std::string& topic, const std::string& b) {
+    return read_all(topic, b, false);
+}
+
+nlohmann::json HttpResponse::json() const { return nlohmann::json::parse(body); }
+
+HttpResponse http_request(const std::string& method, const std::string& url, const std::string& body,
+                          const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
+    CURL* curl = curl_easy_init();
+    if (curl == nullptr) throw std::runtime_error("curl_easy_init failed");
+    HttpResponse r;
+    curl_slist* list = nullptr;
+    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+    list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (!body.empty() || method == "POST" || method == "PUT") {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, write_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.headers);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    const CURLcode rc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    if (rc != CURLE_OK) {
+        throw std::runtime_error(method + " " + url + ": " + curl_easy_strerror(rc));
+    }
+    return r;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    auto pause = std::chrono::milliseconds(10);
+    while (std::chrono::steady_clock::now() < until) {
+        if (condition()) return true;
+        std::this_thread::sleep_for(pause);  // polling interval, not synchronisation
+        pause = std::min(pause * 2, std::chrono::milliseconds(250));
+    }
+    return condition();
+}
+
+std::pair<int, std::string> run_command(const std::string& command) {
+    std::string out;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
+    std::array<char, 4096> buf{};
+    size_t n = 0;
+    while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+    const int status = pclose(pipe);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace orderpipe::testing

@@ -1,0 +1,71 @@
+#pragma once
+// Shared helpers for integration tests (*_kafkatest.cpp): they run against a real broker.
+
+#include "orderpipe/kafka/types.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace orderpipe::testing {
+
+/// The broker under test: $ORDERPIPE_TEST_BOOTSTRAP, else the one the ctest fixture started.
+std::string bootstrap();
+kafka::ClientConfig client_config(const std::string& client_id = "orderpipe-test");
+
+/// A name nobody else uses: "<prefix>-<random>".
+std::string unique_name(const std::string& prefix);
+
+/// Creates `<prefix>.<name>` topics with 3 partitions; returns name → full topic name.
+std::map<std::string, std::string> create_test_topics(const std::string& prefix,
+                                                      const std::vector<std::string>& names);
+
+/// A fresh temporary directory, removed by the destructor.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+/// Every committed record of `topic` (read_committed, from the beginning to the end).
+std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic,
+                                                  const std::string& bootstrap_servers = bootstrap());
+/// Same, read_uncommitted: also shows records of aborted or open transactions.
+std::vector<kafka::ConsumedRecord> read_uncommitted(const std::string& topic,
+                                                    const std::string& bootstrap_servers = bootstrap());
+
+struct HttpResponse {
+    long status = 0;
+    std::map<std::string, std::string> headers;  ///< lower-case names
+    std::string body;
+    nlohmann::json json() const;
+};
+
+/// A blocking HTTP request (libcurl). Throws on a transport error.
+HttpResponse http_request(const std::string& method, const std::string& url,
+                          const std::string& body = {},
+                          const std::vector<std::string>& headers = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+/// Polls `condition` until it holds or `deadline` passes. @returns whether it held.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds deadline = std::chrono::seconds(30));
+
+/// Runs a command through /bin/sh; returns its exit status and stdout.
+std::pair<int, std::string> run_command(const std::string& command);
+
+/// The repository root (for scripts/).
+std::string source_dir();
+
+}  // namespace orderpipe::testing

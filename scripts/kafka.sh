@@ -59,7 +59,8 @@ case "$cmd" in
     ;;
 esac
 
-opt_port="${KAFKA_PORT:-}"
+opt_port=""
+env_port="${KAFKA_PORT:-}"
 opt_cport="${KAFKA_CONTROLLER_PORT:-}"
 opt_data="${KAFKA_DATA_DIR:-}"
 opt_bootstrap_file=""
@@ -88,6 +89,7 @@ done
 
 is_port() { [[ "$1" =~ ^[0-9]+$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
 [[ -z "$opt_port" || "$opt_port" == auto ]] || is_port "$opt_port" || die "bad --port: $opt_port"
+[[ -z "$env_port" || "$env_port" == auto ]] || is_port "$env_port" || die "bad KAFKA_PORT: $env_port"
 [[ -z "$opt_cport" ]] || is_port "$opt_cport" || die "bad --controller-port: $opt_cport"
 [[ "$start_timeout" =~ ^[0-9]+$ ]] || die "bad start timeout: $start_timeout"
 [[ "$stop_timeout" =~ ^[0-9]+$ ]] || die "bad KAFKA_STOP_TIMEOUT: $stop_timeout"
@@ -150,16 +152,31 @@ pid_alive() {
   [[ -n "$st" && "$st" != Z && "$st" != X ]]
 }
 
-# Prints the pid of the broker of $data_dir if it runs.
+is_our_broker() {
+  pid_alive "$1" &&
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $data_dir/server.properties "
+}
+
+# Prints the pid of the broker of $data_dir if it runs (from kafka.pid; if that file is gone
+# or stale, by looking for its command line).
 broker_pid() {
-  local pid
-  [[ -f "$data_dir/kafka.pid" ]] || return 1
-  pid="$(cat "$data_dir/kafka.pid" 2>/dev/null)" || return 1
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  pid_alive "$pid" || return 1
-  # The pid may have been reused: check it is our broker.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $data_dir/server.properties" || return 1
-  echo "$pid"
+  local pid=""
+  if [[ -f "$data_dir/kafka.pid" ]]; then
+    pid="$(cat "$data_dir/kafka.pid" 2>/dev/null)" || pid=""
+  fi
+  if [[ "$pid" =~ ^[0-9]+$ ]] && is_our_broker "$pid"; then
+    echo "$pid"
+    return 0
+  fi
+  command -v pgrep >/dev/null 2>&1 || return 1
+  for pid in $(pgrep -f -- "kafka\.Kafka .*server\.properties" || true); do
+    if is_our_broker "$pid"; then
+      echo "$pid" >"$data_dir/kafka.pid"
+      echo "$pid"
+      return 0
+    fi
+  done
+  return 1
 }
 
 # True when a Kafka broker answers a metadata request on <host:port>.
@@ -220,14 +237,21 @@ if [[ -n "$opt_data" ]]; then
   load_state
 fi
 
+# Port: for start, --port N > the port stored in --data-dir > KAFKA_PORT=N > auto > 9092;
+# for stop/status, the stored port (that is where it runs) > --port/KAFKA_PORT > 9092.
 port=""
-if is_port "${opt_port:-x}"; then
+want_port="${opt_port:-$env_port}"
+starting=0
+[[ "$cmd" == start || "$cmd" == restart ]] && starting=1
+if ((starting)) && is_port "${opt_port:-x}"; then
   port="$opt_port"
 elif [[ -n "$stored_port" ]]; then
   port="$stored_port"
-elif [[ "$opt_port" == auto && ("$cmd" == start || "$cmd" == restart) ]]; then
+elif is_port "${want_port:-x}"; then
+  port="$want_port"
+elif [[ "$want_port" == auto ]] && ((starting)); then
   port="$(pick_free_port "$([[ -z "$opt_cport" ]] && echo pair)")"
-elif [[ "$opt_port" == auto ]]; then
+elif [[ "$want_port" == auto ]]; then
   # stop/status of a data dir that has never been started: nothing runs there.
   [[ -n "${data_dir:-}" ]] || die "--port auto needs --data-dir for $cmd"
   port=0
@@ -306,6 +330,9 @@ do_start() {
   lock_data_dir
 
   if pid="$(broker_pid)"; then
+    if [[ -n "$stored_port" && "$stored_port" != "$port" ]]; then
+      die "the broker of $data_dir already runs on port $stored_port (pid $pid): stop it first to move it to port $port"
+    fi
     if ! broker_answers "$bootstrap"; then
       die "broker pid $pid of $data_dir runs but does not answer on $bootstrap (see $data_dir/server.log)"
     fi
@@ -315,7 +342,7 @@ do_start() {
     return 0
   fi
 
-  if [[ "$opt_port" == auto ]] && ! port_is_free "$port"; then
+  if [[ "$want_port" == auto ]] && ! is_port "${opt_port:-x}" && ! port_is_free "$port"; then
     # The port stored in the data dir was taken meanwhile: pick another one.
     port="$(pick_free_port "$([[ -z "$opt_cport" ]] && echo pair)")"
     bootstrap="${bootstrap%:*}:$port"
@@ -360,7 +387,7 @@ do_start() {
 # Written by scripts/kafka.sh on every start: edits are overwritten.
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@$host:$cport
+controller.quorum.voters=1@${bootstrap%:*}:$cport
 listeners=PLAINTEXT://$bootstrap,CONTROLLER://${bootstrap%:*}:$cport
 advertised.listeners=PLAINTEXT://$bootstrap
 inter.broker.listener.name=PLAINTEXT

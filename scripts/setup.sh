@@ -27,6 +27,12 @@ SUDO=()
 if [[ "$(id -u)" -ne 0 ]]; then
   SUDO=(sudo)
 fi
+need_sudo() {
+  if ((${#SUDO[@]} > 0)) && ! command -v sudo >/dev/null 2>&1; then
+    echo "setup: error: not root and sudo is not installed: run scripts/setup.sh as root" >&2
+    exit 1
+  fi
+}
 
 start_s=$SECONDS
 
@@ -48,6 +54,7 @@ if ((${#missing[@]} == 0)); then
   log "Debian packages: all ${#PACKAGES[@]} present"
 else
   log "Debian packages: installing ${#missing[@]} missing: ${missing[*]}"
+  need_sudo
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -5,8 +5,9 @@
 #   start  writes the bootstrap string to <state-dir>/bootstrap. If ORDERPIPE_TEST_BOOTSTRAP is
 #          set, that is all it does (the tests then use that broker, whose topics must exist).
 #          Otherwise it starts a private broker on a free port with its data in
-#          <state-dir>/kafka (scripts/kafka.sh start --port auto) and creates the topics
-#          (scripts/create-topics.sh).
+#          <state-dir>/kafka (scripts/kafka.sh start --port auto; stale data of a broker
+#          that no longer runs is wiped first) and creates the topics (scripts/create-topics.sh).
+#          Already running there: reused.
 #   stop   stops that broker and removes <state-dir>/kafka and <state-dir>/bootstrap; does
 #          nothing when ORDERPIPE_TEST_BOOTSTRAP is set.
 # Tests read the bootstrap with e.g. $(cat <state-dir>/bootstrap).
@@ -34,6 +35,11 @@ case "$cmd" in
       exit 0
     fi
     rm -f "$state_dir/bootstrap"
+    # Left over from a run that never stopped its broker: start from empty storage.
+    if [[ -d "$state_dir/kafka" ]] &&
+      ! "$SCRIPT_DIR/kafka.sh" status --data-dir "$state_dir/kafka" >/dev/null; then
+      rm -rf "${state_dir:?}/kafka"
+    fi
     "$SCRIPT_DIR/kafka.sh" start --port auto --data-dir "$state_dir/kafka" \
       --bootstrap-file "$state_dir/bootstrap"
     bootstrap="$(cat "$state_dir/bootstrap")"

@@ -34,10 +34,26 @@ import org.apache.kafka.common.errors.TopicExistsException;
 public final class CreateTopics {
   private CreateTopics() {}
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
+    try {
+      System.exit(run(args));
+    } catch (Exception e) {
+      Throwable c = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+      if (c instanceof java.util.concurrent.TimeoutException
+          || c instanceof org.apache.kafka.common.errors.TimeoutException) {
+        System.err.println("error: no answer from " + (args.length > 0 ? args[0] : "?")
+            + " in time (" + c.getClass().getName() + ")");
+      } else {
+        System.err.println("error: " + c);
+      }
+      System.exit(1);
+    }
+  }
+
+  private static int run(String[] args) throws Exception {
     if (args.length != 2) {
       System.err.println("usage: CreateTopics <bootstrap> <timeout-ms> < topic-specs");
-      System.exit(2);
+      return 2;
     }
     final String bootstrap = args[0];
     final long timeoutMs = Long.parseLong(args[1]);
@@ -74,7 +90,8 @@ public final class CreateTopics {
     props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     props.put(AdminClientConfig.CLIENT_ID_CONFIG, "orderpipe-create-topics");
     props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) Math.max(1000, timeoutMs));
-    props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10000);
+    props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG,
+        (int) Math.min(10000, Math.max(1000, timeoutMs)));
 
     int failures = 0;
     try (Admin admin = Admin.create(props)) {
@@ -114,8 +131,8 @@ public final class CreateTopics {
       // after this script then finds them ready.
       while (true) {
         try {
-          Map<String, TopicDescription> described = admin.describeTopics(wanted.keySet()).allTopicNames()
-              .get(remaining(deadline), TimeUnit.MILLISECONDS);
+          Map<String, TopicDescription> described = admin.describeTopics(wanted.keySet())
+              .allTopicNames().get(remaining(deadline), TimeUnit.MILLISECONDS);
           if (allHaveLeaders(described)) {
             break;
           }
@@ -143,7 +160,7 @@ public final class CreateTopics {
             d.partitions().size(), rf);
       }
     }
-    System.exit(failures == 0 ? 0 : 1);
+    return failures == 0 ? 0 : 1;
   }
 
   private static boolean allHaveLeaders(Map<String, TopicDescription> described) {

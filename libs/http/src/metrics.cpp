@@ -10,9 +10,9 @@ namespace {
 
 // 0.5 ms ... 5 s: from a cached GET to a POST waiting on a slow transaction commit.
 const prometheus::Histogram::BucketBoundaries& duration_buckets() {
-    static const prometheus::Histogram::BucketBoundaries kBuckets{
+    static const prometheus::Histogram::BucketBoundaries buckets{
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0};
-    return kBuckets;
+    return buckets;
 }
 
 }  // namespace

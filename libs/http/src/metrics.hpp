@@ -23,7 +23,7 @@ namespace orderpipe::http::detail {
 
 /// Metrics of one (route, method) label pair. Thread-safe.
 class EndpointMetrics {
-public:
+  public:
     EndpointMetrics(prometheus::Family<prometheus::Counter>& requests,
                     prometheus::Family<prometheus::Histogram>& duration, std::string route,
                     std::string method);
@@ -31,7 +31,7 @@ public:
     /// Counts one response with `status` and records how long it took.
     void observe(int status, double seconds);
 
-private:
+  private:
     static constexpr int kMaxStatus = 600;
     prometheus::Family<prometheus::Counter>& requests_;
     prometheus::Histogram& duration_;
@@ -44,14 +44,14 @@ private:
 
 /// Owner of the metric families and of every EndpointMetrics. Thread-safe.
 class HttpMetrics {
-public:
+  public:
     explicit HttpMetrics(prometheus::Registry& registry);
 
     /// The metrics for (route, method); created on first use, stable address afterwards.
     /// Takes a lock: the hot path keeps the returned reference (see Router::bind_metrics).
     EndpointMetrics& endpoint(std::string_view route, std::string_view method);
 
-private:
+  private:
     prometheus::Family<prometheus::Counter>& requests_;
     prometheus::Family<prometheus::Histogram>& duration_;
     std::mutex mutex_;

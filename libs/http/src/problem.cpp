@@ -25,7 +25,7 @@ Response problem(int status, std::string title, std::string detail, nlohmann::js
     body["type"] = "about:blank";
     if (extra.is_object()) {
         if (auto type = extra.find("type"); type != extra.end() && type->is_string()) {
-            body["type"] = std::move(*type);
+            body["type"] = *type;
         }
     }
     body["title"] = title.empty() ? reason_phrase(status) : std::move(title);
@@ -34,9 +34,9 @@ Response problem(int status, std::string title, std::string detail, nlohmann::js
         body["detail"] = std::move(detail);
     }
     if (extra.is_object()) {
-        for (auto& [key, value] : extra.items()) {
+        for (const auto& [key, value] : extra.items()) {
             if (key != "type" && key != "title" && key != "status" && key != "detail") {
-                body[key] = std::move(value);
+                body[key] = value;
             }
         }
     }

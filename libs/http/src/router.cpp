@@ -102,8 +102,10 @@ void Router::add(std::string method, std::string pattern, Handler handler) {
             same = a.is_param == b.is_param && (a.is_param || a.text == b.text);
         }
         if (same) {
-            throw std::invalid_argument("http route: " + method + " " + pattern +
-                                        " clashes with " + existing.pattern);
+            std::string message = "http route: ";
+            message.append(method).append(" ").append(pattern).append(" clashes with ");
+            message.append(existing.pattern);
+            throw std::invalid_argument(message);
         }
     }
 

@@ -26,7 +26,7 @@ struct Route {
 };
 
 class Router {
-public:
+  public:
     /// @throws std::invalid_argument on a malformed method or pattern, or a duplicate route.
     void add(std::string method, std::string pattern, Handler handler);
 
@@ -44,7 +44,7 @@ public:
     [[nodiscard]] Match match(std::string_view method, const std::vector<std::string>& segments,
                               std::map<std::string, std::string>& params) const;
 
-private:
+  private:
     std::vector<Route> routes_;
 };
 

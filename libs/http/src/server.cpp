@@ -59,7 +59,7 @@ bool Responder::responded() const noexcept {
 // ---- Server -----------------------------------------------------------------------------------
 
 class Server::Impl final : public detail::ServerCore {
-public:
+  public:
     using ServerCore::ServerCore;
 };
 

@@ -9,14 +9,14 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <nlohmann/json.hpp>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
-#include <spdlog/spdlog.h>
 
 #include "orderpipe/http/problem.hpp"
 #include "session.hpp"
@@ -55,13 +55,13 @@ ServerCore::ServerCore(ServerOptions options, std::shared_ptr<prometheus::Regist
       acceptor_(accept_strand_),
       accept_retry_timer_(accept_strand_) {
     options_.threads = std::max(1U, options_.threads);
-    router_.add("GET", "/livez", [](Request&&, Responder respond) {
+    router_.add("GET", "/livez", [](Request&&, const Responder& respond) {
         respond(Response::json(200, {{"status", "alive"}}));
     });
     router_.add("GET", "/readyz",
-                [this](Request&&, Responder respond) { respond(readiness_response()); });
+                [this](Request&&, const Responder& respond) { respond(readiness_response()); });
     router_.add("GET", "/metrics",
-                [this](Request&&, Responder respond) { respond(metrics_response()); });
+                [this](Request&&, const Responder& respond) { respond(metrics_response()); });
 }
 
 ServerCore::~ServerCore() {

@@ -38,7 +38,7 @@ struct Liveness {
 };
 
 class ServerCore {
-public:
+  public:
     ServerCore(ServerOptions options, std::shared_ptr<prometheus::Registry> registry);
     ~ServerCore();
 
@@ -63,7 +63,7 @@ public:
     [[nodiscard]] bool stopping() const { return stopping_.load(std::memory_order_acquire); }
     void unregister_session(Session* session);
 
-private:
+  private:
     void do_accept();
     void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
     void run_io();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
@@ -10,7 +11,6 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include "metrics.hpp"
 #include "orderpipe/http/problem.hpp"
@@ -30,9 +30,9 @@ constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 // After answering an unreadable request we read and discard what the client still sends before
 // closing: closing with unread input makes the kernel send RST, which can destroy our 413/400
 // before the client reads it.
-constexpr std::size_t kLingerMaxBytes = 1024 * 1024;
+constexpr std::size_t kLingerMaxBytes = std::size_t{1024} * 1024;
 constexpr std::chrono::milliseconds kLingerTimeout{2000};
-constexpr std::size_t kLingerChunk = 16 * 1024;
+constexpr std::size_t kLingerChunk = std::size_t{16} * 1024;
 constexpr std::string_view kUnmatched = "unmatched";
 
 std::string format_remote(const tcp::socket& socket) {
@@ -149,8 +149,9 @@ void Session::do_read_header() {
     // One deadline for the whole request (headers and body); it is also the keep-alive idle
     // timeout and the defence against slow-loris clients.
     stream_.expires_after(core_.options().read_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             beast::bind_front_handler(&Session::on_read_header, shared_from_this()));
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&Session::on_read_header, shared_from_this()));
 }
 
 void Session::on_read_header(beast::error_code ec, std::size_t /*bytes*/) {
@@ -166,9 +167,9 @@ void Session::on_read_header(beast::error_code ec, std::size_t /*bytes*/) {
         // The body fits (a too large Content-Length already failed with body_limit): tell the
         // client to send it instead of letting it wait for its own timeout.
         continue_ = bhttp::response<bhttp::empty_body>(bhttp::status::continue_, header.version());
-        bhttp::async_write(stream_, continue_,
-                           beast::bind_front_handler(&Session::on_continue_written,
-                                                     shared_from_this()));
+        bhttp::async_write(
+            stream_, continue_,
+            beast::bind_front_handler(&Session::on_continue_written, shared_from_this()));
         return;
     }
     do_read_body();
@@ -214,10 +215,10 @@ void Session::on_read_error(beast::error_code ec) {
         return;
     }
     if (ec == bhttp::error::header_limit) {
-        reply_and_close(problem(431, "Request Header Fields Too Large",
-                                "the request header exceeds " + std::to_string(kHeaderLimit) +
-                                    " bytes"),
-                        core_.metrics().endpoint(kUnmatched, method_label(parser_->get())));
+        reply_and_close(
+            problem(431, "Request Header Fields Too Large",
+                    "the request header exceeds " + std::to_string(kHeaderLimit) + " bytes"),
+            core_.metrics().endpoint(kUnmatched, method_label(parser_->get())));
         return;
     }
     // end_of_stream: the client closed between requests. partial_message: it closed mid-request.
@@ -273,8 +274,8 @@ void Session::on_request() {
         if (match.allow.empty()) {
             send(problem(404, "Not Found", "no route for " + target.path));
         } else {
-            Response response = problem(405, "Method Not Allowed",
-                                        method_ + " is not allowed on " + target.path);
+            Response response =
+                problem(405, "Method Not Allowed", method_ + " is not allowed on " + target.path);
             response.headers.emplace_back("Allow", match.allow);
             send(std::move(response));
         }
@@ -288,7 +289,8 @@ void Session::on_request() {
     request.target.assign(message.target());
     request.path = std::move(target.path);
     request.query = std::move(target.query);
-    request.headers.reserve(static_cast<std::size_t>(std::distance(message.begin(), message.end())));
+    request.headers.reserve(
+        static_cast<std::size_t>(std::distance(message.begin(), message.end())));
     for (const auto& field : message) {
         request.headers.emplace_back(field.name_string(), field.value());
     }
@@ -340,7 +342,8 @@ void Session::send(Response response) {
     if (auto reason = invalid_reason(response); !reason.empty()) {
         spdlog::error("{}handler for {} {} produced an invalid response ({}); sent 500",
                       core_.log_prefix(), method_, route_label_, reason);
-        response = problem(500, "Internal Server Error", "the handler produced an invalid response");
+        response =
+            problem(500, "Internal Server Error", "the handler produced an invalid response");
     }
     bool close = !keep_alive_ || stopping_ || core_.stopping();
 
@@ -382,7 +385,7 @@ void Session::send(Response response) {
 void Session::on_write(beast::error_code ec, std::size_t /*bytes*/) {
     if (endpoint_ != nullptr) {
         const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started_;
-        endpoint_->observe(response_.result_int(), elapsed.count());
+        endpoint_->observe(static_cast<int>(response_.result_int()), elapsed.count());
         endpoint_ = nullptr;
     }
     if (state_ == State::closed) {
@@ -410,11 +413,12 @@ void Session::linger() {
     state_ = State::lingering;
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::min<std::chrono::milliseconds>(kLingerTimeout,
-                                                              core_.options().read_timeout));
+    stream_.expires_after(
+        std::min<std::chrono::milliseconds>(kLingerTimeout, core_.options().read_timeout));
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(kLingerChunk),
-                            beast::bind_front_handler(&Session::on_linger_read, shared_from_this()));
+    stream_.async_read_some(
+        buffer_.prepare(kLingerChunk),
+        beast::bind_front_handler(&Session::on_linger_read, shared_from_this()));
 }
 
 void Session::on_linger_read(beast::error_code ec, std::size_t bytes) {
@@ -426,8 +430,9 @@ void Session::on_linger_read(beast::error_code ec, std::size_t bytes) {
         close_now();
         return;
     }
-    stream_.async_read_some(buffer_.prepare(kLingerChunk),
-                            beast::bind_front_handler(&Session::on_linger_read, shared_from_this()));
+    stream_.async_read_some(
+        buffer_.prepare(kLingerChunk),
+        beast::bind_front_handler(&Session::on_linger_read, shared_from_this()));
 }
 
 void Session::close_now() {

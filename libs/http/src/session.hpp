@@ -49,7 +49,7 @@ struct ResponderState {
 };
 
 class Session : public std::enable_shared_from_this<Session> {
-public:
+  public:
     Session(ServerCore& core, boost::asio::ip::tcp::socket&& socket);
 
     /// Starts reading the first request. Call once, after registering the session.
@@ -60,7 +60,7 @@ public:
     /// Queues `response` on the strand. Thread-safe; called by ResponderState.
     void post_response(Response response, bool dropped);
 
-private:
+  private:
     enum class State { reading, handling, writing, lingering, closed };
 
     void do_read_header();

@@ -70,7 +70,7 @@ ParsedTarget parse_target(std::string_view target) {
         scheme_end != std::string_view::npos && target.front() != '/') {
         const auto path_start = target.find('/', scheme_end + 3);
         target = path_start == std::string_view::npos ? std::string_view{"/"}
-                                                       : target.substr(path_start);
+                                                      : target.substr(path_start);
     }
     if (target.empty() || target.front() != '/') {
         result.error = "request target must start with '/'";

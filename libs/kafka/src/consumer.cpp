@@ -194,6 +194,35 @@ int Consumer::partition_count(const std::string& topic, std::chrono::millisecond
     return count;
 }
 
+std::vector<std::pair<TopicPartition, std::int64_t>> Consumer::lag() const {
+    std::vector<std::pair<TopicPartition, std::int64_t>> out;
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(impl_->rk.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+    impl::PartitionListHolder list(raw);
+    if (list->cnt == 0) return out;
+    rd_kafka_position(impl_->rk.get(), list.get());
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        std::int64_t low = 0;
+        std::int64_t high = 0;
+        if (p.offset < 0 || rd_kafka_get_watermark_offsets(impl_->rk.get(), p.topic, p.partition,
+                                                           &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0) {
+            continue;
+        }
+        out.push_back({{p.topic, p.partition}, std::max<std::int64_t>(0, high - p.offset)});
+    }
+    return out;
+}
+
+void Consumer::wake() {
+    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(impl_->rk.get());
+    if (q != nullptr) {
+        rd_kafka_queue_yield(q);
+        rd_kafka_queue_destroy(q);
+    }
+}
+
 void Consumer::close() {
     if (!impl_ || impl_->closed || !impl_->rk) return;
     impl_->closed = true;

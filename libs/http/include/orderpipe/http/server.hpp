@@ -73,7 +73,7 @@ struct ResponderState;
 /// 500 problem+json, so a connection can never hang on a forgotten Responder. Calling it after the
 /// Server is stopped or destroyed is safe and does nothing.
 class Responder {
-public:
+  public:
     /// Sends `response`, unless a response was already sent for this request.
     void operator()(Response response) const;
 
@@ -83,7 +83,7 @@ public:
     /// Used by the server; handlers receive ready-made Responders.
     explicit Responder(std::shared_ptr<detail::ResponderState> state) noexcept;
 
-private:
+  private:
     std::shared_ptr<detail::ResponderState> state_;
 };
 
@@ -94,9 +94,10 @@ using Handler = std::function<void(Request&&, Responder)>;
 /// Server configuration.
 struct ServerOptions {
     std::string address = "0.0.0.0";  ///< Address to bind (IPv4 or IPv6 literal).
-    std::uint16_t port = 0;            ///< Port to bind; 0 picks an ephemeral port (see port()).
-    unsigned threads = 1;              ///< io threads; 0 is treated as 1.
-    std::size_t max_body_bytes = 64 * 1024;  ///< Larger request bodies are answered with 413.
+    std::uint16_t port = 0;           ///< Port to bind; 0 picks an ephemeral port (see port()).
+    unsigned threads = 1;             ///< io threads; 0 is treated as 1.
+    std::size_t max_body_bytes =
+        std::size_t{64} * 1024;  ///< Larger request bodies are answered with 413.
     /// Deadline to receive a whole request (headers and body); also the keep-alive idle timeout
     /// and the deadline to write a response.
     std::chrono::milliseconds read_timeout{30000};
@@ -119,7 +120,7 @@ struct ServerOptions {
 /// destructor) from one thread; port() and set_readiness() may be called from any thread.
 /// stop() and the destructor must not be called from a handler (they join the io threads).
 class Server {
-public:
+  public:
     /// @param registry where the server's metrics live and what /metrics serves; when null, a
     ///        private registry is used.
     Server(ServerOptions options, std::shared_ptr<prometheus::Registry> registry);
@@ -156,7 +157,7 @@ public:
     /// The bound port (useful with port 0); 0 before start(). Thread-safe.
     [[nodiscard]] std::uint16_t port() const;
 
-private:
+  private:
     class Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -66,6 +66,13 @@ public:
     /// Number of partitions of `topic`, or 0 if it does not exist.
     int partition_count(const std::string& topic, std::chrono::milliseconds timeout);
 
+    /// Per assigned partition: high watermark minus position, from locally cached watermarks
+    /// (no broker round trip). Partitions without a known position are skipped.
+    std::vector<std::pair<TopicPartition, std::int64_t>> lag() const;
+
+    /// Makes a poll_batch() that is waiting return early. Thread-safe.
+    void wake();
+
     /// Leaves the group. Idempotent.
     void close();
 

@@ -172,6 +172,17 @@ void Intake::process(std::vector<Pending>& batch) {
     batch_size_->Observe(static_cast<double>(batch.size()));
     if (committed) {
         txn_committed_->Increment();
+        if (options_.after_commit) {
+            std::vector<const AcceptedOrder*> orders;
+            orders.reserve(batch.size());
+            for (const auto& p : batch) orders.push_back(&p.order);
+            try {
+                options_.after_commit(orders);
+            } catch (const std::exception& e) {
+                // The orders are committed; the projection of orders.events fills the gap.
+                log::error("write-through after commit failed", {{"error", e.what()}});
+            }
+        }
         for (auto& p : batch) p.done({IntakeOutcome::kCommitted, {}});
     } else {
         txn_aborted_->Increment();

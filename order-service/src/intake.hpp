@@ -32,6 +32,9 @@ struct IntakeOptions {
     /// Test hook: called inside each open transaction after its records were produced; throwing
     /// aborts that transaction (fault injection).
     std::function<void(std::size_t batch_size)> before_commit;
+    /// Called on the intake thread after a transaction committed, before its orders are
+    /// answered (the read model's write-through, for read-your-writes).
+    std::function<void(const std::vector<const AcceptedOrder*>&)> after_commit;
 };
 
 enum class IntakeOutcome {

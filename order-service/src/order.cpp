@@ -173,11 +173,13 @@ std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& o) {
     CloudEvent first = CloudEvent::make("ORDER_CREATED", kSource, o.order_id, o.correlation_id,
                                         std::nullopt, o.traceparent, created);
     first.time = o.created_at;
+    if (!o.created_event_id.empty()) first.id = o.created_event_id;
     json lines = json::array();
     for (const auto& l : o.request.items) lines.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
     CloudEvent second = CloudEvent::caused_by(
         first, "INVENTORY_RESERVE_REQUESTED", kSource,
         {{"order_id", o.order_id}, {"items", std::move(lines)}, {"order", std::move(created)}});
+    if (!o.reserve_event_id.empty()) second.id = o.reserve_event_id;
     return {std::move(first), std::move(second)};
 }
 

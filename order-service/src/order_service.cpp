@@ -31,24 +31,8 @@ http::Response created(const json& body) {
     return r;
 }
 
-json order_view(const AcceptedOrder& o) {
-    json items = json::array();
-    for (const auto& l : o.request.items) {
-        items.push_back(
-            {{"sku", l.sku}, {"quantity", l.quantity}, {"unit_price", l.unit_price.to_string()}});
-    }
-    return {{"order_id", o.order_id},
-            {"customer_id", o.request.customer_id},
-            {"status", "PENDING"},
-            {"items", std::move(items)},
-            {"total", o.request.total.to_string()},
-            {"currency", o.request.currency},
-            {"created_at", o.created_at},
-            {"history", json::array({{{"status", "PENDING"}, {"at", o.created_at}}})}};
-}
-
-std::vector<std::string> produced_topics(const IntakeOptions& o) {
-    return {o.orders_topic, o.inventory_topic};
+std::vector<std::string> required_topics(const SagaTopics& t) {
+    return {t.orders, t.inventory_requests, t.inventory_responses, t.notifications};
 }
 
 }  // namespace
@@ -66,6 +50,8 @@ OrderServiceConfig OrderServiceConfig::from_env(EnvReader& env) {
     c.http_threads = static_cast<unsigned>(env.integer("HTTP_THREADS", 2, 1, 64));
     c.idempotency_retention =
         std::chrono::hours(env.integer("IDEMPOTENCY_RETENTION_HOURS", 48, 24, 24 * 365));
+    c.order_timeout = env.millis("ORDER_TIMEOUT", c.order_timeout, std::chrono::milliseconds(100),
+                                 std::chrono::hours(24 * 7));
     return c;
 }
 
@@ -79,24 +65,87 @@ OrderService::OrderService(OrderServiceConfig config)
 
 OrderService::~OrderService() { stop(); }
 
+void OrderService::fence(const std::string& transactional_id) {
+    // init_transactions with our transactional.id aborts whatever a dead predecessor left open,
+    // so the read model's catch-up below is not stuck behind its last stable offset.
+    kafka::ProducerOptions po;
+    po.transactional_id = transactional_id;
+    po.operation_timeout = config_.kafka_timeout;
+    kafka::TransactionalProducer fencer(
+        {config_.common.bootstrap_servers, transactional_id, config_.common.kafka_overrides}, po);
+    const auto until = std::chrono::steady_clock::now() + config_.catch_up_deadline;
+    for (;;) {
+        try {
+            fencer.init_transactions();
+            return;
+        } catch (const kafka::KafkaException& e) {
+            if (std::chrono::steady_clock::now() > until) throw;
+            log::warn("waiting for Kafka to fence the previous instance",
+                      {{"transactional_id", transactional_id}, {"error", e.what()}});
+        }
+    }
+}
+
 void OrderService::start() {
     std::filesystem::create_directories(config_.common.data_dir);
-    idempotency_ = std::make_unique<IdempotencyStore>(
-        (std::filesystem::path(config_.common.data_dir) / "order-service.db").string(),
-        config_.idempotency_retention);
+    const std::string db_path =
+        (std::filesystem::path(config_.common.data_dir) / "order-service.db").string();
+    idempotency_ = std::make_unique<IdempotencyStore>(db_path, config_.idempotency_retention);
     if (auto purged = idempotency_->purge_expired(); purged > 0) {
         log::info("purged expired idempotency keys", {{"count", purged}});
     }
-    resolve_pending_keys();
+    read_store_ = std::make_unique<OrderStore>(db_path);
+    intake_store_ = std::make_unique<OrderStore>(db_path);
+    saga_store_ = std::make_unique<OrderStore>(db_path);
 
-    kafka::ClientConfig kc{config_.common.bootstrap_servers, config_.common.transactional_id(),
+    const std::string intake_id = config_.common.transactional_id();
+    const std::string saga_id = intake_id + "-saga";
+    kafka::ClientConfig kc{config_.common.bootstrap_servers, intake_id,
                            config_.common.kafka_overrides};
+    auto on_change = [this](const std::string& id, const std::string& status) {
+        waiters_.notify(id, status);
+    };
+
+    // Nothing may decide before the read model holds everything already committed.
+    fence(intake_id);
+    fence(saga_id);
+    projection_ = std::make_unique<OrderProjection>(kc, config_.topics.orders, db_path, on_change);
+    projection_->catch_up(config_.catch_up_deadline);
+    resolve_pending_keys();
+    projection_->start();
+
     kafka::ProducerOptions po;
-    po.transactional_id = config_.common.transactional_id();
+    po.transactional_id = intake_id;
     po.operation_timeout = config_.kafka_timeout;
     auto producer = std::make_unique<kafka::TransactionalProducer>(kc, po);
-    intake_ = std::make_unique<Intake>(std::move(producer), config_.intake, *registry_);
+    IntakeOptions io = config_.intake;
+    io.orders_topic = config_.topics.orders;
+    io.inventory_topic = config_.topics.inventory_requests;
+    io.after_commit = [this](const std::vector<const AcceptedOrder*>& orders) {
+        sqlite::Transaction tx(intake_store_->db());
+        for (const auto* o : orders) {
+            intake_store_->apply_created(o->created_event_id, o->correlation_id, o->traceparent,
+                                         order_document(*o, "PENDING"));
+        }
+        tx.commit();
+    };
+    intake_ = std::make_unique<Intake>(std::move(producer), io, *registry_);
     intake_->start();
+
+    saga_ = std::make_unique<SagaProcessor>(*saga_store_, config_.topics, config_.order_timeout,
+                                            on_change);
+    kafka::LoopOptions lo;
+    lo.name = "order-decisions";
+    lo.group_id = config_.group_id;
+    lo.topics = {config_.topics.inventory_responses};
+    lo.transactional_id = saga_id;
+    lo.batch_max = config_.saga_batch_max;
+    lo.batch_linger = config_.saga_batch_linger;
+    lo.operation_timeout = config_.kafka_timeout;
+    saga_loop_ = std::make_unique<kafka::ProcessingLoop>(
+        kafka::ClientConfig{config_.common.bootstrap_servers, saga_id, config_.common.kafka_overrides},
+        lo, *saga_, *registry_);
+    saga_loop_->start();
 
     http::ServerOptions so;
     so.port = config_.common.http_port;
@@ -107,11 +156,13 @@ void OrderService::start() {
                  [this](http::Request&& r, http::Responder d) { handle_create(std::move(r), d); });
     http_->route("GET", "/orders/{id}",
                  [this](http::Request&& r, http::Responder d) { handle_get(std::move(r), d); });
+    http_->route("POST", "/orders/{id}/cancel",
+                 [this](http::Request&& r, http::Responder d) { handle_cancel(std::move(r), d); });
     http_->set_readiness([this] { return readiness(); });
     http_->start();
     log::info("order-service listening", {{"port", http_->port()},
                                            {"bootstrap", config_.common.bootstrap_servers},
-                                           {"transactional_id", po.transactional_id}});
+                                           {"transactional_id", intake_id}});
 }
 
 void OrderService::stop() {
@@ -119,6 +170,8 @@ void OrderService::stop() {
     // Order matters: readyz says 503 first, queued orders are committed and answered, then the
     // HTTP server drains the answers and closes.
     if (intake_) intake_->stop();
+    if (saga_loop_) saga_loop_->stop();
+    if (projection_) projection_->stop();
     if (http_) http_->stop();
     log::info("order-service stopped");
 }
@@ -134,7 +187,7 @@ std::optional<std::string> OrderService::missing_topic() {
         kafka::Consumer meta({config_.common.bootstrap_servers, "order-service-metadata",
                               config_.common.kafka_overrides},
                              {.group_id = "order-service-metadata"});
-        for (const auto& t : produced_topics(config_.intake)) {
+        for (const auto& t : required_topics(config_.topics)) {
             if (meta.partition_count(t, std::chrono::milliseconds(2000)) == 0) {
                 topics_problem_ = "topic " + t + " is missing (run scripts/create-topics.sh)";
                 return topics_problem_;
@@ -150,62 +203,39 @@ std::optional<std::string> OrderService::missing_topic() {
 std::optional<std::string> OrderService::readiness() {
     if (draining_) return "draining";
     if (auto why = intake_->not_ready_reason()) return why;
+    if (auto why = saga_loop_->not_ready_reason()) return why;
     return missing_topic();
 }
 
 void OrderService::resolve_pending_keys() {
     auto pending = idempotency_->pending();
     if (pending.empty()) return;
-    // A crash between the Kafka commit and the key's completion leaves it pending. orders.events
-    // (read_committed) is the truth: the order is there, or it never happened.
-    std::map<std::string, std::string> key_by_order;
-    for (const auto& p : pending) key_by_order[p.order_id] = p.key;
-    log::warn("resolving idempotency keys left pending by a crash", {{"count", pending.size()}});
-    kafka::Consumer reader({config_.common.bootstrap_servers, "order-service-resolver",
-                            config_.common.kafka_overrides},
-                           {.group_id = "order-service-resolver", .partition_eof = true});
-    const std::string& topic = config_.intake.orders_topic;
-    int partitions = 0;
-    for (int attempt = 0; attempt < 30 && partitions == 0; ++attempt) {
-        try {
-            partitions = reader.partition_count(topic, std::chrono::milliseconds(2000));
-        } catch (const kafka::KafkaException& e) {
-            log::warn("waiting for Kafka to resolve pending keys", {{"error", e.what()}});
+    // A crash between the Kafka commit and the key's completion leaves it pending. The read
+    // model has just caught up with orders.events (read_committed): the order is there, or it
+    // never happened.
+    std::vector<std::pair<std::string, IdempotencyStore::Stored>> committed;
+    std::vector<std::string> never;
+    for (const auto& p : pending) {
+        std::optional<OrderRecord> order;
+        {
+            std::lock_guard lock(read_mu_);
+            order = read_store_->get(p.order_id, false);
         }
-    }
-    if (partitions == 0) {
-        throw std::runtime_error("cannot resolve pending Idempotency-Keys: topic " + topic +
-                                 " is not reachable");
-    }
-    std::vector<kafka::TopicPartitionOffset> assignment;
-    for (int p = 0; p < partitions; ++p) assignment.push_back({topic, p, kafka::Consumer::kBeginning});
-    reader.assign(assignment);
-    std::set<int> open;
-    for (int p = 0; p < partitions; ++p) open.insert(p);
-    std::vector<std::pair<std::string, IdempotencyStore::Stored>> found;
-    while (!open.empty()) {
-        auto batch = reader.poll_batch(1000, std::chrono::milliseconds(500));
-        for (const auto& tp : batch.reached_end) open.erase(tp.partition);
-        for (const auto& rec : batch.records) {
-            if (!rec.key || key_by_order.count(*rec.key) == 0) continue;
-            auto ev = kafka::from_record(rec);
-            auto* e = std::get_if<CloudEvent>(&ev);
-            if (e == nullptr || e->type != "ORDER_CREATED") continue;
-            json body = {{"order_id", *rec.key},
-                         {"status", "PENDING"},
-                         {"total", e->data.value("total", "")},
-                         {"currency", e->data.value("currency", "")},
-                         {"created_at", e->data.value("created_at", "")}};
-            found.push_back({key_by_order[*rec.key], {201, *rec.key, body.dump()}});
-            key_by_order.erase(*rec.key);
+        if (!order) {
+            never.push_back(p.key);
+            continue;
         }
+        json body = {{"order_id", p.order_id},
+                     {"status", "PENDING"},
+                     {"total", order->doc.value("total", "")},
+                     {"currency", order->doc.value("currency", "")},
+                     {"created_at", order->doc.value("created_at", "")}};
+        committed.push_back({p.key, {201, p.order_id, body.dump()}});
     }
-    idempotency_->complete(found);
-    std::vector<std::string> aborted;
-    for (const auto& [order, key] : key_by_order) aborted.push_back(key);
-    idempotency_->release(aborted);
-    log::info("idempotency keys resolved",
-              {{"committed", found.size()}, {"never_committed", aborted.size()}});
+    idempotency_->complete(committed);
+    idempotency_->release(never);
+    log::warn("resolved idempotency keys left pending by a crash",
+              {{"committed", committed.size()}, {"never_committed", never.size()}});
 }
 
 void OrderService::handle_create(http::Request&& req, http::Responder respond) {
@@ -238,6 +268,8 @@ void OrderService::handle_create(http::Request&& req, http::Responder respond) {
 
     AcceptedOrder order;
     order.order_id = new_uuid_v7();
+    order.created_event_id = new_uuid_v7();
+    order.reserve_event_id = new_uuid_v7();
     order.correlation_id = new_uuid_v7();
     order.created_at = now_rfc3339();
     auto incoming = req.header("traceparent");
@@ -296,12 +328,10 @@ void OrderService::handle_create(http::Request&& req, http::Responder respond) {
     }
     const std::string order_id = order.order_id;
     json response = created_response(order);
-    json view = order_view(order);
     const bool queued = intake_->submit(
         std::move(order), [this, respond, key, order_id, response = std::move(response),
-                           view = std::move(view), count](const IntakeResult& result) mutable {
+                           count](const IntakeResult& result) mutable {
             if (result.outcome == IntakeOutcome::kCommitted) {
-                recent_.put(order_id, std::move(view));
                 if (key) {
                     try {
                         idempotency_->complete({{*key, {201, order_id, response.dump()}}});
@@ -335,13 +365,80 @@ void OrderService::handle_create(http::Request&& req, http::Responder respond) {
     }
 }
 
+std::optional<OrderRecord> OrderService::read_order(const std::string& id) {
+    std::lock_guard lock(read_mu_);
+    return read_store_->get(id);
+}
+
 void OrderService::handle_get(http::Request&& req, http::Responder respond) {
-    const std::string& id = req.path_params["id"];
-    if (auto view = recent_.get(id)) {
-        respond(http::Response::json(200, *view));
+    const std::string id = req.path_params["id"];
+    auto order = read_order(id);
+    if (!order) {
+        respond(http::problem(404, "Order not found", "no order with id " + id));
         return;
     }
-    respond(http::problem(404, "Order not found", "no order with id " + id));
+    auto wait = req.query.find("wait");
+    if (wait == req.query.end()) {
+        respond(http::Response::json(200, order_view(*order)));
+        return;
+    }
+    const std::string wanted = wait->second;
+    if (wanted != "CONFIRMED" && wanted != "CANCELLED" && wanted != "terminal") {
+        respond(http::problem(400, "Invalid wait", "wait must be CONFIRMED, CANCELLED or terminal"));
+        return;
+    }
+    std::int64_t timeout_ms = 30000;
+    if (auto t = req.query.find("timeout_ms"); t != req.query.end()) {
+        try {
+            timeout_ms = std::stoll(t->second);
+        } catch (const std::exception&) {
+            timeout_ms = -1;
+        }
+        if (timeout_ms < 0 || timeout_ms > 120000) {
+            respond(http::problem(400, "Invalid timeout_ms",
+                                  "timeout_ms must be an integer from 0 to 120000"));
+            return;
+        }
+    }
+    auto accepts = [wanted](const std::string& status) {
+        return wanted == "terminal" ? (status == "CONFIRMED" || status == "CANCELLED")
+                                    : status == wanted;
+    };
+    if (accepts(order->status) || timeout_ms == 0) {
+        respond(http::Response::json(200, order_view(*order)));
+        return;
+    }
+    waiters_.add(id, accepts,
+                 std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms),
+                 [this, id, respond] {
+                     auto now = read_order(id);
+                     respond(now ? http::Response::json(200, order_view(*now))
+                                 : http::problem(404, "Order not found", "no order with id " + id));
+                 });
+    // The state may have changed between the read and the registration: check once more.
+    if (auto again = read_order(id); again && accepts(again->status)) {
+        waiters_.notify(id, again->status);
+    }
+}
+
+void OrderService::handle_cancel(http::Request&& req, http::Responder respond) {
+    const std::string id = req.path_params["id"];
+    if (draining_) {
+        respond(http::problem(503, "Service Unavailable", "the service is shutting down"));
+        return;
+    }
+    saga_->request_cancel(id, [respond, id](const SagaProcessor::CancelResult& r) {
+        if (r.status == 202) {
+            respond(http::Response::json(202, {{"order_id", id}, {"status", "CANCELLING"},
+                                               {"detail", r.detail}}));
+            return;
+        }
+        const char* title = r.status == 404   ? "Order not found"
+                            : r.status == 409 ? "Order already cancelled"
+                                              : "Service Unavailable";
+        respond(http::problem(r.status, title, r.detail));
+    });
+    saga_loop_->wake();
 }
 
 }  // namespace orderpipe::order

@@ -5,7 +5,10 @@
 
 #include "idempotency_store.hpp"
 #include "intake.hpp"
-#include "recent_orders.hpp"
+#include "order_store.hpp"
+#include "projection.hpp"
+#include "saga_processor.hpp"
+#include "waiters.hpp"
 
 #include "orderpipe/common/config.hpp"
 #include "orderpipe/http/server.hpp"
@@ -20,9 +23,15 @@ struct OrderServiceConfig {
     std::chrono::milliseconds kafka_timeout{10000};  ///< INTAKE_COMMIT_TIMEOUT
     unsigned http_threads = 2;
     std::chrono::hours idempotency_retention{48};
+    SagaTopics topics;
+    std::chrono::milliseconds order_timeout{30000};     ///< ORDER_TIMEOUT
+    std::chrono::milliseconds catch_up_deadline{60000};  ///< read model catch-up at start
+    std::string group_id = "order-service";  ///< consumer group of the decision loop
+    std::size_t saga_batch_max = 500;
+    std::chrono::milliseconds saga_batch_linger{5};
 
-    /// Reads SPEC §10's variables plus INTAKE_BATCH_MAX, INTAKE_LINGER, INTAKE_QUEUE_MAX,
-    /// INTAKE_COMMIT_TIMEOUT, HTTP_THREADS, IDEMPOTENCY_RETENTION_HOURS.
+    /// Reads SPEC §10's variables plus INTAKE_*, ORDER_TIMEOUT, HTTP_THREADS,
+    /// IDEMPOTENCY_RETENTION_HOURS (docs/CONFIGURATION.md).
     /// @throws ConfigError naming every invalid variable.
     static OrderServiceConfig from_env(EnvReader& env);
 };
@@ -34,8 +43,10 @@ public:
     OrderService(const OrderService&) = delete;
     OrderService& operator=(const OrderService&) = delete;
 
-    /// Opens the data directory, resolves Idempotency-Keys a crash left pending, starts the
-    /// intake and the HTTP server. @throws on a bad data dir or an HTTP port in use.
+    /// Opens the data directory, fences the previous incarnation's transactions, catches the
+    /// read model up with orders.events, resolves Idempotency-Keys a crash left pending, then
+    /// starts the intake, the saga loop and the HTTP API.
+    /// @throws on a bad data dir, an HTTP port in use, or Kafka unreachable past the deadline.
     void start();
     /// Graceful: readyz turns 503, queued orders are committed and answered, then HTTP stops.
     void stop();
@@ -44,6 +55,9 @@ public:
 private:
     void handle_create(http::Request&& req, http::Responder respond);
     void handle_get(http::Request&& req, http::Responder respond);
+    void handle_cancel(http::Request&& req, http::Responder respond);
+    std::optional<OrderRecord> read_order(const std::string& id);
+    void fence(const std::string& transactional_id);
     std::optional<std::string> readiness();
     void resolve_pending_keys();
     std::optional<std::string> missing_topic();
@@ -51,7 +65,14 @@ private:
     OrderServiceConfig config_;
     std::shared_ptr<prometheus::Registry> registry_;
     std::unique_ptr<IdempotencyStore> idempotency_;
-    RecentOrders recent_;
+    Waiters waiters_;
+    std::mutex read_mu_;
+    std::unique_ptr<OrderStore> read_store_;    // HTTP reads, under read_mu_
+    std::unique_ptr<OrderStore> intake_store_;  // intake thread's write-through
+    std::unique_ptr<OrderStore> saga_store_;    // saga loop thread
+    std::unique_ptr<OrderProjection> projection_;
+    std::unique_ptr<SagaProcessor> saga_;
+    std::unique_ptr<kafka::ProcessingLoop> saga_loop_;
     std::unique_ptr<Intake> intake_;
     std::unique_ptr<http::Server> http_;
     std::atomic<bool> draining_{false};

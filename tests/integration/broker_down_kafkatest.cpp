@@ -42,7 +42,10 @@ TEST_CASE("with the broker down a POST gets 503 and nothing of it is ever commit
           "[intake][kafka][broker-down]") {
     PrivateBroker broker;
     kafka::create_topics({broker.bootstrap_servers, "test", {}},
-                         {{"orders.events", 3, 1, {}}, {"inventory.requests", 3, 1, {}}});
+                         {{"orders.events", 3, 1, {}},
+                          {"inventory.requests", 3, 1, {}},
+                          {"inventory.responses", 3, 1, {}},
+                          {"notifications.requests", 3, 1, {}}});
     TempDir data;
     EnvReader env(std::map<std::string, std::string>{});
     auto cfg = order::OrderServiceConfig::from_env(env);

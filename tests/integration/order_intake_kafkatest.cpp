@@ -24,7 +24,8 @@ const std::vector<std::string> kJson = {"Content-Type: application/json"};
 struct ServiceUnderTest {
     std::string prefix = unique_name("intake");
     std::map<std::string, std::string> topics =
-        create_test_topics(prefix, {"orders.events", "inventory.requests"});
+        create_test_topics(prefix, {"orders.events", "inventory.requests", "inventory.responses",
+                                    "notifications.requests"});
     TempDir data;
     std::string instance = unique_name("i");
     std::unique_ptr<order::OrderService> service;
@@ -36,9 +37,10 @@ struct ServiceUnderTest {
         c.common.http_port = 0;
         c.common.data_dir = data.path();
         c.common.instance_id = instance;
-        c.intake.orders_topic = topics.at("orders.events");
-        c.intake.inventory_topic = topics.at("inventory.requests");
+        c.topics = {topics.at("orders.events"), topics.at("inventory.requests"),
+                    topics.at("inventory.responses"), topics.at("notifications.requests")};
         c.intake.before_commit = std::move(fault);
+        c.group_id = prefix + "-order-service";
         c.kafka_timeout = std::chrono::seconds(5);
         return c;
     }

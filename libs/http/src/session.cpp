@@ -94,8 +94,9 @@ ResponderState::~ResponderState() {
         complete(problem(500, "Internal Server Error",
                          "the request handler finished without producing a response"),
                  true);
-    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the session
-                     // still closes on its read timeout.
+    } catch (...) {  // NOLINT(bugprone-empty-catch)
+        // A destructor must not throw. Only std::bad_alloc gets here; the connection then stays
+        // open until the client gives up or stop() closes it.
     }
 }
 

@@ -122,7 +122,7 @@ struct ServerOptions {
 class Server {
   public:
     /// @param registry where the server's metrics live and what /metrics serves; when null, a
-    ///        private registry is used.
+    ///        private registry is used. Servers sharing a registry share their series.
     Server(ServerOptions options, std::shared_ptr<prometheus::Registry> registry);
     /// Calls stop().
     ~Server();

@@ -21,4 +21,30 @@ inline std::variant<CloudEvent, EnvelopeError> from_record(const ConsumedRecord&
     return decode_event(r.headers, r.value ? std::optional<std::string_view>(*r.value) : std::nullopt);
 }
 
+/// An outgoing record as JSON, to store a result for re-emission (ProcessedEvents, outbox).
+/// Assumes UTF-8 text key, value and headers, as every orderpipe event has.
+inline nlohmann::json record_to_json(const OutgoingRecord& r) {
+    nlohmann::json headers = nlohmann::json::array();
+    for (const auto& [k, v] : r.headers) {
+        headers.push_back({k, v ? nlohmann::json(*v) : nlohmann::json(nullptr)});
+    }
+    return {{"topic", r.topic},
+            {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json(nullptr)},
+            {"value", r.value ? nlohmann::json(*r.value) : nlohmann::json(nullptr)},
+            {"headers", std::move(headers)}};
+}
+
+inline OutgoingRecord record_from_json(const nlohmann::json& j) {
+    OutgoingRecord r;
+    r.topic = j.at("topic").get<std::string>();
+    if (!j.at("key").is_null()) r.key = j.at("key").get<std::string>();
+    if (!j.at("value").is_null()) r.value = j.at("value").get<std::string>();
+    for (const auto& h : j.at("headers")) {
+        r.headers.emplace_back(h.at(0).get<std::string>(),
+                               h.at(1).is_null() ? std::nullopt
+                                                 : std::optional<std::string>(h.at(1).get<std::string>()));
+    }
+    return r;
+}
+
 }  // namespace orderpipe::kafka

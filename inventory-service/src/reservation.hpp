@@ -1,0 +1,65 @@
+#pragma once
+/// Inventory domain (pure): the all-or-nothing reservation decision for one order.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace orderpipe::inventory {
+
+struct StockLevel {
+    std::int64_t available = 0;
+    std::int64_t reserved = 0;
+};
+
+struct RequestedLine {
+    std::string sku;
+    std::int64_t quantity = 0;
+};
+
+enum class ReserveStatus { kReserved, kInsufficientStock, kUnknownSku };
+const char* to_string(ReserveStatus s);
+
+struct LineOutcome {
+    std::string sku;
+    std::int64_t requested = 0;
+    std::int64_t available = 0;  ///< before this reservation (0 for an unknown SKU)
+};
+
+struct ReserveDecision {
+    ReserveStatus status = ReserveStatus::kReserved;
+    std::string reason;  ///< human-readable, e.g. "LAPTOP-001: requested 100, available 50"
+    std::vector<LineOutcome> lines;
+};
+
+/// All lines or none: RESERVED only if every SKU exists and has enough available; an unknown
+/// SKU wins over a shortage. `stock` returns nullopt for an unknown SKU.
+template <typename StockLookup>
+ReserveDecision decide_reservation(const std::vector<RequestedLine>& lines, StockLookup&& stock) {
+    ReserveDecision d;
+    std::string unknown;
+    std::string short_of;
+    for (const auto& l : lines) {
+        std::optional<StockLevel> level = stock(l.sku);
+        d.lines.push_back({l.sku, l.quantity, level ? level->available : 0});
+        if (!level) {
+            unknown += (unknown.empty() ? "" : ", ") + l.sku;
+        } else if (level->available < l.quantity) {
+            short_of += (short_of.empty() ? "" : "; ") + l.sku + ": requested " +
+                        std::to_string(l.quantity) + ", available " +
+                        std::to_string(level->available);
+        }
+    }
+    if (!unknown.empty()) {
+        d.status = ReserveStatus::kUnknownSku;
+        d.reason = "unknown SKU: " + unknown;
+    } else if (!short_of.empty()) {
+        d.status = ReserveStatus::kInsufficientStock;
+        d.reason = "not enough stock: " + short_of;
+    }
+    return d;
+}
+
+}  // namespace orderpipe::inventory

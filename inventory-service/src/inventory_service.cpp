@@ -23,6 +23,9 @@ InventoryServiceConfig InventoryServiceConfig::from_env(EnvReader& env) {
     c.processed_retention =
         std::chrono::hours(env.integer("PROCESSED_EVENTS_RETENTION_HOURS", 24 * 7, 1, 24 * 365));
     c.http_threads = static_cast<unsigned>(env.integer("HTTP_THREADS", 1, 1, 64));
+    c.topics = {c.common.topic("inventory.requests"), c.common.topic("inventory.responses"),
+                c.common.topic("inventory.events")};
+    c.group_id = c.common.group("inventory-service");
     return c;
 }
 

@@ -50,6 +50,9 @@ OrderServiceConfig OrderServiceConfig::from_env(EnvReader& env) {
     c.http_threads = static_cast<unsigned>(env.integer("HTTP_THREADS", 2, 1, 64));
     c.idempotency_retention =
         std::chrono::hours(env.integer("IDEMPOTENCY_RETENTION_HOURS", 48, 24, 24 * 365));
+    c.topics = {c.common.topic("orders.events"), c.common.topic("inventory.requests"),
+                c.common.topic("inventory.responses"), c.common.topic("notifications.requests")};
+    c.group_id = c.common.group("order-service");
     c.order_timeout = env.millis("ORDER_TIMEOUT", c.order_timeout, std::chrono::milliseconds(100),
                                  std::chrono::hours(24 * 7));
     return c;

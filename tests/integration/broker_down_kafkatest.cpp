@@ -72,10 +72,10 @@ TEST_CASE("with the broker down a POST gets 503 and nothing of it is ever commit
 
     broker.start();
     // Nothing of the failed order, now or after the broker recovered: only the first order.
-    auto orders = read_committed("orders.events", broker.bootstrap_servers);
+    auto orders = read_committed("orders.events", broker.bootstrap_servers, 1);
     REQUIRE(orders.size() == 1);
     CHECK(orders[0].key == committed_id);
-    CHECK(read_committed("inventory.requests", broker.bootstrap_servers).size() == 1);
+    CHECK(read_committed("inventory.requests", broker.bootstrap_servers, 1).size() == 1);
 
     // The key of the failed request was released: a retry now creates the order once.
     REQUIRE(eventually([&] { return http_request("GET", base + "/readyz").status == 200; },

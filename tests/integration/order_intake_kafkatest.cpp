@@ -57,9 +57,11 @@ struct ServiceUnderTest {
     HttpResponse post(const std::string& body, std::vector<std::string> headers = kJson) const {
         return http_request("POST", url("/orders"), body, headers);
     }
-    std::vector<kafka::ConsumedRecord> orders() const { return read_committed(topics.at("orders.events")); }
-    std::vector<kafka::ConsumedRecord> requests() const {
-        return read_committed(topics.at("inventory.requests"));
+    std::vector<kafka::ConsumedRecord> orders(std::size_t at_least = 1) const {
+        return read_committed(topics.at("orders.events"), at_least);
+    }
+    std::vector<kafka::ConsumedRecord> requests(std::size_t at_least = 1) const {
+        return read_committed(topics.at("inventory.requests"), at_least);
     }
 };
 
@@ -130,8 +132,8 @@ TEST_CASE("many concurrent orders share transactions and all land exactly once",
         ids.insert(r.json()["order_id"].get<std::string>());
     }
     REQUIRE(ids.size() == kOrders);
-    auto orders = s.orders();
-    auto requests = s.requests();
+    auto orders = s.orders(kOrders);
+    auto requests = s.requests(kOrders);
     CHECK(orders.size() == kOrders);
     CHECK(requests.size() == kOrders);
     for (const auto& r : orders) CHECK(ids.count(*r.key) == 1);
@@ -267,5 +269,5 @@ TEST_CASE("the intake answers 429 with Retry-After when its queue is full", "[in
     CHECK(throttled.headers["retry-after"] == "1");
     release.set_value();
     for (auto& f : inflight) CHECK(f.get().status == 201);
-    CHECK(s.orders().size() == 3);
+    CHECK(s.orders(3).size() == 3);
 }

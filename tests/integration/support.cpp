@@ -4,6 +4,12 @@
 #include "orderpipe/kafka/consumer.hpp"
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -122,8 +128,15 @@ size_t write_header(char* ptr, size_t size, size_t n, void* userdata) {
 
 }  // namespace
 
-std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic, const std::string& b) {
-    return read_all(topic, b, true);
+std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic, const std::string& b,
+                                                  std::size_t at_least) {
+    std::vector<kafka::ConsumedRecord> out = read_all(topic, b, true);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (out.size() < at_least && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling interval
+        out = read_all(topic, b, true);
+    }
+    return out;
 }
 
 std::vector<kafka::ConsumedRecord> read_uncommitted(const std::string& topic, const std::string& b) {
@@ -183,6 +196,83 @@ std::pair<int, std::string> run_command(const std::string& command) {
     while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
     const int status = pclose(pipe);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::uint16_t free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+ChildProcess::ChildProcess(const std::string& path, const std::map<std::string, std::string>& env,
+                           const std::string& log_path) {
+    std::vector<std::string> entries;
+    for (char** e = environ; *e != nullptr; ++e) {
+        std::string entry(*e);
+        auto name = entry.substr(0, entry.find('='));
+        if (env.count(name) == 0) entries.push_back(entry);
+    }
+    for (const auto& [k, v] : env) entries.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& e : entries) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+        int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+        }
+        char* argv[] = {const_cast<char*>(path.c_str()), nullptr};
+        ::execve(path.c_str(), argv, envp.data());
+        ::_exit(127);
+    }
+}
+
+ChildProcess::~ChildProcess() {
+    if (pid_ > 0) kill_hard();
+}
+
+bool ChildProcess::running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+    }
+    return true;
+}
+
+void ChildProcess::kill_hard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+}
+
+int ChildProcess::terminate(std::chrono::milliseconds deadline) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    int status = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child
+    }
+    kill_hard();
+    return -1;
 }
 
 }  // namespace orderpipe::testing

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -39,8 +40,15 @@ private:
 };
 
 /// Every committed record of `topic` (read_committed, from the beginning to the end).
+/// A transaction's records become visible shortly *after* commit_transaction returns (the
+/// coordinator writes the markers asynchronously), so callers that expect records pass
+/// `at_least`: the read is repeated until that many are visible (or 30 s pass).
 std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic,
-                                                  const std::string& bootstrap_servers = bootstrap());
+                                                  const std::string& bootstrap_servers = bootstrap(),
+                                                  std::size_t at_least = 0);
+inline std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic, std::size_t at_least) {
+    return read_committed(topic, bootstrap(), at_least);
+}
 /// Same, read_uncommitted: also shows records of aborted or open transactions.
 std::vector<kafka::ConsumedRecord> read_uncommitted(const std::string& topic,
                                                     const std::string& bootstrap_servers = bootstrap());
@@ -67,5 +75,28 @@ std::pair<int, std::string> run_command(const std::string& command);
 
 /// The repository root (for scripts/).
 std::string source_dir();
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a test).
+std::uint16_t free_port();
+
+/// A service binary run as a child process, for tests that SIGKILL it.
+class ChildProcess {
+public:
+    /// Starts `path` with the current environment plus `env`; output goes to `log_path`.
+    ChildProcess(const std::string& path, const std::map<std::string, std::string>& env,
+                 const std::string& log_path);
+    ~ChildProcess();  ///< SIGKILL if still running
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+
+    void kill_hard();  ///< SIGKILL and reap
+    /// SIGTERM and wait. @returns the exit status (-1 if it had to be killed).
+    int terminate(std::chrono::milliseconds deadline = std::chrono::seconds(20));
+    bool running();
+    int pid() const { return pid_; }
+
+private:
+    int pid_ = -1;
+};
 
 }  // namespace orderpipe::testing

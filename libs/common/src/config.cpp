@@ -181,6 +181,8 @@ CommonConfig CommonConfig::read(EnvReader& env, std::string service, std::uint16
             break;
         }
     }
+    c.topic_prefix = env.string("TOPIC_PREFIX", "");
+    c.group_prefix = env.string("GROUP_PREFIX", "");
     c.log_level = env.choice("LOG_LEVEL", c.log_level,
                              {"trace", "debug", "info", "warn", "error", "critical", "off"});
     c.shutdown_timeout = env.millis("SHUTDOWN_TIMEOUT", c.shutdown_timeout,

@@ -73,6 +73,13 @@ struct CommonConfig {
     std::string log_level = "info";
     std::chrono::milliseconds shutdown_timeout{10000};
     std::map<std::string, std::string> kafka_overrides;  ///< from other KAFKA_* variables
+    /// TOPIC_PREFIX / GROUP_PREFIX: namespace every topic and consumer group (shared clusters,
+    /// tests). Empty by default: the SPEC's names.
+    std::string topic_prefix;
+    std::string group_prefix;
+
+    std::string topic(const std::string& name) const { return topic_prefix + name; }
+    std::string group(const std::string& name) const { return group_prefix + name; }
 
     /// `<service>-<instance>`: stable across restarts so a restarted instance fences its
     /// predecessor.

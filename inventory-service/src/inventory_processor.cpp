@@ -37,8 +37,12 @@ json lines_json(const std::vector<RequestedLine>& lines) {
 }  // namespace
 
 InventoryProcessor::InventoryProcessor(InventoryStore& store, InventoryTopics topics,
-                                       std::chrono::hours processed_retention)
-    : store_(store), topics_(std::move(topics)), processed_(store.db(), processed_retention) {}
+                                       std::chrono::hours processed_retention,
+                                       prometheus::Counter& replayed)
+    : store_(store),
+      topics_(std::move(topics)),
+      processed_(store.db(), processed_retention),
+      replayed_(replayed) {}
 
 void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     sqlite::Transaction tx(store_.db());
@@ -47,7 +51,7 @@ void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
         if (auto stored = processed_.find(kConsumer, in.event.id)) {
             // Delivered again (the Kafka transaction of the first delivery aborted or the
             // process died after the SQLite commit): re-emit exactly what was decided.
-            ++replayed_;
+            replayed_.Increment();
             for (const auto& r : json::parse(*stored)) out.produce(kafka::record_from_json(r));
             continue;
         }

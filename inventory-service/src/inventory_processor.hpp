@@ -12,6 +12,8 @@
 #include "orderpipe/common/processed_events.hpp"
 #include "orderpipe/kafka/processing_loop.hpp"
 
+#include <prometheus/counter.h>
+
 #include <atomic>
 
 namespace orderpipe::inventory {
@@ -28,7 +30,7 @@ public:
     static constexpr const char* kSource = "/inventory-service";
 
     InventoryProcessor(InventoryStore& store, InventoryTopics topics,
-                       std::chrono::hours processed_retention);
+                       std::chrono::hours processed_retention, prometheus::Counter& replayed);
 
     void process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) override;
     void idle(kafka::BatchOutput& out) override;
@@ -39,8 +41,6 @@ public:
     /// A STOCK_ADJUSTED was queued in the outbox by another connection.
     void outbox_added() { outbox_pending_ = true; }
 
-    /// For tests: how many events were answered from ProcessedEvents instead of processed.
-    std::uint64_t replayed() const { return replayed_.load(); }
 
 private:
     std::vector<kafka::OutgoingRecord> reserve(const kafka::Incoming& in, std::string& poison);
@@ -52,7 +52,7 @@ private:
     std::atomic<bool> outbox_pending_{true};  // check once at start
     std::int64_t outbox_sent_up_to_ = 0;
     std::chrono::steady_clock::time_point last_purge_{};
-    std::atomic<std::uint64_t> replayed_{0};
+    prometheus::Counter& replayed_;  ///< redeliveries answered from ProcessedEvents
 };
 
 /// The STOCK_ADJUSTED record for an item (keyed by SKU).

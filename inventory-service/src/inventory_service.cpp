@@ -46,13 +46,19 @@ void InventoryService::start() {
                                        {"from", config_.seed_path.empty() ? "default catalog"
                                                                           : config_.seed_path}});
     }
+    auto& replayed = prometheus::BuildCounter()
+                         .Name("processed_events_replayed_total")
+                         .Help("Events delivered again and answered from ProcessedEvents")
+                         .Register(*registry_)
+                         .Add({{"consumer", InventoryProcessor::kConsumer}});
     processor_ = std::make_unique<InventoryProcessor>(*loop_store_, config_.topics,
-                                                      config_.processed_retention);
+                                                      config_.processed_retention, replayed);
     kafka::LoopOptions lo;
     lo.name = "inventory-requests";
     lo.group_id = config_.group_id;
     lo.topics = {config_.topics.requests};
     lo.transactional_id = config_.common.transactional_id();
+    lo.kill_before_commit_at = config_.common.fault_kill_before_commit;
     lo.batch_max = config_.batch_max;
     lo.batch_linger = config_.batch_linger;
     lo.operation_timeout = config_.kafka_timeout;
@@ -92,6 +98,7 @@ void InventoryService::stop() {
 std::uint16_t InventoryService::http_port() const { return http_ ? http_->port() : 0; }
 
 void InventoryService::handle_list(http::Request&& /*req*/, http::Responder respond) {
+
     json out = json::array();
     {
         std::lock_guard lock(http_mu_);

@@ -142,6 +142,7 @@ void OrderService::start() {
     lo.group_id = config_.group_id;
     lo.topics = {config_.topics.inventory_responses};
     lo.transactional_id = saga_id;
+    lo.kill_before_commit_at = config_.common.fault_kill_before_commit;
     lo.batch_max = config_.saga_batch_max;
     lo.batch_linger = config_.saga_batch_linger;
     lo.operation_timeout = config_.kafka_timeout;
@@ -187,9 +188,11 @@ std::optional<std::string> OrderService::missing_topic() {
     if (!topics_problem_ || now - topics_checked_ < std::chrono::seconds(2)) return topics_problem_;
     topics_checked_ = now;
     try {
+        kafka::ConsumerOptions co;
+        co.group_id = "order-service-metadata";  // never joins: metadata requests only
         kafka::Consumer meta({config_.common.bootstrap_servers, "order-service-metadata",
                               config_.common.kafka_overrides},
-                             {.group_id = "order-service-metadata"});
+                             co);
         for (const auto& t : required_topics(config_.topics)) {
             if (meta.partition_count(t, std::chrono::milliseconds(2000)) == 0) {
                 topics_problem_ = "topic " + t + " is missing (run scripts/create-topics.sh)";

@@ -79,9 +79,13 @@ namespace {
 std::vector<kafka::ConsumedRecord> read_all(const std::string& topic, const std::string& b,
                                             bool committed) {
     kafka::Consumer c({b, "test-reader", {}},
-                      {.group_id = unique_name("test-reader"),
-                       .read_committed = committed,
-                       .partition_eof = true});
+                      [&] {
+                          kafka::ConsumerOptions o;
+                          o.group_id = unique_name("test-reader");
+                          o.read_committed = committed;
+                          o.partition_eof = true;
+                          return o;
+                      }());
     int partitions = 0;
     for (int i = 0; i < 20 && partitions == 0; ++i) {
         partitions = c.partition_count(topic, std::chrono::seconds(5));

@@ -181,6 +181,8 @@ CommonConfig CommonConfig::read(EnvReader& env, std::string service, std::uint16
             break;
         }
     }
+    c.fault_kill_before_commit =
+        static_cast<std::size_t>(env.integer("FAULT_KILL_BEFORE_COMMIT", 0, 0, 1000000));
     c.topic_prefix = env.string("TOPIC_PREFIX", "");
     c.group_prefix = env.string("GROUP_PREFIX", "");
     c.log_level = env.choice("LOG_LEVEL", c.log_level,

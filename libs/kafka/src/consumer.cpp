@@ -60,6 +60,9 @@ Consumer::Consumer(ClientConfig config, ConsumerOptions options, RebalanceListen
             {"max.poll.interval.ms", std::to_string(impl_->options.max_poll_interval.count())},
             {"fetch.wait.max.ms", "10"},
         });
+    if (!impl_->options.group_instance_id.empty()) {
+        impl::set_conf(conf.get(), "group.instance.id", impl_->options.group_instance_id);
+    }
     rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::rebalance_cb);
     rd_kafka_conf_set_opaque(conf.get(), impl_.get());
     impl_->rk = impl::make_handle(RD_KAFKA_CONSUMER, std::move(conf));

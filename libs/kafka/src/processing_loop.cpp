@@ -12,6 +12,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -77,6 +78,8 @@ public:
         producer_ = std::make_unique<TransactionalProducer>(config_, po);
         ConsumerOptions co;
         co.group_id = options_.group_id;
+        // The transactional.id is stable per instance, so it also names the static member.
+        co.group_instance_id = options_.transactional_id;
         consumer_ = std::make_unique<Consumer>(config_, co, this);
         thread_ = std::thread([this] { run(); });
     }
@@ -252,6 +255,13 @@ private:
                 for (const auto& [tp, next] : next_offsets) offsets.push_back({tp.first, tp.second, next});
                 producer_->send_offsets(offsets, *consumer_);
             }
+            if (options_.kill_before_commit_at > 0 && !pending_.empty() &&
+                ++transactions_with_input_ == options_.kill_before_commit_at) {
+                producer_->flush(options_.operation_timeout);
+                log::warn("FAULT_KILL_BEFORE_COMMIT: killing this process before the commit",
+                          {{"loop", options_.name}, {"records", pending_.size()}});
+                std::raise(SIGKILL);
+            }
             ok = producer_->commit_or_abort() == TxnOutcome::kCommitted;
         } catch (const std::exception& e) {
             log::warn("transaction failed; the batch will be processed again",
@@ -309,6 +319,7 @@ private:
     std::unique_ptr<TransactionalProducer> producer_;
     std::unique_ptr<Consumer> consumer_;
     std::vector<ConsumedRecord> pending_;
+    std::size_t transactions_with_input_ = 0;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> wake_requested_{false};
     std::atomic<bool> joined_{false};

@@ -78,6 +78,9 @@ struct CommonConfig {
     std::string topic_prefix;
     std::string group_prefix;
 
+    /// FAULT_KILL_BEFORE_COMMIT (chaos testing only): see kafka::LoopOptions.
+    std::size_t fault_kill_before_commit = 0;
+
     std::string topic(const std::string& name) const { return topic_prefix + name; }
     std::string group(const std::string& name) const { return group_prefix + name; }
 

@@ -24,6 +24,9 @@ struct RebalanceListener {
 
 struct ConsumerOptions {
     std::string group_id;
+    /// Static membership (KIP-345): a restarted instance with the same id takes its
+    /// partitions back at once instead of waiting for a rebalance. Empty = dynamic.
+    std::string group_instance_id;
     bool read_committed = true;
     std::string auto_offset_reset = "earliest";
     bool partition_eof = false;  ///< report end of partition (for readers that stop at the end)

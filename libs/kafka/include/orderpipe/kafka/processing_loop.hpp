@@ -92,6 +92,10 @@ struct LoopOptions {
     std::chrono::milliseconds idle_poll{100};  ///< poll timeout with nothing to do
     /// DLQ topic of a consumed topic; default `<topic>.dlq`.
     std::function<std::string(const std::string&)> dlq_topic;
+    /// Chaos testing (FAULT_KILL_BEFORE_COMMIT): in the N-th transaction that consumed records,
+    /// after its records were produced and delivered, the process SIGKILLs itself before
+    /// committing. 0 = off.
+    std::size_t kill_before_commit_at = 0;
 };
 
 class ProcessingLoop {

@@ -9,8 +9,8 @@
 #   status  prints what runs
 # Logs (JSON lines) and state go to .data/ (git-ignored): .data/logs/<service>.log,
 # .data/<service>/ (SQLite), .data/pids/<service>.pid.
-# Environment: KAFKA_PORT (9092), ORDER_HTTP_PORT (8080), and any service variable of
-# docs/CONFIGURATION.md (e.g. LOG_LEVEL), passed to every service.
+# Environment: KAFKA_PORT (9092), ORDER_HTTP_PORT (8080), INVENTORY_HTTP_PORT (8081), and any
+# service variable of docs/CONFIGURATION.md (e.g. LOG_LEVEL), passed to every service.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 DATA="$ROOT/.data"
@@ -19,6 +19,7 @@ BOOTSTRAP="127.0.0.1:$PORT"
 
 # name:port:binary
 SERVICES=(
+  "inventory-service:${INVENTORY_HTTP_PORT:-8081}:inventory-service/inventory-service"
   "order-service:${ORDER_HTTP_PORT:-8080}:order-service/order-service"
 )
 
@@ -83,8 +84,8 @@ case "${1:-start}" in
     say "stop everything with: scripts/run.sh stop"
     ;;
   stop)
-    for s in "${SERVICES[@]}"; do
-      IFS=: read -r name _ _ <<<"$s"
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+      IFS=: read -r name _ _ <<<"${SERVICES[$i]}"
       stop_service "$name"
     done
     "$ROOT/scripts/kafka.sh" stop --port "$PORT"

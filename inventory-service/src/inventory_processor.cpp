@@ -91,16 +91,18 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Inco
         poison = "order " + order_id + " already has a reservation";
         return {};
     }
-    auto decision = decide_reservation(*lines, [&](const std::string& sku) { return store_.stock(sku); });
+    auto decision =
+        decide_reservation(*lines, [&](const std::string& sku) { return store_.stock(sku); });
     const bool reserved = decision.status == ReserveStatus::kReserved;
     if (reserved) {
         for (const auto& l : *lines) store_.add_to_stock(l.sku, -l.quantity, l.quantity);
     }
-    store_.put_reservation(order_id, {reserved ? ReservationState::kReserved : ReservationState::kRejected,
-                                      *lines});
+    store_.put_reservation(
+        order_id, {reserved ? ReservationState::kReserved : ReservationState::kRejected, *lines});
     json outcome_lines = json::array();
     for (const auto& l : decision.lines) {
-        outcome_lines.push_back({{"sku", l.sku}, {"requested", l.requested}, {"available", l.available}});
+        outcome_lines.push_back(
+            {{"sku", l.sku}, {"requested", l.requested}, {"available", l.available}});
     }
     json result = {{"order_id", order_id},
                    {"status", to_string(decision.status)},
@@ -109,7 +111,8 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Inco
                    {"order", data.value("order", json::object())}};
     json event = {{"order_id", order_id}, {"lines", lines_json(*lines)}};
     if (!reserved) event["reason"] = to_string(decision.status);
-    auto result_event = CloudEvent::caused_by(in.event, "INVENTORY_RESERVE_RESULT", kSource, result);
+    auto result_event =
+        CloudEvent::caused_by(in.event, "INVENTORY_RESERVE_RESULT", kSource, result);
     auto inventory_event = CloudEvent::caused_by(
         in.event, reserved ? "INVENTORY_RESERVED" : "INVENTORY_REJECTED", kSource, event);
     log::debug("reservation decided", {{"order_id", order_id},
@@ -135,11 +138,12 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::release(const kafka::Inco
     }
     for (const auto& l : existing->lines) store_.add_to_stock(l.sku, l.quantity, -l.quantity);
     store_.put_reservation(order_id, {ReservationState::kReleased, existing->lines});
-    json event = {{"order_id", order_id}, {"lines", lines_json(existing->lines)},
+    json event = {{"order_id", order_id},
+                  {"lines", lines_json(existing->lines)},
                   {"reason", data.value("reason", "")}};
     auto released = CloudEvent::caused_by(in.event, "INVENTORY_RELEASED", kSource, event);
-    log::info("reservation released", {{"order_id", order_id},
-                                       {"correlation_id", in.event.correlation_id}});
+    log::info("reservation released",
+              {{"order_id", order_id}, {"correlation_id", in.event.correlation_id}});
     return {kafka::to_record(topics_.events, order_id, released)};
 }
 
@@ -152,7 +156,8 @@ void InventoryProcessor::idle(kafka::BatchOutput& out) {
     }
     if (std::chrono::steady_clock::now() - last_purge_ > std::chrono::hours(1)) {
         last_purge_ = std::chrono::steady_clock::now();
-        if (auto n = processed_.purge_expired(); n > 0) log::info("purged processed events", {{"count", n}});
+        if (auto n = processed_.purge_expired(); n > 0)
+            log::info("purged processed events", {{"count", n}});
     }
 }
 
@@ -168,10 +173,10 @@ void InventoryProcessor::committed() {
 
 kafka::OutgoingRecord stock_adjusted_record(const std::string& topic, const CatalogItem& item) {
     const std::string saga = new_uuid_v7();
-    auto event = CloudEvent::make("STOCK_ADJUSTED", InventoryProcessor::kSource, item.sku, saga,
-                                  std::nullopt, TraceContext::fresh().header(),
-                                  {{"sku", item.sku}, {"available", item.available},
-                                   {"reserved", item.reserved}});
+    auto event = CloudEvent::make(
+        "STOCK_ADJUSTED", InventoryProcessor::kSource, item.sku, saga, std::nullopt,
+        TraceContext::fresh().header(),
+        {{"sku", item.sku}, {"available", item.available}, {"reserved", item.reserved}});
     return kafka::to_record(topic, item.sku, event);
 }
 

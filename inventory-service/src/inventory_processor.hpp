@@ -25,7 +25,7 @@ struct InventoryTopics {
 };
 
 class InventoryProcessor final : public kafka::BatchProcessor {
-public:
+  public:
     static constexpr const char* kConsumer = "inventory-service";
     static constexpr const char* kSource = "/inventory-service";
 
@@ -41,8 +41,7 @@ public:
     /// A STOCK_ADJUSTED was queued in the outbox by another connection.
     void outbox_added() { outbox_pending_ = true; }
 
-
-private:
+  private:
     std::vector<kafka::OutgoingRecord> reserve(const kafka::Incoming& in, std::string& poison);
     std::vector<kafka::OutgoingRecord> release(const kafka::Incoming& in, std::string& poison);
 

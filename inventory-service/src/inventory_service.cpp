@@ -18,8 +18,8 @@ InventoryServiceConfig InventoryServiceConfig::from_env(EnvReader& env) {
     c.batch_max = static_cast<std::size_t>(env.integer("BATCH_MAX", 500, 1, 10000));
     c.batch_linger = env.millis("BATCH_LINGER", c.batch_linger, std::chrono::milliseconds(0),
                                 std::chrono::milliseconds(1000));
-    c.kafka_timeout = env.millis("COMMIT_TIMEOUT", c.kafka_timeout,
-                                 std::chrono::milliseconds(1000), std::chrono::minutes(5));
+    c.kafka_timeout = env.millis("COMMIT_TIMEOUT", c.kafka_timeout, std::chrono::milliseconds(1000),
+                                 std::chrono::minutes(5));
     c.processed_retention =
         std::chrono::hours(env.integer("PROCESSED_EVENTS_RETENTION_HOURS", 24 * 7, 1, 24 * 365));
     c.http_threads = static_cast<unsigned>(env.integer("HTTP_THREADS", 1, 1, 64));
@@ -42,9 +42,9 @@ void InventoryService::start() {
     http_store_ = std::make_unique<InventoryStore>(path);
     auto catalog = config_.seed_path.empty() ? default_catalog() : load_catalog(config_.seed_path);
     if (loop_store_->seed_once(catalog)) {
-        log::info("inventory seeded", {{"skus", catalog.size()},
-                                       {"from", config_.seed_path.empty() ? "default catalog"
-                                                                          : config_.seed_path}});
+        log::info("inventory seeded",
+                  {{"skus", catalog.size()},
+                   {"from", config_.seed_path.empty() ? "default catalog" : config_.seed_path}});
     }
     auto& replayed = prometheus::BuildCounter()
                          .Name("processed_events_replayed_total")
@@ -84,8 +84,8 @@ void InventoryService::start() {
         return loop_->not_ready_reason();
     });
     http_->start();
-    log::info("inventory-service listening", {{"port", http_->port()},
-                                               {"bootstrap", config_.common.bootstrap_servers}});
+    log::info("inventory-service listening",
+              {{"port", http_->port()}, {"bootstrap", config_.common.bootstrap_servers}});
 }
 
 void InventoryService::stop() {
@@ -98,7 +98,6 @@ void InventoryService::stop() {
 std::uint16_t InventoryService::http_port() const { return http_ ? http_->port() : 0; }
 
 void InventoryService::handle_list(http::Request&& /*req*/, http::Responder respond) {
-
     json out = json::array();
     {
         std::lock_guard lock(http_mu_);
@@ -129,8 +128,9 @@ void InventoryService::handle_put(http::Request&& req, http::Responder respond) 
         return;
     }
     const auto& body = std::get<json>(parsed);
-    if (!body.is_object() || !body.contains("available") || !body["available"].is_number_integer() ||
-        body["available"].get<std::int64_t>() < 0 || body["available"].get<std::int64_t>() > 1'000'000'000) {
+    if (!body.is_object() || !body.contains("available") ||
+        !body["available"].is_number_integer() || body["available"].get<std::int64_t>() < 0 ||
+        body["available"].get<std::int64_t>() > 1'000'000'000) {
         respond(http::problem(422, "Invalid stock",
                               "the body must be {\"available\": N} with N an integer from 0 to "
                               "1000000000"));

@@ -3,8 +3,8 @@
 
 #include "inventory_processor.hpp"
 
-#include "orderpipe/common/config.hpp"
 #include <prometheus/registry.h>
+#include "orderpipe/common/config.hpp"
 #include "orderpipe/http/server.hpp"
 #include "orderpipe/kafka/processing_loop.hpp"
 
@@ -30,7 +30,7 @@ struct InventoryServiceConfig {
 };
 
 class InventoryService {
-public:
+  public:
     explicit InventoryService(InventoryServiceConfig config);
     ~InventoryService();
     InventoryService(const InventoryService&) = delete;
@@ -40,7 +40,7 @@ public:
     void stop();
     std::uint16_t http_port() const;
 
-private:
+  private:
     void handle_list(http::Request&& req, http::Responder respond);
     void handle_get(http::Request&& req, http::Responder respond);
     void handle_put(http::Request&& req, http::Responder respond);

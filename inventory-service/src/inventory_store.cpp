@@ -56,7 +56,9 @@ bool InventoryStore::seed_once(const std::vector<CatalogItem>& catalog) {
         "INSERT OR REPLACE INTO stock(sku, name, unit_price, available, reserved) "
         "VALUES (?, ?, ?, ?, 0)");
     for (const auto& item : catalog) {
-        insert.bind(1, item.sku).bind(2, item.name).bind(3, item.unit_price.minor_units())
+        insert.bind(1, item.sku)
+            .bind(2, item.name)
+            .bind(3, item.unit_price.minor_units())
             .bind(4, item.available);
         insert.run();
     }
@@ -73,8 +75,8 @@ std::optional<StockLevel> InventoryStore::stock(const std::string& sku) {
 }
 
 std::optional<CatalogItem> InventoryStore::item(const std::string& sku) {
-    auto q = db_.prepare(
-        "SELECT sku, name, unit_price, available, reserved FROM stock WHERE sku = ?");
+    auto q =
+        db_.prepare("SELECT sku, name, unit_price, available, reserved FROM stock WHERE sku = ?");
     q.bind(1, sku);
     if (!q.step()) return std::nullopt;
     return CatalogItem{q.column_text(0), q.column_text(1), Money::from_minor_units(q.column_int(2)),
@@ -83,8 +85,8 @@ std::optional<CatalogItem> InventoryStore::item(const std::string& sku) {
 
 std::vector<CatalogItem> InventoryStore::items() {
     std::vector<CatalogItem> out;
-    auto q = db_.prepare(
-        "SELECT sku, name, unit_price, available, reserved FROM stock ORDER BY sku");
+    auto q =
+        db_.prepare("SELECT sku, name, unit_price, available, reserved FROM stock ORDER BY sku");
     while (q.step()) {
         out.push_back({q.column_text(0), q.column_text(1), Money::from_minor_units(q.column_int(2)),
                        q.column_int(3), q.column_int(4)});
@@ -176,23 +178,28 @@ std::vector<CatalogItem> load_catalog(const std::string& path) {
         throw std::runtime_error("INVENTORY_SEED " + path + ": " + err->message);
     }
     const auto& j = std::get<nlohmann::json>(parsed);
-    if (!j.is_array()) throw std::runtime_error("INVENTORY_SEED " + path + ": expected a JSON array");
+    if (!j.is_array())
+        throw std::runtime_error("INVENTORY_SEED " + path + ": expected a JSON array");
     std::vector<CatalogItem> out;
     for (std::size_t i = 0; i < j.size(); ++i) {
         const auto& e = j[i];
         const std::string at = "INVENTORY_SEED " + path + " entry " + std::to_string(i) + ": ";
-        if (!e.is_object() || !e.contains("sku") || !e["sku"].is_string() || e["sku"].get<std::string>().empty()) {
+        if (!e.is_object() || !e.contains("sku") || !e["sku"].is_string() ||
+            e["sku"].get<std::string>().empty()) {
             throw std::runtime_error(at + "needs a non-empty string \"sku\"");
         }
-        if (!e.contains("stock") || !e["stock"].is_number_integer() || e["stock"].get<std::int64_t>() < 0) {
+        if (!e.contains("stock") || !e["stock"].is_number_integer() ||
+            e["stock"].get<std::int64_t>() < 0) {
             throw std::runtime_error(at + "needs \"stock\", an integer >= 0");
         }
         std::optional<Money> p;
-        if (e.contains("unit_price") && (e["unit_price"].is_string())) p = Money::parse(e["unit_price"].get<std::string>());
-        if (e.contains("unit_price") && e["unit_price"].is_number_integer()) p = Money::parse(e["unit_price"].dump());
+        if (e.contains("unit_price") && (e["unit_price"].is_string()))
+            p = Money::parse(e["unit_price"].get<std::string>());
+        if (e.contains("unit_price") && e["unit_price"].is_number_integer())
+            p = Money::parse(e["unit_price"].dump());
         if (!p) throw std::runtime_error(at + "needs \"unit_price\", a decimal like \"999.99\"");
-        out.push_back({e["sku"].get<std::string>(), e.value("name", e["sku"].get<std::string>()), *p,
-                       e["stock"].get<std::int64_t>(), 0});
+        out.push_back({e["sku"].get<std::string>(), e.value("name", e["sku"].get<std::string>()),
+                       *p, e["stock"].get<std::int64_t>(), 0});
     }
     return out;
 }

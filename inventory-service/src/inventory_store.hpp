@@ -40,7 +40,7 @@ struct OutboxEntry {
 };
 
 class InventoryStore {
-public:
+  public:
     explicit InventoryStore(const std::string& path);
 
     sqlite::Database& db() { return db_; }
@@ -63,7 +63,7 @@ public:
     std::vector<OutboxEntry> outbox(std::size_t limit);
     void remove_outbox(std::int64_t up_to_id);
 
-private:
+  private:
     sqlite::Database db_;
 };
 

@@ -18,7 +18,7 @@
 namespace orderpipe::order {
 
 class IdempotencyStore {
-public:
+  public:
     struct Stored {
         int status = 0;
         std::string order_id;
@@ -49,7 +49,7 @@ public:
     /// Deletes keys older than the retention (at least 24 h, SPEC §8). @returns rows removed.
     std::int64_t purge_expired();
 
-private:
+  private:
     mutable std::mutex mu_;
     sqlite::Database db_;
     std::chrono::hours retention_;

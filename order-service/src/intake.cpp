@@ -22,13 +22,13 @@ Intake::Intake(std::unique_ptr<kafka::TransactionalProducer> producer, IntakeOpt
                        .Register(registry)
                        .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100,
                                                                         200, 500, 1000});
-    commit_seconds_ = &prometheus::BuildHistogram()
-                           .Name("order_intake_transaction_seconds")
-                           .Help("Time from begin to commit of an intake transaction")
-                           .Register(registry)
-                           .Add({}, prometheus::Histogram::BucketBoundaries{
-                                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                        1, 2.5, 5, 10});
+    commit_seconds_ =
+        &prometheus::BuildHistogram()
+             .Name("order_intake_transaction_seconds")
+             .Help("Time from begin to commit of an intake transaction")
+             .Register(registry)
+             .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                              0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
     queue_depth_ = &prometheus::BuildGauge()
                         .Name("order_intake_queue_depth")
                         .Help("Orders waiting for an intake transaction")
@@ -38,7 +38,9 @@ Intake::Intake(std::unique_ptr<kafka::TransactionalProducer> producer, IntakeOpt
 
 Intake::~Intake() { stop(); }
 
-void Intake::start() { thread_ = std::thread([this] { run(); }); }
+void Intake::start() {
+    thread_ = std::thread([this] { run(); });
+}
 
 void Intake::stop() {
     {

@@ -48,7 +48,7 @@ struct IntakeResult {
 };
 
 class Intake {
-public:
+  public:
     using Completion = std::function<void(const IntakeResult&)>;
 
     Intake(std::unique_ptr<kafka::TransactionalProducer> producer, IntakeOptions options,
@@ -69,7 +69,7 @@ public:
     /// nullopt when transactions are initialised and the queue has room; otherwise why not.
     std::optional<std::string> not_ready_reason() const;
 
-private:
+  private:
     struct Pending {
         AcceptedOrder order;
         Completion done;

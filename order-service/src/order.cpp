@@ -13,10 +13,12 @@ bool valid_email(const std::string& e) {
     // a dotted domain, no spaces or control characters, at most 254 bytes.
     if (e.size() < 3 || e.size() > 254) return false;
     const auto at = e.find('@');
-    if (at == std::string::npos || at == 0 || e.find('@', at + 1) != std::string::npos) return false;
+    if (at == std::string::npos || at == 0 || e.find('@', at + 1) != std::string::npos)
+        return false;
     const std::string domain = e.substr(at + 1);
     const auto dot = domain.find('.');
-    if (domain.empty() || dot == std::string::npos || dot == 0 || domain.back() == '.') return false;
+    if (domain.empty() || dot == std::string::npos || dot == 0 || domain.back() == '.')
+        return false;
     return std::none_of(e.begin(), e.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; });
 }
 
@@ -52,8 +54,8 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const json& b
         return true;
     };
     if (text_field("customer_id", req.customer_id) && !valid_token(req.customer_id, 128)) {
-        errors.push_back({"customer_id",
-                          "must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'"});
+        errors.push_back(
+            {"customer_id", "must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'"});
     }
     if (text_field("customer_email", req.customer_email) && !valid_email(req.customer_email)) {
         errors.push_back({"customer_email", "is not a valid email address"});
@@ -70,8 +72,8 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const json& b
     } else if (items->empty()) {
         errors.push_back({"items", "must have at least one line"});
     } else if (items->size() > kMaxLines) {
-        errors.push_back({"items", "must have at most " + std::to_string(kMaxLines) + " lines, got " +
-                                       std::to_string(items->size())});
+        errors.push_back({"items", "must have at most " + std::to_string(kMaxLines) +
+                                       " lines, got " + std::to_string(items->size())});
     } else {
         std::set<std::string> skus;
         Money total;
@@ -89,8 +91,9 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const json& b
             auto sku = item.find("sku");
             if (sku == item.end() || !sku->is_string() ||
                 !valid_token(sku->get<std::string>(), 64)) {
-                errors.push_back({at + ".sku", "is required: 1 to 64 characters of letters, digits, "
-                                               "'-', '_', '.', ':'"});
+                errors.push_back({at + ".sku",
+                                  "is required: 1 to 64 characters of letters, digits, "
+                                  "'-', '_', '.', ':'"});
                 ok = false;
             } else {
                 line.sku = sku->get<std::string>();
@@ -112,8 +115,8 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const json& b
                               qty->get<std::uint64_t>() >= 1
                         : qty->get<std::int64_t>() >= 1 && qty->get<std::int64_t>() <= kMaxQuantity;
                 if (!in_range) {
-                    errors.push_back({at + ".quantity", "must be from 1 to " +
-                                                            std::to_string(kMaxQuantity)});
+                    errors.push_back(
+                        {at + ".quantity", "must be from 1 to " + std::to_string(kMaxQuantity)});
                     ok = false;
                 } else {
                     line.quantity = qty->get<std::int64_t>();
@@ -175,7 +178,8 @@ std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& o) {
     first.time = o.created_at;
     if (!o.created_event_id.empty()) first.id = o.created_event_id;
     json lines = json::array();
-    for (const auto& l : o.request.items) lines.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
+    for (const auto& l : o.request.items)
+        lines.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
     CloudEvent second = CloudEvent::caused_by(
         first, "INVENTORY_RESERVE_REQUESTED", kSource,
         {{"order_id", o.order_id}, {"items", std::move(lines)}, {"order", std::move(created)}});

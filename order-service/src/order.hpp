@@ -45,9 +45,9 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const nlohman
 /// An order accepted for intake: the request plus the ids and times the service assigned.
 struct AcceptedOrder {
     std::string order_id;
-    std::string correlation_id;  ///< the saga id
-    std::string created_at;      ///< RFC 3339
-    std::string traceparent;     ///< continues the HTTP request's trace
+    std::string correlation_id;    ///< the saga id
+    std::string created_at;        ///< RFC 3339
+    std::string traceparent;       ///< continues the HTTP request's trace
     std::string created_event_id;  ///< ce_id of its ORDER_CREATED (fixed at acceptance)
     std::string reserve_event_id;  ///< ce_id of its INVENTORY_RESERVE_REQUESTED
     OrderRequest request;

@@ -147,7 +147,8 @@ void OrderService::start() {
     lo.batch_linger = config_.saga_batch_linger;
     lo.operation_timeout = config_.kafka_timeout;
     saga_loop_ = std::make_unique<kafka::ProcessingLoop>(
-        kafka::ClientConfig{config_.common.bootstrap_servers, saga_id, config_.common.kafka_overrides},
+        kafka::ClientConfig{config_.common.bootstrap_servers, saga_id,
+                            config_.common.kafka_overrides},
         lo, *saga_, *registry_);
     saga_loop_->start();
 
@@ -165,8 +166,8 @@ void OrderService::start() {
     http_->set_readiness([this] { return readiness(); });
     http_->start();
     log::info("order-service listening", {{"port", http_->port()},
-                                           {"bootstrap", config_.common.bootstrap_servers},
-                                           {"transactional_id", intake_id}});
+                                          {"bootstrap", config_.common.bootstrap_servers},
+                                          {"transactional_id", intake_id}});
 }
 
 void OrderService::stop() {
@@ -245,7 +246,9 @@ void OrderService::resolve_pending_keys() {
 }
 
 void OrderService::handle_create(http::Request&& req, http::Responder respond) {
-    auto count = [this](const char* result) { orders_total_->Add({{"result", result}}).Increment(); };
+    auto count = [this](const char* result) {
+        orders_total_->Add({{"result", result}}).Increment();
+    };
     if (!is_json_content_type(req.header("content-type"))) {
         count("rejected");
         respond(http::problem(415, "Unsupported Media Type",
@@ -356,7 +359,8 @@ void OrderService::handle_create(http::Request&& req, http::Responder respond) {
                 count("failed");
                 auto r = http::problem(503, "Service Unavailable",
                                        "the order could not be committed to Kafka and was not "
-                                       "created: " + result.error);
+                                       "created: " +
+                                           result.error);
                 r.headers.emplace_back("Retry-After", "1");
                 respond(std::move(r));
             }
@@ -390,7 +394,8 @@ void OrderService::handle_get(http::Request&& req, http::Responder respond) {
     }
     const std::string wanted = wait->second;
     if (wanted != "CONFIRMED" && wanted != "CANCELLED" && wanted != "terminal") {
-        respond(http::problem(400, "Invalid wait", "wait must be CONFIRMED, CANCELLED or terminal"));
+        respond(
+            http::problem(400, "Invalid wait", "wait must be CONFIRMED, CANCELLED or terminal"));
         return;
     }
     std::int64_t timeout_ms = 30000;
@@ -435,8 +440,8 @@ void OrderService::handle_cancel(http::Request&& req, http::Responder respond) {
     }
     saga_->request_cancel(id, [respond, id](const SagaProcessor::CancelResult& r) {
         if (r.status == 202) {
-            respond(http::Response::json(202, {{"order_id", id}, {"status", "CANCELLING"},
-                                               {"detail", r.detail}}));
+            respond(http::Response::json(
+                202, {{"order_id", id}, {"status", "CANCELLING"}, {"detail", r.detail}}));
             return;
         }
         const char* title = r.status == 404   ? "Order not found"

@@ -24,9 +24,9 @@ struct OrderServiceConfig {
     unsigned http_threads = 2;
     std::chrono::hours idempotency_retention{48};
     SagaTopics topics;
-    std::chrono::milliseconds order_timeout{30000};     ///< ORDER_TIMEOUT
+    std::chrono::milliseconds order_timeout{30000};      ///< ORDER_TIMEOUT
     std::chrono::milliseconds catch_up_deadline{60000};  ///< read model catch-up at start
-    std::string group_id = "order-service";  ///< consumer group of the decision loop
+    std::string group_id = "order-service";              ///< consumer group of the decision loop
     std::size_t saga_batch_max = 500;
     std::chrono::milliseconds saga_batch_linger{5};
 
@@ -37,7 +37,7 @@ struct OrderServiceConfig {
 };
 
 class OrderService {
-public:
+  public:
     explicit OrderService(OrderServiceConfig config);
     ~OrderService();
     OrderService(const OrderService&) = delete;
@@ -52,7 +52,7 @@ public:
     void stop();
     std::uint16_t http_port() const;
 
-private:
+  private:
     void handle_create(http::Request&& req, http::Responder respond);
     void handle_get(http::Request&& req, http::Responder respond);
     void handle_cancel(http::Request&& req, http::Responder respond);

@@ -51,9 +51,11 @@ std::optional<OrderRecord> OrderStore::get(const std::string& order_id, bool wit
     r.decided = q.column_int(8) != 0;
     r.release_requested = q.column_int(9) != 0;
     if (with_history) {
-        auto h = db_.prepare("SELECT status, at FROM order_history WHERE order_id = ? ORDER BY seq");
+        auto h =
+            db_.prepare("SELECT status, at FROM order_history WHERE order_id = ? ORDER BY seq");
         h.bind(1, order_id);
-        while (h.step()) r.history.push_back({{"status", h.column_text(0)}, {"at", h.column_text(1)}});
+        while (h.step())
+            r.history.push_back({{"status", h.column_text(0)}, {"at", h.column_text(1)}});
     }
     return r;
 }
@@ -64,13 +66,18 @@ void OrderStore::apply_created(const std::string& event_id, const std::string& c
     const std::string created_at = doc.value("created_at", "");
     std::int64_t created_ms = 0;
     if (auto t = parse_rfc3339(created_at)) {
-        created_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+        created_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
     }
     auto ins = db_.prepare(
         "INSERT OR IGNORE INTO orders(order_id, status, doc, correlation_id, traceparent, "
         "last_event_id, created_ms) VALUES (?, 'PENDING', ?, ?, ?, ?, ?)");
-    ins.bind(1, order_id).bind(2, doc.dump()).bind(3, correlation_id).bind(4, traceparent)
-        .bind(5, event_id).bind(6, created_ms);
+    ins.bind(1, order_id)
+        .bind(2, doc.dump())
+        .bind(3, correlation_id)
+        .bind(4, traceparent)
+        .bind(5, event_id)
+        .bind(6, created_ms);
     ins.run();
     // One PENDING entry per order, whichever path (intake, saga, projection) got here first.
     auto hist = db_.prepare(
@@ -97,18 +104,28 @@ void OrderStore::apply_change(const OrderChange& c) {
         "UPDATE orders SET status = ?, reason = ?, detail = ?, last_event_id = ?, "
         "decided = MAX(decided, ?), release_requested = MAX(release_requested, ?) "
         "WHERE order_id = ?");
-    up.bind(1, c.status).bind(2, c.reason).bind(3, c.detail).bind(4, c.event_id)
+    up.bind(1, c.status)
+        .bind(2, c.reason)
+        .bind(3, c.detail)
+        .bind(4, c.event_id)
         .bind(5, static_cast<std::int64_t>(c.decided))
-        .bind(6, static_cast<std::int64_t>(c.release_requested)).bind(7, c.order_id);
+        .bind(6, static_cast<std::int64_t>(c.release_requested))
+        .bind(7, c.order_id);
     up.run();
     auto hist = db_.prepare(
         "INSERT OR IGNORE INTO order_history(event_id, order_id, status, at, seq) "
-        "VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_history WHERE order_id = ?))");
-    hist.bind(1, c.event_id).bind(2, c.order_id).bind(3, c.status).bind(4, c.at).bind(5, c.order_id);
+        "VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_history WHERE order_id = "
+        "?))");
+    hist.bind(1, c.event_id)
+        .bind(2, c.order_id)
+        .bind(3, c.status)
+        .bind(4, c.at)
+        .bind(5, c.order_id);
     hist.run();
 }
 
-std::vector<std::string> OrderStore::pending_before(std::int64_t created_before_ms, std::size_t limit) {
+std::vector<std::string> OrderStore::pending_before(std::int64_t created_before_ms,
+                                                    std::size_t limit) {
     std::vector<std::string> out;
     auto q = db_.prepare(
         "SELECT order_id FROM orders WHERE status = 'PENDING' AND created_ms < ? "
@@ -129,7 +146,8 @@ std::vector<std::pair<int, std::int64_t>> OrderStore::offsets(const std::string&
 void OrderStore::set_offset(const std::string& topic, int partition, std::int64_t next) {
     auto u = db_.prepare(
         "INSERT INTO projection_offsets(topic, partition, next_offset) VALUES (?, ?, ?) "
-        "ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)");
+        "ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, "
+        "excluded.next_offset)");
     u.bind(1, topic).bind(2, static_cast<std::int64_t>(partition)).bind(3, next);
     u.run();
 }

@@ -26,7 +26,7 @@ struct OrderRecord {
     std::string traceparent;
     std::string last_event_id;
     std::int64_t created_ms = 0;
-    bool decided = false;            ///< got its decision (confirmed, or cancelled by stock/timeout)
+    bool decided = false;  ///< got its decision (confirmed, or cancelled by stock/timeout)
     bool release_requested = false;  ///< an INVENTORY_RELEASE_REQUESTED was written for it
     nlohmann::json history = nlohmann::json::array();  ///< [{status, at}]
 };
@@ -45,7 +45,7 @@ struct OrderChange {
 };
 
 class OrderStore {
-public:
+  public:
     explicit OrderStore(const std::string& path);
     sqlite::Database& db() { return db_; }
 
@@ -64,7 +64,7 @@ public:
     std::vector<std::pair<int, std::int64_t>> offsets(const std::string& topic);
     void set_offset(const std::string& topic, int partition, std::int64_t next);
 
-private:
+  private:
     sqlite::Database db_;
 };
 

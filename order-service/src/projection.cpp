@@ -9,12 +9,13 @@
 namespace orderpipe::order {
 
 struct OrderProjection::ConsumerHolder {
-    ConsumerHolder(const kafka::ClientConfig& c, const kafka::ConsumerOptions& o) : consumer(c, o) {}
+    ConsumerHolder(const kafka::ClientConfig& c, const kafka::ConsumerOptions& o)
+        : consumer(c, o) {}
     kafka::Consumer consumer;
 };
 
-OrderProjection::OrderProjection(kafka::ClientConfig config, std::string topic,
-                                 std::string db_path, OnChange on_change)
+OrderProjection::OrderProjection(kafka::ClientConfig config, std::string topic, std::string db_path,
+                                 OnChange on_change)
     : config_(std::move(config)),
       topic_(std::move(topic)),
       store_(db_path),
@@ -33,7 +34,8 @@ void OrderProjection::assign() {
     std::vector<kafka::TopicPartitionOffset> assignment;
     for (int p = 0; p < partitions_; ++p) {
         auto it = stored.find(p);
-        assignment.push_back({topic_, p, it == stored.end() ? kafka::Consumer::kBeginning : it->second});
+        assignment.push_back(
+            {topic_, p, it == stored.end() ? kafka::Consumer::kBeginning : it->second});
     }
     consumer_->consumer.assign(assignment);
 }
@@ -47,7 +49,8 @@ void OrderProjection::catch_up(std::chrono::milliseconds deadline) {
             log::warn("waiting for topic metadata", {{"topic", topic_}, {"error", e.what()}});
         }
         if (partitions_ == 0 && std::chrono::steady_clock::now() > until) {
-            throw std::runtime_error("cannot read " + topic_ + ": topic missing or Kafka unreachable");
+            throw std::runtime_error("cannot read " + topic_ +
+                                     ": topic missing or Kafka unreachable");
         }
     }
     assign();
@@ -113,7 +116,7 @@ void OrderProjection::start() {
                 log::error("projection step failed; retrying", {{"error", e.what()}});
                 std::this_thread::sleep_for(std::chrono::milliseconds(500));  // backoff
                 try {
-                    assign();  // rewind to what SQLite holds
+                    assign();                      // rewind to what SQLite holds
                 } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): retried
                 }
             }

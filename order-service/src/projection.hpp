@@ -16,7 +16,7 @@
 namespace orderpipe::order {
 
 class OrderProjection {
-public:
+  public:
     using OnChange = std::function<void(const std::string&, const std::string&)>;
 
     OrderProjection(kafka::ClientConfig config, std::string topic, std::string db_path,
@@ -30,7 +30,7 @@ public:
     void start();
     void stop();
 
-private:
+  private:
     /// One poll + apply. @returns partitions that reached their end.
     std::vector<int> step(std::chrono::milliseconds wait);
     void assign();

@@ -62,14 +62,16 @@ SagaStep cancel(const OrderRecord& o, const std::string& cause_id, const std::st
                                   {"reason", reason},
                                   {"detail", detail},
                                   {"cancelled_at", now_rfc3339()}});
-    step.change = OrderChange{o.order_id, cancelled.id, "CANCELLED", cancelled.time, reason,
-                              detail, decided, release || o.release_requested};
+    step.change =
+        OrderChange{o.order_id, cancelled.id, "CANCELLED", cancelled.time,
+                    reason,     detail,       decided,     release || o.release_requested};
     if (release) {
         step.emit.emplace_back(topics.inventory_requests,
                                order_event(o, cancelled.id, cancelled.traceparent,
                                            "INVENTORY_RELEASE_REQUESTED", release_data(o, reason)));
     }
-    if (notify) step.emit.emplace_back(topics.notifications, notification(o, cancelled, "ORDER_CANCELLED"));
+    if (notify)
+        step.emit.emplace_back(topics.notifications, notification(o, cancelled, "ORDER_CANCELLED"));
     step.emit.insert(step.emit.begin(), {topics.orders, std::move(cancelled)});
     return step;
 }
@@ -108,11 +110,12 @@ std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& curr
         // Late answer for an order already cancelled (customer or timeout): never confirm. A
         // reservation is released; the cancel already asked for that unless it predates it.
         if (status == "RESERVED" && !o.release_requested) {
-            auto release = order_event(o, result.id, result.traceparent,
-                                       "INVENTORY_RELEASE_REQUESTED",
-                                       release_data(o, o.reason.empty() ? "CANCELLED" : o.reason));
-            step.change = OrderChange{o.order_id, release.id, o.status, release.time, o.reason,
-                                      o.detail, o.decided, true, /*add_history=*/false};
+            auto release =
+                order_event(o, result.id, result.traceparent, "INVENTORY_RELEASE_REQUESTED",
+                            release_data(o, o.reason.empty() ? "CANCELLED" : o.reason));
+            step.change =
+                OrderChange{o.order_id, release.id, o.status, release.time,         o.reason,
+                            o.detail,   o.decided,  true,     /*add_history=*/false};
             step.emit.emplace_back(topics.inventory_requests, std::move(release));
         }
         return step;
@@ -124,8 +127,8 @@ std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& curr
                                       {"total", o.doc.value("total", "")},
                                       {"currency", o.doc.value("currency", "")},
                                       {"confirmed_at", now_rfc3339()}});
-        step.change = OrderChange{o.order_id, confirmed.id, "CONFIRMED", confirmed.time, "", "",
-                                  true, o.release_requested};
+        step.change = OrderChange{o.order_id, confirmed.id, "CONFIRMED", confirmed.time,
+                                  "",         "",           true,        o.release_requested};
         auto note = notification(o, confirmed, "ORDER_CONFIRMED");
         step.emit.emplace_back(topics.orders, std::move(confirmed));
         step.emit.emplace_back(topics.notifications, std::move(note));
@@ -137,7 +140,8 @@ std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& curr
 
 SagaStep on_customer_cancel(const OrderRecord& o, const SagaTopics& topics) {
     const bool pending = o.status == "PENDING";
-    return cancel(o, o.last_event_id, o.traceparent, "CUSTOMER_REQUEST", "cancelled by the customer",
+    return cancel(o, o.last_event_id, o.traceparent, "CUSTOMER_REQUEST",
+                  "cancelled by the customer",
                   /*release=*/true, /*notify=*/pending, /*decided=*/o.decided, topics);
 }
 

@@ -96,8 +96,9 @@ void SagaProcessor::idle(kafka::BatchOutput& out) {
 
     const auto now = std::chrono::steady_clock::now();
     if (now < next_timeout_scan_) return;
-    next_timeout_scan_ = now + std::min<std::chrono::milliseconds>(
-                                   std::chrono::seconds(1), order_timeout_ / 4 + std::chrono::milliseconds(1));
+    next_timeout_scan_ =
+        now + std::min<std::chrono::milliseconds>(
+                  std::chrono::seconds(1), order_timeout_ / 4 + std::chrono::milliseconds(1));
     const auto cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch() - order_timeout_)
                             .count();
@@ -105,8 +106,8 @@ void SagaProcessor::idle(kafka::BatchOutput& out) {
         auto order = current(order_id);
         if (!order || order->status != "PENDING") continue;
         apply(on_timeout(*order, topics_), *order, out);
-        log::warn("order timed out", {{"order_id", order_id},
-                                      {"correlation_id", order->correlation_id}});
+        log::warn("order timed out",
+                  {{"order_id", order_id}, {"correlation_id", order->correlation_id}});
     }
 }
 

@@ -23,7 +23,7 @@
 namespace orderpipe::order {
 
 class SagaProcessor final : public kafka::BatchProcessor {
-public:
+  public:
     struct CancelResult {
         int status;  ///< 202 accepted, 404 unknown, 409 already cancelled, 503 not committed
         std::string detail;
@@ -44,7 +44,7 @@ public:
     void committed() override;
     void aborted() override;
 
-private:
+  private:
     std::optional<OrderRecord> current(const std::string& order_id);
     void apply(const SagaStep& step, const OrderRecord& base, kafka::BatchOutput& out);
 

@@ -15,7 +15,7 @@
 namespace orderpipe::order {
 
 class Waiters {
-public:
+  public:
     using Done = std::function<void()>;  ///< answers with the order's current state
 
     Waiters() : timer_([this] { run(); }) {}
@@ -60,7 +60,7 @@ public:
         for (auto& d : ready) d();
     }
 
-private:
+  private:
     struct Waiter {
         std::function<bool(const std::string&)> wanted;
         std::chrono::steady_clock::time_point deadline;

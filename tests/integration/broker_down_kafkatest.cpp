@@ -25,7 +25,8 @@ struct PrivateBroker {
         auto [rc, out] = run_command(script + " start --port auto --data-dir " + data + " 2>&1");
         REQUIRE(rc == 0);
         bootstrap_servers = out.substr(out.find_last_of('\n', out.size() - 2) + 1);
-        while (!bootstrap_servers.empty() && std::isspace(static_cast<unsigned char>(bootstrap_servers.back()))) {
+        while (!bootstrap_servers.empty() &&
+               std::isspace(static_cast<unsigned char>(bootstrap_servers.back()))) {
             bootstrap_servers.pop_back();
         }
     }

@@ -16,7 +16,10 @@ namespace {
 constexpr int kStock = 120;
 
 json crash_catalog() {
-    return json::array({{{"sku", "CRASH-001"}, {"name", "Crash test item"}, {"unit_price", "5.00"}, {"stock", kStock}}});
+    return json::array({{{"sku", "CRASH-001"},
+                         {"name", "Crash test item"},
+                         {"unit_price", "5.00"},
+                         {"stock", kStock}}});
 }
 
 /// Places `count` orders of CRASH-001 x1 from 8 threads; returns the ids answered 201.
@@ -33,12 +36,14 @@ std::vector<std::string> place_many(const Pipeline& p, int count,
         workers.emplace_back([&] {
             for (int i = next++; i < count; i = next++) {
                 const std::string key = p.prefix + "-order-" + std::to_string(i);
-                const std::string body = R"({"customer_id":"c-1","customer_email":"c1@example.com","currency":"USD","items":[{"sku":"CRASH-001","quantity":1,"unit_price":"5.00"}]})";
+                const std::string body =
+                    R"({"customer_id":"c-1","customer_email":"c1@example.com","currency":"USD","items":[{"sku":"CRASH-001","quantity":1,"unit_price":"5.00"}]})";
                 for (int attempt = 0; attempt < 200; ++attempt) {
                     try {
-                        auto r = http_request("POST", p.order_url("/orders"), body,
-                                              {"Content-Type: application/json", "Idempotency-Key: " + key},
-                                              std::chrono::seconds(20));
+                        auto r = http_request(
+                            "POST", p.order_url("/orders"), body,
+                            {"Content-Type: application/json", "Idempotency-Key: " + key},
+                            std::chrono::seconds(20));
                         if (r.status == 201) {
                             std::lock_guard lock(mu);
                             ids.push_back(r.json()["order_id"]);
@@ -59,8 +64,8 @@ std::vector<std::string> place_many(const Pipeline& p, int count,
     }
     for (auto& t : workers) t.join();
     if (static_cast<int>(ids.size()) != count) {
-        FAIL_CHECK("only " << ids.size() << " of " << count << " orders accepted; last failure: "
-                           << last_failure);
+        FAIL_CHECK("only " << ids.size() << " of " << count
+                           << " orders accepted; last failure: " << last_failure);
     }
     return ids;
 }
@@ -76,16 +81,20 @@ void check_invariants(const Pipeline& p, const std::vector<std::string>& answere
     std::map<std::string, int> decisions;
     int confirmed = 0;
     std::vector<CloudEvent> events;
-    REQUIRE(eventually([&] {
-        events = p.events("orders.events");
-        created.clear();
-        decisions.clear();
-        for (const auto& e : events) {
-            if (e.type == "ORDER_CREATED") ++created[e.subject];
-            else ++decisions[e.subject];
-        }
-        return decisions.size() >= created.size() && created.size() >= answered.size();
-    }, std::chrono::seconds(90)));
+    REQUIRE(eventually(
+        [&] {
+            events = p.events("orders.events");
+            created.clear();
+            decisions.clear();
+            for (const auto& e : events) {
+                if (e.type == "ORDER_CREATED")
+                    ++created[e.subject];
+                else
+                    ++decisions[e.subject];
+            }
+            return decisions.size() >= created.size() && created.size() >= answered.size();
+        },
+        std::chrono::seconds(90)));
     for (const auto& id : answered) CHECK(created[id] == 1);
     for (const auto& [id, n] : created) {
         INFO("order " << id);
@@ -110,8 +119,9 @@ void check_invariants(const Pipeline& p, const std::vector<std::string>& answere
 
 }  // namespace
 
-TEST_CASE("inventory-service killed between its SQLite and Kafka commits re-emits, never re-reserves",
-          "[crash][kafka][inventory]") {
+TEST_CASE(
+    "inventory-service killed between its SQLite and Kafka commits re-emits, never re-reserves",
+    "[crash][kafka][inventory]") {
     Pipeline p(crash_catalog());
     auto env = p.env("inventory-service");
     env["FAULT_KILL_BEFORE_COMMIT"] = "1";
@@ -119,8 +129,8 @@ TEST_CASE("inventory-service killed between its SQLite and Kafka commits re-emit
     ChildProcess doomed(INVENTORY_SERVICE_BIN, env, p.dir.path() + "/inventory-doomed.log");
     p.start_orders();
     auto placing = std::async(std::launch::async, [&] { return place_many(p, 200); });
-    // The fault kills it in its first transaction with input, after the stock change was committed to
-    // SQLite and the records were delivered, before the Kafka commit.
+    // The fault kills it in its first transaction with input, after the stock change was committed
+    // to SQLite and the records were delivered, before the Kafka commit.
     const bool died = eventually([&] { return !doomed.running(); }, std::chrono::seconds(60));
     if (!died) FAIL(run_command("tail -n 30 " + p.dir.path() + "/inventory-doomed.log").second);
     p.start_inventory_process();

@@ -23,9 +23,9 @@ const std::vector<std::string> kJson = {"Content-Type: application/json"};
 /// An order-service on its own topics, data dir and transactional.id.
 struct ServiceUnderTest {
     std::string prefix = unique_name("intake");
-    std::map<std::string, std::string> topics =
-        create_test_topics(prefix, {"orders.events", "inventory.requests", "inventory.responses",
-                                    "notifications.requests"});
+    std::map<std::string, std::string> topics = create_test_topics(
+        prefix,
+        {"orders.events", "inventory.requests", "inventory.responses", "notifications.requests"});
     TempDir data;
     std::string instance = unique_name("i");
     std::unique_ptr<order::OrderService> service;
@@ -77,8 +77,9 @@ TEST_CASE("an accepted order is on both topics exactly once, keyed and with ce_ 
           "[intake][kafka]") {
     ServiceUnderTest s;
     s.start();
-    auto r = s.post(kOrder, {"Content-Type: application/json",
-                             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
+    auto r =
+        s.post(kOrder, {"Content-Type: application/json",
+                        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
     REQUIRE(r.status == 201);
     auto body = r.json();
     const std::string id = body["order_id"];
@@ -159,7 +160,9 @@ TEST_CASE("a retried Idempotency-Key creates nothing new, also after a restart",
     CHECK(again.json() == first.json());
     CHECK(again.headers["location"] == first.headers["location"]);
     // Same key, another body: 422, nothing created.
-    auto other = s.post(R"({"customer_id":"c-43","customer_email":"bo@example.com","currency":"USD","items":[{"sku":"MOUSE-001","quantity":1,"unit_price":"29.99"}]})", headers);
+    auto other = s.post(
+        R"({"customer_id":"c-43","customer_email":"bo@example.com","currency":"USD","items":[{"sku":"MOUSE-001","quantity":1,"unit_price":"29.99"}]})",
+        headers);
     CHECK(other.status == 422);
 
     s.stop();
@@ -190,20 +193,34 @@ TEST_CASE("every 4xx case commits nothing", "[intake][kafka][validation]") {
         {"unparsable", R"({"customer_id": )", kJson, 400},
         {"not an object", "[1,2,3]", kJson, 422},
         {"missing fields", R"({"customer_id":"c-1"})", kJson, 422},
-        {"quantity 0", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":0,"unit_price":"1.00"}]})", kJson, 422},
-        {"quantity 1001", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1001,"unit_price":"1.00"}]})", kJson, 422},
-        {"bad email", R"({"customer_id":"c","customer_email":"nope","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]})", kJson, 422},
-        {"bad price", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":"1.999"}]})", kJson, 422},
-        {"float price with 3 decimals", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":1.999}]})", kJson, 422},
+        {"quantity 0",
+         R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":0,"unit_price":"1.00"}]})",
+         kJson, 422},
+        {"quantity 1001",
+         R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1001,"unit_price":"1.00"}]})",
+         kJson, 422},
+        {"bad email",
+         R"({"customer_id":"c","customer_email":"nope","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]})",
+         kJson, 422},
+        {"bad price",
+         R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":"1.999"}]})",
+         kJson, 422},
+        {"float price with 3 decimals",
+         R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":1.999}]})",
+         kJson, 422},
         {"too large", std::string(70 * 1024, ' ') + kOrder, kJson, 413},
         {"deeply nested", std::string(5000, '[') + std::string(5000, ']'), kJson, 400},
     };
     std::string lines;
     for (int i = 0; i < 101; ++i) {
-        lines += std::string(i ? "," : "") + R"({"sku":"S)" + std::to_string(i) + R"(","quantity":1,"unit_price":"1.00"})";
+        lines += std::string(i ? "," : "") + R"({"sku":"S)" + std::to_string(i) +
+                 R"(","quantity":1,"unit_price":"1.00"})";
     }
     std::vector<Case> all = cases;
-    all.push_back({"101 lines", R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[)" + lines + "]}", kJson, 422});
+    all.push_back({"101 lines",
+                   R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[)" +
+                       lines + "]}",
+                   kJson, 422});
     for (const auto& c : all) {
         INFO(c.name);
         auto r = s.post(c.body, c.headers);

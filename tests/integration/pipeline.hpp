@@ -15,8 +15,8 @@
 namespace orderpipe::testing {
 
 inline const std::vector<std::string> kPipelineTopics = {
-    "orders.events",         "inventory.requests",     "inventory.responses",
-    "inventory.events",      "notifications.requests", "inventory.requests.dlq",
+    "orders.events",          "inventory.requests",     "inventory.responses",
+    "inventory.events",       "notifications.requests", "inventory.requests.dlq",
     "inventory.responses.dlq"};
 
 struct Pipeline {
@@ -32,9 +32,10 @@ struct Pipeline {
     std::uint16_t order_port = 0;
     std::uint16_t inventory_port = 0;
 
-    explicit Pipeline(const nlohmann::json& catalog = nlohmann::json::array(
-                          {{{"sku", "LAPTOP-001"}, {"name", "Laptop"}, {"unit_price", "999.99"}, {"stock", 50}},
-                           {{"sku", "MOUSE-001"}, {"name", "Mouse"}, {"unit_price", "29.99"}, {"stock", 200}}})) {
+    explicit Pipeline(
+        const nlohmann::json& catalog = nlohmann::json::array(
+            {{{"sku", "LAPTOP-001"}, {"name", "Laptop"}, {"unit_price", "999.99"}, {"stock", 50}},
+             {{"sku", "MOUSE-001"}, {"name", "Mouse"}, {"unit_price", "29.99"}, {"stock", 200}}})) {
         std::ofstream(seed_path) << catalog.dump();
     }
     ~Pipeline() {
@@ -87,7 +88,8 @@ struct Pipeline {
         order_port = free_port();
         auto e = env("order-service");
         e["HTTP_PORT"] = std::to_string(order_port);
-        order_process = std::make_unique<ChildProcess>(ORDER_SERVICE_BIN, e, dir.path() + "/order-service.log");
+        order_process =
+            std::make_unique<ChildProcess>(ORDER_SERVICE_BIN, e, dir.path() + "/order-service.log");
         wait_ready(order_port);
     }
     void start_inventory_process() {
@@ -103,8 +105,9 @@ struct Pipeline {
         REQUIRE(eventually(
             [&] {
                 try {
-                    return http_request("GET", "http://127.0.0.1:" + std::to_string(port) + "/readyz",
-                                        {}, {}, std::chrono::seconds(2))
+                    return http_request("GET",
+                                        "http://127.0.0.1:" + std::to_string(port) + "/readyz", {},
+                                        {}, std::chrono::seconds(2))
                                .status == 200;
                 } catch (const std::exception&) {
                     return false;
@@ -124,11 +127,14 @@ struct Pipeline {
     std::string place(const std::vector<std::pair<std::string, int>>& lines) const {
         nlohmann::json items = nlohmann::json::array();
         for (const auto& [sku, qty] : lines) {
-            items.push_back({{"sku", sku}, {"quantity", qty},
+            items.push_back({{"sku", sku},
+                             {"quantity", qty},
                              {"unit_price", sku == "MOUSE-001" ? "29.99" : "999.99"}});
         }
-        nlohmann::json body = {{"customer_id", "c-42"}, {"customer_email", "ana@example.com"},
-                               {"currency", "USD"}, {"items", items}};
+        nlohmann::json body = {{"customer_id", "c-42"},
+                               {"customer_email", "ana@example.com"},
+                               {"currency", "USD"},
+                               {"items", items}};
         auto r = http_request("POST", order_url("/orders"), body.dump(),
                               {"Content-Type: application/json"});
         REQUIRE(r.status == 201);
@@ -137,8 +143,9 @@ struct Pipeline {
 
     /// GET with ?wait=terminal.
     nlohmann::json wait_terminal(const std::string& id, int timeout_ms = 30000) const {
-        auto r = http_request("GET", order_url("/orders/" + id + "?wait=terminal&timeout_ms=" +
-                                               std::to_string(timeout_ms)));
+        auto r = http_request(
+            "GET",
+            order_url("/orders/" + id + "?wait=terminal&timeout_ms=" + std::to_string(timeout_ms)));
         REQUIRE(r.status == 200);
         return r.json();
     }

@@ -70,12 +70,15 @@ TEST_CASE("flow 2: 100 laptops with 50 in stock cancels and leaves stock alone",
 
 TEST_CASE("200 concurrent orders race for 37 units: exactly 37 confirmed, never negative",
           "[saga][kafka][race]") {
-    Pipeline p(json::array({{{"sku", "RACE-001"}, {"name", "Last units"}, {"unit_price", "10.00"}, {"stock", 37}}}));
+    Pipeline p(json::array(
+        {{{"sku", "RACE-001"}, {"name", "Last units"}, {"unit_price", "10.00"}, {"stock", 37}}}));
     p.start_inventory();
     p.start_orders();
     std::vector<std::future<std::string>> placed;
     for (int i = 0; i < 200; ++i) {
-        placed.push_back(std::async(std::launch::async, [&] { return p.place({{"RACE-001", 1}}); }));
+        placed.push_back(std::async(std::launch::async, [&] {
+            return p.place({{"RACE-001", 1}});
+        }));
     }
     int confirmed = 0;
     int cancelled = 0;
@@ -124,7 +127,8 @@ TEST_CASE("a garbage record on inventory.requests goes to its DLQ and the next o
     CHECK(dlq[0].value == std::string("\x00\xffnot json at all", 17));
     CHECK(dlq[0].header("dlq.reason") == "POISON_MESSAGE");
     CHECK(dlq[0].header("dlq.original_topic") == p.topic("inventory.requests"));
-    CHECK(dlq[0].header("dlq.consumer_group").value_or("").find("inventory-service") != std::string::npos);
+    CHECK(dlq[0].header("dlq.consumer_group").value_or("").find("inventory-service") !=
+          std::string::npos);
     CHECK(dlq[0].header("dlq.original_offset").has_value());
     CHECK(dlq[0].header("dlq.original_partition").has_value());
     CHECK(dlq[0].header("dlq.retry_count") == "0");
@@ -132,7 +136,8 @@ TEST_CASE("a garbage record on inventory.requests goes to its DLQ and the next o
     CHECK_FALSE(dlq[0].header("dlq.last_error").value_or("").empty());
 }
 
-TEST_CASE("customer cancel of a confirmed order releases stock exactly once", "[saga][kafka][cancel]") {
+TEST_CASE("customer cancel of a confirmed order releases stock exactly once",
+          "[saga][kafka][cancel]") {
     Pipeline p;
     p.start_inventory();
     p.start_orders();
@@ -146,7 +151,9 @@ TEST_CASE("customer cancel of a confirmed order releases stock exactly once", "[
     CHECK(again.status == 409);
     CHECK(http_request("POST", p.order_url("/orders/does-not-exist/cancel")).status == 404);
 
-    auto order = http_request("GET", p.order_url("/orders/" + id + "?wait=CANCELLED&timeout_ms=10000")).json();
+    auto order =
+        http_request("GET", p.order_url("/orders/" + id + "?wait=CANCELLED&timeout_ms=10000"))
+            .json();
     CHECK(order["status"] == "CANCELLED");
     CHECK(order["reason"] == "CUSTOMER_REQUEST");
     REQUIRE(eventually([&] { return p.stock("LAPTOP-001")["available"] == 50; }));
@@ -168,7 +175,8 @@ TEST_CASE("a cancel that races the reservation never confirms and releases once"
     CHECK(p.wait_terminal(id)["status"] == "CANCELLED");
 
     p.start_inventory();  // reserves (late RESERVED), then processes the release
-    REQUIRE(eventually([&] { return count_events(p.events("inventory.events"), "INVENTORY_RELEASED", id) == 1; }));
+    REQUIRE(eventually(
+        [&] { return count_events(p.events("inventory.events"), "INVENTORY_RELEASED", id) == 1; }));
     CHECK(p.stock("LAPTOP-001")["available"] == 50);
     CHECK(p.stock("LAPTOP-001")["reserved"] == 0);
     // The late RESERVED result is answered, never with a confirmation.
@@ -190,7 +198,8 @@ TEST_CASE("an order still PENDING after ORDER_TIMEOUT is cancelled and released"
     CHECK(order["reason"] == "TIMEOUT");
 
     p.start_inventory();  // the late reservation is made, then released by the timeout's request
-    REQUIRE(eventually([&] { return count_events(p.events("inventory.events"), "INVENTORY_RELEASED", id) == 1; }));
+    REQUIRE(eventually(
+        [&] { return count_events(p.events("inventory.events"), "INVENTORY_RELEASED", id) == 1; }));
     CHECK(p.stock("MOUSE-001")["available"] == 200);
     CHECK(p.stock("MOUSE-001")["reserved"] == 0);
     auto orders = p.events("orders.events", 2);

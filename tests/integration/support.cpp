@@ -78,14 +78,13 @@ namespace {
 
 std::vector<kafka::ConsumedRecord> read_all(const std::string& topic, const std::string& b,
                                             bool committed) {
-    kafka::Consumer c({b, "test-reader", {}},
-                      [&] {
-                          kafka::ConsumerOptions o;
-                          o.group_id = unique_name("test-reader");
-                          o.read_committed = committed;
-                          o.partition_eof = true;
-                          return o;
-                      }());
+    kafka::Consumer c({b, "test-reader", {}}, [&] {
+        kafka::ConsumerOptions o;
+        o.group_id = unique_name("test-reader");
+        o.read_committed = committed;
+        o.partition_eof = true;
+        return o;
+    }());
     int partitions = 0;
     for (int i = 0; i < 20 && partitions == 0; ++i) {
         partitions = c.partition_count(topic, std::chrono::seconds(5));
@@ -143,14 +142,16 @@ std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic, cons
     return out;
 }
 
-std::vector<kafka::ConsumedRecord> read_uncommitted(const std::string& topic, const std::string& b) {
+std::vector<kafka::ConsumedRecord> read_uncommitted(const std::string& topic,
+                                                    const std::string& b) {
     return read_all(topic, b, false);
 }
 
 nlohmann::json HttpResponse::json() const { return nlohmann::json::parse(body); }
 
-HttpResponse http_request(const std::string& method, const std::string& url, const std::string& body,
-                          const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
+HttpResponse http_request(const std::string& method, const std::string& url,
+                          const std::string& body, const std::vector<std::string>& headers,
+                          std::chrono::milliseconds timeout) {
     CURL* curl = curl_easy_init();
     if (curl == nullptr) throw std::runtime_error("curl_easy_init failed");
     HttpResponse r;

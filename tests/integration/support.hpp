@@ -28,14 +28,14 @@ std::map<std::string, std::string> create_test_topics(const std::string& prefix,
 
 /// A fresh temporary directory, removed by the destructor.
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -43,15 +43,16 @@ private:
 /// A transaction's records become visible shortly *after* commit_transaction returns (the
 /// coordinator writes the markers asynchronously), so callers that expect records pass
 /// `at_least`: the read is repeated until that many are visible (or 30 s pass).
-std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic,
-                                                  const std::string& bootstrap_servers = bootstrap(),
-                                                  std::size_t at_least = 0);
-inline std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic, std::size_t at_least) {
+std::vector<kafka::ConsumedRecord> read_committed(
+    const std::string& topic, const std::string& bootstrap_servers = bootstrap(),
+    std::size_t at_least = 0);
+inline std::vector<kafka::ConsumedRecord> read_committed(const std::string& topic,
+                                                         std::size_t at_least) {
     return read_committed(topic, bootstrap(), at_least);
 }
 /// Same, read_uncommitted: also shows records of aborted or open transactions.
-std::vector<kafka::ConsumedRecord> read_uncommitted(const std::string& topic,
-                                                    const std::string& bootstrap_servers = bootstrap());
+std::vector<kafka::ConsumedRecord> read_uncommitted(
+    const std::string& topic, const std::string& bootstrap_servers = bootstrap());
 
 struct HttpResponse {
     long status = 0;
@@ -81,7 +82,7 @@ std::uint16_t free_port();
 
 /// A service binary run as a child process, for tests that SIGKILL it.
 class ChildProcess {
-public:
+  public:
     /// Starts `path` with the current environment plus `env`; output goes to `log_path`.
     ChildProcess(const std::string& path, const std::map<std::string, std::string>& env,
                  const std::string& log_path);
@@ -95,7 +96,7 @@ public:
     bool running();
     int pid() const { return pid_; }
 
-private:
+  private:
     int pid_ = -1;
 };
 

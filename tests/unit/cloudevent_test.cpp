@@ -34,14 +34,14 @@ TEST_CASE("traceparent parses, rejects junk and continues the trace", "[cloudeve
 }
 
 TEST_CASE("an event round-trips through headers and value", "[cloudevent]") {
-    auto created = CloudEvent::make("ORDER_CREATED", "/order-service", "o-1", "saga-1", std::nullopt,
-                                    TraceContext::fresh().header(), {{"order_id", "o-1"}});
+    auto created =
+        CloudEvent::make("ORDER_CREATED", "/order-service", "o-1", "saga-1", std::nullopt,
+                         TraceContext::fresh().header(), {{"order_id", "o-1"}});
     auto next = CloudEvent::caused_by(created, "INVENTORY_RESERVE_REQUESTED", "/order-service",
                                       {{"order_id", "o-1"}});
     CHECK(next.causation_id == created.id);
     CHECK(next.correlation_id == "saga-1");
     CHECK(next.subject == "o-1");
-
 
     std::vector<std::pair<std::string, std::optional<std::string>>> hs;
     for (auto& [k, v] : next.headers()) hs.emplace_back(k, v);
@@ -54,7 +54,8 @@ TEST_CASE("an event round-trips through headers and value", "[cloudevent]") {
     CHECK(e.data["order_id"] == "o-1");
     CHECK(parse_rfc3339(e.time).has_value());
     bool has_content_type = false;
-    for (auto& [k, v] : next.headers()) has_content_type |= (k == "content-type" && v == "application/json");
+    for (auto& [k, v] : next.headers())
+        has_content_type |= (k == "content-type" && v == "application/json");
     CHECK(has_content_type);
 }
 
@@ -67,18 +68,22 @@ TEST_CASE("poison records are described, not thrown", "[cloudevent]") {
     auto ok = CloudEvent::make("X", "/s", "o", "c", std::nullopt, "", {});
     std::vector<std::pair<std::string, std::optional<std::string>>> hs;
     for (auto& [k, v] : ok.headers()) hs.emplace_back(k, v);
-    CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("\xff\xfe garbage"))).message.rfind("value is not JSON", 0) == 0);
-    CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("[1]"))).message == "value is not a JSON object");
+    CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("\xff\xfe garbage")))
+              .message.rfind("value is not JSON", 0) == 0);
+    CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("[1]"))).message ==
+          "value is not a JSON object");
     CHECK(std::get<EnvelopeError>(decode_event(hs, std::nullopt)).message == "record has no value");
     hs.erase(hs.begin() + 2);  // ce_type
-    CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("{}"))).message == "missing header ce_type");
+    CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("{}"))).message ==
+          "missing header ce_type");
 }
 
 TEST_CASE("RFC 3339 times format with milliseconds and parse back", "[time]") {
     auto t = parse_rfc3339("2026-11-23T19:40:00.123Z");
     REQUIRE(t);
     CHECK(format_rfc3339(*t) == "2026-11-23T19:40:00.123Z");
-    CHECK(format_rfc3339(*parse_rfc3339("2026-11-23T21:40:00+02:00")) == "2026-11-23T19:40:00.000Z");
+    CHECK(format_rfc3339(*parse_rfc3339("2026-11-23T21:40:00+02:00")) ==
+          "2026-11-23T19:40:00.000Z");
     CHECK_FALSE(parse_rfc3339("2026-02-30T00:00:00Z"));
     CHECK_FALSE(parse_rfc3339("yesterday"));
 }

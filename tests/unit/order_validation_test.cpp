@@ -72,14 +72,16 @@ TEST_CASE("every invalid field is reported", "[order]") {
         auto b = base;
         b["items"] = json::array();
         for (int i = 0; i < 101; ++i) {
-            b["items"].push_back({{"sku", "S" + std::to_string(i)}, {"quantity", 1}, {"unit_price", "1.00"}});
+            b["items"].push_back(
+                {{"sku", "S" + std::to_string(i)}, {"quantity", 1}, {"unit_price", "1.00"}});
         }
         CHECK(has_error(errors_of(b), "items"));
         b["items"].erase(b["items"].begin());
         CHECK(std::holds_alternative<OrderRequest>(validate_order(b)));
     }
     SECTION("bad emails") {
-        for (const char* e : {"", "ana", "ana@", "@example.com", "ana@example", "a b@c.de", "a@@b.co"}) {
+        for (const char* e :
+             {"", "ana", "ana@", "@example.com", "ana@example", "a b@c.de", "a@@b.co"}) {
             auto b = base;
             b["customer_email"] = e;
             INFO(e);
@@ -87,13 +89,15 @@ TEST_CASE("every invalid field is reported", "[order]") {
         }
     }
     SECTION("bad prices") {
-        for (json p : {json("-1.00"), json("1.234"), json("abc"), json("0"), json(nullptr), json("1e3")}) {
+        for (json p :
+             {json("-1.00"), json("1.234"), json("abc"), json("0"), json(nullptr), json("1e3")}) {
             auto b = base;
             b["items"][1]["unit_price"] = p;
             INFO(p.dump());
             CHECK(has_error(errors_of(b), "items[1].unit_price"));
         }
-        auto errs = errors_of(parse(R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD",
+        auto errs =
+            errors_of(parse(R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD",
             "items":[{"sku":"A","quantity":1,"unit_price":9.999}]})"));
         CHECK(has_error(errs, "items[0].unit_price"));
     }

@@ -50,10 +50,10 @@ std::string new_uuid_v7() {
     static std::mutex mu;
     static std::uint64_t last_ms = 0;
     static std::uint16_t seq = 0;
-    std::uint64_t ms = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    std::uint64_t ms =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
     std::uint16_t rand_a = 0;
     {
         std::lock_guard lock(mu);
@@ -156,11 +156,12 @@ std::variant<CloudEvent, EnvelopeError> decode_event(
         const char* name;
         std::string* out;
     };
-    const Required required[] = {{"ce_id", &e.id},           {"ce_type", &e.type},
-                                 {"ce_source", &e.source},   {"ce_time", &e.time},
-                                 {"ce_subject", &e.subject}, {"ce_correlationid", &e.correlation_id}};
+    const Required required[] = {
+        {"ce_id", &e.id},     {"ce_type", &e.type},       {"ce_source", &e.source},
+        {"ce_time", &e.time}, {"ce_subject", &e.subject}, {"ce_correlationid", &e.correlation_id}};
     const auto* spec = find("ce_specversion");
-    if (spec == nullptr || !spec->has_value()) return EnvelopeError{"missing header ce_specversion"};
+    if (spec == nullptr || !spec->has_value())
+        return EnvelopeError{"missing header ce_specversion"};
     if (**spec != "1.0") return EnvelopeError{"unsupported ce_specversion \"" + **spec + "\""};
     for (const auto& r : required) {
         const auto* v = find(r.name);
@@ -169,7 +170,8 @@ std::variant<CloudEvent, EnvelopeError> decode_event(
         }
         *r.out = **v;
     }
-    if (const auto* c = find("ce_causationid"); c != nullptr && c->has_value()) e.causation_id = **c;
+    if (const auto* c = find("ce_causationid"); c != nullptr && c->has_value())
+        e.causation_id = **c;
     if (const auto* t = find("traceparent"); t != nullptr && t->has_value()) e.traceparent = **t;
     if (!value) return EnvelopeError{"record has no value"};
     auto parsed = parse_untrusted_json(*value, 64);

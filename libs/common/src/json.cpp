@@ -9,7 +9,7 @@ using json = nlohmann::json;
 
 /// Forwards to nlohmann's DOM builder, but keeps float literals as text and bounds nesting.
 class ExactNumberSax {
-public:
+  public:
     ExactNumberSax(json& root, std::size_t max_depth) : dom_(root, false), max_depth_(max_depth) {}
 
     bool null() { return dom_.null(); }
@@ -46,7 +46,7 @@ public:
 
     const std::string& error() const { return error_; }
 
-private:
+  private:
     bool enter() {
         if (++depth_ > max_depth_) {
             error_ = "nesting deeper than " + std::to_string(max_depth_) + " levels";

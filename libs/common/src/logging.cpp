@@ -13,13 +13,13 @@ namespace {
 thread_local const nlohmann::json* tls_fields = nullptr;
 
 class JsonLineFormatter final : public spdlog::formatter {
-public:
+  public:
     explicit JsonLineFormatter(std::string service) : service_(std::move(service)) {}
 
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-        const std::string line =
-            format_line(service_, msg.level, std::string_view(msg.payload.data(), msg.payload.size()),
-                        tls_fields, msg.time);
+        const std::string line = format_line(
+            service_, msg.level, std::string_view(msg.payload.data(), msg.payload.size()),
+            tls_fields, msg.time);
         dest.append(line.data(), line.data() + line.size());
         dest.push_back('\n');
     }
@@ -28,7 +28,7 @@ public:
         return std::make_unique<JsonLineFormatter>(service_);
     }
 
-private:
+  private:
     std::string service_;
 };
 
@@ -38,7 +38,8 @@ std::string format_line(std::string_view service, spdlog::level::level_enum leve
                         std::string_view msg, const nlohmann::json* fields,
                         spdlog::log_clock::time_point when) {
     nlohmann::json line = nlohmann::json::object();
-    line["ts"] = format_rfc3339(std::chrono::time_point_cast<std::chrono::system_clock::duration>(when));
+    line["ts"] =
+        format_rfc3339(std::chrono::time_point_cast<std::chrono::system_clock::duration>(when));
     const auto lv = spdlog::level::to_string_view(level);
     line["level"] = std::string_view(lv.data(), lv.size());
     line["service"] = service;

@@ -6,8 +6,8 @@ namespace orderpipe::sqlite {
 namespace {
 
 [[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
-    throw SqliteError(rc, std::string(what) + ": " +
-                              (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    throw SqliteError(
+        rc, std::string(what) + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
 }
 
 }  // namespace
@@ -76,9 +76,9 @@ bool Statement::column_is_null(int col) const {
 
 Database::Database(const std::string& path, bool durable) {
     sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                   nullptr);
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     db_.reset(raw);
     if (rc != SQLITE_OK) fail(raw, rc, "open " + path);
     sqlite3_busy_timeout(raw, 5000);

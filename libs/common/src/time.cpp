@@ -69,8 +69,8 @@ std::optional<SystemTime> parse_rfc3339(std::string_view s) {
     }
     if (pos != s.size()) return std::nullopt;
     using namespace std::chrono;
-    const auto days = sys_days(year{*y} / month{static_cast<unsigned>(*mo)} /
-                               day{static_cast<unsigned>(*d)});
+    const auto days =
+        sys_days(year{*y} / month{static_cast<unsigned>(*mo)} / day{static_cast<unsigned>(*d)});
     if (!(year{*y} / month{static_cast<unsigned>(*mo)} / day{static_cast<unsigned>(*d)}).ok()) {
         return std::nullopt;
     }

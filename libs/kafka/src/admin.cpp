@@ -21,8 +21,10 @@ void create_topics(const ClientConfig& config, const std::vector<NewTopic>& topi
         for (const auto& [k, v] : t.config) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
     }
     rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
-    rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), err, sizeof err);
+    rd_kafka_AdminOptions_t* options =
+        rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), err,
+                                                sizeof err);
     rd_kafka_CreateTopics(rk.get(), raw.data(), raw.size(), options, queue);
     rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 5000);
     rd_kafka_AdminOptions_destroy(options);
@@ -40,7 +42,8 @@ void create_topics(const ClientConfig& config, const std::vector<NewTopic>& topi
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
         for (size_t i = 0; i < n && failure.empty(); ++i) {
             auto code = rd_kafka_topic_result_error(results[i]);
-            if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            if (code != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 failure = std::string(rd_kafka_topic_result_name(results[i])) + ": " +
                           rd_kafka_topic_result_error_string(results[i]);
                 failure_code = code;
@@ -49,7 +52,8 @@ void create_topics(const ClientConfig& config, const std::vector<NewTopic>& topi
     }
     if (ev != nullptr) rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(queue);
-    if (!failure.empty()) throw KafkaException(impl::classify(failure_code, "create topics: " + failure));
+    if (!failure.empty())
+        throw KafkaException(impl::classify(failure_code, "create topics: " + failure));
 }
 
 }  // namespace orderpipe::kafka

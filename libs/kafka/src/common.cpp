@@ -52,11 +52,11 @@ KafkaError classify(rd_kafka_resp_err_t code, std::string context) {
 
 void set_conf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
     char err[512];
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
         std::string env = "KAFKA_";
         for (char c : key) {
-            env.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+            env.push_back(
+                c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
         }
         throw ConfigurationError("Kafka property " + key + "=\"" + value + "\" (from " + env +
                                  " if set there) was refused: " + err);
@@ -116,10 +116,9 @@ void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) n
                          : level <= 6 ? spdlog::level::info
                                       : spdlog::level::debug;
         if (!spdlog::should_log(lvl)) return;
-        orderpipe::log::write(lvl, buf,
-                              {{"component", "librdkafka"},
-                               {"client", rd_kafka_name(rk)},
-                               {"facility", fac}});
+        orderpipe::log::write(
+            lvl, buf,
+            {{"component", "librdkafka"}, {"client", rd_kafka_name(rk)}, {"facility", fac}});
     } catch (...) {  // NOLINT(bugprone-empty-catch): logging must not throw into C
     }
 }
@@ -129,7 +128,8 @@ void error_cb(rd_kafka_t* rk, int err, const char* reason, void* /*opaque*/) noe
         // Transient transport errors are normal while a broker restarts; librdkafka retries.
         const auto code = static_cast<rd_kafka_resp_err_t>(err);
         const bool fatal = code == RD_KAFKA_RESP_ERR__FATAL;
-        orderpipe::log::write(fatal ? spdlog::level::err : spdlog::level::warn, "kafka client error",
+        orderpipe::log::write(fatal ? spdlog::level::err : spdlog::level::warn,
+                              "kafka client error",
                               {{"component", "librdkafka"},
                                {"client", rd_kafka_name(rk)},
                                {"error", rd_kafka_err2name(code)},

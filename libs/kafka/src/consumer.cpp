@@ -46,12 +46,12 @@ Consumer::Consumer(ClientConfig config, ConsumerOptions options, RebalanceListen
     auto conf = impl::make_conf(
         config,
         {
-            {"group.id", impl_->options.group_id.empty() ? "orderpipe-reader"
-                                                          : impl_->options.group_id},
+            {"group.id",
+             impl_->options.group_id.empty() ? "orderpipe-reader" : impl_->options.group_id},
             {"enable.auto.commit", "false"},
             {"enable.auto.offset.store", "false"},
-            {"isolation.level", impl_->options.read_committed ? "read_committed"
-                                                              : "read_uncommitted"},
+            {"isolation.level",
+             impl_->options.read_committed ? "read_committed" : "read_uncommitted"},
             {"auto.offset.reset", impl_->options.auto_offset_reset},
             // Eager assignors only: librdkafka 2.0.2's cooperative-sticky has known issues.
             {"partition.assignment.strategy", "range,roundrobin"},
@@ -72,7 +72,8 @@ Consumer::Consumer(ClientConfig config, ConsumerOptions options, RebalanceListen
 Consumer::~Consumer() { close(); }
 
 void Consumer::subscribe(const std::vector<std::string>& topics) {
-    impl::PartitionListHolder list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+    impl::PartitionListHolder list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
     for (const auto& t : topics) {
         rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
     }
@@ -132,7 +133,8 @@ PollResult Consumer::poll_batch(std::size_t max, std::chrono::milliseconds timeo
                 if (value == nullptr) {
                     r.headers.emplace_back(name, std::nullopt);
                 } else {
-                    r.headers.emplace_back(name, std::string(static_cast<const char*>(value), size));
+                    r.headers.emplace_back(name,
+                                           std::string(static_cast<const char*>(value), size));
                 }
             }
         }
@@ -162,9 +164,9 @@ void Consumer::seek_to_committed() {
     }
     for (int i = 0; i < list->cnt; ++i) {
         auto& p = list->elems[i];
-        if (p.offset < 0) p.offset = impl_->options.auto_offset_reset == "latest"
-                                         ? RD_KAFKA_OFFSET_END
-                                         : RD_KAFKA_OFFSET_BEGINNING;
+        if (p.offset < 0)
+            p.offset = impl_->options.auto_offset_reset == "latest" ? RD_KAFKA_OFFSET_END
+                                                                    : RD_KAFKA_OFFSET_BEGINNING;
     }
     if (auto* err = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 10000)) {
         throw KafkaException(impl::classify(impl::ErrorHolder(err)));
@@ -208,8 +210,9 @@ std::vector<std::pair<TopicPartition, std::int64_t>> Consumer::lag() const {
         const auto& p = list->elems[i];
         std::int64_t low = 0;
         std::int64_t high = 0;
-        if (p.offset < 0 || rd_kafka_get_watermark_offsets(impl_->rk.get(), p.topic, p.partition,
-                                                           &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        if (p.offset < 0 ||
+            rd_kafka_get_watermark_offsets(impl_->rk.get(), p.topic, p.partition, &low, &high) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
             high < 0) {
             continue;
         }

@@ -37,8 +37,7 @@ struct MessageDeleter {
 using ConfHolder = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 using HandleHolder = std::unique_ptr<rd_kafka_t, HandleDeleter>;
 using ErrorHolder = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
-using PartitionListHolder =
-    std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+using PartitionListHolder = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
 using GroupMetadataHolder =
     std::unique_ptr<rd_kafka_consumer_group_metadata_t, GroupMetadataDeleter>;
 using MessageHolder = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;

@@ -41,7 +41,7 @@ void BatchOutput::dead_letter(const ConsumedRecord& r, const std::string& reason
 }
 
 class ProcessingLoop::Impl final : public RebalanceListener {
-public:
+  public:
     Impl(ClientConfig config, LoopOptions options, BatchProcessor& processor,
          prometheus::Registry& registry)
         : config_(std::move(config)), options_(std::move(options)), processor_(processor) {
@@ -57,14 +57,14 @@ public:
                             .Register(registry);
         records_ok_ = &records.Add({{"loop", options_.name}, {"result", "processed"}});
         records_dlq_ = &records.Add({{"loop", options_.name}, {"result", "dead_lettered"}});
-        batch_seconds_ = &prometheus::BuildHistogram()
-                              .Name("kafka_batch_processing_seconds")
-                              .Help("Time to process and commit one batch")
-                              .Register(registry)
-                              .Add({{"loop", options_.name}},
-                                   prometheus::Histogram::BucketBoundaries{
-                                       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                       2.5, 5, 10});
+        batch_seconds_ =
+            &prometheus::BuildHistogram()
+                 .Name("kafka_batch_processing_seconds")
+                 .Help("Time to process and commit one batch")
+                 .Register(registry)
+                 .Add({{"loop", options_.name}},
+                      prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                              0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
         lag_family_ = &prometheus::BuildGauge()
                            .Name("kafka_consumer_lag")
                            .Help("Records between the consumer's position and the high watermark")
@@ -120,7 +120,7 @@ public:
         log::warn("partitions lost", {{"loop", options_.name}, {"count", partitions.size()}});
     }
 
-private:
+  private:
     void set_status(std::string s) {
         std::lock_guard lock(status_mu_);
         status_ = std::move(s);
@@ -237,10 +237,11 @@ private:
                 next = std::max(next, rec.offset + 1);
                 auto decoded = from_record(rec);
                 if (auto* err = std::get_if<EnvelopeError>(&decoded)) {
-                    log::warn("poison record sent to the DLQ",
-                              {{"loop", options_.name}, {"topic", rec.topic},
-                               {"partition", rec.partition}, {"offset", rec.offset},
-                               {"error", err->message}});
+                    log::warn("poison record sent to the DLQ", {{"loop", options_.name},
+                                                                {"topic", rec.topic},
+                                                                {"partition", rec.partition},
+                                                                {"offset", rec.offset},
+                                                                {"error", err->message}});
                     out.dead_letter(rec, kPoisonMessage, err->message);
                     continue;
                 }
@@ -252,7 +253,8 @@ private:
             for (const auto& r : out.records()) producer_->produce(r);
             if (!next_offsets.empty()) {
                 std::vector<TopicPartitionOffset> offsets;
-                for (const auto& [tp, next] : next_offsets) offsets.push_back({tp.first, tp.second, next});
+                for (const auto& [tp, next] : next_offsets)
+                    offsets.push_back({tp.first, tp.second, next});
                 producer_->send_offsets(offsets, *consumer_);
             }
             if (options_.kill_before_commit_at > 0 && !pending_.empty() &&
@@ -304,9 +306,10 @@ private:
             auto it = lag_gauges_.find(key);
             if (it == lag_gauges_.end()) {
                 it = lag_gauges_
-                         .emplace(key, &lag_family_->Add({{"loop", options_.name},
-                                                          {"topic", tp.topic},
-                                                          {"partition", std::to_string(tp.partition)}}))
+                         .emplace(key,
+                                  &lag_family_->Add({{"loop", options_.name},
+                                                     {"topic", tp.topic},
+                                                     {"partition", std::to_string(tp.partition)}}))
                          .first;
             }
             it->second->Set(static_cast<double>(lag));

@@ -12,7 +12,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int remaining_ms(Clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     return static_cast<int>(std::max<std::int64_t>(left.count(), 1));
 }
 
@@ -112,9 +113,8 @@ void TransactionalProducer::produce(const OutgoingRecord& r) {
     for (;;) {
         const rd_kafka_resp_err_t rc = rd_kafka_producev(
             impl_->rk.get(), RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
+            RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // the message now owns the headers
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(impl_->rk.get(), 10);  // let deliveries drain the local queue
@@ -132,8 +132,8 @@ void TransactionalProducer::send_offsets(const std::vector<TopicPartitionOffset>
                                          const Consumer& consumer) {
     if (offsets.empty()) return;
     auto list = impl::to_list(offsets);
-    impl::GroupMetadataHolder meta(rd_kafka_consumer_group_metadata(
-        static_cast<rd_kafka_t*>(consumer.native_handle())));
+    impl::GroupMetadataHolder meta(
+        rd_kafka_consumer_group_metadata(static_cast<rd_kafka_t*>(consumer.native_handle())));
     if (auto* err = rd_kafka_send_offsets_to_transaction(
             impl_->rk.get(), list.get(), meta.get(),
             static_cast<int>(impl_->options.operation_timeout.count()))) {
@@ -144,7 +144,8 @@ void TransactionalProducer::send_offsets(const std::vector<TopicPartitionOffset>
 TxnOutcome TransactionalProducer::commit_or_abort() {
     const auto deadline = Clock::now() + impl_->options.operation_timeout;
     for (;;) {
-        rd_kafka_error_t* raw = rd_kafka_commit_transaction(impl_->rk.get(), remaining_ms(deadline));
+        rd_kafka_error_t* raw =
+            rd_kafka_commit_transaction(impl_->rk.get(), remaining_ms(deadline));
         if (raw == nullptr) {
             impl_->in_transaction = false;
             return TxnOutcome::kCommitted;

@@ -32,14 +32,14 @@ struct TraceContext {
 };
 
 struct CloudEvent {
-    std::string id;       ///< ce_id: UUID, the ProcessedEvents key
-    std::string type;     ///< ce_type, e.g. ORDER_CREATED
-    std::string source;   ///< ce_source, e.g. /order-service
-    std::string time;     ///< ce_time, RFC 3339 UTC with milliseconds
-    std::string subject;  ///< ce_subject: the order id
-    std::string correlation_id;                ///< ce_correlationid: the saga id
-    std::optional<std::string> causation_id;   ///< ce_causationid: the cause's ce_id
-    std::string traceparent;                   ///< W3C traceparent
+    std::string id;                           ///< ce_id: UUID, the ProcessedEvents key
+    std::string type;                         ///< ce_type, e.g. ORDER_CREATED
+    std::string source;                       ///< ce_source, e.g. /order-service
+    std::string time;                         ///< ce_time, RFC 3339 UTC with milliseconds
+    std::string subject;                      ///< ce_subject: the order id
+    std::string correlation_id;               ///< ce_correlationid: the saga id
+    std::optional<std::string> causation_id;  ///< ce_causationid: the cause's ce_id
+    std::string traceparent;                  ///< W3C traceparent
     nlohmann::json data = nlohmann::json::object();
 
     /// A new event with a fresh id and the current time.

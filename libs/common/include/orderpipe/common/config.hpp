@@ -15,18 +15,18 @@ namespace orderpipe {
 
 /// Thrown by EnvReader::finish(): one line per invalid variable. Not retryable: fix the setting.
 class ConfigError : public std::runtime_error {
-public:
+  public:
     explicit ConfigError(std::vector<std::string> problems);
     const std::vector<std::string>& problems() const { return problems_; }
 
-private:
+  private:
     std::vector<std::string> problems_;
 };
 
 /// Reads variables through `lookup` (getenv by default) so tests can supply their own.
 /// Not thread-safe; use at start-up.
 class EnvReader {
-public:
+  public:
     using Lookup = std::function<std::optional<std::string>(const std::string&)>;
     EnvReader();
     explicit EnvReader(Lookup lookup);
@@ -56,7 +56,7 @@ public:
     /// @throws ConfigError if any variable was invalid.
     void finish() const;
 
-private:
+  private:
     std::optional<std::string> get(const std::string& name) const;
     Lookup lookup_;
     std::optional<std::map<std::string, std::string>> fixed_;

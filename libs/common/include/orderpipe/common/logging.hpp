@@ -5,8 +5,8 @@
 /// Plain spdlog calls (`spdlog::info("...")`) also come out as JSON lines. Structured fields:
 ///   log::info("order accepted", {{"order_id", id}, {"correlation_id", cid}});
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <string_view>

@@ -10,7 +10,7 @@
 namespace orderpipe {
 
 class Money {
-public:
+  public:
     /// Largest amount accepted anywhere (10^13 cents = 100 billion units); sums beyond it fail.
     static constexpr std::int64_t kMaxMinorUnits = 10'000'000'000'000;
 
@@ -33,7 +33,7 @@ public:
     friend constexpr bool operator==(Money, Money) = default;
     friend constexpr auto operator<=>(Money, Money) = default;
 
-private:
+  private:
     constexpr explicit Money(std::int64_t cents) : cents_(cents) {}
     std::int64_t cents_ = 0;
 };

@@ -16,9 +16,10 @@
 namespace orderpipe {
 
 class ProcessedEvents {
-public:
+  public:
     /// Creates the table if needed. `retention`: rows older than this are purged (default 7 d).
-    ProcessedEvents(sqlite::Database& db, std::chrono::hours retention = std::chrono::hours(24 * 7));
+    ProcessedEvents(sqlite::Database& db,
+                    std::chrono::hours retention = std::chrono::hours(24 * 7));
 
     /// The stored result of an event already processed by `consumer`, or nullopt.
     std::optional<std::string> find(const std::string& consumer, const std::string& ce_id);
@@ -29,7 +30,7 @@ public:
 
     std::chrono::hours retention() const { return retention_; }
 
-private:
+  private:
     sqlite::Database& db_;
     std::chrono::hours retention_;
     sqlite::Statement find_;

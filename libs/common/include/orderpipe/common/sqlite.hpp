@@ -18,16 +18,16 @@ struct sqlite3_stmt;
 namespace orderpipe::sqlite {
 
 class SqliteError : public std::runtime_error {
-public:
+  public:
     SqliteError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
     int code() const { return code_; }
 
-private:
+  private:
     int code_;
 };
 
 class Statement {
-public:
+  public:
     Statement(sqlite3* db, std::string_view sql);
     Statement(Statement&&) noexcept = default;
     Statement& operator=(Statement&&) noexcept = default;
@@ -47,7 +47,7 @@ public:
     std::string column_text(int col) const;
     bool column_is_null(int col) const;
 
-private:
+  private:
     struct Finalizer {
         void operator()(sqlite3_stmt* s) const;
     };
@@ -57,7 +57,7 @@ private:
 };
 
 class Database {
-public:
+  public:
     /// Opens (creating) `path` in WAL mode with synchronous=NORMAL... unless `durable` is set,
     /// which uses synchronous=FULL so a committed transaction survives power loss.
     explicit Database(const std::string& path, bool durable = true);
@@ -69,7 +69,7 @@ public:
     std::int64_t changes() const;
     sqlite3* handle() const { return db_.get(); }
 
-private:
+  private:
     struct Closer {
         void operator()(sqlite3* db) const;
     };
@@ -78,14 +78,14 @@ private:
 
 /// BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless commit() was called.
 class Transaction {
-public:
+  public:
     explicit Transaction(Database& db);
     ~Transaction();
     Transaction(const Transaction&) = delete;
     Transaction& operator=(const Transaction&) = delete;
     void commit();
 
-private:
+  private:
     Database& db_;
     bool done_ = false;
 };

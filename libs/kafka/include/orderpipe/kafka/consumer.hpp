@@ -41,7 +41,7 @@ struct PollResult {
 };
 
 class Consumer {
-public:
+  public:
     /// @throws ConfigurationError
     Consumer(ClientConfig config, ConsumerOptions options, RebalanceListener* listener = nullptr);
     ~Consumer();  ///< closes (leaves the group) if close() was not called
@@ -64,7 +64,8 @@ public:
     /// Rewinds every assigned partition to its committed offset (after an aborted transaction).
     void seek_to_committed();
     /// Low and high watermarks as seen by this consumer's isolation level.
-    std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic, std::int32_t partition,
+    std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic,
+                                                     std::int32_t partition,
                                                      std::chrono::milliseconds timeout);
     /// Number of partitions of `topic`, or 0 if it does not exist.
     int partition_count(const std::string& topic, std::chrono::milliseconds timeout);
@@ -82,7 +83,7 @@ public:
     /// For TransactionalProducer::send_offsets; opaque.
     void* native_handle() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

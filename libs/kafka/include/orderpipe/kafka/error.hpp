@@ -9,7 +9,7 @@
 namespace orderpipe::kafka {
 
 class KafkaError {
-public:
+  public:
     KafkaError() = default;
     KafkaError(int code, std::string name, std::string message, bool fatal, bool retriable,
                bool txn_requires_abort)
@@ -20,15 +20,15 @@ public:
           retriable_(retriable),
           txn_requires_abort_(txn_requires_abort) {}
 
-    int code() const { return code_; }           ///< rd_kafka_resp_err_t value
+    int code() const { return code_; }                 ///< rd_kafka_resp_err_t value
     const std::string& name() const { return name_; }  ///< e.g. "_TIMED_OUT"
     const std::string& message() const { return message_; }
-    bool is_fatal() const { return fatal_; }      ///< recreate the client
+    bool is_fatal() const { return fatal_; }          ///< recreate the client
     bool is_retriable() const { return retriable_; }  ///< the same call may succeed later
     bool transaction_requires_abort() const { return txn_requires_abort_; }
     std::string describe() const;
 
-private:
+  private:
     int code_ = 0;
     std::string name_;
     std::string message_;
@@ -38,19 +38,19 @@ private:
 };
 
 class KafkaException : public std::runtime_error {
-public:
+  public:
     explicit KafkaException(KafkaError error)
         : std::runtime_error(error.describe()), error_(std::move(error)) {}
     const KafkaError& error() const { return error_; }
 
-private:
+  private:
     KafkaError error_;
 };
 
 /// A configuration property librdkafka refused; names the property and, when known, the
 /// environment variable it came from.
 class ConfigurationError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

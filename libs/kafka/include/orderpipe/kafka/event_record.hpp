@@ -12,13 +12,15 @@ inline OutgoingRecord to_record(std::string topic, std::string key, const CloudE
     r.topic = std::move(topic);
     r.key = std::move(key);
     r.value = event.value();
-    for (auto& [name, value] : event.headers()) r.headers.emplace_back(std::move(name), std::move(value));
+    for (auto& [name, value] : event.headers())
+        r.headers.emplace_back(std::move(name), std::move(value));
     return r;
 }
 
 /// Decodes a consumed record; see decode_event.
 inline std::variant<CloudEvent, EnvelopeError> from_record(const ConsumedRecord& r) {
-    return decode_event(r.headers, r.value ? std::optional<std::string_view>(*r.value) : std::nullopt);
+    return decode_event(r.headers,
+                        r.value ? std::optional<std::string_view>(*r.value) : std::nullopt);
 }
 
 /// An outgoing record as JSON, to store a result for re-emission (ProcessedEvents, outbox).
@@ -41,8 +43,9 @@ inline OutgoingRecord record_from_json(const nlohmann::json& j) {
     if (!j.at("value").is_null()) r.value = j.at("value").get<std::string>();
     for (const auto& h : j.at("headers")) {
         r.headers.emplace_back(h.at(0).get<std::string>(),
-                               h.at(1).is_null() ? std::nullopt
-                                                 : std::optional<std::string>(h.at(1).get<std::string>()));
+                               h.at(1).is_null()
+                                   ? std::nullopt
+                                   : std::optional<std::string>(h.at(1).get<std::string>()));
     }
     return r;
 }

@@ -39,7 +39,7 @@ inline constexpr const char* kPoisonMessage = "POISON_MESSAGE";
 
 /// What one transaction writes besides its offsets.
 class BatchOutput {
-public:
+  public:
     void produce(OutgoingRecord record) { records_.push_back(std::move(record)); }
     /// Sends `record` unchanged (key, value, headers byte for byte) to its DLQ topic with the
     /// dlq.* headers of SPEC §6 added.
@@ -50,7 +50,7 @@ public:
     bool empty() const { return records_.empty(); }
     std::size_t dead_letters() const { return dead_letters_; }
 
-private:
+  private:
     friend class ProcessingLoop;
     std::vector<OutgoingRecord> records_;
     std::string consumer_group_;
@@ -65,7 +65,7 @@ struct Incoming {
 };
 
 class BatchProcessor {
-public:
+  public:
     virtual ~BatchProcessor() = default;
     /// Decides the outputs of one batch. Call out.dead_letter() for records it cannot accept
     /// (unknown type, missing fields): they never block the partition. Throwing aborts the whole
@@ -99,7 +99,7 @@ struct LoopOptions {
 };
 
 class ProcessingLoop {
-public:
+  public:
     ProcessingLoop(ClientConfig config, LoopOptions options, BatchProcessor& processor,
                    prometheus::Registry& registry);
     ~ProcessingLoop();  ///< stop()
@@ -114,7 +114,7 @@ public:
     /// nullopt once transactions are initialised and the consumer joined its group.
     std::optional<std::string> not_ready_reason() const;
 
-private:
+  private:
     class Impl;
     std::unique_ptr<Impl> impl_;
 };

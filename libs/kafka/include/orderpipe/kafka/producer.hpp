@@ -29,7 +29,7 @@ enum class TxnOutcome {
 };
 
 class TransactionalProducer {
-public:
+  public:
     /// Creates the librdkafka handle. Does not contact the broker.
     /// @throws ConfigurationError when a property is refused.
     TransactionalProducer(ClientConfig config, ProducerOptions options);
@@ -75,7 +75,7 @@ public:
 
     const ProducerOptions& options() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

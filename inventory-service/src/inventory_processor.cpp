@@ -28,6 +28,16 @@ std::optional<std::vector<RequestedLine>> parse_lines(const json& data, std::str
     return lines;
 }
 
+/// The request's order_id; empty with `poison` set when missing or not a non-empty string.
+std::string required_order_id(const json& data, std::string& poison) {
+    auto it = data.find("order_id");
+    if (it == data.end() || !it->is_string() || it->get<std::string>().empty()) {
+        poison = "order_id is missing or not a string";
+        return {};
+    }
+    return it->get<std::string>();
+}
+
 json lines_json(const std::vector<RequestedLine>& lines) {
     json out = json::array();
     for (const auto& l : lines) out.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
@@ -79,11 +89,8 @@ void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
 std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Incoming& in,
                                                                std::string& poison) {
     const json& data = in.event.data;
-    if (!data.contains("order_id") || !data["order_id"].is_string()) {
-        poison = "order_id is missing";
-        return {};
-    }
-    const std::string order_id = data["order_id"];
+    const std::string order_id = required_order_id(data, poison);
+    if (order_id.empty()) return {};
     auto lines = parse_lines(data, poison);
     if (!lines) return {};
     if (auto existing = store_.reservation(order_id)) {
@@ -125,11 +132,8 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Inco
 std::vector<kafka::OutgoingRecord> InventoryProcessor::release(const kafka::Incoming& in,
                                                                std::string& poison) {
     const json& data = in.event.data;
-    if (!data.contains("order_id") || !data["order_id"].is_string()) {
-        poison = "order_id is missing";
-        return {};
-    }
-    const std::string order_id = data["order_id"];
+    const std::string order_id = required_order_id(data, poison);
+    if (order_id.empty()) return {};
     auto existing = store_.reservation(order_id);
     if (!existing || existing->state != ReservationState::kReserved) {
         // Nothing reserved (rejected, already released, or the reserve request was never

@@ -1,41 +1,9 @@
 // order-service: reads the environment, starts the service, waits for SIGTERM/SIGINT.
 #include "order_service.hpp"
 
-#include "orderpipe/common/logging.hpp"
-
-#include <csignal>
-#include <iostream>
+#include "orderpipe/common/daemon.hpp"
 
 int main() {
-    using namespace orderpipe;
-    order::OrderServiceConfig config;
-    try {
-        EnvReader env;
-        config = order::OrderServiceConfig::from_env(env);
-        env.finish();
-    } catch (const ConfigError& e) {
-        std::cerr << "order-service: " << e.what() << '\n';
-        return 2;
-    }
-    log::init(config.common.service, config.common.log_level);
-
-    // Block the signals in every thread, then wait for them here: no handler runs async code.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-    try {
-        order::OrderService service(config);
-        service.start();
-        int sig = 0;
-        sigwait(&signals, &sig);
-        log::info("signal received, draining", {{"signal", sig}});
-        service.stop();
-    } catch (const std::exception& e) {
-        log::error("order-service failed", {{"error", e.what()}});
-        return 1;
-    }
-    return 0;
+    return orderpipe::run_daemon<orderpipe::order::OrderServiceConfig,
+                                 orderpipe::order::OrderService>("order-service");
 }

@@ -193,7 +193,9 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     void collect() {
         const auto started = Clock::now();
         Clock::time_point first_at{};
-        while (!stopping_ && pending_.size() < options_.batch_max) {
+        // After a processor failure, records go one per transaction until the culprit is found.
+        const std::size_t limit = isolate_remaining_ > 0 ? 1 : options_.batch_max;
+        while (!stopping_ && pending_.size() < limit) {
             std::chrono::milliseconds wait = options_.idle_poll;
             if (!pending_.empty()) {
                 wait = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -205,7 +207,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             }
             PollResult r;
             try {
-                r = consumer_->poll_batch(options_.batch_max - pending_.size(), wait);
+                r = consumer_->poll_batch(limit - pending_.size(), wait);
             } catch (const KafkaException& e) {
                 log::error("consumer failed", {{"loop", options_.name}, {"error", e.what()}});
                 set_status(std::string("consumer failed: ") + e.what());
@@ -245,10 +247,31 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                     out.dead_letter(rec, kPoisonMessage, err->message);
                     continue;
                 }
+                if (suspect_ && suspect_->failures >= kPoisonAfterFailures &&
+                    suspect_->matches(rec)) {
+                    // This record alone made the processor throw, again and again: it is
+                    // poison the envelope check could not see (e.g. a field of the wrong type).
+                    log::error("record keeps failing its processor; sent to the DLQ",
+                               {{"loop", options_.name}, {"topic", rec.topic},
+                                {"partition", rec.partition}, {"offset", rec.offset},
+                                {"error", suspect_->error}});
+                    out.dead_letter(rec, kPoisonMessage,
+                                    "processing failed " + std::to_string(suspect_->failures) +
+                                        " times: " + suspect_->error);
+                    suspect_.reset();
+                    continue;
+                }
                 batch.push_back({&rec, std::move(std::get<CloudEvent>(decoded))});
             }
             producer_->begin();
-            if (!batch.empty()) processor_.process(batch, out);
+            if (!batch.empty()) {
+                try {
+                    processor_.process(batch, out);
+                } catch (const std::exception& e) {
+                    note_processor_failure(e.what());
+                    throw;
+                }
+            }
             processor_.idle(out);
             for (const auto& r : out.records()) producer_->produce(r);
             if (!next_offsets.empty()) {
@@ -278,6 +301,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         batch_seconds_->Observe(std::chrono::duration<double>(Clock::now() - started).count());
         if (ok) {
             committed_->Increment();
+            isolate_remaining_ -= std::min(isolate_remaining_, pending_.size());
             records_dlq_->Increment(static_cast<double>(out.dead_letters()));
             records_ok_->Increment(static_cast<double>(pending_.size() - out.dead_letters()));
             pending_.clear();
@@ -295,6 +319,24 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                        {{"loop", options_.name}, {"error", e.what()}});
         }
         return false;
+    }
+
+    /// The processor threw on pending_. A batch of several is retried one record per
+    /// transaction; a single record that throws kPoisonAfterFailures times is dead-lettered, so
+    /// no record can wedge its partition.
+    void note_processor_failure(const std::string& error) {
+        if (pending_.size() > 1) {
+            isolate_remaining_ = std::max(isolate_remaining_, pending_.size());
+            return;
+        }
+        const auto& rec = pending_.front();
+        if (suspect_ && suspect_->matches(rec)) {
+            ++suspect_->failures;
+            suspect_->error = error;
+        } else {
+            suspect_ = Suspect{rec.topic, rec.partition, rec.offset, 1, error};
+        }
+        isolate_remaining_ = std::max<std::size_t>(isolate_remaining_, 1);
     }
 
     void update_lag() {
@@ -323,6 +365,19 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     std::unique_ptr<Consumer> consumer_;
     std::vector<ConsumedRecord> pending_;
     std::size_t transactions_with_input_ = 0;
+    static constexpr int kPoisonAfterFailures = 3;
+    struct Suspect {
+        std::string topic;
+        std::int32_t partition;
+        std::int64_t offset;
+        int failures;
+        std::string error;
+        bool matches(const ConsumedRecord& r) const {
+            return r.topic == topic && r.partition == partition && r.offset == offset;
+        }
+    };
+    std::optional<Suspect> suspect_;
+    std::size_t isolate_remaining_ = 0;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> wake_requested_{false};
     std::atomic<bool> joined_{false};

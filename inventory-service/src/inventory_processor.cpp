@@ -1,5 +1,7 @@
 #include "inventory_processor.hpp"
 
+#include "orderpipe/common/json.hpp"
+
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
@@ -144,7 +146,7 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::release(const kafka::Inco
     store_.put_reservation(order_id, {ReservationState::kReleased, existing->lines});
     json event = {{"order_id", order_id},
                   {"lines", lines_json(existing->lines)},
-                  {"reason", data.value("reason", "")}};
+                  {"reason", string_field(data, "reason")}};
     auto released = CloudEvent::caused_by(in.event, "INVENTORY_RELEASED", kSource, event);
     log::info("reservation released",
               {{"order_id", order_id}, {"correlation_id", in.event.correlation_id}});

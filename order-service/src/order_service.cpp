@@ -234,9 +234,9 @@ void OrderService::resolve_pending_keys() {
         }
         json body = {{"order_id", p.order_id},
                      {"status", "PENDING"},
-                     {"total", order->doc.value("total", "")},
-                     {"currency", order->doc.value("currency", "")},
-                     {"created_at", order->doc.value("created_at", "")}};
+                     {"total", string_field(order->doc, "total")},
+                     {"currency", string_field(order->doc, "currency")},
+                     {"created_at", string_field(order->doc, "created_at")}};
         committed.push_back({p.key, {201, p.order_id, body.dump()}});
     }
     idempotency_->complete(committed);

@@ -1,5 +1,7 @@
 #include "order_store.hpp"
 
+#include "orderpipe/common/json.hpp"
+
 #include "orderpipe/common/time.hpp"
 
 namespace orderpipe::order {
@@ -62,8 +64,8 @@ std::optional<OrderRecord> OrderStore::get(const std::string& order_id, bool wit
 
 void OrderStore::apply_created(const std::string& event_id, const std::string& correlation_id,
                                const std::string& traceparent, const json& doc) {
-    const std::string order_id = doc.value("order_id", "");
-    const std::string created_at = doc.value("created_at", "");
+    const std::string order_id = string_field(doc, "order_id");
+    const std::string created_at = string_field(doc, "created_at");
     std::int64_t created_ms = 0;
     if (auto t = parse_rfc3339(created_at)) {
         created_ms =
@@ -155,11 +157,11 @@ void OrderStore::set_offset(const std::string& topic, int partition, std::int64_
 json order_view(const OrderRecord& r) {
     json v = {{"order_id", r.order_id},
               {"status", r.status},
-              {"customer_id", r.doc.value("customer_id", "")},
+              {"customer_id", string_field(r.doc, "customer_id")},
               {"items", r.doc.value("items", json::array())},
-              {"total", r.doc.value("total", "")},
-              {"currency", r.doc.value("currency", "")},
-              {"created_at", r.doc.value("created_at", "")},
+              {"total", string_field(r.doc, "total")},
+              {"currency", string_field(r.doc, "currency")},
+              {"created_at", string_field(r.doc, "created_at")},
               {"history", r.history}};
     if (!r.reason.empty()) v["reason"] = r.reason;
     if (!r.detail.empty()) v["detail"] = r.detail;

@@ -1,5 +1,7 @@
 #include "projection.hpp"
 
+#include "orderpipe/common/json.hpp"
+
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 #include "orderpipe/kafka/event_record.hpp"
@@ -85,7 +87,7 @@ std::vector<int> OrderProjection::step(std::chrono::milliseconds wait) {
                           {{"partition", rec.partition}, {"offset", rec.offset}});
                 continue;
             }
-            const std::string order_id = e->data.value("order_id", e->subject);
+            const std::string order_id = string_field(e->data, "order_id", e->subject);
             if (e->type == "ORDER_CREATED") {
                 store_.apply_created(e->id, e->correlation_id, e->traceparent, e->data);
                 changed.emplace_back(order_id, "PENDING");
@@ -93,9 +95,9 @@ std::vector<int> OrderProjection::step(std::chrono::milliseconds wait) {
                 store_.apply_change({order_id, e->id, "CONFIRMED", e->time, "", "", true, false});
                 changed.emplace_back(order_id, "CONFIRMED");
             } else if (e->type == "ORDER_CANCELLED") {
-                const std::string reason = e->data.value("reason", "");
+                const std::string reason = string_field(e->data, "reason");
                 store_.apply_change({order_id, e->id, "CANCELLED", e->time, reason,
-                                     e->data.value("detail", ""), reason != "CUSTOMER_REQUEST",
+                                     string_field(e->data, "detail"), reason != "CUSTOMER_REQUEST",
                                      reason == "CUSTOMER_REQUEST" || reason == "TIMEOUT"});
                 changed.emplace_back(order_id, "CANCELLED");
             }

@@ -1,5 +1,7 @@
 #include "saga.hpp"
 
+#include "orderpipe/common/json.hpp"
+
 #include "orderpipe/common/time.hpp"
 
 namespace orderpipe::order {
@@ -18,8 +20,8 @@ CloudEvent order_event(const OrderRecord& o, const std::string& cause_id,
 }
 
 CloudEvent notification(const OrderRecord& o, const CloudEvent& decision, const std::string& kind) {
-    const std::string total = o.doc.value("total", "");
-    const std::string currency = o.doc.value("currency", "");
+    const std::string total = string_field(o.doc, "total");
+    const std::string currency = string_field(o.doc, "currency");
     std::string subject;
     std::string text;
     if (kind == "ORDER_CONFIRMED") {
@@ -29,15 +31,15 @@ CloudEvent notification(const OrderRecord& o, const CloudEvent& decision, const 
     } else {
         subject = "Your order " + o.order_id + " was cancelled";
         text = "Your order " + o.order_id + " of " + total + " " + currency +
-               " was cancelled: " + decision.data.value("reason", "") + ".";
-        if (const auto d = decision.data.value("detail", ""); !d.empty()) text += " " + d;
+               " was cancelled: " + string_field(decision.data, "reason") + ".";
+        if (const auto d = string_field(decision.data, "detail"); !d.empty()) text += " " + d;
     }
     return order_event(o, decision.id, decision.traceparent, "NOTIFICATION_REQUESTED",
                        {{"notification_id", new_uuid_v7()},
                         {"order_id", o.order_id},
                         {"kind", kind},
                         {"channel", "email"},
-                        {"to", o.doc.value("customer_email", "")},
+                        {"to", string_field(o.doc, "customer_email")},
                         {"subject", subject},
                         {"text", text}});
 }
@@ -45,7 +47,7 @@ CloudEvent notification(const OrderRecord& o, const CloudEvent& decision, const 
 json release_data(const OrderRecord& o, const std::string& reason) {
     json items = json::array();
     for (const auto& i : o.doc.value("items", json::array())) {
-        items.push_back({{"sku", i.value("sku", "")}, {"quantity", i.value("quantity", 0)}});
+        items.push_back({{"sku", string_field(i, "sku")}, {"quantity", int_field(i, "quantity")}});
     }
     return {{"order_id", o.order_id}, {"items", std::move(items)}, {"reason", reason}};
 }
@@ -57,8 +59,8 @@ SagaStep cancel(const OrderRecord& o, const std::string& cause_id, const std::st
     SagaStep step;
     auto cancelled = order_event(o, cause_id, traceparent, "ORDER_CANCELLED",
                                  {{"order_id", o.order_id},
-                                  {"total", o.doc.value("total", "")},
-                                  {"currency", o.doc.value("currency", "")},
+                                  {"total", string_field(o.doc, "total")},
+                                  {"currency", string_field(o.doc, "currency")},
                                   {"reason", reason},
                                   {"detail", detail},
                                   {"cancelled_at", now_rfc3339()}});
@@ -81,7 +83,7 @@ SagaStep cancel(const OrderRecord& o, const std::string& cause_id, const std::st
 OrderRecord record_from_result(const CloudEvent& result) {
     OrderRecord r;
     r.doc = result.data.value("order", json::object());
-    r.order_id = result.data.value("order_id", "");
+    r.order_id = string_field(result.data, "order_id");
     r.status = "PENDING";
     r.correlation_id = result.correlation_id;
     r.traceparent = result.traceparent;
@@ -95,7 +97,7 @@ std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& curr
         why = "order_id is missing";
         return std::nullopt;
     }
-    const std::string status = result.data.value("status", "");
+    const std::string status = string_field(result.data, "status");
     if (status != "RESERVED" && status != "INSUFFICIENT_STOCK" && status != "UNKNOWN_SKU") {
         why = "unknown reservation status \"" + status + "\"";
         return std::nullopt;
@@ -124,8 +126,8 @@ std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& curr
     if (status == "RESERVED") {
         auto confirmed = order_event(o, result.id, result.traceparent, "ORDER_CONFIRMED",
                                      {{"order_id", o.order_id},
-                                      {"total", o.doc.value("total", "")},
-                                      {"currency", o.doc.value("currency", "")},
+                                      {"total", string_field(o.doc, "total")},
+                                      {"currency", string_field(o.doc, "currency")},
                                       {"confirmed_at", now_rfc3339()}});
         step.change = OrderChange{o.order_id, confirmed.id, "CONFIRMED", confirmed.time,
                                   "",         "",           true,        o.release_requested};
@@ -134,7 +136,7 @@ std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& curr
         step.emit.emplace_back(topics.notifications, std::move(note));
         return step;
     }
-    return cancel(o, result.id, result.traceparent, status, result.data.value("reason", ""),
+    return cancel(o, result.id, result.traceparent, status, string_field(result.data, "reason"),
                   /*release=*/false, /*notify=*/true, /*decided=*/true, topics);
 }
 

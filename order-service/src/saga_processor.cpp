@@ -1,5 +1,7 @@
 #include "saga_processor.hpp"
 
+#include "orderpipe/common/json.hpp"
+
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
@@ -46,7 +48,7 @@ void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOut
                             "unknown event type " + in.event.type + " on " + in.record->topic);
             continue;
         }
-        const std::string order_id = in.event.data.value("order_id", "");
+        const std::string order_id = string_field(in.event.data, "order_id");
         auto order = order_id.empty() ? std::nullopt : current(order_id);
         std::string why;
         auto step = on_reserve_result(order, in.event, topics_, why);
@@ -59,7 +61,7 @@ void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOut
         apply(*step, *order, out);
         log::debug("reservation answered", {{"order_id", order_id},
                                             {"correlation_id", in.event.correlation_id},
-                                            {"status", in.event.data.value("status", "")}});
+                                            {"status", string_field(in.event.data, "status")}});
     }
 }
 

@@ -21,4 +21,20 @@ struct JsonParseError {
 std::variant<nlohmann::json, JsonParseError> parse_untrusted_json(std::string_view text,
                                                                   std::size_t max_depth = 32);
 
+/// `obj[key]` if `obj` is an object holding a string there, else `fallback`. Never throws:
+/// consumed events are untrusted, and nlohmann's value() throws on a wrong type.
+inline std::string string_field(const nlohmann::json& obj, const char* key,
+                                std::string fallback = {}) {
+    if (!obj.is_object()) return fallback;
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+/// `obj[key]` if it is an integer, else `fallback`. Never throws.
+inline std::int64_t int_field(const nlohmann::json& obj, const char* key, std::int64_t fallback = 0) {
+    if (!obj.is_object()) return fallback;
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_number_integer() ? it->get<std::int64_t>() : fallback;
+}
+
 }  // namespace orderpipe

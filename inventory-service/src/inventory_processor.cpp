@@ -25,7 +25,15 @@ std::optional<std::vector<RequestedLine>> parse_lines(const json& data, std::str
             poison = "each item needs a string sku and a positive integer quantity";
             return std::nullopt;
         }
-        lines.push_back({it["sku"].get<std::string>(), it["quantity"].get<std::int64_t>()});
+        const std::string sku = it["sku"].get<std::string>();
+        for (const auto& l : lines) {
+            if (l.sku == sku) {
+                // The decision checks each line against the same stock: one line per SKU.
+                poison = "SKU " + sku + " appears on more than one line";
+                return std::nullopt;
+            }
+        }
+        lines.push_back({sku, it["quantity"].get<std::int64_t>()});
     }
     return lines;
 }

@@ -36,7 +36,10 @@ class InventoryProcessor final : public kafka::BatchProcessor {
     void idle(kafka::BatchOutput& out) override;
     bool has_idle_work() override { return outbox_pending_.load(); }
     void committed() override;
-    void aborted() override { outbox_sent_up_to_ = 0; }
+    void aborted() override {
+        if (outbox_sent_up_to_ > 0) outbox_pending_ = true;  // send them again
+        outbox_sent_up_to_ = 0;
+    }
 
     /// A STOCK_ADJUSTED was queued in the outbox by another connection.
     void outbox_added() { outbox_pending_ = true; }

@@ -198,8 +198,9 @@ std::vector<CatalogItem> load_catalog(const std::string& path) {
         if (e.contains("unit_price") && e["unit_price"].is_number_integer())
             p = Money::parse(e["unit_price"].dump());
         if (!p) throw std::runtime_error(at + "needs \"unit_price\", a decimal like \"999.99\"");
-        out.push_back({e["sku"].get<std::string>(), string_field(e, "name", e["sku"].get<std::string>()),
-                       *p, e["stock"].get<std::int64_t>(), 0});
+        out.push_back({e["sku"].get<std::string>(),
+                       string_field(e, "name", e["sku"].get<std::string>()), *p,
+                       e["stock"].get<std::int64_t>(), 0});
     }
     return out;
 }

@@ -72,12 +72,15 @@ void IdempotencyStore::release(const std::vector<std::string>& keys) {
     tx.commit();
 }
 
-std::vector<IdempotencyStore::PendingKey> IdempotencyStore::pending() const {
+std::vector<IdempotencyStore::PendingKey> IdempotencyStore::pending(
+    std::int64_t older_than_ms) const {
     std::lock_guard lock(mu_);
     std::vector<PendingKey> out;
     auto q = const_cast<sqlite::Database&>(db_).prepare(
-        "SELECT key, order_id FROM idempotency_keys WHERE state = 'pending'");
-    while (q.step()) out.push_back({q.column_text(0), q.column_text(1)});
+        "SELECT key, order_id, created_ms FROM idempotency_keys "
+        "WHERE state = 'pending' AND created_ms < ?");
+    q.bind(1, older_than_ms);
+    while (q.step()) out.push_back({q.column_text(0), q.column_text(1), q.column_int(2)});
     return out;
 }
 

@@ -32,6 +32,7 @@ class IdempotencyStore {
     struct PendingKey {
         std::string key;
         std::string order_id;
+        std::int64_t created_ms = 0;
     };
 
     IdempotencyStore(const std::string& path, std::chrono::hours retention);
@@ -44,8 +45,9 @@ class IdempotencyStore {
     /// Forgets keys whose transaction aborted: a retry may use them again.
     void release(const std::vector<std::string>& keys);
 
-    /// Keys a crash left pending (for start-up resolution).
-    std::vector<PendingKey> pending() const;
+    /// Pending keys claimed before `older_than_ms` (epoch ms): a crash, or a commit whose
+    /// outcome Kafka never confirmed, left them so.
+    std::vector<PendingKey> pending(std::int64_t older_than_ms) const;
     /// Deletes keys older than the retention (at least 24 h, SPEC §8). @returns rows removed.
     std::int64_t purge_expired();
 

@@ -113,10 +113,10 @@ void Intake::run() {
                 failed.swap(queue_);
                 why = init_error_;
                 queue_depth_->Set(0);
-                if (stopping_) return;
             }
             for (auto& p : failed) p.done({IntakeOutcome::kFailed, why});
             std::unique_lock lock(mu_);
+            if (stopping_) return;
             cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_; });
             continue;
         }
@@ -143,6 +143,7 @@ void Intake::process(std::vector<Pending>& batch) {
     const auto started = Clock::now();
     std::string error;
     bool committed = false;
+    bool unknown = false;
     try {
         producer_->begin();
         for (const auto& p : batch) {
@@ -157,8 +158,13 @@ void Intake::process(std::vector<Pending>& batch) {
             producer_->flush(producer_->options().operation_timeout);
             options_.before_commit(batch.size());
         }
-        committed = producer_->commit_or_abort() == kafka::TxnOutcome::kCommitted;
-        if (!committed) error = "the Kafka transaction was aborted";
+        const auto outcome = producer_->commit_or_abort();
+        committed = outcome == kafka::TxnOutcome::kCommitted;
+        unknown = outcome == kafka::TxnOutcome::kUnknown;
+        if (!committed) {
+            error = unknown ? "Kafka did not confirm the commit in time"
+                            : "the Kafka transaction was aborted";
+        }
     } catch (const std::exception& e) {
         error = e.what();
         try {
@@ -190,7 +196,9 @@ void Intake::process(std::vector<Pending>& batch) {
         txn_aborted_->Increment();
         log::warn("intake transaction failed; its orders are answered 503",
                   {{"orders", batch.size()}, {"error", error}});
-        for (auto& p : batch) p.done({IntakeOutcome::kFailed, error});
+        for (auto& p : batch) {
+            p.done({unknown ? IntakeOutcome::kUnknown : IntakeOutcome::kFailed, error});
+        }
     }
 }
 

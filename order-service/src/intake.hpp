@@ -40,6 +40,7 @@ struct IntakeOptions {
 enum class IntakeOutcome {
     kCommitted,  ///< both events of the order are committed
     kFailed,     ///< nothing of the order is committed
+    kUnknown,    ///< Kafka never confirmed the commit: the order may or may not exist
 };
 
 struct IntakeResult {

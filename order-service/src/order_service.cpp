@@ -8,6 +8,7 @@
 #include "orderpipe/kafka/event_record.hpp"
 
 #include <filesystem>
+#include <limits>
 #include <set>
 
 namespace orderpipe::order {
@@ -114,8 +115,9 @@ void OrderService::start() {
     fence(saga_id);
     projection_ = std::make_unique<OrderProjection>(kc, config_.topics.orders, db_path, on_change);
     projection_->catch_up(config_.catch_up_deadline);
-    resolve_pending_keys();
+    resolve_pending_keys(std::numeric_limits<std::int64_t>::max());
     projection_->start();
+    maintenance_ = std::thread([this] { maintenance(); });
 
     kafka::ProducerOptions po;
     po.transactional_id = intake_id;
@@ -172,6 +174,9 @@ void OrderService::start() {
 
 void OrderService::stop() {
     if (draining_.exchange(true)) return;
+    { std::lock_guard lock(maintenance_mu_); }
+    maintenance_cv_.notify_all();
+    if (maintenance_.joinable()) maintenance_.join();
     // Order matters: readyz says 503 first, queued orders are committed and answered, then the
     // HTTP server drains the answers and closes.
     if (intake_) intake_->stop();
@@ -214,8 +219,29 @@ std::optional<std::string> OrderService::readiness() {
     return missing_topic();
 }
 
-void OrderService::resolve_pending_keys() {
-    auto pending = idempotency_->pending();
+void OrderService::maintenance() {
+    // Keys whose commit outcome was unknown are resolved once the coordinator has surely
+    // decided (the transaction timeout) and the projection has caught up.
+    const auto settle = config_.kafka_timeout * 2 + std::chrono::seconds(70);
+    std::unique_lock lock(maintenance_mu_);
+    while (!draining_) {
+        maintenance_cv_.wait_for(lock, std::chrono::seconds(5));
+        if (draining_) break;
+        lock.unlock();
+        try {
+            const auto cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch() - settle)
+                                    .count();
+            resolve_pending_keys(cutoff);
+        } catch (const std::exception& e) {
+            log::warn("cannot resolve pending idempotency keys yet", {{"error", e.what()}});
+        }
+        lock.lock();
+    }
+}
+
+void OrderService::resolve_pending_keys(std::int64_t older_than_ms) {
+    auto pending = idempotency_->pending(older_than_ms);
     if (pending.empty()) return;
     // A crash between the Kafka commit and the key's completion leaves it pending. The read
     // model has just caught up with orders.events (read_committed): the order is there, or it
@@ -354,8 +380,24 @@ void OrderService::handle_create(http::Request&& req, http::Responder respond) {
                 count("accepted");
                 log::debug("order accepted", {{"order_id", order_id}});
                 respond(created(response));
+            } else if (result.outcome == IntakeOutcome::kUnknown) {
+                // The key stays pending: it is resolved from orders.events once Kafka has
+                // decided, so a retry with it can never create a second order.
+                count("unknown");
+                auto r = http::problem(
+                    504, "Commit outcome unknown",
+                    "Kafka did not confirm the transaction in time; the order may or may not "
+                    "have been created. Check GET /orders/" +
+                        order_id + ", or retry later with the same Idempotency-Key.",
+                    {{"order_id", order_id}});
+                r.headers.emplace_back("Retry-After", "30");
+                respond(std::move(r));
             } else {
-                if (key) idempotency_->release({*key});
+                try {
+                    if (key) idempotency_->release({*key});
+                } catch (const std::exception& e) {
+                    log::error("cannot release idempotency key", {{"error", e.what()}});
+                }
                 count("failed");
                 auto r = http::problem(503, "Service Unavailable",
                                        "the order could not be committed to Kafka and was not "

@@ -13,7 +13,9 @@
 #include "orderpipe/common/config.hpp"
 #include "orderpipe/http/server.hpp"
 
+#include <condition_variable>
 #include <memory>
+#include <thread>
 
 namespace orderpipe::order {
 
@@ -59,13 +61,15 @@ class OrderService {
     std::optional<OrderRecord> read_order(const std::string& id);
     void fence(const std::string& transactional_id);
     std::optional<std::string> readiness();
-    void resolve_pending_keys();
+    /// Completes or releases Idempotency-Keys left pending (crash, or an unknown commit
+    /// outcome) and claimed before `older_than_ms`, from the read model.
+    void resolve_pending_keys(std::int64_t older_than_ms);
+    void maintenance();
     std::optional<std::string> missing_topic();
 
     OrderServiceConfig config_;
     std::shared_ptr<prometheus::Registry> registry_;
     std::unique_ptr<IdempotencyStore> idempotency_;
-    Waiters waiters_;
     std::mutex read_mu_;
     std::unique_ptr<OrderStore> read_store_;    // HTTP reads, under read_mu_
     std::unique_ptr<OrderStore> intake_store_;  // intake thread's write-through
@@ -80,6 +84,11 @@ class OrderService {
     std::optional<std::string> topics_problem_ = std::string("topics not checked yet");
     std::chrono::steady_clock::time_point topics_checked_{};
     prometheus::Family<prometheus::Counter>* orders_total_ = nullptr;
+    std::mutex maintenance_mu_;
+    std::condition_variable maintenance_cv_;
+    std::thread maintenance_;
+    // Last: destroyed first, so waiters answered at destruction still find the stores.
+    Waiters waiters_;
 };
 
 }  // namespace orderpipe::order

@@ -3,6 +3,7 @@
 #include "orderpipe/common/json.hpp"
 
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/time.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
@@ -89,6 +90,18 @@ std::vector<int> OrderProjection::step(std::chrono::milliseconds wait) {
             }
             const std::string order_id = string_field(e->data, "order_id", e->subject);
             if (e->type == "ORDER_CREATED") {
+                // Only a well-formed order may enter the read model: the saga and the timeout
+                // scan build events from it.
+                const bool well_formed = !order_id.empty() &&
+                                         parse_rfc3339(string_field(e->data, "created_at")) &&
+                                         e->data.contains("items") && e->data["items"].is_array() &&
+                                         !string_field(e->data, "total").empty() &&
+                                         !string_field(e->data, "currency").empty();
+                if (!well_formed) {
+                    log::warn("skipping a malformed ORDER_CREATED",
+                              {{"partition", rec.partition}, {"offset", rec.offset}});
+                    continue;
+                }
                 store_.apply_created(e->id, e->correlation_id, e->traceparent, e->data);
                 changed.emplace_back(order_id, "PENDING");
             } else if (e->type == "ORDER_CONFIRMED") {

@@ -33,8 +33,6 @@ std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& orde
                                           const CloudEvent& result, const SagaTopics& topics,
                                           std::string& why);
 
-enum class CancelRefusal { kNone, kUnknown, kAlreadyCancelled };
-
 /// Customer cancel of a PENDING or CONFIRMED order: ORDER_CANCELLED (CUSTOMER_REQUEST) and
 /// INVENTORY_RELEASE_REQUESTED (inventory releases only what it reserved, exactly once). A
 /// still-PENDING order also gets its NOTIFICATION_REQUESTED (its only terminal event).

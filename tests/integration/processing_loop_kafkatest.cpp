@@ -6,8 +6,8 @@
 #include "orderpipe/kafka/processing_loop.hpp"
 #include "orderpipe/kafka/producer.hpp"
 
-#include <catch2/catch.hpp>
 #include <prometheus/registry.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <set>
@@ -19,7 +19,7 @@ namespace {
 
 /// Echoes every event to `out_topic`; throws on events whose data has "boom": true.
 class EchoProcessor final : public kafka::BatchProcessor {
-public:
+  public:
     explicit EchoProcessor(std::string out_topic) : out_topic_(std::move(out_topic)) {}
     void process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) override {
         for (const auto& in : batch) {
@@ -32,7 +32,7 @@ public:
     }
     std::atomic<int> booms{0};
 
-private:
+  private:
     std::string out_topic_;
 };
 
@@ -44,8 +44,8 @@ void produce_events(const std::string& topic, const std::vector<nlohmann::json>&
     producer.begin();
     int i = 0;
     for (const auto& d : datas) {
-        auto e = CloudEvent::make("TEST_EVENT", "/test", "k" + std::to_string(i++), "c", std::nullopt,
-                                  TraceContext::fresh().header(), d);
+        auto e = CloudEvent::make("TEST_EVENT", "/test", "k" + std::to_string(i++), "c",
+                                  std::nullopt, TraceContext::fresh().header(), d);
         producer.produce(kafka::to_record(topic, e.subject, e));
     }
     REQUIRE(producer.commit_or_abort() == kafka::TxnOutcome::kCommitted);

@@ -87,3 +87,21 @@ TEST_CASE("RFC 3339 times format with milliseconds and parse back", "[time]") {
     CHECK_FALSE(parse_rfc3339("2026-02-30T00:00:00Z"));
     CHECK_FALSE(parse_rfc3339("yesterday"));
 }
+
+TEST_CASE("ce_ headers must be UTF-8 text", "[cloudevent]") {
+    auto ok = CloudEvent::make("X", "/s", "o", "c", std::nullopt, "", {});
+    std::vector<std::pair<std::string, std::optional<std::string>>> hs;
+    for (auto& [k, v] : ok.headers())
+        hs.emplace_back(k, k == "ce_subject" ? std::string("o-\xff\xfe") : v);
+    auto r = decode_event(hs, std::string_view("{}"));
+    REQUIRE(std::holds_alternative<EnvelopeError>(r));
+    CHECK(std::get<EnvelopeError>(r).message == "header ce_subject is not UTF-8 text");
+    hs.clear();
+    for (auto& [k, v] : ok.headers())
+        hs.emplace_back(k, k == "ce_subject" ? std::string("pedido-ñ-✓-😀") : v);
+    CHECK(std::holds_alternative<CloudEvent>(decode_event(hs, std::string_view("{}"))));
+    hs.clear();
+    for (auto& [k, v] : ok.headers())
+        hs.emplace_back(k, k == "ce_subject" ? std::string("\xed\xa0\x80") : v);  // surrogate
+    CHECK(std::holds_alternative<EnvelopeError>(decode_event(hs, std::string_view("{}"))));
+}

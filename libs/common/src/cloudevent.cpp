@@ -42,6 +42,41 @@ bool is_hex(std::string_view s) {
 
 bool all_zero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
 
+/// Strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
+bool is_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = 0;
+        std::uint32_t cp = 0;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (std::size_t k = 1; k <= n; ++k) {
+            if (i + k >= s.size()) return false;
+            const auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += n + 1;
+    }
+    return true;
+}
+
 }  // namespace
 
 std::string new_uuid_v7() {
@@ -173,6 +208,13 @@ std::variant<CloudEvent, EnvelopeError> decode_event(
     if (const auto* c = find("ce_causationid"); c != nullptr && c->has_value())
         e.causation_id = **c;
     if (const auto* t = find("traceparent"); t != nullptr && t->has_value()) e.traceparent = **t;
+    // Header values are copied into the headers of the events this one causes, and stored as
+    // JSON (ProcessedEvents): they must be text.
+    for (const auto& [k, v] : headers) {
+        if (v && (k.rfind("ce_", 0) == 0 || k == "traceparent") && !is_utf8(*v)) {
+            return EnvelopeError{"header " + k + " is not UTF-8 text"};
+        }
+    }
     if (!value) return EnvelopeError{"record has no value"};
     auto parsed = parse_untrusted_json(*value, 64);
     if (auto* err = std::get_if<JsonParseError>(&parsed)) {

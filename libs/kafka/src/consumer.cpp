@@ -9,11 +9,13 @@ struct Consumer::Impl {
     ConsumerOptions options;
     RebalanceListener* listener = nullptr;
     impl::HandleHolder rk;
+    std::uint64_t rebalances = 0;  ///< bumped by every rebalance callback
     bool closed = false;
 
     static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t* partitions, void* opaque) noexcept {
         auto* self = static_cast<Impl*>(opaque);
+        ++self->rebalances;
         const auto list = impl::from_list(partitions);
         try {
             if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -98,9 +100,18 @@ void Consumer::assign(const std::vector<TopicPartitionOffset>& partitions) {
 PollResult Consumer::poll_batch(std::size_t max, std::chrono::milliseconds timeout) {
     PollResult result;
     int wait_ms = static_cast<int>(timeout.count());
+    std::uint64_t generation = impl_->rebalances;
     while (result.records.size() < max) {
         impl::MessageHolder msg(rd_kafka_consumer_poll(impl_->rk.get(), wait_ms));
         wait_ms = 0;  // after the first, take only what is already fetched
+        if (impl_->rebalances != generation) {
+            // A rebalance ran inside this poll: records taken before it belong to the old
+            // assignment and are fetched again from the committed offsets. (`msg`, if any,
+            // comes from the new assignment and is kept.)
+            result.records.clear();
+            result.reached_end.clear();
+            generation = impl_->rebalances;
+        }
         if (!msg) break;
         if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             result.reached_end.push_back({rd_kafka_topic_name(msg->rkt), msg->partition});

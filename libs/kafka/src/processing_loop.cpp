@@ -159,6 +159,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     void run() {
         set_status("starting");
         if (!init_producer()) return;
+        if (!wait_for_topics()) return;
         try {
             consumer_->subscribe(options_.topics);
         } catch (const std::exception& e) {
@@ -168,6 +169,11 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
         auto backoff = std::chrono::milliseconds(100);
         while (!stopping_) {
+            if (needs_rewind_ && !rewind()) {
+                std::this_thread::sleep_for(backoff);  // the group coordinator is unreachable
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+                continue;
+            }
             collect();
             if (stopping_ && pending_.empty()) break;
             const bool idle_work = wake_requested_.exchange(false) || processor_.has_idle_work();
@@ -252,8 +258,10 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                     // This record alone made the processor throw, again and again: it is
                     // poison the envelope check could not see (e.g. a field of the wrong type).
                     log::error("record keeps failing its processor; sent to the DLQ",
-                               {{"loop", options_.name}, {"topic", rec.topic},
-                                {"partition", rec.partition}, {"offset", rec.offset},
+                               {{"loop", options_.name},
+                                {"topic", rec.topic},
+                                {"partition", rec.partition},
+                                {"offset", rec.offset},
                                 {"error", suspect_->error}});
                     out.dead_letter(rec, kPoisonMessage,
                                     "processing failed " + std::to_string(suspect_->failures) +
@@ -305,18 +313,59 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             records_dlq_->Increment(static_cast<double>(out.dead_letters()));
             records_ok_->Increment(static_cast<double>(pending_.size() - out.dead_letters()));
             pending_.clear();
-            processor_.committed();
+            try {
+                processor_.committed();
+            } catch (const std::exception& e) {
+                // The transaction is committed; what failed is local bookkeeping after it
+                // (e.g. a read model write-through), which each processor can rebuild.
+                log::error("after-commit step failed",
+                           {{"loop", options_.name}, {"error", e.what()}});
+            }
             update_lag();
             return true;
         }
         aborted_->Increment();
         pending_.clear();
         processor_.aborted();
+        // The consumer's position is past the batch: it must go back to the committed offsets
+        // before anything else is read, or the batch would be skipped. Done by run(), after the
+        // producer is initialised again (so an unknown outcome has been settled by then).
+        needs_rewind_ = true;
+        return false;
+    }
+
+    /// Rewinds to the committed offsets. @returns false if that could not be done yet.
+    bool rewind() {
+        if (!producer_->initialised() && !init_producer()) return false;
         try {
             consumer_->seek_to_committed();
+            needs_rewind_ = false;
+            return true;
         } catch (const std::exception& e) {
-            log::error("cannot rewind to the committed offsets",
+            log::error("cannot rewind to the committed offsets yet; retrying",
                        {{"loop", options_.name}, {"error", e.what()}});
+            return false;
+        }
+    }
+
+    /// Waits until every consumed topic exists (SPEC §3: a service whose topics are missing is
+    /// not ready and says which). @returns false if stopped meanwhile.
+    bool wait_for_topics() {
+        while (!stopping_) {
+            std::string missing;
+            try {
+                for (const auto& t : options_.topics) {
+                    if (consumer_->partition_count(t, std::chrono::seconds(5)) == 0) {
+                        missing = t;
+                        break;
+                    }
+                }
+            } catch (const std::exception& e) {
+                missing = std::string("(metadata unavailable: ") + e.what() + ")";
+            }
+            if (missing.empty()) return true;
+            set_status("topic " + missing + " is missing (run scripts/create-topics.sh)");
+            std::this_thread::sleep_for(std::chrono::seconds(2));  // retry interval
         }
         return false;
     }
@@ -377,6 +426,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
     };
     std::optional<Suspect> suspect_;
+    bool needs_rewind_ = false;
     std::size_t isolate_remaining_ = 0;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> wake_requested_{false};

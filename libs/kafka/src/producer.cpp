@@ -142,39 +142,56 @@ void TransactionalProducer::send_offsets(const std::vector<TopicPartitionOffset>
 }
 
 TxnOutcome TransactionalProducer::commit_or_abort() {
-    const auto deadline = Clock::now() + impl_->options.operation_timeout;
+    // Past the broker's transaction timeout the coordinator has either completed our commit or
+    // aborted the transaction itself, so retrying longer than that cannot change anything.
+    const auto deadline =
+        Clock::now() + impl_->options.transaction_timeout + impl_->options.operation_timeout;
+    auto backoff = std::chrono::milliseconds(50);
     for (;;) {
-        rd_kafka_error_t* raw =
-            rd_kafka_commit_transaction(impl_->rk.get(), remaining_ms(deadline));
+        const int wait_ms = std::min<int>(
+            remaining_ms(deadline), static_cast<int>(impl_->options.operation_timeout.count()));
+        rd_kafka_error_t* raw = rd_kafka_commit_transaction(impl_->rk.get(), wait_ms);
         if (raw == nullptr) {
             impl_->in_transaction = false;
             return TxnOutcome::kCommitted;
         }
         impl::ErrorHolder err(raw);
         if (rd_kafka_error_txn_requires_abort(raw) != 0) {
+            // librdkafka raises this before sending EndTxn(commit) (e.g. a record could not be
+            // delivered), so the transaction cannot have committed: abort is the outcome.
             log::warn("transaction must be aborted",
                       {{"transactional_id", impl_->options.transactional_id},
                        {"error", rd_kafka_error_string(raw)}});
-            abort();
+            try {
+                abort();
+            } catch (const KafkaException& e) {
+                log::warn("abort did not complete; the producer was recreated",
+                          {{"error", e.what()}});
+            }
             return TxnOutcome::kAborted;
         }
         if (rd_kafka_error_is_retriable(raw) != 0 && Clock::now() < deadline) {
-            continue;  // commit_transaction is resumable after a retriable error
+            // commit_transaction is resumable after a retriable error: call it again.
+            log::warn("commit not confirmed yet; retrying",
+                      {{"transactional_id", impl_->options.transactional_id},
+                       {"error", rd_kafka_error_string(raw)}});
+            std::this_thread::sleep_for(backoff);
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+            continue;
         }
-        if (rd_kafka_error_is_retriable(raw) != 0) {
-            // Out of time and the commit never got an answer: try to abort instead. If the abort
-            // cannot be established either, the outcome is unknown and the caller is told so.
-            abort();
-            return TxnOutcome::kAborted;
-        }
-        impl_->in_transaction = false;
-        impl_->raise(std::move(err), "commit_transaction");  // fatal or unclassified: recreate
+        log::error("transaction outcome unknown; recreating the producer",
+                   {{"transactional_id", impl_->options.transactional_id},
+                    {"error", rd_kafka_error_string(raw)},
+                    {"fatal", rd_kafka_error_is_fatal(raw) != 0}});
+        impl_->create();
+        return TxnOutcome::kUnknown;
     }
 }
 
 void TransactionalProducer::abort() {
     if (!impl_->in_transaction) return;
     const auto deadline = Clock::now() + impl_->options.operation_timeout;
+    auto backoff = std::chrono::milliseconds(50);
     for (;;) {
         rd_kafka_error_t* raw = rd_kafka_abort_transaction(impl_->rk.get(), remaining_ms(deadline));
         if (raw == nullptr) {
@@ -182,17 +199,17 @@ void TransactionalProducer::abort() {
             return;
         }
         impl::ErrorHolder err(raw);
-        if (rd_kafka_error_is_retriable(raw) != 0 && Clock::now() < deadline) continue;
-        if (rd_kafka_error_is_retriable(raw) != 0) {
-            // The handle is still mid-abort; a fresh handle's init_transactions will finish the
-            // job on the broker side (the coordinator aborts what a fenced epoch left open).
-            impl_->in_transaction = false;
-            KafkaError e = impl::classify(std::move(err));
-            impl_->create();
-            throw KafkaException(e);
+        if (rd_kafka_error_is_retriable(raw) != 0 && Clock::now() < deadline) {
+            std::this_thread::sleep_for(backoff);  // e.g. __CONFLICT: do not spin
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+            continue;
         }
+        // Still mid-abort, or fatal: a fresh handle's init_transactions bumps the epoch, and
+        // the coordinator aborts what the old epoch left open (it never sent a commit).
         impl_->in_transaction = false;
-        impl_->raise(std::move(err), "abort_transaction");
+        KafkaError e = impl::classify(std::move(err));
+        impl_->create();
+        throw KafkaException(e);
     }
 }
 

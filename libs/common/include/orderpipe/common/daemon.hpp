@@ -13,6 +13,7 @@
 #include <csignal>
 #include <exception>
 #include <iostream>
+#include <thread>
 
 namespace orderpipe {
 
@@ -43,6 +44,14 @@ int run_daemon(const char* name) {
         int sig = 0;
         sigwait(&signals, &sig);
         log::info("signal received, draining", {{"signal", sig}});
+        // SPEC §10: exit within SHUTDOWN_TIMEOUT. Past it, leave at once: like a SIGKILL, that
+        // loses nothing (open transactions are aborted by the broker or the next instance).
+        std::thread([timeout = config.common.shutdown_timeout] {
+            std::this_thread::sleep_for(timeout);
+            log::error("graceful stop exceeded SHUTDOWN_TIMEOUT; exiting now",
+                       {{"shutdown_timeout_ms", timeout.count()}});
+            std::_Exit(1);
+        }).detach();
         service.stop();
     } catch (const std::exception& e) {
         log::error(std::string(name) + " failed", {{"error", e.what()}});

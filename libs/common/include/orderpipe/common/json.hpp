@@ -31,7 +31,8 @@ inline std::string string_field(const nlohmann::json& obj, const char* key,
 }
 
 /// `obj[key]` if it is an integer, else `fallback`. Never throws.
-inline std::int64_t int_field(const nlohmann::json& obj, const char* key, std::int64_t fallback = 0) {
+inline std::int64_t int_field(const nlohmann::json& obj, const char* key,
+                              std::int64_t fallback = 0) {
     if (!obj.is_object()) return fallback;
     auto it = obj.find(key);
     return it != obj.end() && it->is_number_integer() ? it->get<std::int64_t>() : fallback;

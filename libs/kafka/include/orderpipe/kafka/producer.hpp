@@ -26,6 +26,10 @@ struct ProducerOptions {
 enum class TxnOutcome {
     kCommitted,
     kAborted,  ///< definitely not visible to read_committed readers
+    /// The commit request may have reached the coordinator but no answer came back in time:
+    /// the transaction may become visible or not. The handle was recreated; the next
+    /// init_transactions() makes the coordinator finish it one way or the other.
+    kUnknown,
 };
 
 class TransactionalProducer {
@@ -51,11 +55,11 @@ class TransactionalProducer {
     /// @throws KafkaException
     void send_offsets(const std::vector<TopicPartitionOffset>& offsets, const Consumer& consumer);
 
-    /// Commits; on a retriable error retries within the operation timeout; when the transaction
-    /// must be aborted, aborts it. After a fatal error the handle is recreated and re-initialised
-    /// lazily (call init_transactions() again). Never leaves a transaction open.
-    /// @returns kCommitted or kAborted; @throws KafkaException only if neither could be
-    /// established (outcome unknown: the broker is unreachable).
+    /// Commits. A retriable error is retried (the commit may already be on its way, so it is
+    /// never turned into an abort) until the broker's transaction timeout has surely passed;
+    /// an error that requires an abort (the commit request was never sent) aborts.
+    /// After a fatal error, or when the outcome stays unknown, the handle is recreated (call
+    /// init_transactions() again). Never leaves a transaction open. Does not throw.
     TxnOutcome commit_or_abort();
 
     /// Aborts the open transaction, if any (retrying a retriable error). After a fatal error the

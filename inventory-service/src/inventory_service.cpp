@@ -63,9 +63,8 @@ void InventoryService::start() {
     lo.batch_linger = config_.batch_linger;
     lo.operation_timeout = config_.kafka_timeout;
     loop_ = std::make_unique<kafka::ProcessingLoop>(
-        kafka::ClientConfig{config_.common.bootstrap_servers, config_.common.transactional_id(),
-                            config_.common.kafka_overrides},
-        lo, *processor_, *registry_);
+        kafka::ClientConfig::from(config_.common, config_.common.transactional_id()), lo,
+        *processor_, *registry_);
     loop_->start();
 
     http::ServerOptions so;

@@ -75,8 +75,8 @@ void OrderService::fence(const std::string& transactional_id) {
     kafka::ProducerOptions po;
     po.transactional_id = transactional_id;
     po.operation_timeout = config_.kafka_timeout;
-    kafka::TransactionalProducer fencer(
-        {config_.common.bootstrap_servers, transactional_id, config_.common.kafka_overrides}, po);
+    kafka::TransactionalProducer fencer(kafka::ClientConfig::from(config_.common, transactional_id),
+                                        po);
     const auto until = std::chrono::steady_clock::now() + config_.catch_up_deadline;
     for (;;) {
         try {
@@ -104,8 +104,7 @@ void OrderService::start() {
 
     const std::string intake_id = config_.common.transactional_id();
     const std::string saga_id = intake_id + "-saga";
-    kafka::ClientConfig kc{config_.common.bootstrap_servers, intake_id,
-                           config_.common.kafka_overrides};
+    auto kc = kafka::ClientConfig::from(config_.common, intake_id);
     auto on_change = [this](const std::string& id, const std::string& status) {
         waiters_.notify(id, status);
     };
@@ -149,9 +148,7 @@ void OrderService::start() {
     lo.batch_linger = config_.saga_batch_linger;
     lo.operation_timeout = config_.kafka_timeout;
     saga_loop_ = std::make_unique<kafka::ProcessingLoop>(
-        kafka::ClientConfig{config_.common.bootstrap_servers, saga_id,
-                            config_.common.kafka_overrides},
-        lo, *saga_, *registry_);
+        kafka::ClientConfig::from(config_.common, saga_id), lo, *saga_, *registry_);
     saga_loop_->start();
 
     http::ServerOptions so;
@@ -196,8 +193,7 @@ std::optional<std::string> OrderService::missing_topic() {
     try {
         kafka::ConsumerOptions co;
         co.group_id = "order-service-metadata";  // never joins: metadata requests only
-        kafka::Consumer meta({config_.common.bootstrap_servers, "order-service-metadata",
-                              config_.common.kafka_overrides},
+        kafka::Consumer meta(kafka::ClientConfig::from(config_.common, "order-service-metadata"),
                              co);
         for (const auto& t : required_topics(config_.topics)) {
             if (meta.partition_count(t, std::chrono::milliseconds(2000)) == 0) {

@@ -16,6 +16,12 @@ struct ClientConfig {
     std::string client_id = "orderpipe";
     /// Any other librdkafka property; applied last, so it overrides our defaults.
     std::map<std::string, std::string> properties;
+
+    /// From a service's settings (KAFKA_BOOTSTRAP_SERVERS and the KAFKA_* pass-through).
+    template <typename Common>
+    static ClientConfig from(const Common& common, std::string client_id) {
+        return {common.bootstrap_servers, std::move(client_id), common.kafka_overrides};
+    }
 };
 
 using RecordHeaders = std::vector<std::pair<std::string, std::optional<std::string>>>;

@@ -219,12 +219,6 @@ void TransactionalProducer::flush(std::chrono::milliseconds timeout) {
     }
 }
 
-void TransactionalProducer::poll(std::chrono::milliseconds timeout) {
-    rd_kafka_poll(impl_->rk.get(), static_cast<int>(timeout.count()));
-}
-
-void TransactionalProducer::recreate() { impl_->create(); }
-
 const ProducerOptions& TransactionalProducer::options() const { return impl_->options; }
 
 }  // namespace orderpipe::kafka

@@ -47,7 +47,6 @@ class BatchOutput {
                      const std::string& error, int retry_count = 0);
 
     const std::vector<OutgoingRecord>& records() const { return records_; }
-    bool empty() const { return records_.empty(); }
     std::size_t dead_letters() const { return dead_letters_; }
 
   private:

@@ -70,13 +70,6 @@ class TransactionalProducer {
     /// transaction this only delivers; visibility still waits for the commit.
     void flush(std::chrono::milliseconds timeout);
 
-    /// Serves delivery reports and error callbacks. Cheap; call from the owning thread.
-    void poll(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
-
-    /// Recreates the underlying handle (after a fatal error). The next init_transactions()
-    /// fences the previous incarnation.
-    void recreate();
-
     const ProducerOptions& options() const;
 
   private:

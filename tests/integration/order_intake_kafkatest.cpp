@@ -266,15 +266,24 @@ TEST_CASE("the intake answers 429 with Retry-After when its queue is full", "[in
     ServiceUnderTest s;
     std::promise<void> release;
     auto released = release.get_future().share();
-    auto cfg = s.config([released](std::size_t) { released.wait(); });
+    auto entered = std::make_shared<std::promise<void>>();
+    auto in_transaction = entered->get_future();
+    auto first = std::make_shared<std::atomic<bool>>(true);
+    auto cfg = s.config([released, entered, first](std::size_t) {
+        if (first->exchange(false)) entered->set_value();
+        released.wait();
+    });
     cfg.intake.queue_capacity = 2;
     cfg.intake.max_batch = 1;
     s.service = std::make_unique<order::OrderService>(cfg);
     s.service->start();
     REQUIRE(eventually([&] { return http_request("GET", s.url("/readyz")).status == 200; }));
-    // One order blocks inside its transaction, two fill the queue: the next is throttled.
+    // One order blocks inside its transaction; only then do two more fill the queue (sent
+    // earlier, all three could be queued at once and the third would be the one throttled).
     std::vector<std::future<HttpResponse>> inflight;
-    for (int i = 0; i < 3; ++i) {
+    inflight.push_back(std::async(std::launch::async, [&] { return s.post(kOrder); }));
+    REQUIRE(in_transaction.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    for (int i = 0; i < 2; ++i) {
         inflight.push_back(std::async(std::launch::async, [&] { return s.post(kOrder); }));
     }
     REQUIRE(eventually([&] {

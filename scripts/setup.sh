@@ -7,9 +7,8 @@
 #      when not root);
 #   2. Apache Kafka 3.9.1 (broker + console tools) as jars from Maven Central, copied by
 #      `mvn dependency:copy-dependencies` from scripts/kafka/pom.xml into
-#      ${ORDERPIPE_CACHE_DIR:-$HOME/.cache/orderpipe}/kafka-3.9.1/libs/ (outside the repo);
-#   3. the project's small Java helpers (scripts/kafka/*.java), compiled into the same cache.
-# Then: scripts/kafka.sh start && scripts/create-topics.sh
+#      ${ORDERPIPE_CACHE_DIR:-$HOME/.cache/orderpipe}/kafka-3.9.1/libs/ (outside the repo).
+# Then: scripts/build.sh && scripts/kafka.sh start && scripts/create-topics.sh
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
@@ -18,7 +17,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git curl ca-certificates
   librdkafka-dev nlohmann-json3-dev libspdlog-dev catch2 libboost1.81-dev libcurl4-openssl-dev
   prometheus-cpp-dev libsqlite3-dev sqlite3 libcli11-dev kcat clang-format clang-tidy
-  openjdk-17-jre-headless openjdk-17-jdk-headless maven python3
+  openjdk-17-jre-headless maven python3
 )
 
 log() { echo "setup: $*"; }
@@ -92,8 +91,4 @@ else
     "$(du -sh "$KAFKA_LIBS" | cut -f1)"
 fi
 
-# --- 3. Java helpers (scripts/kafka/*.java) -----------------------------------------------
-helpers="$(kafka_helper_classes)"
-log "Java helpers: $helpers"
-
-log "done in $((SECONDS - start_s)) s (broker: scripts/kafka.sh start; topics: scripts/create-topics.sh)"
+log "done in $((SECONDS - start_s)) s (then: scripts/build.sh, scripts/kafka.sh start, scripts/create-topics.sh)"

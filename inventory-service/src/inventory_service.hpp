@@ -1,12 +1,11 @@
 #pragma once
-/// inventory-service wiring: configuration, the processing loop and the HTTP API.
+/// inventory-service: all-or-nothing reservations, releases and restocks, on the shared
+/// runtime. Its stock lives only in its DATA_DIR: it runs as one instance, and refuses to start
+/// with an empty DATA_DIR once its consumer group has committed offsets.
 
 #include "inventory_processor.hpp"
 
-#include <prometheus/registry.h>
-#include "orderpipe/common/config.hpp"
-#include "orderpipe/http/server.hpp"
-#include "orderpipe/kafka/processing_loop.hpp"
+#include "orderpipe/runtime/runtime.hpp"
 
 #include <memory>
 #include <mutex>
@@ -14,46 +13,41 @@
 namespace orderpipe::inventory {
 
 struct InventoryServiceConfig {
-    CommonConfig common;
-    std::string seed_path;  ///< INVENTORY_SEED; empty: the default catalog
-    InventoryTopics topics;
-    std::string group_id = "inventory-service";
-    std::size_t batch_max = 500;
-    std::chrono::milliseconds batch_linger{5};
-    std::chrono::milliseconds kafka_timeout{10000};
-    std::chrono::hours processed_retention{24 * 7};
-    unsigned http_threads = 1;
+    runtime::ServiceSettings settings;
+    std::string seed_path;                           ///< INVENTORY_SEED; empty: the default catalog
+    std::chrono::hours processed_retention{24 * 7};  ///< PROCESSED_EVENTS_RETENTION_HOURS
 
-    /// SPEC §10 plus INVENTORY_SEED, BATCH_MAX, BATCH_LINGER, KAFKA_COMMIT_TIMEOUT... see
-    /// docs/CONFIGURATION.md. @throws ConfigError
+    /// The common settings plus the ones above (docs/CONFIGURATION.md).
     static InventoryServiceConfig from_env(EnvReader& env);
 };
 
 class InventoryService {
   public:
-    explicit InventoryService(InventoryServiceConfig config);
+    using Config = InventoryServiceConfig;
+    static constexpr const char* kName = "inventory-service";
+
+    explicit InventoryService(Config config);
     ~InventoryService();
     InventoryService(const InventoryService&) = delete;
     InventoryService& operator=(const InventoryService&) = delete;
 
     void start();
     void stop();
-    std::uint16_t http_port() const;
+    runtime::Runtime& runtime() { return *runtime_; }
+    std::uint16_t http_port() const { return runtime_->http_port(); }
 
   private:
-    void handle_list(http::Request&& req, http::Responder respond);
-    void handle_get(http::Request&& req, http::Responder respond);
-    void handle_put(http::Request&& req, http::Responder respond);
+    void handle_list(http::Request&& req, const http::Responder& respond);
+    void handle_get(http::Request&& req, const http::Responder& respond);
+    void handle_put(http::Request&& req, const http::Responder& respond);
 
-    InventoryServiceConfig config_;
-    std::shared_ptr<prometheus::Registry> registry_;
-    std::unique_ptr<InventoryStore> loop_store_;  // used by the loop thread only
+    Config config_;
+    std::unique_ptr<runtime::Runtime> runtime_;
+    std::unique_ptr<InventoryStore> loop_store_;  // the loop thread's connection
     std::mutex http_mu_;
-    std::unique_ptr<InventoryStore> http_store_;  // HTTP threads, under http_mu_
+    std::unique_ptr<InventoryStore> http_store_;  // reads from HTTP threads, under http_mu_
     std::unique_ptr<InventoryProcessor> processor_;
-    std::unique_ptr<kafka::ProcessingLoop> loop_;
-    std::unique_ptr<http::Server> http_;
-    std::atomic<bool> stopped_{false};
+    kafka::ProcessingLoop* loop_ = nullptr;
 };
 
 }  // namespace orderpipe::inventory

@@ -49,10 +49,10 @@ InventoryStore::InventoryStore(const std::string& path) : db_(path, /*durable=*/
 
 bool InventoryStore::seed_once(const std::vector<CatalogItem>& catalog) {
     sqlite::Transaction tx(db_);
-    auto seeded = db_.prepare("SELECT value FROM meta WHERE key = 'seeded_at'");
+    auto seeded = db_.cached("SELECT value FROM meta WHERE key = 'seeded_at'");
     if (seeded.step()) return false;
     seeded.reset();
-    auto insert = db_.prepare(
+    auto insert = db_.cached(
         "INSERT OR REPLACE INTO stock(sku, name, unit_price, available, reserved) "
         "VALUES (?, ?, ?, ?, 0)");
     for (const auto& item : catalog) {
@@ -68,7 +68,7 @@ bool InventoryStore::seed_once(const std::vector<CatalogItem>& catalog) {
 }
 
 std::optional<StockLevel> InventoryStore::stock(const std::string& sku) {
-    auto q = db_.prepare("SELECT available, reserved FROM stock WHERE sku = ?");
+    auto q = db_.cached("SELECT available, reserved FROM stock WHERE sku = ?");
     q.bind(1, sku);
     if (!q.step()) return std::nullopt;
     return StockLevel{q.column_int(0), q.column_int(1)};
@@ -76,7 +76,7 @@ std::optional<StockLevel> InventoryStore::stock(const std::string& sku) {
 
 std::optional<CatalogItem> InventoryStore::item(const std::string& sku) {
     auto q =
-        db_.prepare("SELECT sku, name, unit_price, available, reserved FROM stock WHERE sku = ?");
+        db_.cached("SELECT sku, name, unit_price, available, reserved FROM stock WHERE sku = ?");
     q.bind(1, sku);
     if (!q.step()) return std::nullopt;
     return CatalogItem{q.column_text(0), q.column_text(1), Money::from_minor_units(q.column_int(2)),
@@ -86,7 +86,7 @@ std::optional<CatalogItem> InventoryStore::item(const std::string& sku) {
 std::vector<CatalogItem> InventoryStore::items() {
     std::vector<CatalogItem> out;
     auto q =
-        db_.prepare("SELECT sku, name, unit_price, available, reserved FROM stock ORDER BY sku");
+        db_.cached("SELECT sku, name, unit_price, available, reserved FROM stock ORDER BY sku");
     while (q.step()) {
         out.push_back({q.column_text(0), q.column_text(1), Money::from_minor_units(q.column_int(2)),
                        q.column_int(3), q.column_int(4)});
@@ -97,7 +97,7 @@ std::vector<CatalogItem> InventoryStore::items() {
 void InventoryStore::add_to_stock(const std::string& sku, std::int64_t available_delta,
                                   std::int64_t reserved_delta) {
     // The CHECK constraints make a negative `available` impossible even if a caller erred.
-    auto u = db_.prepare(
+    auto u = db_.cached(
         "UPDATE stock SET available = available + ?, reserved = reserved + ? WHERE sku = ?");
     u.bind(1, available_delta).bind(2, reserved_delta).bind(3, sku);
     u.run();
@@ -105,7 +105,7 @@ void InventoryStore::add_to_stock(const std::string& sku, std::int64_t available
 
 std::optional<CatalogItem> InventoryStore::set_available(const std::string& sku,
                                                          std::int64_t available) {
-    auto u = db_.prepare("UPDATE stock SET available = ? WHERE sku = ?");
+    auto u = db_.cached("UPDATE stock SET available = ? WHERE sku = ?");
     u.bind(1, available).bind(2, sku);
     u.run();
     if (db_.changes() == 0) return std::nullopt;
@@ -113,7 +113,7 @@ std::optional<CatalogItem> InventoryStore::set_available(const std::string& sku,
 }
 
 std::optional<Reservation> InventoryStore::reservation(const std::string& order_id) {
-    auto q = db_.prepare("SELECT state, lines FROM reservations WHERE order_id = ?");
+    auto q = db_.cached("SELECT state, lines FROM reservations WHERE order_id = ?");
     q.bind(1, order_id);
     if (!q.step()) return std::nullopt;
     Reservation r;
@@ -130,7 +130,7 @@ std::optional<Reservation> InventoryStore::reservation(const std::string& order_
 void InventoryStore::put_reservation(const std::string& order_id, const Reservation& r) {
     nlohmann::json lines = nlohmann::json::array();
     for (const auto& l : r.lines) lines.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
-    auto u = db_.prepare(
+    auto u = db_.cached(
         "INSERT INTO reservations(order_id, state, lines) VALUES (?, ?, ?) "
         "ON CONFLICT(order_id) DO UPDATE SET state = excluded.state, lines = excluded.lines");
     u.bind(1, order_id).bind(2, state_name(r.state)).bind(3, lines.dump());
@@ -138,21 +138,21 @@ void InventoryStore::put_reservation(const std::string& order_id, const Reservat
 }
 
 void InventoryStore::add_outbox(const std::string& record) {
-    auto i = db_.prepare("INSERT INTO outbox(record) VALUES (?)");
+    auto i = db_.cached("INSERT INTO outbox(record) VALUES (?)");
     i.bind(1, record);
     i.run();
 }
 
 std::vector<OutboxEntry> InventoryStore::outbox(std::size_t limit) {
     std::vector<OutboxEntry> out;
-    auto q = db_.prepare("SELECT id, record FROM outbox ORDER BY id LIMIT ?");
+    auto q = db_.cached("SELECT id, record FROM outbox ORDER BY id LIMIT ?");
     q.bind(1, static_cast<std::int64_t>(limit));
     while (q.step()) out.push_back({q.column_int(0), q.column_text(1)});
     return out;
 }
 
 void InventoryStore::remove_outbox(std::int64_t up_to_id) {
-    auto d = db_.prepare("DELETE FROM outbox WHERE id <= ?");
+    auto d = db_.cached("DELETE FROM outbox WHERE id <= ?");
     d.bind(1, up_to_id);
     d.run();
 }
@@ -203,18 +203,6 @@ std::vector<CatalogItem> load_catalog(const std::string& path) {
                        e["stock"].get<std::int64_t>(), 0});
     }
     return out;
-}
-
-const char* to_string(ReserveStatus s) {
-    switch (s) {
-        case ReserveStatus::kReserved:
-            return "RESERVED";
-        case ReserveStatus::kInsufficientStock:
-            return "INSUFFICIENT_STOCK";
-        case ReserveStatus::kUnknownSku:
-            return "UNKNOWN_SKU";
-    }
-    return "?";
 }
 
 }  // namespace orderpipe::inventory

@@ -1,9 +1,6 @@
-// inventory-service: reads the environment, starts the service, waits for SIGTERM/SIGINT.
+// inventory-service: see inventory_service.hpp.
 #include "inventory_service.hpp"
 
-#include "orderpipe/common/daemon.hpp"
+#include "orderpipe/runtime/main.hpp"
 
-int main() {
-    return orderpipe::run_daemon<orderpipe::inventory::InventoryServiceConfig,
-                                 orderpipe::inventory::InventoryService>("inventory-service");
-}
+int main() { return orderpipe::runtime::run_service<orderpipe::inventory::InventoryService>(); }

@@ -1,6 +1,8 @@
 #pragma once
 /// Inventory domain (pure): the all-or-nothing reservation decision for one order.
 
+#include "orderpipe/contract/names.hpp"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -19,8 +21,7 @@ struct RequestedLine {
     std::int64_t quantity = 0;
 };
 
-enum class ReserveStatus { kReserved, kInsufficientStock, kUnknownSku };
-const char* to_string(ReserveStatus s);
+using contract::ReserveStatus;
 
 struct LineOutcome {
     std::string sku;

@@ -11,35 +11,38 @@ std::int64_t now_ms() {
 
 }  // namespace
 
-IdempotencyStore::IdempotencyStore(const std::string& path, std::chrono::hours retention)
-    // synchronous=NORMAL: in WAL mode a process crash (SIGKILL) loses nothing; only a power
-    // loss could drop the last commits, and Kafka then still holds the truth.
-    : db_(path, /*durable=*/false), retention_(retention) {
+IdempotencyStore::IdempotencyStore(sqlite::Database& db, std::chrono::hours retention)
+    : db_(db), retention_(retention) {
     db_.exec(R"(CREATE TABLE IF NOT EXISTS idempotency_keys (
         key        TEXT PRIMARY KEY,
         body       TEXT NOT NULL,
         order_id   TEXT NOT NULL,
-        state      TEXT NOT NULL CHECK (state IN ('pending', 'committed')),
+        state      TEXT NOT NULL CHECK (state IN ('pending', 'unknown', 'committed')),
         status     INTEGER,
         response   TEXT,
         created_ms INTEGER NOT NULL))");
     db_.exec("CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys(created_ms)");
+    db_.exec("CREATE INDEX IF NOT EXISTS idempotency_keys_state ON idempotency_keys(state)");
 }
 
 IdempotencyStore::Claim IdempotencyStore::claim(const std::string& key, const std::string& body,
                                                 const std::string& order_id) {
-    std::lock_guard lock(mu_);
-    auto find = db_.prepare(
+    auto find = db_.cached(
         "SELECT body, order_id, state, status, response FROM idempotency_keys WHERE key = ?");
     find.bind(1, key);
     if (find.step()) {
-        if (find.column_text(0) != body) return {ClaimResult::kMismatch, std::nullopt};
-        Stored s{static_cast<int>(find.column_int(3)), find.column_text(1), find.column_text(4)};
-        if (find.column_text(2) == "pending") return {ClaimResult::kInProgress, s};
-        return {ClaimResult::kReplay, s};
+        Claim c{ClaimResult::kReplay, Stored{static_cast<int>(find.column_int(3)),
+                                             find.column_text(1), find.column_text(4)}};
+        if (find.column_text(0) != body) {
+            c = {ClaimResult::kMismatch, std::nullopt};
+        } else if (find.column_text(2) != "committed") {
+            c.result = ClaimResult::kInProgress;
+        }
+        find.reset();
+        return c;
     }
     find.reset();
-    auto insert = db_.prepare(
+    auto insert = db_.cached(
         "INSERT INTO idempotency_keys(key, body, order_id, state, created_ms) "
         "VALUES (?, ?, ?, 'pending', ?)");
     insert.bind(1, key).bind(2, body).bind(3, order_id).bind(4, now_ms());
@@ -47,48 +50,47 @@ IdempotencyStore::Claim IdempotencyStore::claim(const std::string& key, const st
     return {ClaimResult::kClaimed, std::nullopt};
 }
 
-void IdempotencyStore::complete(const std::vector<std::pair<std::string, Stored>>& answered) {
-    if (answered.empty()) return;
-    std::lock_guard lock(mu_);
-    sqlite::Transaction tx(db_);
-    auto update = db_.prepare(
+void IdempotencyStore::complete(const std::string& key, const Stored& s) {
+    auto update = db_.cached(
         "UPDATE idempotency_keys SET state = 'committed', status = ?, response = ? WHERE key = ?");
-    for (const auto& [key, s] : answered) {
-        update.bind(1, static_cast<std::int64_t>(s.status)).bind(2, s.response).bind(3, key);
-        update.run();
-    }
-    tx.commit();
+    update.bind(1, static_cast<std::int64_t>(s.status)).bind(2, s.response).bind(3, key);
+    update.run();
 }
 
-void IdempotencyStore::release(const std::vector<std::string>& keys) {
-    if (keys.empty()) return;
-    std::lock_guard lock(mu_);
-    sqlite::Transaction tx(db_);
-    auto del = db_.prepare("DELETE FROM idempotency_keys WHERE key = ? AND state = 'pending'");
-    for (const auto& key : keys) {
-        del.bind(1, key);
-        del.run();
-    }
-    tx.commit();
+void IdempotencyStore::release(const std::string& key) {
+    auto del = db_.cached("DELETE FROM idempotency_keys WHERE key = ? AND state != 'committed'");
+    del.bind(1, key);
+    del.run();
 }
 
-std::vector<IdempotencyStore::PendingKey> IdempotencyStore::pending(
-    std::int64_t older_than_ms) const {
-    std::lock_guard lock(mu_);
-    std::vector<PendingKey> out;
-    auto q = const_cast<sqlite::Database&>(db_).prepare(
-        "SELECT key, order_id, created_ms FROM idempotency_keys "
-        "WHERE state = 'pending' AND created_ms < ?");
-    q.bind(1, older_than_ms);
-    while (q.step()) out.push_back({q.column_text(0), q.column_text(1), q.column_int(2)});
+void IdempotencyStore::mark_unknown(const std::string& key) {
+    auto up = db_.cached(
+        "UPDATE idempotency_keys SET state = 'unknown' WHERE key = ? AND state = 'pending'");
+    up.bind(1, key);
+    up.run();
+}
+
+std::int64_t IdempotencyStore::pending_to_unknown() {
+    db_.exec("UPDATE idempotency_keys SET state = 'unknown' WHERE state = 'pending'");
+    return db_.changes();
+}
+
+std::vector<IdempotencyStore::UnknownKey> IdempotencyStore::unknown(std::size_t limit) {
+    std::vector<UnknownKey> out;
+    auto q =
+        db_.cached("SELECT key, order_id FROM idempotency_keys WHERE state = 'unknown' LIMIT ?");
+    q.bind(1, static_cast<std::int64_t>(limit));
+    while (q.step()) out.push_back({q.column_text(0), q.column_text(1)});
+    q.reset();
     return out;
 }
 
 std::int64_t IdempotencyStore::purge_expired() {
-    std::lock_guard lock(mu_);
     const auto cutoff =
         now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
-    auto del = db_.prepare("DELETE FROM idempotency_keys WHERE created_ms < ?");
+    // Unknown keys are kept until they are resolved, however old.
+    auto del =
+        db_.cached("DELETE FROM idempotency_keys WHERE created_ms < ? AND state != 'unknown'");
     del.bind(1, cutoff);
     del.run();
     return db_.changes();

@@ -1,16 +1,24 @@
 #pragma once
-/// `Idempotency-Key` records (SPEC §8), in SQLite so they survive restarts.
+/// `Idempotency-Key` records (docs/CONTRACT.md "POST /orders"), in SQLite so they survive
+/// restarts. A key moves through:
 ///
-/// A key is claimed (`pending`) before its order enters a Kafka transaction and completed with
-/// the stored response after the commit, or released if the transaction aborted. A key left
-/// `pending` by a crash is resolved at start-up from what orders.events actually holds.
+///   claimed (`pending`)  — its order is about to enter, or is in, a Kafka transaction of this
+///                          process;
+///   `committed`          — the transaction committed: the stored 201 answers every retry;
+///   released (deleted)   — the transaction surely aborted: a retry may use the key again;
+///   `unknown`            — nobody can tell yet whether the order committed (the commit's
+///                          outcome was unknown past the answer's deadline, or the process died
+///                          with the key pending). Only such keys are resolved, and only from a
+///                          read model that has caught up after the outcome was settled.
 ///
-/// Thread-safe: one mutex around the connection (HTTP threads claim, the intake thread completes).
+/// The file is opened with synchronous=FULL: a claim must survive a power loss whenever the
+/// order it guards may be in Kafka, or a retry could create the order twice.
+///
+/// Not thread-safe: used by the intake thread (and the start-up step before it runs).
 
 #include "orderpipe/common/sqlite.hpp"
 
 #include <chrono>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,36 +32,42 @@ class IdempotencyStore {
         std::string order_id;
         std::string response;  ///< the JSON body returned the first time
     };
-    enum class ClaimResult { kClaimed, kReplay, kMismatch, kInProgress };
+    enum class ClaimResult {
+        kClaimed,     ///< new: the order may go ahead
+        kReplay,      ///< answered before with this body: `stored` is the answer
+        kMismatch,    ///< used before with another body
+        kInProgress,  ///< its first request is still in flight, or its outcome is unknown
+    };
     struct Claim {
         ClaimResult result;
         std::optional<Stored> stored;  ///< for kReplay; for kInProgress, the order id
     };
-    struct PendingKey {
+    struct UnknownKey {
         std::string key;
         std::string order_id;
-        std::int64_t created_ms = 0;
     };
 
-    IdempotencyStore(const std::string& path, std::chrono::hours retention);
+    /// Creates the table if needed.
+    IdempotencyStore(sqlite::Database& db, std::chrono::hours retention);
+    sqlite::Database& db() { return db_; }
 
-    /// Claims `key` for a new order, or says why not: same body already answered (replay),
-    /// another body used the key (mismatch), or the first request is still in flight.
+    /// Claims `key` for a new order, or says why not. Within the caller's transaction.
     Claim claim(const std::string& key, const std::string& body, const std::string& order_id);
-    /// Stores the answer for a committed order.
-    void complete(const std::vector<std::pair<std::string, Stored>>& answered);
-    /// Forgets keys whose transaction aborted: a retry may use them again.
-    void release(const std::vector<std::string>& keys);
+    /// The order committed: store its answer.
+    void complete(const std::string& key, const Stored& answer);
+    /// The order surely did not commit: forget the key.
+    void release(const std::string& key);
+    /// Nobody can tell yet whether the order committed.
+    void mark_unknown(const std::string& key);
+    /// At start: keys left pending by a process that is gone become unknown. @returns how many.
+    std::int64_t pending_to_unknown();
+    std::vector<UnknownKey> unknown(std::size_t limit);
 
-    /// Pending keys claimed before `older_than_ms` (epoch ms): a crash, or a commit whose
-    /// outcome Kafka never confirmed, left them so.
-    std::vector<PendingKey> pending(std::int64_t older_than_ms) const;
-    /// Deletes keys older than the retention (at least 24 h, SPEC §8). @returns rows removed.
+    /// Deletes keys older than the retention (at least 24 h). @returns rows removed.
     std::int64_t purge_expired();
 
   private:
-    mutable std::mutex mu_;
-    sqlite::Database db_;
+    sqlite::Database& db_;
     std::chrono::hours retention_;
 };
 

@@ -1,205 +1,327 @@
 #include "intake.hpp"
 
+#include "read_model.hpp"
+
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <csignal>
+
 namespace orderpipe::order {
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
-Intake::Intake(std::unique_ptr<kafka::TransactionalProducer> producer, IntakeOptions options,
-               prometheus::Registry& registry)
-    : producer_(std::move(producer)), options_(std::move(options)) {
-    auto& txns = prometheus::BuildCounter()
-                     .Name("kafka_transactions_total")
-                     .Help("Kafka transactions finished, by result")
-                     .Register(registry);
-    txn_committed_ = &txns.Add({{"loop", "intake"}, {"result", "committed"}});
-    txn_aborted_ = &txns.Add({{"loop", "intake"}, {"result", "aborted"}});
-    batch_size_ = &prometheus::BuildHistogram()
-                       .Name("order_intake_batch_size")
-                       .Help("Orders per intake transaction (group commit)")
-                       .Register(registry)
-                       .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100,
-                                                                        200, 500, 1000});
-    commit_seconds_ =
-        &prometheus::BuildHistogram()
-             .Name("order_intake_transaction_seconds")
-             .Help("Time from begin to commit of an intake transaction")
-             .Register(registry)
-             .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                              0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
-    queue_depth_ = &prometheus::BuildGauge()
-                        .Name("order_intake_queue_depth")
-                        .Help("Orders waiting for an intake transaction")
-                        .Register(registry)
-                        .Add({});
-}
+constexpr auto kIdleWait = std::chrono::milliseconds(100);
+constexpr auto kInitRetry = std::chrono::milliseconds(500);
+constexpr auto kResolveEvery = std::chrono::seconds(1);
 
-Intake::~Intake() { stop(); }
+/// The Kafka side of placement: one transactional producer.
+class KafkaIntakeTransactions final : public IntakeTransactions {
+  public:
+    KafkaIntakeTransactions(kafka::TransactionalProducer& producer, const IntakeOptions& options)
+        : producer_(producer), options_(options) {}
 
-void Intake::start() {
-    thread_ = std::thread([this] { run(); });
-}
+    Result commit(const std::vector<const AcceptedOrder*>& orders,
+                  Clock::time_point deadline) override {
+        try {
+            producer_.begin();
+            for (const auto* o : orders) {
+                auto [created, reserve] = intake_events(*o);
+                producer_.produce(kafka::to_record(options_.orders_topic, o->order_id(), created));
+                producer_.produce(
+                    kafka::to_record(options_.inventory_topic, o->order_id(), reserve));
+            }
+            if (options_.before_commit || faults::enabled()) {
+                // Injected faults strike after the records reached the broker, so an abort has
+                // real records to discard (tests check them with read_uncommitted).
+                producer_.flush(options_.commit_timeout);
+                if (faults::hit("intake", "kill-before-commit")) {
+                    log::warn("FAULT_INJECT kill-before-commit: killing this process",
+                              {{"orders", orders.size()}});
+                    std::raise(SIGKILL);
+                }
+                if (options_.before_commit) options_.before_commit(orders.size());
+            }
+        } catch (const std::exception& e) {
+            // Nothing was committed, unless the abort does not complete (then nobody knows).
+            if (producer_.abort()) return {Outcome::kAborted, e.what()};
+            return unknown(std::string(e.what()) + "; the abort did not complete");
+        }
+        switch (producer_.commit_or_abort(deadline)) {
+            case kafka::TxnOutcome::kCommitted:
+                return {Outcome::kCommitted, ""};
+            case kafka::TxnOutcome::kAborted:
+                return {Outcome::kAborted, "the Kafka transaction was aborted"};
+            case kafka::TxnOutcome::kUnknown:
+                return unknown("Kafka did not confirm the commit in time");
+            case kafka::TxnOutcome::kFenced:
+                if (options_.on_fatal) {
+                    options_.on_fatal(
+                        "intake fenced: another instance took over transactional.id " +
+                        options_.transactional_id);
+                }
+                return unknown("this instance was fenced by a newer one");
+        }
+        return unknown("unexpected commit outcome");
+    }
 
-void Intake::stop() {
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_ && !thread_.joinable()) return;
+    bool settle(Clock::time_point deadline) override {
+        auto backoff = std::chrono::milliseconds(100);
+        while (!producer_.initialised()) {
+            if (producer_.fenced()) return false;
+            try {
+                producer_.init_transactions();
+            } catch (const kafka::KafkaException& e) {
+                if (e.error().is_fenced() || Clock::now() + backoff >= deadline) return false;
+                std::this_thread::sleep_for(backoff);
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+            }
+        }
+        unsettled_ = false;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        return left.count() > 0 && options_.caught_up(left);
+    }
+
+    bool settled() const override { return !unsettled_ && producer_.initialised(); }
+
+    /// The producer was initialised again (by the intake thread): everything before is settled.
+    void mark_settled() { unsettled_ = false; }
+
+  private:
+    Result unknown(std::string error) {
+        unsettled_ = true;
+        return {Outcome::kUnknown, std::move(error)};
+    }
+
+    kafka::TransactionalProducer& producer_;
+    const IntakeOptions& options_;
+    bool unsettled_ = true;  // until the first init_transactions fences the last incarnation
+};
+
+/// The read model as the intake thread sees it: its own connection.
+class IntakeOrders final : public OrderLookup {
+  public:
+    IntakeOrders(const std::string& path, const IntakeOptions& options)
+        : db_(path, /*durable=*/false), store_(db_), options_(options) {}
+
+    std::optional<std::string> created_body(const std::string& order_id) override {
+        auto r = store_.get(order_id, false);
+        if (!r) return std::nullopt;
+        return created_response(r->order()).dump();
+    }
+
+    void write_through(const std::vector<const AcceptedOrder*>& orders) override {
+        sqlite::Transaction tx(db_);
+        for (const auto* o : orders) {
+            auto [created, reserve] = intake_events(*o);
+            store_.apply(created);
+        }
+        tx.commit();
+    }
+
+    bool caught_up(std::chrono::milliseconds deadline) override {
+        return options_.caught_up(deadline);
+    }
+
+  private:
+    sqlite::Database db_;
+    OrderStore store_;
+    const IntakeOptions& options_;
+};
+
+}  // namespace
+
+class Intake::Impl {
+  public:
+    Impl(kafka::ClientConfig client, IntakeOptions options, prometheus::Registry& registry)
+        : options_(std::move(options)),
+          producer_(std::move(client), producer_options(options_)),
+          txns_(producer_, options_),
+          keys_db_(options_.keys_db_path, /*durable=*/true),
+          keys_(keys_db_, options_.key_retention),
+          orders_(options_.orders_db_path, options_),
+          placement_(keys_, txns_, orders_, options_.commit_timeout),
+          queue_(options_.queue_capacity, [](PlaceRequest&& r) {
+              r.done({PlaceOutcome::kNotCommitted, r.order.order_id(), "", 0,
+                      "the intake could not take the order in time; it was not created"});
+          }) {
+        auto& txns = prometheus::BuildCounter()
+                         .Name("kafka_transactions_total")
+                         .Help("Kafka transactions finished, by loop and outcome")
+                         .Register(registry);
+        txn_committed_ = &txns.Add({{"loop", "intake"}, {"result", "committed"}});
+        txn_aborted_ = &txns.Add({{"loop", "intake"}, {"result", "aborted"}});
+        txn_unknown_ = &txns.Add({{"loop", "intake"}, {"result", "unknown"}});
+        batch_size_ = &prometheus::BuildHistogram()
+                           .Name("order_intake_batch_size")
+                           .Help("Orders per intake transaction (group commit)")
+                           .Register(registry)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50,
+                                                                            100, 200, 500, 1000});
+        queue_depth_ = &prometheus::BuildGauge()
+                            .Name("order_intake_queue_depth")
+                            .Help("Orders waiting for an intake transaction")
+                            .Register(registry)
+                            .Add({});
+        placement_.on_batch = [this](std::size_t n, IntakeTransactions::Outcome o) {
+            batch_size_->Observe(static_cast<double>(n));
+            (o == IntakeTransactions::Outcome::kCommitted ? txn_committed_
+             : o == IntakeTransactions::Outcome::kAborted ? txn_aborted_
+                                                          : txn_unknown_)
+                ->Increment();
+        };
+    }
+
+    static kafka::ProducerOptions producer_options(const IntakeOptions& o) {
+        kafka::ProducerOptions po;
+        po.transactional_id = o.transactional_id;
+        po.operation_timeout = o.commit_timeout;
+        po.fault_scope = "intake";
+        return po;
+    }
+
+    void start() {
+        thread_ = std::thread([this] { run(); });
+    }
+
+    void stop() {
+        queue_.close();
         stopping_ = true;
+        queue_.wake();
+        if (thread_.joinable()) thread_.join();
+        for (auto& r : queue_.drain()) {
+            r.done({PlaceOutcome::kNotCommitted, r.order.order_id(), "", 0,
+                    "the service is shutting down; the order was not created"});
+        }
     }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    // Whatever is left could not be committed: answer it so no request hangs.
-    std::deque<Pending> left;
-    {
-        std::lock_guard lock(mu_);
-        left.swap(queue_);
-    }
-    for (auto& p : left) p.done({IntakeOutcome::kFailed, "the service is shutting down"});
-}
 
-bool Intake::submit(AcceptedOrder order, Completion done) {
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_ || queue_.size() >= options_.queue_capacity) return false;
-        queue_.push_back({std::move(order), std::move(done)});
-        queue_depth_->Set(static_cast<double>(queue_.size()));
+    Submit submit(PlaceRequest request) {
+        const auto deadline = request.deadline;
+        switch (queue_.push(std::move(request), deadline)) {
+            case runtime::DeadlineQueue<PlaceRequest>::Push::kQueued:
+                queue_depth_->Set(static_cast<double>(queue_.size()));
+                return Submit::kQueued;
+            case runtime::DeadlineQueue<PlaceRequest>::Push::kFull:
+                return Submit::kFull;
+            case runtime::DeadlineQueue<PlaceRequest>::Push::kClosed:
+                break;
+        }
+        return Submit::kStopping;
     }
-    cv_.notify_one();
-    return true;
-}
 
-std::optional<std::string> Intake::not_ready_reason() const {
-    std::lock_guard lock(mu_);
-    if (stopping_) return "shutting down";
-    if (!initialised_) {
-        return init_error_.empty() ? "Kafka transactions are not initialised yet"
-                                   : "Kafka transactions are not initialised: " + init_error_;
+    std::optional<std::string> not_ready_reason() const {
+        std::lock_guard lock(mu_);
+        if (!ready_) return why_not_;
+        return std::nullopt;
     }
-    return std::nullopt;
-}
 
-bool Intake::ensure_initialised() {
-    if (producer_->initialised()) return true;
-    try {
-        producer_->init_transactions();
-        initialised_ = true;
+  private:
+    void set_state(bool ready, std::string why) {
         std::lock_guard lock(mu_);
-        init_error_.clear();
-        log::info("intake transactions initialised",
-                  {{"transactional_id", producer_->options().transactional_id}});
-        return true;
-    } catch (const kafka::KafkaException& e) {
-        initialised_ = false;
-        std::lock_guard lock(mu_);
-        init_error_ = e.what();
-        log::warn("cannot initialise transactions yet", {{"error", e.what()}});
+        ready_ = ready;
+        why_not_ = std::move(why);
+    }
+
+    void run() {
+        try {
+            if (auto n = keys_.pending_to_unknown(); n > 0) {
+                log::warn("Idempotency-Keys left pending by the last run are now unknown",
+                          {{"keys", n}});
+            }
+            if (auto n = keys_.purge_expired(); n > 0) {
+                log::info("purged expired Idempotency-Keys", {{"keys", n}});
+            }
+        } catch (const std::exception& e) {
+            log::error("cannot read the Idempotency-Keys", {{"error", e.what()}});
+        }
+        auto last_resolve = Clock::now() - kResolveEvery;
+        set_state(false, "initialising Kafka transactions");
+        while (!stopping_) {
+            if (!producer_.initialised() && !initialise()) continue;
+            if (Clock::now() - last_resolve >= kResolveEvery) {
+                last_resolve = Clock::now();
+                try {
+                    placement_.resolve_unknown_keys(std::chrono::milliseconds(500));
+                } catch (const std::exception& e) {
+                    log::warn("cannot resolve unknown Idempotency-Keys yet", {{"error", e.what()}});
+                }
+            }
+            auto batch = queue_.take(options_.max_batch, kIdleWait, options_.linger);
+            queue_depth_->Set(static_cast<double>(queue_.size()));
+            if (batch.empty()) continue;
+            placement_.place(batch);
+        }
+        // Draining: commit what is still queued (each bounded by its deadline), if we can.
+        while (producer_.initialised()) {
+            auto batch = queue_.take(options_.max_batch, std::chrono::milliseconds(0),
+                                     std::chrono::milliseconds(0));
+            if (batch.empty()) break;
+            placement_.place(batch);
+        }
+    }
+
+    /// One attempt to initialise the producer. @returns true when initialised.
+    bool initialise() {
+        try {
+            producer_.init_transactions();
+            txns_.mark_settled();
+            set_state(true, "");
+            log::info("intake transactions initialised",
+                      {{"transactional_id", options_.transactional_id}});
+            return true;
+        } catch (const kafka::KafkaException& e) {
+            if (e.error().is_fenced()) {
+                set_state(false, std::string("fenced: ") + e.what());
+                if (options_.on_fatal) options_.on_fatal(std::string("intake: ") + e.what());
+                stopping_ = true;
+                return false;
+            }
+            set_state(false, std::string("Kafka transactions are not initialised: ") + e.what());
+            log::warn("cannot initialise intake transactions yet", {{"error", e.what()}});
+        }
+        // Kafka is unreachable: answer what waits (503) instead of letting it hang.
+        for (auto& r : queue_.drain()) {
+            r.done({PlaceOutcome::kNotCommitted, r.order.order_id(), "", 0,
+                    "Kafka is not available; the order was not created"});
+        }
+        auto until = Clock::now() + kInitRetry;
+        while (!stopping_ && Clock::now() < until) std::this_thread::sleep_for(kIdleWait);
         return false;
     }
-}
 
-void Intake::run() {
-    std::vector<Pending> batch;
-    batch.reserve(options_.max_batch);
-    for (;;) {
-        if (!ensure_initialised()) {
-            // Kafka is unreachable: answer what waits (503) instead of letting it hang, then
-            // try again shortly.
-            std::deque<Pending> failed;
-            std::string why;
-            {
-                std::unique_lock lock(mu_);
-                failed.swap(queue_);
-                why = init_error_;
-                queue_depth_->Set(0);
-            }
-            for (auto& p : failed) p.done({IntakeOutcome::kFailed, why});
-            std::unique_lock lock(mu_);
-            if (stopping_) return;
-            cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_; });
-            continue;
-        }
-        {
-            std::unique_lock lock(mu_);
-            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty() && stopping_) return;
-            // Group commit: wait up to `linger` for more orders unless the batch is full.
-            const auto deadline = Clock::now() + options_.linger;
-            cv_.wait_until(lock, deadline,
-                           [&] { return stopping_ || queue_.size() >= options_.max_batch; });
-            while (!queue_.empty() && batch.size() < options_.max_batch) {
-                batch.push_back(std::move(queue_.front()));
-                queue_.pop_front();
-            }
-            queue_depth_->Set(static_cast<double>(queue_.size()));
-        }
-        process(batch);
-        batch.clear();
-    }
-}
+    IntakeOptions options_;
+    kafka::TransactionalProducer producer_;
+    KafkaIntakeTransactions txns_;
+    sqlite::Database keys_db_;
+    IdempotencyStore keys_;
+    IntakeOrders orders_;
+    Placement placement_;
+    runtime::DeadlineQueue<PlaceRequest> queue_;
+    mutable std::mutex mu_;
+    bool ready_ = false;
+    std::string why_not_ = "not started";
+    std::atomic<bool> stopping_{false};
+    prometheus::Counter* txn_committed_;
+    prometheus::Counter* txn_aborted_;
+    prometheus::Counter* txn_unknown_;
+    prometheus::Histogram* batch_size_;
+    prometheus::Gauge* queue_depth_;
+    std::thread thread_;  // last
+};
 
-void Intake::process(std::vector<Pending>& batch) {
-    const auto started = Clock::now();
-    std::string error;
-    bool committed = false;
-    bool unknown = false;
-    try {
-        producer_->begin();
-        for (const auto& p : batch) {
-            auto [created, reserve] = intake_events(p.order);
-            producer_->produce(kafka::to_record(options_.orders_topic, p.order.order_id, created));
-            producer_->produce(
-                kafka::to_record(options_.inventory_topic, p.order.order_id, reserve));
-        }
-        if (options_.before_commit) {
-            // Fault injection strikes after the records reached the broker, so an abort has
-            // real records to discard (tests check them with read_uncommitted).
-            producer_->flush(producer_->options().operation_timeout);
-            options_.before_commit(batch.size());
-        }
-        const auto outcome = producer_->commit_or_abort();
-        committed = outcome == kafka::TxnOutcome::kCommitted;
-        unknown = outcome == kafka::TxnOutcome::kUnknown;
-        if (!committed) {
-            error = unknown ? "Kafka did not confirm the commit in time"
-                            : "the Kafka transaction was aborted";
-        }
-    } catch (const std::exception& e) {
-        error = e.what();
-        try {
-            producer_->abort();
-        } catch (const std::exception& abort_error) {
-            // The handle was recreated; its init_transactions fences and aborts this one.
-            error += std::string("; abort: ") + abort_error.what();
-        }
-    }
-    if (!producer_->initialised()) initialised_ = false;
-    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    commit_seconds_->Observe(seconds);
-    batch_size_->Observe(static_cast<double>(batch.size()));
-    if (committed) {
-        txn_committed_->Increment();
-        if (options_.after_commit) {
-            std::vector<const AcceptedOrder*> orders;
-            orders.reserve(batch.size());
-            for (const auto& p : batch) orders.push_back(&p.order);
-            try {
-                options_.after_commit(orders);
-            } catch (const std::exception& e) {
-                // The orders are committed; the projection of orders.events fills the gap.
-                log::error("write-through after commit failed", {{"error", e.what()}});
-            }
-        }
-        for (auto& p : batch) p.done({IntakeOutcome::kCommitted, {}});
-    } else {
-        txn_aborted_->Increment();
-        log::warn("intake transaction failed; its orders are answered 503",
-                  {{"orders", batch.size()}, {"error", error}});
-        for (auto& p : batch) {
-            p.done({unknown ? IntakeOutcome::kUnknown : IntakeOutcome::kFailed, error});
-        }
-    }
-}
+Intake::Intake(kafka::ClientConfig client, IntakeOptions options, prometheus::Registry& registry)
+    : impl_(std::make_unique<Impl>(std::move(client), std::move(options), registry)) {}
+Intake::~Intake() { stop(); }
+void Intake::start() { impl_->start(); }
+void Intake::stop() { impl_->stop(); }
+Intake::Submit Intake::submit(PlaceRequest request) { return impl_->submit(std::move(request)); }
+std::optional<std::string> Intake::not_ready_reason() const { return impl_->not_ready_reason(); }
 
 }  // namespace orderpipe::order

@@ -1,9 +1,6 @@
-// order-service: reads the environment, starts the service, waits for SIGTERM/SIGINT.
+// order-service: see order_service.hpp.
 #include "order_service.hpp"
 
-#include "orderpipe/common/daemon.hpp"
+#include "orderpipe/runtime/main.hpp"
 
-int main() {
-    return orderpipe::run_daemon<orderpipe::order::OrderServiceConfig,
-                                 orderpipe::order::OrderService>("order-service");
-}
+int main() { return orderpipe::runtime::run_service<orderpipe::order::OrderService>(); }

@@ -1,5 +1,7 @@
 #include "order.hpp"
 
+#include "orderpipe/common/time.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -155,43 +157,46 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const json& b
     return req;
 }
 
-json order_document(const AcceptedOrder& o, std::string_view status) {
-    json items = json::array();
-    for (const auto& l : o.request.items) {
-        items.push_back(
-            {{"sku", l.sku}, {"quantity", l.quantity}, {"unit_price", l.unit_price.to_string()}});
-    }
-    return {{"order_id", o.order_id},
-            {"customer_id", o.request.customer_id},
-            {"customer_email", o.request.customer_email},
-            {"items", std::move(items)},
-            {"total", o.request.total.to_string()},
-            {"currency", o.request.currency},
-            {"status", status},
-            {"created_at", o.created_at}};
+AcceptedOrder accept(OrderRequest request, const std::optional<std::string>& traceparent) {
+    AcceptedOrder o;
+    auto& c = o.created;
+    c.order_id = new_uuid_v7();
+    c.customer_id = std::move(request.customer_id);
+    c.customer_email = std::move(request.customer_email);
+    for (auto& l : request.items) c.items.push_back({std::move(l.sku), l.quantity, l.unit_price});
+    c.total = request.total;
+    c.currency = std::move(request.currency);
+    c.created_at = now_rfc3339();
+    o.correlation_id = new_uuid_v7();
+    o.created_event_id = new_uuid_v7();
+    o.reserve_event_id = new_uuid_v7();
+    auto trace = traceparent ? TraceContext::parse(*traceparent) : std::nullopt;
+    o.traceparent = (trace ? trace->child() : TraceContext::fresh()).header();
+    return o;
 }
 
 std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& o) {
-    json created = order_document(o, "PENDING");
-    CloudEvent first = CloudEvent::make("ORDER_CREATED", kSource, o.order_id, o.correlation_id,
-                                        std::nullopt, o.traceparent, created);
-    first.time = o.created_at;
-    if (!o.created_event_id.empty()) first.id = o.created_event_id;
-    json lines = json::array();
-    for (const auto& l : o.request.items)
-        lines.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
-    CloudEvent second = CloudEvent::caused_by(
-        first, "INVENTORY_RESERVE_REQUESTED", kSource,
-        {{"order_id", o.order_id}, {"items", std::move(lines)}, {"order", std::move(created)}});
-    if (!o.reserve_event_id.empty()) second.id = o.reserve_event_id;
+    using contract::EventType;
+    json created = o.created.to_json();
+    CloudEvent first =
+        contract::new_event(EventType::kOrderCreated, contract::source::kOrderService, o.order_id(),
+                            o.correlation_id, std::nullopt, o.traceparent, created);
+    first.time = o.created.created_at;
+    first.id = o.created_event_id;
+    contract::InventoryReserveRequested reserve{o.order_id(), o.created.stock_lines(),
+                                                std::move(created)};
+    CloudEvent second =
+        contract::event_caused_by(first, EventType::kInventoryReserveRequested,
+                                  contract::source::kOrderService, reserve.to_json());
+    second.id = o.reserve_event_id;
     return {std::move(first), std::move(second)};
 }
 
-json created_response(const AcceptedOrder& o) {
+json created_response(const contract::OrderCreated& o) {
     return {{"order_id", o.order_id},
-            {"status", "PENDING"},
-            {"total", o.request.total.to_string()},
-            {"currency", o.request.currency},
+            {"status", contract::to_string(contract::OrderStatus::kPending)},
+            {"total", o.total.to_string()},
+            {"currency", o.currency},
             {"created_at", o.created_at}};
 }
 

@@ -4,6 +4,7 @@
 
 #include "orderpipe/common/cloudevent.hpp"
 #include "orderpipe/common/money.hpp"
+#include "orderpipe/contract/events.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -15,7 +16,6 @@ namespace orderpipe::order {
 
 inline constexpr std::int64_t kMaxQuantity = 1000;
 inline constexpr std::size_t kMaxLines = 100;
-inline constexpr const char* kSource = "/order-service";
 
 struct OrderLine {
     std::string sku;
@@ -44,24 +44,25 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const nlohman
 
 /// An order accepted for intake: the request plus the ids and times the service assigned.
 struct AcceptedOrder {
-    std::string order_id;
-    std::string correlation_id;    ///< the saga id
-    std::string created_at;        ///< RFC 3339
-    std::string traceparent;       ///< continues the HTTP request's trace
-    std::string created_event_id;  ///< ce_id of its ORDER_CREATED (fixed at acceptance)
-    std::string reserve_event_id;  ///< ce_id of its INVENTORY_RESERVE_REQUESTED
-    OrderRequest request;
+    contract::OrderCreated created;  ///< ORDER_CREATED's data
+    std::string correlation_id;      ///< the saga id
+    std::string traceparent;         ///< continues the HTTP request's trace
+    std::string created_event_id;    ///< ce_id of its ORDER_CREATED (fixed at acceptance)
+    std::string reserve_event_id;    ///< ce_id of its INVENTORY_RESERVE_REQUESTED
+
+    const std::string& order_id() const { return created.order_id; }
 };
+
+/// Assigns the order id, event ids, saga id and creation time; continues `traceparent` (the
+/// request's header, if valid) or starts a new trace.
+AcceptedOrder accept(OrderRequest request, const std::optional<std::string>& traceparent);
 
 /// `ORDER_CREATED` (to orders.events) and the `INVENTORY_RESERVE_REQUESTED` it causes
 /// (to inventory.requests), in that order.
 std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& order);
 
-/// The full order as carried in events (`order` field of INVENTORY_RESERVE_REQUESTED).
-nlohmann::json order_document(const AcceptedOrder& order, std::string_view status);
-
 /// The 201 body: {"order_id","status":"PENDING","total","currency","created_at"}.
-nlohmann::json created_response(const AcceptedOrder& order);
+nlohmann::json created_response(const contract::OrderCreated& order);
 
 /// A canonical form of a request body for Idempotency-Key comparison: same JSON, same text.
 std::string canonical_body(const nlohmann::json& body);

@@ -2,19 +2,22 @@
 
 #include "orderpipe/common/json.hpp"
 #include "orderpipe/common/logging.hpp"
-#include "orderpipe/common/time.hpp"
+#include "orderpipe/contract/topics.hpp"
 #include "orderpipe/http/problem.hpp"
-#include "orderpipe/kafka/consumer.hpp"
 #include "orderpipe/kafka/event_record.hpp"
+#include "orderpipe/kafka/producer.hpp"
 
-#include <filesystem>
-#include <limits>
-#include <set>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <charconv>
 
 namespace orderpipe::order {
 namespace {
 
+using contract::OrderStatus;
 using nlohmann::json;
+namespace topic = contract::topic;
 
 bool is_json_content_type(const std::optional<std::string>& ct) {
     if (!ct) return false;
@@ -26,390 +29,309 @@ bool is_json_content_type(const std::optional<std::string>& ct) {
             media.compare(media.size() - 5, 5, "+json") == 0);
 }
 
-http::Response created(const json& body) {
-    auto r = http::Response::json(201, body);
-    r.headers.emplace_back("Location", "/orders/" + body.value("order_id", std::string()));
+/// Every value of the header `name` (case-insensitive).
+std::vector<std::string> header_values(const http::Request& req, std::string_view name) {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : req.headers) {
+        if (k.size() == name.size() &&
+            std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+                return std::tolower(static_cast<unsigned char>(a)) ==
+                       std::tolower(static_cast<unsigned char>(b));
+            })) {
+            out.push_back(v);
+        }
+    }
+    return out;
+}
+
+http::Response with_retry_after(http::Response r, int seconds) {
+    r.headers.emplace_back("Retry-After", std::to_string(seconds));
     return r;
 }
 
-std::vector<std::string> required_topics(const SagaTopics& t) {
-    return {t.orders, t.inventory_requests, t.inventory_responses, t.notifications};
+http::Response created(int status, const std::string& order_id, std::string body) {
+    http::Response r;
+    r.status = status;
+    r.body = std::move(body);
+    r.headers.emplace_back("Location", "/orders/" + order_id);
+    return r;
+}
+
+/// timeout_ms: digits only, 0 to 120000.
+std::optional<std::int64_t> parse_timeout_ms(const std::string& text) {
+    std::int64_t v = 0;
+    const char* end = text.data() + text.size();
+    auto [p, ec] = std::from_chars(text.data(), end, v);
+    if (text.empty() || ec != std::errc{} || p != end || v < 0 || v > 120000) return std::nullopt;
+    return v;
 }
 
 }  // namespace
 
+/// Applies orders.events to the read model (its own connection, on the projection's thread),
+/// and wakes the long-polls of the orders it changed.
+class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
+  public:
+    OrdersProjection(const std::string& path, Waiters& waiters)
+        : db_(path, /*durable=*/false), store_(db_), waiters_(waiters) {}
+
+    sqlite::Database& db() override { return db_; }
+
+    void apply(const kafka::ConsumedRecord& record) override {
+        auto decoded = kafka::from_record(record);
+        auto* e = std::get_if<CloudEvent>(&decoded);
+        if (e == nullptr) {
+            // The read model only skips it; analytics, a transactional consumer of this
+            // topic, dead-letters it to orders.events.dlq.
+            throw contract::ContractError(std::get<EnvelopeError>(decoded).message);
+        }
+        store_.apply(*e);
+        if (contract::type_of(*e) == contract::EventType::kOrderCreated) {
+            changed_.emplace_back(e->subject, OrderStatus::kPending);
+        } else if (auto t = transition_for(*e)) {
+            changed_.emplace_back(t->order_id, t->status);
+        }
+    }
+
+    void committed() override {
+        for (const auto& [id, status] : changed_) waiters_.notify(id, status);
+        changed_.clear();
+    }
+    void rolled_back() override { changed_.clear(); }
+
+  private:
+    sqlite::Database db_;
+    OrderStore store_;
+    Waiters& waiters_;
+    std::vector<std::pair<std::string, OrderStatus>> changed_;
+};
+
 OrderServiceConfig OrderServiceConfig::from_env(EnvReader& env) {
     OrderServiceConfig c;
-    c.common = CommonConfig::read(env, "order-service", 8080);
-    c.intake.max_batch = static_cast<std::size_t>(env.integer("INTAKE_BATCH_MAX", 500, 1, 10000));
-    c.intake.linger = env.millis("INTAKE_LINGER", c.intake.linger, std::chrono::milliseconds(0),
+    c.settings = runtime::ServiceSettings::read(env, "order-service", 8080);
+    c.intake_batch_max = static_cast<std::size_t>(env.integer("INTAKE_BATCH_MAX", 500, 1, 10000));
+    c.intake_linger = env.millis("INTAKE_LINGER", c.intake_linger, std::chrono::milliseconds(0),
                                  std::chrono::milliseconds(1000));
-    c.intake.queue_capacity =
+    c.intake_queue_max =
         static_cast<std::size_t>(env.integer("INTAKE_QUEUE_MAX", 20000, 1, 1000000));
-    c.kafka_timeout = env.millis("INTAKE_COMMIT_TIMEOUT", c.kafka_timeout,
-                                 std::chrono::milliseconds(1000), std::chrono::minutes(5));
-    c.http_threads = static_cast<unsigned>(env.integer("HTTP_THREADS", 2, 1, 64));
     c.idempotency_retention =
         std::chrono::hours(env.integer("IDEMPOTENCY_RETENTION_HOURS", 48, 24, 24 * 365));
-    c.topics = {c.common.topic("orders.events"), c.common.topic("inventory.requests"),
-                c.common.topic("inventory.responses"), c.common.topic("notifications.requests")};
-    c.group_id = c.common.group("order-service");
     c.order_timeout = env.millis("ORDER_TIMEOUT", c.order_timeout, std::chrono::milliseconds(100),
                                  std::chrono::hours(24 * 7));
+    env.renamed("INTAKE_COMMIT_TIMEOUT", "COMMIT_TIMEOUT");
     return c;
 }
 
-OrderService::OrderService(OrderServiceConfig config)
-    : config_(std::move(config)), registry_(std::make_shared<prometheus::Registry>()) {
-    orders_total_ = &prometheus::BuildCounter()
-                         .Name("order_intake_requests_total")
-                         .Help("POST /orders outcomes")
-                         .Register(*registry_);
+OrderService::OrderService(Config config)
+    : config_(std::move(config)), runtime_(std::make_unique<runtime::Runtime>(config_.settings)) {
+    const auto& s = runtime_->settings();
+    topics_ = {s.topic(topic::kOrdersEvents), s.topic(topic::kInventoryRequests),
+               s.topic(topic::kInventoryResponses), s.topic(topic::kNotificationsRequests)};
+    requests_ = &prometheus::BuildCounter()
+                     .Name("order_intake_requests_total")
+                     .Help("POST /orders, by outcome")
+                     .Register(runtime_->registry());
 }
 
 OrderService::~OrderService() { stop(); }
 
-void OrderService::fence(const std::string& transactional_id) {
-    // init_transactions with our transactional.id aborts whatever a dead predecessor left open,
-    // so the read model's catch-up below is not stuck behind its last stable offset.
-    kafka::ProducerOptions po;
-    po.transactional_id = transactional_id;
-    po.operation_timeout = config_.kafka_timeout;
-    kafka::TransactionalProducer fencer(kafka::ClientConfig::from(config_.common, transactional_id),
-                                        po);
-    const auto until = std::chrono::steady_clock::now() + config_.catch_up_deadline;
-    for (;;) {
-        try {
-            fencer.init_transactions();
-            return;
-        } catch (const kafka::KafkaException& e) {
-            if (std::chrono::steady_clock::now() > until) throw;
-            log::warn("waiting for Kafka to fence the previous instance",
-                      {{"transactional_id", transactional_id}, {"error", e.what()}});
-        }
-    }
-}
-
 void OrderService::start() {
-    std::filesystem::create_directories(config_.common.data_dir);
-    const std::string db_path =
-        (std::filesystem::path(config_.common.data_dir) / "order-service.db").string();
-    idempotency_ = std::make_unique<IdempotencyStore>(db_path, config_.idempotency_retention);
-    if (auto purged = idempotency_->purge_expired(); purged > 0) {
-        log::info("purged expired idempotency keys", {{"count", purged}});
-    }
-    read_store_ = std::make_unique<OrderStore>(db_path);
-    intake_store_ = std::make_unique<OrderStore>(db_path);
-    saga_store_ = std::make_unique<OrderStore>(db_path);
-
-    const std::string intake_id = config_.common.transactional_id();
-    const std::string saga_id = intake_id + "-saga";
-    auto kc = kafka::ClientConfig::from(config_.common, intake_id);
-    auto on_change = [this](const std::string& id, const std::string& status) {
-        waiters_.notify(id, status);
-    };
-
-    // Nothing may decide before the read model holds everything already committed.
-    fence(intake_id);
-    fence(saga_id);
-    projection_ = std::make_unique<OrderProjection>(kc, config_.topics.orders, db_path, on_change);
-    projection_->catch_up(config_.catch_up_deadline);
-    resolve_pending_keys(std::numeric_limits<std::int64_t>::max());
-    projection_->start();
-    maintenance_ = std::thread([this] { maintenance(); });
-
-    kafka::ProducerOptions po;
-    po.transactional_id = intake_id;
-    po.operation_timeout = config_.kafka_timeout;
-    auto producer = std::make_unique<kafka::TransactionalProducer>(kc, po);
-    IntakeOptions io = config_.intake;
-    io.orders_topic = config_.topics.orders;
-    io.inventory_topic = config_.topics.inventory_requests;
-    io.after_commit = [this](const std::vector<const AcceptedOrder*>& orders) {
-        sqlite::Transaction tx(intake_store_->db());
-        for (const auto* o : orders) {
-            intake_store_->apply_created(o->created_event_id, o->correlation_id, o->traceparent,
-                                         order_document(*o, "PENDING"));
-        }
-        tx.commit();
-    };
-    intake_ = std::make_unique<Intake>(std::move(producer), io, *registry_);
-    intake_->start();
-
-    saga_ = std::make_unique<SagaProcessor>(*saga_store_, config_.topics, config_.order_timeout,
-                                            on_change);
-    kafka::LoopOptions lo;
-    lo.name = "order-decisions";
-    lo.group_id = config_.group_id;
-    lo.topics = {config_.topics.inventory_responses};
-    lo.transactional_id = saga_id;
-    lo.kill_before_commit_at = config_.common.fault_kill_before_commit;
-    lo.batch_max = config_.saga_batch_max;
-    lo.batch_linger = config_.saga_batch_linger;
-    lo.operation_timeout = config_.kafka_timeout;
-    saga_loop_ = std::make_unique<kafka::ProcessingLoop>(
-        kafka::ClientConfig::from(config_.common, saga_id), lo, *saga_, *registry_);
-    saga_loop_->start();
-
-    http::ServerOptions so;
-    so.port = config_.common.http_port;
-    so.threads = config_.http_threads;
-    so.service_name = config_.common.service;
-    http_ = std::make_unique<http::Server>(so, registry_);
-    http_->route("POST", "/orders",
-                 [this](http::Request&& r, http::Responder d) { handle_create(std::move(r), d); });
-    http_->route("GET", "/orders/{id}",
-                 [this](http::Request&& r, http::Responder d) { handle_get(std::move(r), d); });
-    http_->route("POST", "/orders/{id}/cancel",
-                 [this](http::Request&& r, http::Responder d) { handle_cancel(std::move(r), d); });
-    http_->set_readiness([this] { return readiness(); });
-    http_->start();
-    log::info("order-service listening", {{"port", http_->port()},
-                                          {"bootstrap", config_.common.bootstrap_servers},
-                                          {"transactional_id", intake_id}});
-}
-
-void OrderService::stop() {
-    if (draining_.exchange(true)) return;
-    { std::lock_guard lock(maintenance_mu_); }
-    maintenance_cv_.notify_all();
-    if (maintenance_.joinable()) maintenance_.join();
-    // Order matters: readyz says 503 first, queued orders are committed and answered, then the
-    // HTTP server drains the answers and closes.
-    if (intake_) intake_->stop();
-    if (saga_loop_) saga_loop_->stop();
-    if (projection_) projection_->stop();
-    if (http_) http_->stop();
-    log::info("order-service stopped");
-}
-
-std::uint16_t OrderService::http_port() const { return http_ ? http_->port() : 0; }
-
-std::optional<std::string> OrderService::missing_topic() {
-    std::lock_guard lock(topics_mu_);
-    const auto now = std::chrono::steady_clock::now();
-    if (!topics_problem_ || now - topics_checked_ < std::chrono::seconds(2)) return topics_problem_;
-    topics_checked_ = now;
+    auto& rt = *runtime_;
+    const auto& s = rt.settings();
+    const std::string orders_db = rt.open_state("orders.db");
+    const std::string keys_db = rt.open_state("idempotency.db");
     try {
-        kafka::ConsumerOptions co;
-        co.group_id = "order-service-metadata";  // never joins: metadata requests only
-        kafka::Consumer meta(kafka::ClientConfig::from(config_.common, "order-service-metadata"),
-                             co);
-        for (const auto& t : required_topics(config_.topics)) {
-            if (meta.partition_count(t, std::chrono::milliseconds(2000)) == 0) {
-                topics_problem_ = "topic " + t + " is missing (run scripts/create-topics.sh)";
-                return topics_problem_;
-            }
-        }
-        topics_problem_.reset();
-    } catch (const std::exception& e) {
-        topics_problem_ = std::string("cannot read topic metadata: ") + e.what();
+        read_db_ = std::make_unique<sqlite::Database>(orders_db, /*durable=*/false);
+        read_store_ = std::make_unique<OrderStore>(*read_db_);
+        saga_db_ = std::make_unique<sqlite::Database>(orders_db, /*durable=*/false);
+        saga_store_ = std::make_unique<OrderStore>(*saga_db_);
+    } catch (const sqlite::SqliteError& e) {
+        throw runtime::StartupError("cannot open " + orders_db + ": " + e.what());
     }
-    return topics_problem_;
-}
 
-std::optional<std::string> OrderService::readiness() {
-    if (draining_) return "draining";
-    if (auto why = intake_->not_ready_reason()) return why;
-    if (auto why = saga_loop_->not_ready_reason()) return why;
-    return missing_topic();
-}
+    projection_handler_ = std::make_unique<OrdersProjection>(orders_db, waiters_);
+    projection_ = std::make_unique<runtime::Projection>(
+        runtime::ProjectionOptions{"orders", {topics_.orders}, rt.kafka_client("projection")},
+        *projection_handler_, rt.registry());
+    auto caught_up = [this](std::chrono::milliseconds d) { return projection_->wait_caught_up(d); };
 
-void OrderService::maintenance() {
-    // Keys whose commit outcome was unknown are resolved once the coordinator has surely
-    // decided (the transaction timeout) and the projection has caught up.
-    const auto settle = config_.kafka_timeout * 2 + std::chrono::seconds(70);
-    std::unique_lock lock(maintenance_mu_);
-    while (!draining_) {
-        maintenance_cv_.wait_for(lock, std::chrono::seconds(5));
-        if (draining_) break;
-        lock.unlock();
-        try {
-            const auto cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch() - settle)
-                                    .count();
-            resolve_pending_keys(cutoff);
-        } catch (const std::exception& e) {
-            log::warn("cannot resolve pending idempotency keys yet", {{"error", e.what()}});
-        }
-        lock.lock();
-    }
-}
+    saga_ = std::make_unique<SagaProcessor>(
+        *saga_store_, topics_, config_.order_timeout,
+        [this](const std::string& id, OrderStatus st) { waiters_.notify(id, st); }, caught_up);
+    saga_loop_ = &rt.add_loop({.name = "order-decisions",
+                               .topics = {topics_.inventory_responses},
+                               .processor = saga_.get(),
+                               .transactional_suffix = "saga"});
 
-void OrderService::resolve_pending_keys(std::int64_t older_than_ms) {
-    auto pending = idempotency_->pending(older_than_ms);
-    if (pending.empty()) return;
-    // A crash between the Kafka commit and the key's completion leaves it pending. The read
-    // model has just caught up with orders.events (read_committed): the order is there, or it
-    // never happened.
-    std::vector<std::pair<std::string, IdempotencyStore::Stored>> committed;
-    std::vector<std::string> never;
-    for (const auto& p : pending) {
-        std::optional<OrderRecord> order;
-        {
-            std::lock_guard lock(read_mu_);
-            order = read_store_->get(p.order_id, false);
-        }
-        if (!order) {
-            never.push_back(p.key);
-            continue;
-        }
-        json body = {{"order_id", p.order_id},
-                     {"status", "PENDING"},
-                     {"total", string_field(order->doc, "total")},
-                     {"currency", string_field(order->doc, "currency")},
-                     {"created_at", string_field(order->doc, "created_at")}};
-        committed.push_back({p.key, {201, p.order_id, body.dump()}});
-    }
-    idempotency_->complete(committed);
-    idempotency_->release(never);
-    log::warn("resolved idempotency keys left pending by a crash",
-              {{"committed", committed.size()}, {"never_committed", never.size()}});
-}
-
-void OrderService::handle_create(http::Request&& req, http::Responder respond) {
-    auto count = [this](const char* result) {
-        orders_total_->Add({{"result", result}}).Increment();
+    IntakeOptions io;
+    io.max_batch = config_.intake_batch_max;
+    io.linger = config_.intake_linger;
+    io.queue_capacity = config_.intake_queue_max;
+    io.orders_topic = topics_.orders;
+    io.inventory_topic = topics_.inventory_requests;
+    io.transactional_id = s.transactional_id();
+    io.commit_timeout = s.commit_timeout;
+    io.keys_db_path = keys_db;
+    io.orders_db_path = orders_db;
+    io.key_retention = config_.idempotency_retention;
+    io.caught_up = caught_up;
+    io.on_fatal = [this](const std::string& why) {
+        runtime_->request_exit(runtime::kExitFailure, why);
     };
+    io.before_commit = config_.intake_before_commit;
+    intake_ = std::make_unique<Intake>(rt.kafka_client("intake"), io, rt.registry());
+
+    rt.reads({topics_.orders});
+    rt.writes({topics_.orders, topics_.inventory_requests, topics_.notifications});
+    rt.single_instance();
+
+    // Nothing may decide before the read model holds everything already committed, and a
+    // dead predecessor's open transactions would hold the read model back (last stable
+    // offset) until the broker's transaction timeout: settle them first.
+    rt.add_startup_step(
+        "settling the previous instance's transactions", [this](const std::atomic<bool>& stop) {
+            const auto& st = runtime_->settings();
+            kafka::ProducerOptions po;
+            po.transactional_id = st.transactional_id("saga");
+            po.operation_timeout = st.commit_timeout;
+            kafka::TransactionalProducer fencer(runtime_->kafka_client("fence"), po);
+            return kafka::init_transactions_retrying(fencer, stop, [](const std::string& why) {
+                log::warn("cannot settle the previous transactions yet", {{"error", why}});
+            });
+        });
+    rt.add_startup_step("starting the intake", [this](const std::atomic<bool>&) {
+        intake_->start();  // its first init_transactions settles the intake's id
+        return true;
+    });
+    rt.add_startup_step("catching up the read model with orders.events",
+                        [this](const std::atomic<bool>& stop) {
+                            return !stop && projection_->catch_up(std::chrono::seconds(10));
+                        });
+    rt.add_startup_step("starting the projection", [this](const std::atomic<bool>&) {
+        projection_->start();
+        return true;
+    });
+    rt.add_check("intake", [this] { return intake_->not_ready_reason(); });
+    rt.add_check("read model", [this] { return projection_->problem(); });
+    rt.on_stop("intake", [this] { intake_->stop(); });
+    rt.on_stop(
+        "projection", [this] { projection_->stop(); }, runtime::Runtime::StopPhase::kAfterLoops);
+
+    rt.route("POST", "/orders", [this](http::Request&& r, const http::Responder& d) {
+        handle_create(std::move(r), d);
+    });
+    rt.route("GET", "/orders/{id}",
+             [this](http::Request&& r, const http::Responder& d) { handle_get(std::move(r), d); });
+    rt.route("POST", "/orders/{id}/cancel", [this](http::Request&& r, const http::Responder& d) {
+        handle_cancel(std::move(r), d);
+    });
+    rt.start();
+}
+
+void OrderService::stop() { runtime_->stop(); }
+
+void OrderService::handle_create(http::Request&& req, const http::Responder& respond) {
+    auto answer = [this, respond](const char* result, http::Response r) {
+        requests_->Add({{"result", result}}).Increment();
+        respond(std::move(r));
+    };
+    if (runtime_->draining()) {
+        answer("unavailable",
+               with_retry_after(
+                   http::problem(503, "Service Unavailable", "the service is shutting down"), 1));
+        return;
+    }
     if (!is_json_content_type(req.header("content-type"))) {
-        count("rejected");
-        respond(http::problem(415, "Unsupported Media Type",
-                              "the body must be JSON: send Content-Type: application/json"));
+        answer("rejected", http::problem(415, "Unsupported Media Type",
+                                         "the body must be JSON: send Content-Type: "
+                                         "application/json"));
         return;
     }
     auto parsed = parse_untrusted_json(req.body);
     if (auto* err = std::get_if<JsonParseError>(&parsed)) {
-        count("rejected");
-        respond(http::problem(400, "Malformed JSON", err->message));
+        answer("rejected", http::problem(400, "Malformed JSON", err->message));
         return;
     }
     const json& body = std::get<json>(parsed);
     auto validated = validate_order(body);
     if (auto* errors = std::get_if<std::vector<FieldError>>(&validated)) {
-        count("rejected");
         json list = json::array();
         for (const auto& e : *errors) list.push_back({{"field", e.field}, {"message", e.message}});
         std::string detail = errors->front().field.empty()
                                  ? errors->front().message
                                  : errors->front().field + " " + errors->front().message;
         if (errors->size() > 1) detail += " (and " + std::to_string(errors->size() - 1) + " more)";
-        respond(http::problem(422, "Invalid order", detail, {{"errors", std::move(list)}}));
+        answer("rejected",
+               http::problem(422, "Invalid order", detail, {{"errors", std::move(list)}}));
         return;
     }
-
-    AcceptedOrder order;
-    order.order_id = new_uuid_v7();
-    order.created_event_id = new_uuid_v7();
-    order.reserve_event_id = new_uuid_v7();
-    order.correlation_id = new_uuid_v7();
-    order.created_at = now_rfc3339();
-    auto incoming = req.header("traceparent");
-    auto trace = incoming ? TraceContext::parse(*incoming) : std::nullopt;
-    order.traceparent = (trace ? trace->child() : TraceContext::fresh()).header();
-    order.request = std::move(std::get<OrderRequest>(validated));
-
-    std::optional<std::string> key = req.header("idempotency-key");
-    if (key) {
-        if (key->empty() || key->size() > 255) {
-            count("rejected");
-            respond(http::problem(422, "Invalid Idempotency-Key",
-                                  "Idempotency-Key must be 1 to 255 characters"));
-            return;
-        }
-        auto claim = idempotency_->claim(*key, canonical_body(body), order.order_id);
-        switch (claim.result) {
-            case IdempotencyStore::ClaimResult::kClaimed:
-                break;
-            case IdempotencyStore::ClaimResult::kReplay: {
-                count("replayed");
-                auto r = created(json::parse(claim.stored->response));
-                r.status = claim.stored->status;
-                r.headers.emplace_back("Idempotency-Replayed", "true");
-                respond(std::move(r));
-                return;
-            }
-            case IdempotencyStore::ClaimResult::kMismatch:
-                count("rejected");
-                respond(http::problem(422, "Idempotency-Key reused",
-                                      "this Idempotency-Key was used with a different body"));
-                return;
-            case IdempotencyStore::ClaimResult::kInProgress: {
-                count("rejected");
-                auto r = http::problem(409, "Request in progress",
-                                       "a request with this Idempotency-Key is still being "
-                                       "processed; retry shortly",
-                                       {{"order_id", claim.stored->order_id}});
-                r.headers.emplace_back("Retry-After", "1");
-                respond(std::move(r));
-                return;
-            }
-        }
+    const auto keys = header_values(req, "idempotency-key");
+    if (keys.size() > 1) {
+        answer("rejected",
+               http::problem(400, "Bad Request", "send at most one Idempotency-Key header"));
+        return;
     }
-    auto release_key = [this, key] {
-        if (key) idempotency_->release({*key});
+    if (!keys.empty() && (keys.front().empty() || keys.front().size() > 255)) {
+        answer("rejected", http::problem(422, "Invalid Idempotency-Key",
+                                         "Idempotency-Key must be 1 to 255 characters"));
+        return;
+    }
+    if (auto why = intake_->not_ready_reason()) {
+        answer("unavailable", with_retry_after(http::problem(503, "Service Unavailable", *why), 1));
+        return;
+    }
+    PlaceRequest request;
+    request.order = accept(std::move(std::get<OrderRequest>(validated)), req.header("traceparent"));
+    if (!keys.empty()) request.key = keys.front();
+    request.canonical_body = canonical_body(body);
+    request.deadline = Clock::now() + runtime_->settings().commit_timeout;
+    request.done = [answer](const PlaceResult& r) {
+        switch (r.outcome) {
+            case PlaceOutcome::kCreated:
+                answer("accepted", created(201, r.order_id, r.body));
+                return;
+            case PlaceOutcome::kReplayed: {
+                auto response = created(r.status, r.order_id, r.body);
+                response.headers.emplace_back("Idempotency-Replayed", "true");
+                answer("replayed", std::move(response));
+                return;
+            }
+            case PlaceOutcome::kKeyReused:
+                answer("rejected", http::problem(422, "Idempotency-Key reused", r.detail));
+                return;
+            case PlaceOutcome::kKeyInProgress:
+                answer("rejected",
+                       with_retry_after(http::problem(409, "Request in progress", r.detail,
+                                                      {{"order_id", r.order_id}}),
+                                        1));
+                return;
+            case PlaceOutcome::kNotCommitted:
+                answer("failed",
+                       with_retry_after(http::problem(503, "Service Unavailable", r.detail), 1));
+                return;
+            case PlaceOutcome::kOutcomeUnknown:
+                answer("unknown",
+                       with_retry_after(http::problem(504, "Commit outcome unknown", r.detail,
+                                                      {{"order_id", r.order_id}}),
+                                        10));
+                return;
+        }
     };
-    if (auto why = intake_->not_ready_reason(); why || draining_) {
-        release_key();
-        count("unavailable");
-        auto r = http::problem(503, "Service Unavailable",
-                               why ? *why : std::string("the service is shutting down"));
-        r.headers.emplace_back("Retry-After", "1");
-        respond(std::move(r));
-        return;
-    }
-    const std::string order_id = order.order_id;
-    json response = created_response(order);
-    const bool queued = intake_->submit(
-        std::move(order), [this, respond, key, order_id, response = std::move(response),
-                           count](const IntakeResult& result) mutable {
-            if (result.outcome == IntakeOutcome::kCommitted) {
-                if (key) {
-                    try {
-                        idempotency_->complete({{*key, {201, order_id, response.dump()}}});
-                    } catch (const std::exception& e) {
-                        // The order is committed; the key stays pending and is resolved from
-                        // orders.events at the next start.
-                        log::error("cannot store idempotency key",
-                                   {{"order_id", order_id}, {"error", e.what()}});
-                    }
-                }
-                count("accepted");
-                log::debug("order accepted", {{"order_id", order_id}});
-                respond(created(response));
-            } else if (result.outcome == IntakeOutcome::kUnknown) {
-                // The key stays pending: it is resolved from orders.events once Kafka has
-                // decided, so a retry with it can never create a second order.
-                count("unknown");
-                auto r = http::problem(
-                    504, "Commit outcome unknown",
-                    "Kafka did not confirm the transaction in time; the order may or may not "
-                    "have been created. Check GET /orders/" +
-                        order_id + ", or retry later with the same Idempotency-Key.",
-                    {{"order_id", order_id}});
-                r.headers.emplace_back("Retry-After", "30");
-                respond(std::move(r));
-            } else {
-                try {
-                    if (key) idempotency_->release({*key});
-                } catch (const std::exception& e) {
-                    log::error("cannot release idempotency key", {{"error", e.what()}});
-                }
-                count("failed");
-                auto r = http::problem(503, "Service Unavailable",
-                                       "the order could not be committed to Kafka and was not "
-                                       "created: " +
-                                           result.error);
-                r.headers.emplace_back("Retry-After", "1");
-                respond(std::move(r));
-            }
-        });
-    if (!queued) {
-        release_key();
-        count("throttled");
-        auto r = http::problem(429, "Too Many Requests",
-                               "the intake queue is full; retry after the given delay");
-        r.headers.emplace_back("Retry-After", "1");
-        respond(std::move(r));
+    switch (intake_->submit(std::move(request))) {
+        case Intake::Submit::kQueued:
+            return;
+        case Intake::Submit::kFull:
+            answer("throttled",
+                   with_retry_after(http::problem(429, "Too Many Requests",
+                                                  "the intake queue is full; retry after the "
+                                                  "given delay"),
+                                    1));
+            return;
+        case Intake::Submit::kStopping:
+            answer("unavailable", with_retry_after(http::problem(503, "Service Unavailable",
+                                                                 "the service is shutting down"),
+                                                   1));
+            return;
     }
 }
 
@@ -418,7 +340,7 @@ std::optional<OrderRecord> OrderService::read_order(const std::string& id) {
     return read_store_->get(id);
 }
 
-void OrderService::handle_get(http::Request&& req, http::Responder respond) {
+void OrderService::handle_get(http::Request&& req, const http::Responder& respond) {
     const std::string id = req.path_params["id"];
     auto order = read_order(id);
     if (!order) {
@@ -430,63 +352,86 @@ void OrderService::handle_get(http::Request&& req, http::Responder respond) {
         respond(http::Response::json(200, order_view(*order)));
         return;
     }
-    const std::string wanted = wait->second;
-    if (wanted != "CONFIRMED" && wanted != "CANCELLED" && wanted != "terminal") {
+    // A wait is settled by the state it waits for, or by a state from which that one can no
+    // longer be reached (CONFIRMED after CANCELLED). CANCELLED can follow CONFIRMED.
+    Waiters::Settles settles;
+    if (wait->second == "CONFIRMED") {
+        settles = [](OrderStatus s) { return s != OrderStatus::kPending; };
+    } else if (wait->second == "CANCELLED") {
+        settles = [](OrderStatus s) { return s == OrderStatus::kCancelled; };
+    } else if (wait->second == "terminal") {
+        settles = [](OrderStatus s) { return s != OrderStatus::kPending; };
+    } else {
         respond(
             http::problem(400, "Invalid wait", "wait must be CONFIRMED, CANCELLED or terminal"));
         return;
     }
     std::int64_t timeout_ms = 30000;
     if (auto t = req.query.find("timeout_ms"); t != req.query.end()) {
-        try {
-            timeout_ms = std::stoll(t->second);
-        } catch (const std::exception&) {
-            timeout_ms = -1;
-        }
-        if (timeout_ms < 0 || timeout_ms > 120000) {
-            respond(http::problem(400, "Invalid timeout_ms",
-                                  "timeout_ms must be an integer from 0 to 120000"));
+        auto parsed = parse_timeout_ms(t->second);
+        if (!parsed) {
+            respond(http::problem(
+                400, "Invalid timeout_ms",
+                "timeout_ms must be an integer from 0 to 120000, not \"" + t->second + "\""));
             return;
         }
+        timeout_ms = *parsed;
     }
-    auto accepts = [wanted](const std::string& status) {
-        return wanted == "terminal" ? (status == "CONFIRMED" || status == "CANCELLED")
-                                    : status == wanted;
-    };
-    if (accepts(order->status) || timeout_ms == 0) {
+    if (settles(order->status) || timeout_ms == 0) {
         respond(http::Response::json(200, order_view(*order)));
         return;
     }
-    waiters_.add(id, accepts,
-                 std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms),
-                 [this, id, respond] {
-                     auto now = read_order(id);
-                     respond(now ? http::Response::json(200, order_view(*now))
-                                 : http::problem(404, "Order not found", "no order with id " + id));
-                 });
+    const auto ticket = waiters_.add(
+        id, settles, Clock::now() + std::chrono::milliseconds(timeout_ms), [this, id, respond] {
+            auto now = read_order(id);
+            respond(now ? http::Response::json(200, order_view(*now))
+                        : http::problem(404, "Order not found", "no order with id " + id));
+        });
+    // The client may hang up before the wait is over: stop waiting for it.
+    respond.on_cancel([this, id, ticket] { waiters_.cancel(id, ticket); });
     // The state may have changed between the read and the registration: check once more.
-    if (auto again = read_order(id); again && accepts(again->status)) {
+    if (auto again = read_order(id); again && settles(again->status)) {
         waiters_.notify(id, again->status);
     }
 }
 
-void OrderService::handle_cancel(http::Request&& req, http::Responder respond) {
+void OrderService::handle_cancel(http::Request&& req, const http::Responder& respond) {
     const std::string id = req.path_params["id"];
-    if (draining_) {
-        respond(http::problem(503, "Service Unavailable", "the service is shutting down"));
+    if (runtime_->draining()) {
+        respond(with_retry_after(
+            http::problem(503, "Service Unavailable", "the service is shutting down"), 1));
         return;
     }
-    saga_->request_cancel(id, [respond, id](const SagaProcessor::CancelResult& r) {
-        if (r.status == 202) {
-            respond(http::Response::json(
-                202, {{"order_id", id}, {"status", "CANCELLING"}, {"detail", r.detail}}));
-            return;
-        }
-        const char* title = r.status == 404   ? "Order not found"
-                            : r.status == 409 ? "Order already cancelled"
-                                              : "Service Unavailable";
-        respond(http::problem(r.status, title, r.detail));
-    });
+    if (!runtime_->started()) {
+        respond(with_retry_after(
+            http::problem(503, "Service Unavailable", "the service is starting"), 1));
+        return;
+    }
+    const bool queued = saga_->request_cancel(
+        id,
+        [respond, id](SagaProcessor::CancelOutcome outcome, const std::string& detail) {
+            switch (outcome) {
+                case SagaProcessor::CancelOutcome::kAccepted:
+                    respond(http::Response::json(
+                        202, {{"order_id", id}, {"status", "CANCELLED"}, {"detail", detail}}));
+                    return;
+                case SagaProcessor::CancelOutcome::kNotFound:
+                    respond(http::problem(404, "Order not found", detail));
+                    return;
+                case SagaProcessor::CancelOutcome::kAlreadyCancelled:
+                    respond(http::problem(409, "Order already cancelled", detail));
+                    return;
+                case SagaProcessor::CancelOutcome::kNotCommitted:
+                    respond(with_retry_after(http::problem(503, "Service Unavailable", detail), 1));
+                    return;
+            }
+        },
+        Clock::now() + runtime_->settings().commit_timeout);
+    if (!queued) {
+        respond(with_retry_after(
+            http::problem(429, "Too Many Requests", "too many cancellations are waiting"), 1));
+        return;
+    }
     saga_loop_->wake();
 }
 

@@ -1,156 +1,138 @@
 #include "saga.hpp"
 
-#include "orderpipe/common/json.hpp"
-
 #include "orderpipe/common/time.hpp"
 
 namespace orderpipe::order {
 namespace {
 
+using contract::CancelReason;
+using contract::EventType;
+using contract::NotificationKind;
+using contract::OrderStatus;
 using nlohmann::json;
 
-constexpr const char* kSource = "/order-service";
-
-/// An event of this order caused by `cause_id` (the triggering event).
+/// An event of this order caused by `cause_id`, continuing the trace of `traceparent`.
 CloudEvent order_event(const OrderRecord& o, const std::string& cause_id,
-                       const std::string& traceparent, std::string type, json data) {
+                       const std::string& traceparent, EventType type, json data) {
     auto parent = TraceContext::parse(traceparent).value_or(TraceContext::fresh());
-    return CloudEvent::make(std::move(type), kSource, o.order_id, o.correlation_id, cause_id,
-                            parent.child().header(), std::move(data));
+    return contract::new_event(type, contract::source::kOrderService, o.order_id, o.correlation_id,
+                               cause_id, parent.child().header(), std::move(data));
 }
 
-CloudEvent notification(const OrderRecord& o, const CloudEvent& decision, const std::string& kind) {
-    const std::string total = string_field(o.doc, "total");
-    const std::string currency = string_field(o.doc, "currency");
-    std::string subject;
-    std::string text;
-    if (kind == "ORDER_CONFIRMED") {
-        subject = "Your order " + o.order_id + " is confirmed";
-        text = "Thank you! Your order " + o.order_id + " of " + total + " " + currency +
-               " is confirmed.";
+CloudEvent notification(const OrderRecord& o, const contract::OrderCreated& order,
+                        const CloudEvent& decision, NotificationKind kind,
+                        const std::string& why = {}) {
+    contract::NotificationRequested n;
+    n.notification_id = new_uuid_v7();
+    n.order_id = o.order_id;
+    n.kind = kind;
+    n.to = order.customer_email;
+    const std::string amount = order.total.to_string() + " " + order.currency;
+    if (kind == NotificationKind::kOrderConfirmed) {
+        n.subject = "Your order " + o.order_id + " is confirmed";
+        n.text = "Thank you! Your order " + o.order_id + " of " + amount + " is confirmed.";
     } else {
-        subject = "Your order " + o.order_id + " was cancelled";
-        text = "Your order " + o.order_id + " of " + total + " " + currency +
-               " was cancelled: " + string_field(decision.data, "reason") + ".";
-        if (const auto d = string_field(decision.data, "detail"); !d.empty()) text += " " + d;
+        n.subject = "Your order " + o.order_id + " was cancelled";
+        n.text = "Your order " + o.order_id + " of " + amount + " was cancelled: " + why + ".";
     }
-    return order_event(o, decision.id, decision.traceparent, "NOTIFICATION_REQUESTED",
-                       {{"notification_id", new_uuid_v7()},
-                        {"order_id", o.order_id},
-                        {"kind", kind},
-                        {"channel", "email"},
-                        {"to", string_field(o.doc, "customer_email")},
-                        {"subject", subject},
-                        {"text", text}});
+    return order_event(o, decision.id, decision.traceparent, EventType::kNotificationRequested,
+                       n.to_json());
 }
 
-json release_data(const OrderRecord& o, const std::string& reason) {
-    json items = json::array();
-    for (const auto& i : o.doc.value("items", json::array())) {
-        items.push_back({{"sku", string_field(i, "sku")}, {"quantity", int_field(i, "quantity")}});
-    }
-    return {{"order_id", o.order_id}, {"items", std::move(items)}, {"reason", reason}};
+CloudEvent release_request(const OrderRecord& o, const contract::OrderCreated& order,
+                           const CloudEvent& cause, const std::string& reason) {
+    contract::InventoryReleaseRequested r{o.order_id, order.stock_lines(), reason};
+    return order_event(o, cause.id, cause.traceparent, EventType::kInventoryReleaseRequested,
+                       r.to_json());
 }
 
-/// CANCELLED with `reason`; optionally release and notify.
+/// CANCELLED with `reason`, notified; released when `release`.
 SagaStep cancel(const OrderRecord& o, const std::string& cause_id, const std::string& traceparent,
-                const std::string& reason, const std::string& detail, bool release, bool notify,
-                bool decided, const SagaTopics& topics) {
+                CancelReason reason, const std::string& detail, bool release,
+                const SagaTopics& topics) {
+    const auto order = o.order();
+    contract::OrderCancelled data{o.order_id, order.total, order.currency,
+                                  reason,     detail,      now_rfc3339()};
     SagaStep step;
-    auto cancelled = order_event(o, cause_id, traceparent, "ORDER_CANCELLED",
-                                 {{"order_id", o.order_id},
-                                  {"total", string_field(o.doc, "total")},
-                                  {"currency", string_field(o.doc, "currency")},
-                                  {"reason", reason},
-                                  {"detail", detail},
-                                  {"cancelled_at", now_rfc3339()}});
-    step.change =
-        OrderChange{o.order_id, cancelled.id, "CANCELLED", cancelled.time,
-                    reason,     detail,       decided,     release || o.release_requested};
-    if (release) {
-        step.emit.emplace_back(topics.inventory_requests,
-                               order_event(o, cancelled.id, cancelled.traceparent,
-                                           "INVENTORY_RELEASE_REQUESTED", release_data(o, reason)));
+    auto cancelled =
+        order_event(o, cause_id, traceparent, EventType::kOrderCancelled, data.to_json());
+    std::string why(contract::to_string(reason));
+    if (!detail.empty()) why += " (" + detail + ")";
+    auto note = notification(o, order, cancelled, NotificationKind::kOrderCancelled, why);
+    std::optional<CloudEvent> released;
+    if (release) released = release_request(o, order, cancelled, std::string(to_string(reason)));
+    step.emit.emplace_back(topics.orders, std::move(cancelled));
+    if (released) {
+        step.emit.emplace_back(topics.inventory_requests, std::move(*released));
+        step.requests_release = true;
     }
-    if (notify)
-        step.emit.emplace_back(topics.notifications, notification(o, cancelled, "ORDER_CANCELLED"));
-    step.emit.insert(step.emit.begin(), {topics.orders, std::move(cancelled)});
+    step.emit.emplace_back(topics.notifications, std::move(note));
     return step;
 }
 
 }  // namespace
 
-OrderRecord record_from_result(const CloudEvent& result) {
+OrderRecord record_from_result(const CloudEvent& result_event,
+                               const contract::InventoryReserveResult& result) {
+    const auto order = contract::OrderCreated::read(result.order);
+    if (order.order_id != result.order_id) {
+        throw contract::ContractError("the result's order is " + order.order_id + ", not " +
+                                      result.order_id);
+    }
     OrderRecord r;
-    r.doc = result.data.value("order", json::object());
-    r.order_id = string_field(result.data, "order_id");
-    r.status = "PENDING";
-    r.correlation_id = result.correlation_id;
-    r.traceparent = result.traceparent;
+    r.order_id = result.order_id;
+    r.doc = result.order;
+    r.correlation_id = result_event.correlation_id;
+    r.traceparent = result_event.traceparent;
+    r.history = json::array({{{"status", "PENDING"}, {"at", order.created_at}}});
+    if (auto t = parse_rfc3339(order.created_at)) {
+        r.created_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+    }
     return r;
 }
 
-std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& current,
-                                          const CloudEvent& result, const SagaTopics& topics,
-                                          std::string& why) {
-    if (!result.data.contains("order_id") || !result.data["order_id"].is_string()) {
-        why = "order_id is missing";
-        return std::nullopt;
-    }
-    const std::string status = string_field(result.data, "status");
-    if (status != "RESERVED" && status != "INSUFFICIENT_STOCK" && status != "UNKNOWN_SKU") {
-        why = "unknown reservation status \"" + status + "\"";
-        return std::nullopt;
-    }
-    const OrderRecord o = current ? *current : record_from_result(result);
-    if (!current && !o.doc.is_object()) {
-        why = "the order is unknown and the result carries no order";
-        return std::nullopt;
-    }
+SagaStep on_reserve_result(const OrderRecord& o, const CloudEvent& result_event,
+                           const contract::InventoryReserveResult& result,
+                           const SagaTopics& topics) {
     SagaStep step;
-    if (o.status == "CANCELLED") {
+    const bool reserved = result.status == contract::ReserveStatus::kReserved;
+    if (o.status == OrderStatus::kCancelled) {
         // Late answer for an order already cancelled (customer or timeout): never confirm. A
-        // reservation is released; the cancel already asked for that unless it predates it.
-        if (status == "RESERVED" && !o.release_requested) {
-            auto release =
-                order_event(o, result.id, result.traceparent, "INVENTORY_RELEASE_REQUESTED",
-                            release_data(o, o.reason.empty() ? "CANCELLED" : o.reason));
-            step.change =
-                OrderChange{o.order_id, release.id, o.status, release.time,         o.reason,
-                            o.detail,   o.decided,  true,     /*add_history=*/false};
-            step.emit.emplace_back(topics.inventory_requests, std::move(release));
+        // reservation is released, unless the cancel already asked for that.
+        if (reserved && !o.release_requested) {
+            step.emit.emplace_back(
+                topics.inventory_requests,
+                release_request(o, o.order(), result_event,
+                                o.reason ? std::string(to_string(*o.reason)) : "CANCELLED"));
+            step.requests_release = true;
         }
         return step;
     }
-    if (o.status != "PENDING") return step;  // already decided: a duplicate answer
-    if (status == "RESERVED") {
-        auto confirmed = order_event(o, result.id, result.traceparent, "ORDER_CONFIRMED",
-                                     {{"order_id", o.order_id},
-                                      {"total", string_field(o.doc, "total")},
-                                      {"currency", string_field(o.doc, "currency")},
-                                      {"confirmed_at", now_rfc3339()}});
-        step.change = OrderChange{o.order_id, confirmed.id, "CONFIRMED", confirmed.time,
-                                  "",         "",           true,        o.release_requested};
-        auto note = notification(o, confirmed, "ORDER_CONFIRMED");
+    if (o.status != OrderStatus::kPending) return step;  // already decided: a duplicate answer
+    if (reserved) {
+        const auto order = o.order();
+        contract::OrderConfirmed data{o.order_id, order.total, order.currency, now_rfc3339()};
+        auto confirmed = order_event(o, result_event.id, result_event.traceparent,
+                                     EventType::kOrderConfirmed, data.to_json());
+        auto note = notification(o, order, confirmed, NotificationKind::kOrderConfirmed);
         step.emit.emplace_back(topics.orders, std::move(confirmed));
         step.emit.emplace_back(topics.notifications, std::move(note));
         return step;
     }
-    return cancel(o, result.id, result.traceparent, status, string_field(result.data, "reason"),
-                  /*release=*/false, /*notify=*/true, /*decided=*/true, topics);
+    return cancel(o, result_event.id, result_event.traceparent,
+                  contract::cancel_reason_for(result.status), result.reason, /*release=*/false,
+                  topics);
 }
 
 SagaStep on_customer_cancel(const OrderRecord& o, const SagaTopics& topics) {
-    const bool pending = o.status == "PENDING";
-    return cancel(o, o.last_event_id, o.traceparent, "CUSTOMER_REQUEST",
-                  "cancelled by the customer",
-                  /*release=*/true, /*notify=*/pending, /*decided=*/o.decided, topics);
+    return cancel(o, o.last_event_id, o.traceparent, CancelReason::kCustomerRequest,
+                  "cancelled by the customer", /*release=*/true, topics);
 }
 
 SagaStep on_timeout(const OrderRecord& o, const SagaTopics& topics) {
-    return cancel(o, o.last_event_id, o.traceparent, "TIMEOUT",
-                  "no inventory answer within the order timeout", /*release=*/true,
-                  /*notify=*/true, /*decided=*/true, topics);
+    return cancel(o, o.last_event_id, o.traceparent, CancelReason::kTimeout,
+                  "no inventory answer within the order timeout", /*release=*/true, topics);
 }
 
 }  // namespace orderpipe::order

@@ -1,10 +1,13 @@
 #pragma once
-/// The order saga's decisions (SPEC §5.3, §5.5), as pure functions of the order's current state
-/// and what happened. No I/O: the SagaProcessor applies them.
+/// The order saga's decisions (docs/CONTRACT.md "The saga"), as pure functions of the order's
+/// current state and what happened. No I/O: the SagaProcessor applies them. The state change an
+/// emitted orders.events event makes is not decided here: it is the read model's rule
+/// (transition_for), applied to the events.
 
-#include "order_store.hpp"
+#include "read_model.hpp"
 
 #include "orderpipe/common/cloudevent.hpp"
+#include "orderpipe/contract/events.hpp"
 
 #include <optional>
 #include <string>
@@ -13,35 +16,37 @@
 namespace orderpipe::order {
 
 struct SagaTopics {
-    std::string orders = "orders.events";
-    std::string inventory_requests = "inventory.requests";
-    std::string inventory_responses = "inventory.responses";
-    std::string notifications = "notifications.requests";
+    std::string orders;
+    std::string inventory_requests;
+    std::string inventory_responses;
+    std::string notifications;
 };
 
-/// Events to write (topic + event) and the state change they make.
+/// Events to write, each with its topic, in order.
 struct SagaStep {
     std::vector<std::pair<std::string, CloudEvent>> emit;
-    std::optional<OrderChange> change;
+    /// An INVENTORY_RELEASE_REQUESTED is among `emit`.
+    bool requests_release = false;
 };
 
-/// What the inventory answered. Unknown statuses are poison (the caller dead-letters them).
-/// @param order the current state, or nullopt if the read model has not seen the order yet
-///        (then the result's embedded `order` is the state: PENDING).
-/// @returns nullopt when the result is malformed (`why` says what is wrong).
-std::optional<SagaStep> on_reserve_result(const std::optional<OrderRecord>& order,
-                                          const CloudEvent& result, const SagaTopics& topics,
-                                          std::string& why);
+/// The inventory answered. A duplicate answer for a decided order changes nothing; a RESERVED
+/// for an order cancelled meanwhile is answered with a release (if none was requested yet),
+/// never a confirmation.
+SagaStep on_reserve_result(const OrderRecord& order, const CloudEvent& result_event,
+                           const contract::InventoryReserveResult& result,
+                           const SagaTopics& topics);
 
-/// Customer cancel of a PENDING or CONFIRMED order: ORDER_CANCELLED (CUSTOMER_REQUEST) and
-/// INVENTORY_RELEASE_REQUESTED (inventory releases only what it reserved, exactly once). A
-/// still-PENDING order also gets its NOTIFICATION_REQUESTED (its only terminal event).
+/// Customer cancel of a PENDING or CONFIRMED order: ORDER_CANCELLED (CUSTOMER_REQUEST), the
+/// customer's NOTIFICATION_REQUESTED (also when the order had been confirmed), and
+/// INVENTORY_RELEASE_REQUESTED (the inventory releases only what it reserved, exactly once).
 SagaStep on_customer_cancel(const OrderRecord& order, const SagaTopics& topics);
 
 /// An order still PENDING after ORDER_TIMEOUT: cancelled with TIMEOUT, released, notified.
 SagaStep on_timeout(const OrderRecord& order, const SagaTopics& topics);
 
-/// An OrderRecord from a reserve result's embedded order (read model not caught up yet).
-OrderRecord record_from_result(const CloudEvent& result);
+/// The state of an order the read model has not seen yet, from a reserve result's embedded
+/// order. @throws contract::ContractError when that order is malformed.
+OrderRecord record_from_result(const CloudEvent& result_event,
+                               const contract::InventoryReserveResult& result);
 
 }  // namespace orderpipe::order

@@ -1,22 +1,37 @@
 #include "saga_processor.hpp"
 
-#include "orderpipe/common/json.hpp"
-
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
 namespace orderpipe::order {
 
+using Clock = std::chrono::steady_clock;
+using contract::OrderStatus;
+
+namespace {
+constexpr std::size_t kMaxQueuedCancels = 10000;
+constexpr std::size_t kTimeoutScanLimit = 500;
+}  // namespace
+
 SagaProcessor::SagaProcessor(OrderStore& store, SagaTopics topics,
-                             std::chrono::milliseconds order_timeout, OnChange on_change)
+                             std::chrono::milliseconds order_timeout, OnChange on_change,
+                             CaughtUp caught_up)
     : store_(store),
       topics_(std::move(topics)),
       order_timeout_(order_timeout),
-      on_change_(std::move(on_change)) {}
+      on_change_(std::move(on_change)),
+      caught_up_(std::move(caught_up)),
+      cancels_(kMaxQueuedCancels, [](Cancel&& c) {
+          // Still queued at its deadline: it never entered a transaction.
+          c.done(CancelOutcome::kNotCommitted,
+                 "the cancellation could not be processed in time; nothing was changed");
+      }) {}
 
-void SagaProcessor::request_cancel(const std::string& order_id, CancelDone done) {
-    std::lock_guard lock(queue_mu_);
-    cancels_.emplace_back(order_id, std::move(done));
+bool SagaProcessor::request_cancel(const std::string& order_id, CancelDone done,
+                                   Clock::time_point deadline) {
+    return cancels_.push(Cancel{order_id, std::move(done), deadline, {}}, deadline) ==
+           runtime::DeadlineQueue<Cancel>::Push::kQueued;
 }
 
 std::optional<OrderRecord> SagaProcessor::current(const std::string& order_id) {
@@ -24,79 +39,78 @@ std::optional<OrderRecord> SagaProcessor::current(const std::string& order_id) {
     return store_.get(order_id, /*with_history=*/false);
 }
 
-void SagaProcessor::apply(const SagaStep& step, const OrderRecord& base, kafka::BatchOutput& out) {
+void SagaProcessor::apply(const SagaStep& step, const OrderRecord& base, bool base_is_new,
+                          kafka::BatchOutput& out) {
+    if (step.emit.empty()) return;
+    OrderRecord next = base;
     for (const auto& [topic, event] : step.emit) {
         out.produce(kafka::to_record(topic, base.order_id, event));
+        if (topic != topics_.orders) continue;
+        // The state change is the read model's rule applied to what we emit.
+        if (auto t = transition_for(event)) {
+            apply_transition(next, event.id, *t);
+            order_events_.push_back(event);
+        }
     }
-    if (step.change) {
-        OrderRecord next = base;
-        next.status = step.change->status;
-        next.reason = step.change->reason;
-        next.detail = step.change->detail;
-        next.decided = next.decided || step.change->decided;
-        next.release_requested = next.release_requested || step.change->release_requested;
-        if (step.change->add_history) next.last_event_id = step.change->event_id;
-        overlay_[base.order_id] = std::move(next);
-        changes_.push_back(*step.change);
+    if (step.requests_release) {
+        next.release_requested = true;
+        releases_.insert(base.order_id);
     }
+    if (base_is_new && !overlay_.contains(base.order_id)) new_orders_.push_back(base);
+    overlay_[base.order_id] = std::move(next);
 }
 
 void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     for (const auto& in : batch) {
-        if (in.event.type != "INVENTORY_RESERVE_RESULT") {
-            out.dead_letter(*in.record, kafka::kPoisonMessage,
-                            "unknown event type " + in.event.type + " on " + in.record->topic);
+        if (contract::type_of(in.event) != contract::EventType::kInventoryReserveResult) {
+            out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage,
+                            "unexpected event type " + in.event.type + " on " + in.record->topic);
             continue;
         }
-        const std::string order_id = string_field(in.event.data, "order_id");
-        auto order = order_id.empty() ? std::nullopt : current(order_id);
-        std::string why;
-        auto step = on_reserve_result(order, in.event, topics_, why);
-        if (!step) {
-            out.dead_letter(*in.record, kafka::kPoisonMessage, why);
-            continue;
+        try {
+            const auto result = contract::InventoryReserveResult::read(in.event.data);
+            auto order = current(result.order_id);
+            const bool is_new = !order;
+            // The read model may not have seen ORDER_CREATED yet: the result carries the order.
+            if (!order) order = record_from_result(in.event, result);
+            apply(on_reserve_result(*order, in.event, result, topics_), *order, is_new, out);
+            log::debug("reservation answered", {{"order_id", result.order_id},
+                                                {"correlation_id", in.event.correlation_id},
+                                                {"status", contract::to_string(result.status)}});
+        } catch (const contract::ContractError& e) {
+            out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage, e.what());
         }
-        // The read model may not have seen ORDER_CREATED yet: the result carries the order.
-        if (!order) order = record_from_result(in.event);
-        apply(*step, *order, out);
-        log::debug("reservation answered", {{"order_id", order_id},
-                                            {"correlation_id", in.event.correlation_id},
-                                            {"status", string_field(in.event.data, "status")}});
     }
 }
 
 bool SagaProcessor::has_idle_work() {
-    {
-        std::lock_guard lock(queue_mu_);
-        if (!cancels_.empty()) return true;
-    }
-    return std::chrono::steady_clock::now() >= next_timeout_scan_;
+    return cancels_.size() > 0 || Clock::now() >= next_timeout_scan_;
 }
 
 void SagaProcessor::idle(kafka::BatchOutput& out) {
-    std::deque<std::pair<std::string, CancelDone>> cancels;
-    {
-        std::lock_guard lock(queue_mu_);
-        cancels.swap(cancels_);
-    }
-    for (auto& [order_id, done] : cancels) {
-        auto order = current(order_id);
+    for (auto& c : cancels_.take(kMaxQueuedCancels, std::chrono::milliseconds(0),
+                                 std::chrono::milliseconds(0))) {
+        auto order = current(c.order_id);
         if (!order) {
-            done({404, "no order with id " + order_id});
+            c.done(CancelOutcome::kNotFound, "no order with id " + c.order_id);
             continue;
         }
-        if (order->status == "CANCELLED") {
-            done({409, "order " + order_id + " is already cancelled (" + order->reason + ")"});
+        if (order->status == OrderStatus::kCancelled) {
+            c.done(CancelOutcome::kAlreadyCancelled,
+                   "order " + c.order_id + " is already cancelled (" +
+                       std::string(order->reason ? to_string(*order->reason) : "") + ")");
             continue;
         }
-        apply(on_customer_cancel(*order, topics_), *order, out);
-        accepted_cancels_.push_back(std::move(done));
-        log::info("customer cancel", {{"order_id", order_id},
+        auto step = on_customer_cancel(*order, topics_);
+        c.event_id = step.emit.front().second.id;  // the ORDER_CANCELLED
+        apply(step, *order, false, out);
+        log::info("customer cancel", {{"order_id", c.order_id},
                                       {"correlation_id", order->correlation_id},
-                                      {"was", order->status}});
+                                      {"was", contract::to_string(order->status)}});
+        accepted_.push_back(std::move(c));
     }
 
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = Clock::now();
     if (now < next_timeout_scan_) return;
     next_timeout_scan_ =
         now + std::min<std::chrono::milliseconds>(
@@ -104,46 +118,91 @@ void SagaProcessor::idle(kafka::BatchOutput& out) {
     const auto cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch() - order_timeout_)
                             .count();
-    for (const auto& order_id : store_.pending_before(cutoff, 500)) {
+    for (const auto& order_id : store_.pending_before(cutoff, kTimeoutScanLimit)) {
         auto order = current(order_id);
-        if (!order || order->status != "PENDING") continue;
-        apply(on_timeout(*order, topics_), *order, out);
-        log::warn("order timed out",
-                  {{"order_id", order_id}, {"correlation_id", order->correlation_id}});
+        if (!order || order->status != OrderStatus::kPending) continue;
+        try {
+            apply(on_timeout(*order, topics_), *order, false, out);
+            log::warn("order timed out",
+                      {{"order_id", order_id}, {"correlation_id", order->correlation_id}});
+        } catch (const contract::ContractError& e) {
+            // Only well-formed orders enter the read model; this cannot be decided.
+            log::error("cannot time out an order", {{"order_id", order_id}, {"error", e.what()}});
+        }
     }
 }
 
 void SagaProcessor::committed() {
-    if (!changes_.empty()) {
-        {
-            sqlite::Transaction tx(store_.db());
-            for (const auto& [order_id, record] : overlay_) {
-                // Orders first seen in a reserve result get their row now.
-                if (!store_.get(order_id, false)) {
-                    store_.apply_created(record.last_event_id + "-created", record.correlation_id,
-                                         record.traceparent, record.doc);
-                }
-            }
-            for (const auto& c : changes_) store_.apply_change(c);
-            tx.commit();
-        }
-        for (const auto& c : changes_) {
-            if (c.add_history) on_change_(c.order_id, c.status);
-        }
+    // The transaction is committed: its cancels are accepted, whatever happens below.
+    for (auto& c : accepted_) c.done(CancelOutcome::kAccepted, "cancellation accepted");
+    accepted_.clear();
+    auto new_orders = std::move(new_orders_);
+    auto events = std::move(order_events_);
+    auto releases = std::move(releases_);
+    forget();
+    if (events.empty() && releases.empty()) return;
+    if (faults::hit("order-decisions", "after-commit-fails")) {
+        throw faults::InjectedFault(
+            "injected failure of the read model write (after-commit-fails)");
     }
-    for (auto& done : accepted_cancels_) done({202, "cancellation accepted"});
+    // If this throws, the loop resyncs (waits for the projection) before the next decision.
+    sqlite::Transaction tx(store_.db());
+    for (const auto& o : new_orders) store_.insert(o, o.order_id + ":created");
+    for (const auto& e : events) store_.apply(e);
+    for (const auto& id : releases) store_.mark_release_requested(id);
+    tx.commit();
+    for (const auto& e : events) {
+        if (auto t = transition_for(e)) on_change_(t->order_id, t->status);
+    }
+}
+
+void SagaProcessor::forget() {
     overlay_.clear();
-    changes_.clear();
-    accepted_cancels_.clear();
+    new_orders_.clear();
+    order_events_.clear();
+    releases_.clear();
+}
+
+void SagaProcessor::retry_or_fail(Cancel&& c) {
+    if (Clock::now() >= c.deadline) {
+        c.done(CancelOutcome::kNotCommitted,
+               "the cancellation could not be committed to Kafka; nothing was changed, retry");
+        return;
+    }
+    c.event_id.clear();
+    auto deadline = c.deadline;
+    if (cancels_.push(std::move(c), deadline) != runtime::DeadlineQueue<Cancel>::Push::kQueued) {
+        // Only when stopping or full; `c` was not moved from then.
+        c.done(CancelOutcome::kNotCommitted, "the service is shutting down; retry");
+    }
 }
 
 void SagaProcessor::aborted() {
-    for (auto& done : accepted_cancels_) {
-        done({503, "the cancellation could not be committed to Kafka; retry"});
+    // Nothing of the transaction is visible: decide the cancels again (within their deadline).
+    for (auto& c : accepted_) retry_or_fail(std::move(c));
+    accepted_.clear();
+    forget();
+}
+
+void SagaProcessor::outcome_unknown() {
+    for (auto& c : accepted_) in_doubt_.push_back(std::move(c));
+    accepted_.clear();
+    forget();
+}
+
+bool SagaProcessor::resync(std::chrono::milliseconds budget) {
+    if (!caught_up_(budget)) return false;
+    // The read model now holds every decision that committed: answer the cancels in doubt.
+    for (auto& c : in_doubt_) {
+        if (store_.has_event(c.event_id)) {
+            c.done(CancelOutcome::kAccepted, "cancellation accepted");
+        } else {
+            retry_or_fail(std::move(c));
+        }
     }
-    overlay_.clear();
-    changes_.clear();
-    accepted_cancels_.clear();
+    in_doubt_.clear();
+    log::info("decisions resynchronised with orders.events");
+    return true;
 }
 
 }  // namespace orderpipe::order

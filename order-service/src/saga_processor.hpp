@@ -1,65 +1,90 @@
 #pragma once
-/// order-service's read-process-write step: consumes inventory.responses and decides
-/// (ORDER_CONFIRMED / ORDER_CANCELLED + NOTIFICATION_REQUESTED), and runs the compensations that
-/// have no input record — customer cancels and ORDER_TIMEOUT — in the same loop, so one thread
-/// decides everything about an order and two decisions can never race.
+/// order-service's read-process-write step (docs/ARCHITECTURE.md "Decisions"): consumes
+/// inventory.responses and decides (ORDER_CONFIRMED / ORDER_CANCELLED + NOTIFICATION_REQUESTED),
+/// and runs the compensations that have no input record — customer cancels and ORDER_TIMEOUT —
+/// in the same loop, so one thread decides everything about an order and two decisions can
+/// never race.
 ///
-/// State: decisions read the read model (OrderStore) through an overlay of the changes made in
-/// the open transaction; the overlay is written to SQLite only after the Kafka transaction
-/// commits. If the process dies in between, the projection of orders.events catches the read
-/// model up at the next start, before this loop consumes anything.
+/// State: decisions read the read model through an overlay of the changes made in the open
+/// transaction; the overlay is written to SQLite only after the Kafka transaction commits.
+/// After an unknown outcome (or a failed write after a commit) the loop calls resync(), which
+/// waits until the projection of orders.events has caught up: only then does the read model
+/// hold every decision that did commit, and only then may the saga decide again. A cancel whose
+/// transaction's outcome was unknown is answered from the read model then (202 if its
+/// ORDER_CANCELLED committed, otherwise it is decided again).
 
-#include "order_store.hpp"
+#include "orderpipe/runtime/deadline_queue.hpp"
+#include "read_model.hpp"
 #include "saga.hpp"
 
 #include "orderpipe/kafka/processing_loop.hpp"
 
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
+#include <set>
 
 namespace orderpipe::order {
 
 class SagaProcessor final : public kafka::BatchProcessor {
   public:
-    struct CancelResult {
-        int status;  ///< 202 accepted, 404 unknown, 409 already cancelled, 503 not committed
-        std::string detail;
+    enum class CancelOutcome {
+        kAccepted,          ///< 202: ORDER_CANCELLED is committed
+        kNotFound,          ///< 404
+        kAlreadyCancelled,  ///< 409
+        kNotCommitted,      ///< 503: nothing was committed; retry
     };
-    using CancelDone = std::function<void(const CancelResult&)>;
+    using CancelDone = std::function<void(CancelOutcome, const std::string& detail)>;
     /// Called after a change is in SQLite: (order_id, new status).
-    using OnChange = std::function<void(const std::string&, const std::string&)>;
+    using OnChange = std::function<void(const std::string&, contract::OrderStatus)>;
+    /// Waits until the read model has applied everything committed to orders.events.
+    using CaughtUp = std::function<bool(std::chrono::milliseconds)>;
 
     SagaProcessor(OrderStore& store, SagaTopics topics, std::chrono::milliseconds order_timeout,
-                  OnChange on_change);
+                  OnChange on_change, CaughtUp caught_up);
 
-    /// Queues a customer cancel; `done` is called once, from the loop thread. Thread-safe.
-    void request_cancel(const std::string& order_id, CancelDone done);
+    /// Queues a customer cancel, answered by `deadline` at the latest. Thread-safe.
+    /// @returns false when too many cancels wait (answer 429).
+    bool request_cancel(const std::string& order_id, CancelDone done,
+                        std::chrono::steady_clock::time_point deadline);
 
     void process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) override;
     void idle(kafka::BatchOutput& out) override;
     bool has_idle_work() override;
     void committed() override;
     void aborted() override;
+    void outcome_unknown() override;
+    bool resync(std::chrono::milliseconds budget) override;
 
   private:
+    struct Cancel {
+        std::string order_id;
+        CancelDone done;
+        std::chrono::steady_clock::time_point deadline;
+        std::string event_id;  ///< its ORDER_CANCELLED, once decided
+    };
+
     std::optional<OrderRecord> current(const std::string& order_id);
-    void apply(const SagaStep& step, const OrderRecord& base, kafka::BatchOutput& out);
+    void apply(const SagaStep& step, const OrderRecord& base, bool base_is_new,
+               kafka::BatchOutput& out);
+    void forget();
+    /// Queues again, or answers 503 past its deadline.
+    void retry_or_fail(Cancel&& c);
 
     OrderStore& store_;
     SagaTopics topics_;
     std::chrono::milliseconds order_timeout_;
     OnChange on_change_;
+    CaughtUp caught_up_;
+    runtime::DeadlineQueue<Cancel> cancels_;
 
-    std::mutex queue_mu_;
-    std::deque<std::pair<std::string, CancelDone>> cancels_;
-
-    // The open transaction's effects.
+    // The open transaction's effects, written to SQLite once it commits.
     std::map<std::string, OrderRecord> overlay_;
-    std::vector<OrderChange> changes_;
-    std::vector<CancelDone> accepted_cancels_;
+    std::vector<OrderRecord> new_orders_;   ///< first seen in a reserve result
+    std::vector<CloudEvent> order_events_;  ///< orders.events events, in order
+    std::set<std::string> releases_;        ///< orders whose release was requested
+    std::vector<Cancel> accepted_;          ///< cancels decided in it
+    std::vector<Cancel> in_doubt_;          ///< cancels of a transaction with unknown outcome
     std::chrono::steady_clock::time_point next_timeout_scan_{};
 };
 

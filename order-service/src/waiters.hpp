@@ -1,10 +1,14 @@
 #pragma once
-/// Long-poll waiters for GET /orders/{id}?wait=...: each waits for its order to reach a state,
-/// or for its deadline. Completed from the thread that changed the order, or from the timer.
-/// Thread-safe.
+/// Long-poll waiters for GET /orders/{id}?wait=...: each waits until its order's status settles
+/// the wait (reached the wanted state, or can no longer reach it), or until its deadline, or
+/// until its client hangs up (cancel). Completed from the thread that changed the order, the
+/// timer, or an io thread. Thread-safe.
+
+#include "orderpipe/contract/names.hpp"
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -17,6 +21,8 @@ namespace orderpipe::order {
 class Waiters {
   public:
     using Done = std::function<void()>;  ///< answers with the order's current state
+    /// true when `status` settles the wait.
+    using Settles = std::function<bool(contract::OrderStatus)>;
 
     Waiters() : timer_([this] { run(); }) {}
     ~Waiters() {
@@ -33,25 +39,38 @@ class Waiters {
     Waiters(const Waiters&) = delete;
     Waiters& operator=(const Waiters&) = delete;
 
-    /// Waits until notify() reports a status that `wanted` accepts, or until `deadline`.
-    void add(const std::string& order_id, std::function<bool(const std::string&)> wanted,
-             std::chrono::steady_clock::time_point deadline, Done done) {
+    /// Waits until notify() reports a status that `settles`, or until `deadline`.
+    /// @returns a ticket for cancel().
+    std::uint64_t add(const std::string& order_id, Settles settles,
+                      std::chrono::steady_clock::time_point deadline, Done done) {
+        std::uint64_t ticket = 0;
         {
             std::lock_guard lock(mu_);
-            waiting_[order_id].push_back({std::move(wanted), deadline, std::move(done)});
+            ticket = ++next_ticket_;
+            waiting_[order_id].push_back({ticket, std::move(settles), deadline, std::move(done)});
         }
         cv_.notify_all();
+        return ticket;
     }
 
-    /// The order now has `status`: completes the waiters it satisfies.
-    void notify(const std::string& order_id, const std::string& status) {
+    /// Forgets a waiter without answering it (its client is gone).
+    void cancel(const std::string& order_id, std::uint64_t ticket) {
+        std::lock_guard lock(mu_);
+        auto it = waiting_.find(order_id);
+        if (it == waiting_.end()) return;
+        std::erase_if(it->second, [&](const Waiter& w) { return w.ticket == ticket; });
+        if (it->second.empty()) waiting_.erase(it);
+    }
+
+    /// The order now has `status`: completes the waiters it settles.
+    void notify(const std::string& order_id, contract::OrderStatus status) {
         std::vector<Done> ready;
         {
             std::lock_guard lock(mu_);
             auto it = waiting_.find(order_id);
             if (it == waiting_.end()) return;
             std::erase_if(it->second, [&](Waiter& w) {
-                if (!w.wanted(status)) return false;
+                if (!w.settles(status)) return false;
                 ready.push_back(std::move(w.done));
                 return true;
             });
@@ -60,9 +79,17 @@ class Waiters {
         for (auto& d : ready) d();
     }
 
+    std::size_t size() const {
+        std::lock_guard lock(mu_);
+        std::size_t n = 0;
+        for (const auto& [id, list] : waiting_) n += list.size();
+        return n;
+    }
+
   private:
     struct Waiter {
-        std::function<bool(const std::string&)> wanted;
+        std::uint64_t ticket;
+        Settles settles;
         std::chrono::steady_clock::time_point deadline;
         Done done;
     };
@@ -98,9 +125,10 @@ class Waiters {
         }
     }
 
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::condition_variable cv_;
     bool stopping_ = false;
+    std::uint64_t next_ticket_ = 0;
     std::map<std::string, std::vector<Waiter>> waiting_;
     std::thread timer_;  // last
 };

@@ -15,8 +15,6 @@
 #                                   KAFKA_LOG4J_OPTS and KAFKA_OPTS like Kafka's kafka-run-class.sh
 #   kafka_exec <mainclass> args...  the same, replacing the current shell (for the wrappers)
 #   kafka_java_argv <mainclass> args...  only build the command line into KAFKA_JAVA_ARGV
-#   kafka_helper_classes            compile scripts/kafka/*.java once (per content) into the cache
-#                                   and print the class directory (needs javac: the JDK)
 # KAFKA_EXTRA_CLASSPATH, if set, is put before the Kafka jars on the class path.
 
 ORDERPIPE_ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
@@ -71,29 +69,3 @@ kafka_exec() {
   exec "${KAFKA_JAVA_ARGV[@]}"
 }
 
-# Compiles the project's small Java helpers (scripts/kafka/*.java) against the Kafka jars, once
-# per content hash, into $KAFKA_HOME/helpers/<hash>/ and prints that directory.
-kafka_helper_classes() {
-  kafka_require_jars || return 1
-  local -a srcs=("$ORDERPIPE_ROOT"/scripts/kafka/*.java)
-  local hash dir tmp
-  hash="$(cat "${srcs[@]}" | sha256sum | cut -c1-16)"
-  dir="$KAFKA_HOME/helpers/$hash"
-  if [[ ! -f "$dir/.complete" ]]; then
-    if ! command -v javac >/dev/null 2>&1; then
-      echo "error: javac (openjdk-17-jdk-headless) not found: run scripts/setup.sh first" >&2
-      return 1
-    fi
-    mkdir -p "$KAFKA_HOME/helpers"
-    tmp="$(mktemp -d "$KAFKA_HOME/helpers/tmp.XXXXXX")"
-    if ! javac -nowarn -encoding UTF-8 -d "$tmp" -cp "$KAFKA_LIBS/*" "${srcs[@]}" >&2; then
-      rm -rf "$tmp"
-      echo "error: compiling ${srcs[*]} failed" >&2
-      return 1
-    fi
-    touch "$tmp/.complete"
-    # Another process may have compiled the same hash meanwhile: keep theirs.
-    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
-  fi
-  echo "$dir"
-}

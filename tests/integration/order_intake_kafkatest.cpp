@@ -1,6 +1,5 @@
 // order-service intake against a real broker: atomic intake, idempotency, 4xx, faults.
-#include "order_service.hpp"
-#include "support.hpp"
+#include "pipeline.hpp"
 
 #include "orderpipe/kafka/event_record.hpp"
 
@@ -20,48 +19,30 @@ const std::string kOrder =
     R"({"customer_id":"c-42","customer_email":"ana@example.com","currency":"USD","items":[{"sku":"LAPTOP-001","quantity":1,"unit_price":"999.99"},{"sku":"MOUSE-001","quantity":2,"unit_price":"29.99"}]})";
 const std::vector<std::string> kJson = {"Content-Type: application/json"};
 
-/// An order-service on its own topics, data dir and transactional.id.
+/// An order-service alone on its own topics, data dir and transactional.id.
 struct ServiceUnderTest {
-    std::string prefix = unique_name("intake");
-    std::map<std::string, std::string> topics = create_test_topics(
-        prefix,
-        {"orders.events", "inventory.requests", "inventory.responses", "notifications.requests"});
-    TempDir data;
-    std::string instance = unique_name("i");
-    std::unique_ptr<order::OrderService> service;
+    Pipeline p;
 
-    order::OrderServiceConfig config(std::function<void(std::size_t)> fault = {}) const {
-        EnvReader env(std::map<std::string, std::string>{});
-        auto c = order::OrderServiceConfig::from_env(env);
-        c.common.bootstrap_servers = bootstrap();
-        c.common.http_port = 0;
-        c.common.data_dir = data.path();
-        c.common.instance_id = instance;
-        c.topics = {topics.at("orders.events"), topics.at("inventory.requests"),
-                    topics.at("inventory.responses"), topics.at("notifications.requests")};
-        c.intake.before_commit = std::move(fault);
-        c.group_id = prefix + "-order-service";
-        c.kafka_timeout = std::chrono::seconds(5);
+    order::OrderServiceConfig config(std::function<void(std::size_t)> fault = {}) {
+        p.extra_env["COMMIT_TIMEOUT"] = "5s";
+        auto c = p.order_config();
+        c.intake_before_commit = std::move(fault);
         return c;
     }
-
     void start(std::function<void(std::size_t)> fault = {}) {
-        service = std::make_unique<order::OrderService>(config(std::move(fault)));
-        service->start();
-        REQUIRE(eventually([&] { return http_request("GET", url("/readyz")).status == 200; }));
+        p.start_orders(config(std::move(fault)));
     }
-    void stop() { service.reset(); }
-    std::string url(const std::string& path) const {
-        return "http://127.0.0.1:" + std::to_string(service->http_port()) + path;
-    }
+    void start(order::OrderServiceConfig c) { p.start_orders(std::move(c)); }
+    void stop() { p.orders.reset(); }
+    std::string url(const std::string& path) const { return p.order_url(path); }
     HttpResponse post(const std::string& body, std::vector<std::string> headers = kJson) const {
         return http_request("POST", url("/orders"), body, headers);
     }
     std::vector<kafka::ConsumedRecord> orders(std::size_t at_least = 1) const {
-        return read_committed(topics.at("orders.events"), at_least);
+        return read_committed(p.topic("orders.events"), at_least);
     }
     std::vector<kafka::ConsumedRecord> requests(std::size_t at_least = 1) const {
-        return read_committed(topics.at("inventory.requests"), at_least);
+        return read_committed(p.topic("inventory.requests"), at_least);
     }
 };
 
@@ -139,10 +120,8 @@ TEST_CASE("many concurrent orders share transactions and all land exactly once",
     CHECK(requests.size() == kOrders);
     for (const auto& r : orders) CHECK(ids.count(*r.key) == 1);
     // Group commit: far fewer transactions than orders.
-    auto metrics = http_request("GET", s.url("/metrics")).body;
-    auto pos = metrics.find("kafka_transactions_total{loop=\"intake\",result=\"committed\"}");
-    REQUIRE(pos != std::string::npos);
-    const double txns = std::stod(metrics.substr(metrics.find(' ', pos) + 1));
+    const double txns = Pipeline::metric(
+        s.url(""), "kafka_transactions_total{loop=\"intake\",result=\"committed\"}");
     INFO(txns);
     CHECK(txns < kOrders);
 }
@@ -259,7 +238,7 @@ TEST_CASE("a transaction aborted by a fault leaves neither record and answers 50
     auto requests = s.requests();
     REQUIRE(requests.size() == 1);
     CHECK(requests[0].key == id);
-    CHECK(read_uncommitted(s.topics.at("orders.events")).size() == 2);
+    CHECK(read_uncommitted(s.p.topic("orders.events")).size() == 2);
 }
 
 TEST_CASE("the intake answers 429 with Retry-After when its queue is full", "[intake][kafka]") {
@@ -273,11 +252,9 @@ TEST_CASE("the intake answers 429 with Retry-After when its queue is full", "[in
         if (first->exchange(false)) entered->set_value();
         released.wait();
     });
-    cfg.intake.queue_capacity = 2;
-    cfg.intake.max_batch = 1;
-    s.service = std::make_unique<order::OrderService>(cfg);
-    s.service->start();
-    REQUIRE(eventually([&] { return http_request("GET", s.url("/readyz")).status == 200; }));
+    cfg.intake_queue_max = 2;
+    cfg.intake_batch_max = 1;
+    s.start(std::move(cfg));
     // One order blocks inside its transaction; only then do two more fill the queue (sent
     // earlier, all three could be queued at once and the third would be the one throttled).
     std::vector<std::future<HttpResponse>> inflight;

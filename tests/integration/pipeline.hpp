@@ -1,6 +1,8 @@
 #pragma once
-// A whole order pipeline on its own topics, groups and data dirs: order-service and
-// inventory-service, each either in-process or as a child process (for SIGKILL tests).
+// A whole order pipeline on its own topics (every topic of the contract, under a unique
+// TOPIC_PREFIX), groups and data dirs: order-service and inventory-service, each either
+// in-process or as a child process (for SIGKILL tests). Services are configured the way an
+// operator does it: through the environment variables of docs/CONFIGURATION.md.
 
 #include "inventory_service.hpp"
 #include "order_service.hpp"
@@ -14,17 +16,14 @@
 
 namespace orderpipe::testing {
 
-inline const std::vector<std::string> kPipelineTopics = {
-    "orders.events",          "inventory.requests",     "inventory.responses",
-    "inventory.events",       "notifications.requests", "inventory.requests.dlq",
-    "inventory.responses.dlq"};
-
 struct Pipeline {
-    std::string prefix = unique_name("saga");
-    std::map<std::string, std::string> topics = create_test_topics(prefix, kPipelineTopics);
+    std::string prefix = unique_name("p");
+    std::map<std::string, std::string> topics = create_contract_topics(prefix);
     TempDir dir;
     std::string seed_path = dir.path() + "/seed.json";
     std::chrono::milliseconds order_timeout{30000};
+    /// More variables for every service (e.g. COMMIT_TIMEOUT, FAULT_INJECT for children).
+    std::map<std::string, std::string> extra_env;
     std::unique_ptr<order::OrderService> orders;
     std::unique_ptr<inventory::InventoryService> inventory;
     std::unique_ptr<ChildProcess> order_process;
@@ -45,35 +44,40 @@ struct Pipeline {
 
     std::string topic(const std::string& name) const { return topics.at(name); }
 
-    /// Environment for a service child process (SPEC §10 names).
+    /// Environment for a service (the names of docs/CONFIGURATION.md).
     std::map<std::string, std::string> env(const std::string& service) const {
-        return {{"KAFKA_BOOTSTRAP_SERVERS", bootstrap()},
-                {"DATA_DIR", dir.path() + "/" + service},
-                {"INSTANCE_ID", prefix},
-                {"LOG_LEVEL", "info"},
-                {"INVENTORY_SEED", seed_path},
-                {"ORDER_TIMEOUT", std::to_string(order_timeout.count())},
-                {"TOPIC_PREFIX", prefix + "."},
-                {"GROUP_PREFIX", prefix + "-"}};
+        std::map<std::string, std::string> e{
+            {"KAFKA_BOOTSTRAP_SERVERS", bootstrap()},
+            {"DATA_DIR", dir.path() + "/" + service},
+            {"INSTANCE_ID", prefix},
+            {"LOG_LEVEL", "info"},
+            {"INVENTORY_SEED", seed_path},
+            {"ORDER_TIMEOUT", std::to_string(order_timeout.count())},
+            {"TOPIC_PREFIX", prefix + "."},
+            {"GROUP_PREFIX", prefix + "-"},
+            {"SHUTDOWN_TIMEOUT", "20s"}};
+        for (const auto& [k, v] : extra_env) e[k] = v;
+        return e;
     }
 
     order::OrderServiceConfig order_config() const {
         EnvReader e(env("order-service"));
         auto c = order::OrderServiceConfig::from_env(e);
         e.finish();
-        c.common.http_port = 0;
+        c.settings.http_port = 0;
         return c;
     }
     inventory::InventoryServiceConfig inventory_config() const {
         EnvReader e(env("inventory-service"));
         auto c = inventory::InventoryServiceConfig::from_env(e);
         e.finish();
-        c.common.http_port = 0;
+        c.settings.http_port = 0;
         return c;
     }
 
-    void start_orders() {
-        orders = std::make_unique<order::OrderService>(order_config());
+    void start_orders() { start_orders(order_config()); }
+    void start_orders(order::OrderServiceConfig config) {
+        orders = std::make_unique<order::OrderService>(std::move(config));
         orders->start();
         order_port = orders->http_port();
         wait_ready(order_port);
@@ -84,36 +88,37 @@ struct Pipeline {
         inventory_port = inventory->http_port();
         wait_ready(inventory_port);
     }
-    void start_order_process() {
-        order_port = free_port();
+    /// Starts order-service as a child process (on order_port if set, else a free port).
+    void start_order_process(std::map<std::string, std::string> more = {}, bool wait = true) {
+        if (order_port == 0) order_port = free_port();
         auto e = env("order-service");
         e["HTTP_PORT"] = std::to_string(order_port);
+        for (auto& [k, v] : more) e[k] = v;
         order_process =
             std::make_unique<ChildProcess>(ORDER_SERVICE_BIN, e, dir.path() + "/order-service.log");
-        wait_ready(order_port);
+        if (wait) wait_ready(order_port);
     }
-    void start_inventory_process() {
-        inventory_port = free_port();
+    void start_inventory_process(std::map<std::string, std::string> more = {}, bool wait = true) {
+        if (inventory_port == 0) inventory_port = free_port();
         auto e = env("inventory-service");
         e["HTTP_PORT"] = std::to_string(inventory_port);
+        for (auto& [k, v] : more) e[k] = v;
         inventory_process = std::make_unique<ChildProcess>(INVENTORY_SERVICE_BIN, e,
                                                            dir.path() + "/inventory-service.log");
-        wait_ready(inventory_port);
+        if (wait) wait_ready(inventory_port);
     }
 
+    static bool ready(std::uint16_t port) {
+        try {
+            return http_request("GET", "http://127.0.0.1:" + std::to_string(port) + "/readyz", {},
+                                {}, std::chrono::seconds(2))
+                       .status == 200;
+        } catch (const std::exception&) {
+            return false;
+        }
+    }
     static void wait_ready(std::uint16_t port) {
-        REQUIRE(eventually(
-            [&] {
-                try {
-                    return http_request("GET",
-                                        "http://127.0.0.1:" + std::to_string(port) + "/readyz", {},
-                                        {}, std::chrono::seconds(2))
-                               .status == 200;
-                } catch (const std::exception&) {
-                    return false;
-                }
-            },
-            std::chrono::seconds(60)));
+        REQUIRE(eventually([&] { return ready(port); }, std::chrono::seconds(60)));
     }
 
     std::string order_url(const std::string& path) const {
@@ -123,22 +128,40 @@ struct Pipeline {
         return "http://127.0.0.1:" + std::to_string(inventory_port) + path;
     }
 
-    /// POSTs an order; returns its id (REQUIREs 201).
-    std::string place(const std::vector<std::pair<std::string, int>>& lines) const {
+    static nlohmann::json order_body(const std::vector<std::pair<std::string, int>>& lines) {
         nlohmann::json items = nlohmann::json::array();
         for (const auto& [sku, qty] : lines) {
             items.push_back({{"sku", sku},
                              {"quantity", qty},
                              {"unit_price", sku == "MOUSE-001" ? "29.99" : "999.99"}});
         }
-        nlohmann::json body = {{"customer_id", "c-42"},
-                               {"customer_email", "ana@example.com"},
-                               {"currency", "USD"},
-                               {"items", items}};
-        auto r = http_request("POST", order_url("/orders"), body.dump(),
-                              {"Content-Type: application/json"});
-        REQUIRE(r.status == 201);
-        return r.json()["order_id"];
+        return {{"customer_id", "c-42"},
+                {"customer_email", "ana@example.com"},
+                {"currency", "USD"},
+                {"items", items}};
+    }
+
+    /// POSTs an order. @returns its id, or the answer that was not a 201 (as "<status> <body>")
+    /// in `failure`. No Catch2 macro: safe on any thread.
+    std::optional<std::string> try_place(const std::vector<std::pair<std::string, int>>& lines,
+                                         std::string* failure = nullptr) const {
+        try {
+            auto r = http_request("POST", order_url("/orders"), order_body(lines).dump(),
+                                  {"Content-Type: application/json"});
+            if (r.status == 201) return r.json()["order_id"].get<std::string>();
+            if (failure != nullptr) *failure = std::to_string(r.status) + " " + r.body;
+        } catch (const std::exception& e) {
+            if (failure != nullptr) *failure = e.what();
+        }
+        return std::nullopt;
+    }
+    /// POSTs an order; returns its id (REQUIREs 201). On the test's thread only.
+    std::string place(const std::vector<std::pair<std::string, int>>& lines) const {
+        std::string failure;
+        auto id = try_place(lines, &failure);
+        INFO(failure);
+        REQUIRE(id);
+        return *id;
     }
 
     /// GET with ?wait=terminal.
@@ -164,6 +187,16 @@ struct Pipeline {
             if (auto* ev = std::get_if<CloudEvent>(&e)) out.push_back(*ev);
         }
         return out;
+    }
+
+    /// A counter or gauge of a service's /metrics (the first series whose text starts with
+    /// `series`, e.g. `kafka_transactions_total{loop="intake",result="committed"}`); 0 if absent.
+    static double metric(const std::string& base_url, const std::string& series) {
+        const auto text = http_request("GET", base_url + "/metrics").body;
+        const auto pos = text.find("\n" + series);
+        if (pos == std::string::npos) return 0;
+        const auto space = text.find(' ', pos + 1 + series.size());
+        return std::stod(text.substr(space + 1, text.find('\n', space) - space - 1));
     }
 };
 

@@ -1,7 +1,11 @@
-// The shared read-process-write loop on a real broker: exactly-once echo, poison envelopes,
-// and a record that makes the processor throw (isolated, then dead-lettered: no wedge).
+// The shared read-process-write loop on a real broker: exactly-once echo through every commit
+// outcome (committed, aborted, unknown-then-committed, unknown-then-aborted), poison records
+// (dead-lettered once), infrastructure failures (retried, never dead-lettered), a rewind whose
+// committed offsets come back with a per-partition error, and fencing.
 #include "support.hpp"
 
+#include "orderpipe/common/faults.hpp"
+#include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 #include "orderpipe/kafka/processing_loop.hpp"
 #include "orderpipe/kafka/producer.hpp"
@@ -10,33 +14,51 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <set>
+#include <map>
+#include <mutex>
 
 using namespace orderpipe;
 using namespace orderpipe::testing;
 
 namespace {
 
-/// Echoes every event to `out_topic`; throws on events whose data has "boom": true.
+/// Echoes every event to `out_topic`. Data {"poison": true} is refused (ContractError); data
+/// {"flaky": n} fails like a busy database the first n times it is seen.
 class EchoProcessor final : public kafka::BatchProcessor {
   public:
     explicit EchoProcessor(std::string out_topic) : out_topic_(std::move(out_topic)) {}
     void process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) override {
         for (const auto& in : batch) {
-            if (in.event.data.value("boom", false)) {
-                ++booms;
-                throw std::runtime_error("boom in " + in.event.id);
+            if (in.event.data.value("poison", false)) {
+                ++poisons;
+                throw contract::ContractError("poison in " + in.event.id);
+            }
+            if (const int flaky = in.event.data.value("flaky", 0); flaky > 0) {
+                std::lock_guard lock(mu_);
+                if (seen_[in.event.id]++ < flaky) {
+                    throw std::runtime_error("database is locked (SQLITE_BUSY)");
+                }
             }
             out.produce(kafka::to_record(out_topic_, in.event.subject, in.event));
         }
     }
-    std::atomic<int> booms{0};
+    void outcome_unknown() override { ++unknowns; }
+    bool resync(std::chrono::milliseconds) override {
+        ++resyncs;
+        return true;
+    }
+    std::atomic<int> poisons{0};
+    std::atomic<int> unknowns{0};
+    std::atomic<int> resyncs{0};
 
   private:
     std::string out_topic_;
+    std::mutex mu_;
+    std::map<std::string, int> seen_;
 };
 
-void produce_events(const std::string& topic, const std::vector<nlohmann::json>& datas) {
+void produce_events(const std::string& topic, const std::vector<nlohmann::json>& datas,
+                    const std::string& tag = "e") {
     kafka::ProducerOptions po;
     po.transactional_id = unique_name("test-producer");
     kafka::TransactionalProducer producer(client_config("test-producer"), po);
@@ -44,57 +66,222 @@ void produce_events(const std::string& topic, const std::vector<nlohmann::json>&
     producer.begin();
     int i = 0;
     for (const auto& d : datas) {
-        auto e = CloudEvent::make("TEST_EVENT", "/test", "k" + std::to_string(i++), "c",
+        auto e = CloudEvent::make("TEST_EVENT", "/test", tag + std::to_string(i++), "c",
                                   std::nullopt, TraceContext::fresh().header(), d);
         producer.produce(kafka::to_record(topic, e.subject, e));
     }
     REQUIRE(producer.commit_or_abort() == kafka::TxnOutcome::kCommitted);
 }
 
+/// Resets fault injection however the test ends.
+struct FaultPlan {
+    explicit FaultPlan(const std::string& spec = "") { faults::configure(spec); }
+    ~FaultPlan() { faults::configure(""); }
+};
+
+struct Harness {
+    std::string prefix = unique_name("loop");
+    std::map<std::string, std::string> t = create_test_topics(prefix, {"in", "in.dlq", "out"});
+    EchoProcessor processor{t["out"]};
+    prometheus::Registry registry;
+    std::atomic<int> fatal{0};
+    std::string fatal_why;
+
+    kafka::LoopOptions options(const std::string& name = "echo") {
+        kafka::LoopOptions lo;
+        lo.name = name;
+        lo.group_id = prefix + "-echo";
+        lo.topics = {t["in"]};
+        lo.transactional_id = prefix + "-echo";
+        lo.operation_timeout = std::chrono::seconds(5);
+        lo.on_fatal = [this](const std::string& why) {
+            fatal_why = why;
+            ++fatal;
+        };
+        return lo;
+    }
+
+    /// Every echoed ce_id exactly once, and `n` of them.
+    void check_echoed_once(std::size_t n) {
+        auto echoed = read_committed(t["out"], n);
+        std::map<std::string, int> ids;
+        for (const auto& r : echoed) ++ids[r.header("ce_id").value_or("")];
+        CHECK(ids.size() == n);
+        for (const auto& [id, count] : ids) {
+            INFO(id);
+            CHECK(count == 1);
+        }
+    }
+};
+
+double counter(prometheus::Registry& registry, const std::string& name,
+               const std::map<std::string, std::string>& labels) {
+    for (const auto& family : registry.Collect()) {
+        if (family.name != name) continue;
+        for (const auto& m : family.metric) {
+            std::size_t matched = 0;
+            for (const auto& l : m.label) {
+                auto it = labels.find(l.name);
+                if (it != labels.end() && it->second == l.value) ++matched;
+            }
+            if (matched == labels.size()) return m.counter.value;
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
-TEST_CASE("a record that makes the processor throw is isolated and dead-lettered; the rest pass",
-          "[loop][kafka]") {
-    const auto prefix = unique_name("loop");
-    auto t = create_test_topics(prefix, {"in", "in.dlq", "out"});
-    EchoProcessor processor(t["out"]);
-    prometheus::Registry registry;
-    kafka::LoopOptions lo;
-    lo.name = "echo";
-    lo.group_id = prefix + "-echo";
-    lo.topics = {t["in"]};
-    lo.transactional_id = prefix + "-echo";
-    kafka::ProcessingLoop loop(client_config("echo"), lo, processor, registry);
+TEST_CASE("a poison record is isolated and dead-lettered once; the rest pass", "[loop][kafka]") {
+    Harness h;
+    kafka::ProcessingLoop loop(client_config("echo"), h.options(), h.processor, h.registry);
     loop.start();
 
     std::vector<nlohmann::json> datas;
-    for (int i = 0; i < 10; ++i) datas.push_back({{"n", i}, {"boom", i == 6}});
-    produce_events(t["in"], datas);
-    auto [rc, out] = run_command("printf 'garbage' | kcat -P -b " + bootstrap() + " -t " + t["in"] +
-                                 " -k g 2>&1");
+    for (int i = 0; i < 10; ++i) datas.push_back({{"n", i}, {"poison", i == 6}});
+    produce_events(h.t["in"], datas);
+    auto [rc, out] = run_command("printf 'garbage' | kcat -P -b " + bootstrap() + " -t " +
+                                 h.t["in"] + " -k g 2>&1");
     REQUIRE(rc == 0);
 
-    auto echoed = read_committed(t["out"], 9);
-    CHECK(echoed.size() == 9);
-    auto dlq = read_committed(t["in.dlq"], 2);
+    h.check_echoed_once(9);
+    auto dlq = read_committed(h.t["in.dlq"], 2);
     REQUIRE(dlq.size() == 2);
-    int thrower = 0;
+    int refused = 0;
     int garbage = 0;
     for (const auto& r : dlq) {
         CHECK(r.header("dlq.reason") == "POISON_MESSAGE");
-        const auto error = r.header("dlq.last_error").value_or("");
-        if (error.find("processing failed 3 times: boom") != std::string::npos) ++thrower;
+        if (r.header("dlq.last_error").value_or("").find("poison in") != std::string::npos) {
+            ++refused;
+        }
         if (r.value == "garbage") ++garbage;
     }
-    CHECK(thrower == 1);
+    CHECK(refused == 1);
     CHECK(garbage == 1);
-    // Once in its first (multi-record) batch, maybe, then three times alone.
-    CHECK(processor.booms >= 3);
-    CHECK(processor.booms <= 4);
-    // Nothing was echoed twice although batches were aborted and retried.
-    std::set<std::string> ids;
-    for (const auto& r : echoed) ids.insert(r.header("ce_id").value_or(""));
-    CHECK(ids.size() == 9);
-    CHECK(loop.not_ready_reason() == std::nullopt);
+    // Once in its first (multi-record) batch, maybe, then once alone: a contract error is not
+    // retried.
+    CHECK(h.processor.poisons >= 1);
+    CHECK(h.processor.poisons <= 2);
+    REQUIRE(eventually([&] { return loop.status().ready; }));
     loop.stop();
+}
+
+TEST_CASE("an infrastructure failure is retried with a backoff and never dead-lettered",
+          "[loop][kafka][infra]") {
+    Harness h;
+    kafka::ProcessingLoop loop(client_config("echo"), h.options(), h.processor, h.registry);
+    loop.start();
+    REQUIRE(eventually([&] { return loop.status().ready; }));
+    // A record the "database" refuses five times in a row (the old loop dead-lettered any
+    // record that failed three times), among good ones.
+    std::vector<nlohmann::json> datas;
+    for (int i = 0; i < 5; ++i) datas.push_back({{"n", i}, {"flaky", i == 2 ? 5 : 0}});
+    produce_events(h.t["in"], datas);
+    // While it fails, readiness says so.
+    REQUIRE(eventually([&] {
+        auto s = loop.status();
+        return !s.ready && s.detail.find("SQLITE_BUSY") != std::string::npos;
+    }));
+    h.check_echoed_once(5);
+    CHECK(read_committed(h.t["in.dlq"]).empty());
+    CHECK(counter(h.registry, "kafka_loop_failures_total",
+                  {{"loop", "echo"}, {"cause", "infrastructure"}}) >= 5);
+    REQUIRE(eventually([&] { return loop.status().ready; }));
+    loop.stop();
+}
+
+TEST_CASE("every commit outcome leaves each record processed exactly once",
+          "[loop][kafka][outcome]") {
+    struct Case {
+        const char* fault;
+        bool unknown;
+    };
+    for (const auto& c : {Case{"echo:commit-abortable:1", false},
+                          Case{"echo:commit-abortable:1,echo:abort-fails:1", true},
+                          Case{"echo:commit-unknown-committed:1", true},
+                          Case{"echo:commit-unknown-aborted:1", true}}) {
+        DYNAMIC_SECTION(c.fault) {
+            Harness h;
+            kafka::ProcessingLoop loop(client_config("echo"), h.options(), h.processor, h.registry);
+            loop.start();
+            REQUIRE(eventually([&] { return loop.status().ready; }));
+            produce_events(h.t["in"], {{{"n", 0}}, {{"n", 1}}, {{"n", 2}}}, "before");
+            h.check_echoed_once(3);
+            FaultPlan plan(c.fault);
+            std::vector<nlohmann::json> datas;
+            for (int i = 0; i < 20; ++i) datas.push_back({{"n", i}});
+            produce_events(h.t["in"], datas, "after");
+            h.check_echoed_once(23);
+            if (c.unknown) {
+                // The loop settled the outcome (a fresh init_transactions) and let the processor
+                // resynchronise before it went on.
+                CHECK(h.processor.unknowns == 1);
+                CHECK(h.processor.resyncs >= 1);
+                CHECK(counter(h.registry, "kafka_transactions_total",
+                              {{"loop", "echo"}, {"result", "unknown"}}) == 1);
+            } else {
+                CHECK(h.processor.unknowns == 0);
+                CHECK(counter(h.registry, "kafka_transactions_total",
+                              {{"loop", "echo"}, {"result", "aborted"}}) == 1);
+            }
+            CHECK(h.fatal == 0);
+            loop.stop();
+        }
+    }
+}
+
+TEST_CASE("a rewind whose committed offsets come back with an error is retried, not replayed",
+          "[loop][kafka][rewind]") {
+    Harness h;
+    kafka::ProcessingLoop loop(client_config("echo"), h.options(), h.processor, h.registry);
+    loop.start();
+    REQUIRE(eventually([&] { return loop.status().ready; }));
+    std::vector<nlohmann::json> first;
+    for (int i = 0; i < 30; ++i) first.push_back({{"n", i}});
+    produce_events(h.t["in"], first, "first");
+    h.check_echoed_once(30);
+    // The next transaction aborts; fetching the committed offsets for the rewind then fails
+    // for one partition. Read as "never committed", that partition would be replayed from its
+    // beginning and its first records echoed twice.
+    FaultPlan plan("echo:commit-abortable:1,echo:rewind-partition-error:1");
+    std::vector<nlohmann::json> second;
+    for (int i = 0; i < 30; ++i) second.push_back({{"n", i}});
+    produce_events(h.t["in"], second, "second");
+    h.check_echoed_once(60);
+    loop.stop();
+}
+
+TEST_CASE("a loop fenced by a newer instance stops for good and never fences it back",
+          "[loop][kafka][fencing]") {
+    Harness h;
+    kafka::ProcessingLoop old_loop(client_config("echo-old"), h.options("echo-old"), h.processor,
+                                   h.registry);
+    old_loop.start();
+    REQUIRE(eventually([&] { return old_loop.status().ready; }));
+    produce_events(h.t["in"], {{{"n", 0}}}, "a");
+    h.check_echoed_once(1);
+
+    // A second instance with the same transactional.id (and group.instance.id) starts.
+    EchoProcessor newer_processor(h.t["out"]);
+    prometheus::Registry newer_registry;
+    auto newer_options = h.options("echo-new");
+    std::atomic<int> newer_fatal{0};
+    newer_options.on_fatal = [&](const std::string&) { ++newer_fatal; };
+    kafka::ProcessingLoop newer(client_config("echo-new"), newer_options, newer_processor,
+                                newer_registry);
+    newer.start();
+    REQUIRE(eventually([&] { return newer.status().ready; }));
+    // The old one finds out on its next request and stops: not ready, naming the cause.
+    produce_events(h.t["in"], {{{"n", 1}}, {{"n", 2}}, {{"n", 3}}}, "b");
+    REQUIRE(eventually([&] { return h.fatal == 1; }, std::chrono::seconds(60)));
+    CHECK(h.fatal_why.find("fenced") != std::string::npos);
+    CHECK_FALSE(old_loop.status().ready);
+    CHECK(old_loop.status().detail.find("fenced") != std::string::npos);
+    // The newer one carries on, alone: everything exactly once, and it was never fenced back.
+    produce_events(h.t["in"], {{{"n", 4}}, {{"n", 5}}}, "c");
+    h.check_echoed_once(6);
+    CHECK(newer_fatal == 0);
+    CHECK(newer.status().ready);
+    newer.stop();
+    old_loop.stop();
 }

@@ -74,16 +74,21 @@ TEST_CASE("200 concurrent orders race for 37 units: exactly 37 confirmed, never 
         {{{"sku", "RACE-001"}, {"name", "Last units"}, {"unit_price", "10.00"}, {"stock", 37}}}));
     p.start_inventory();
     p.start_orders();
-    std::vector<std::future<std::string>> placed;
+    std::vector<std::future<std::pair<std::optional<std::string>, std::string>>> placed;
     for (int i = 0; i < 200; ++i) {
         placed.push_back(std::async(std::launch::async, [&] {
-            return p.place({{"RACE-001", 1}});
+            std::string failure;
+            auto id = p.try_place({{"RACE-001", 1}}, &failure);
+            return std::make_pair(id, failure);
         }));
     }
     int confirmed = 0;
     int cancelled = 0;
     for (auto& f : placed) {
-        auto order = p.wait_terminal(f.get(), 60000);
+        auto [id, failure] = f.get();
+        INFO(failure);
+        REQUIRE(id);
+        auto order = p.wait_terminal(*id, 60000);
         if (order["status"] == "CONFIRMED") ++confirmed;
         if (order["status"] == "CANCELLED") {
             ++cancelled;

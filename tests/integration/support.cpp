@@ -1,5 +1,6 @@
 #include "support.hpp"
 
+#include "orderpipe/contract/topics.hpp"
 #include "orderpipe/kafka/admin.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 
@@ -52,15 +53,23 @@ std::string unique_name(const std::string& prefix) {
 }
 
 std::map<std::string, std::string> create_test_topics(const std::string& prefix,
-                                                      const std::vector<std::string>& names) {
+                                                      const std::vector<std::string>& names,
+                                                      const std::string& bootstrap_servers) {
     std::map<std::string, std::string> out;
     std::vector<kafka::NewTopic> topics;
     for (const auto& n : names) {
-        out[n] = prefix + "." + n;
-        topics.push_back({prefix + "." + n, 3, 1, {}});
+        out[n] = prefix.empty() ? n : prefix + "." + n;
+        topics.push_back({out[n], 3, 1, {}});
     }
-    kafka::create_topics(client_config("test-admin"), topics);
+    kafka::create_topics({bootstrap_servers, "test-admin", {}}, topics);
     return out;
+}
+
+std::map<std::string, std::string> create_contract_topics(const std::string& prefix,
+                                                          const std::string& bootstrap_servers) {
+    std::vector<std::string> names;
+    for (const auto& t : contract::all_topics()) names.push_back(t.name);
+    return create_test_topics(prefix, names, bootstrap_servers);
 }
 
 TempDir::TempDir() {
@@ -251,9 +260,16 @@ bool ChildProcess::running() {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status)
+                                         : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1);
         return false;
     }
     return true;
+}
+
+std::optional<int> ChildProcess::wait_exit(std::chrono::milliseconds deadline) {
+    if (!eventually([&] { return !running(); }, deadline)) return std::nullopt;
+    return exit_status_;
 }
 
 void ChildProcess::kill_hard() {
@@ -272,7 +288,8 @@ int ChildProcess::terminate(std::chrono::milliseconds deadline) {
     while (std::chrono::steady_clock::now() < until) {
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            return exit_status_;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child
     }

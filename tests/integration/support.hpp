@@ -22,9 +22,14 @@ kafka::ClientConfig client_config(const std::string& client_id = "orderpipe-test
 /// A name nobody else uses: "<prefix>-<random>".
 std::string unique_name(const std::string& prefix);
 
-/// Creates `<prefix>.<name>` topics with 3 partitions; returns name → full topic name.
-std::map<std::string, std::string> create_test_topics(const std::string& prefix,
-                                                      const std::vector<std::string>& names);
+/// Creates `<prefix>.<name>` topics (`<name>` with an empty prefix) with 3 partitions; returns
+/// name → full topic name.
+std::map<std::string, std::string> create_test_topics(
+    const std::string& prefix, const std::vector<std::string>& names,
+    const std::string& bootstrap_servers = bootstrap());
+/// Every topic of the contract (libs/contract), prefixed as above.
+std::map<std::string, std::string> create_contract_topics(
+    const std::string& prefix, const std::string& bootstrap_servers = bootstrap());
 
 /// A fresh temporary directory, removed by the destructor.
 class TempDir {
@@ -94,10 +99,14 @@ class ChildProcess {
     /// SIGTERM and wait. @returns the exit status (-1 if it had to be killed).
     int terminate(std::chrono::milliseconds deadline = std::chrono::seconds(20));
     bool running();
+    /// Waits for the process to exit by itself. @returns its exit code (128 + signal when
+    /// killed by one), or nullopt if it still runs at the deadline.
+    std::optional<int> wait_exit(std::chrono::milliseconds deadline);
     int pid() const { return pid_; }
 
   private:
     int pid_ = -1;
+    int exit_status_ = -1;
 };
 
 }  // namespace orderpipe::testing

@@ -1,39 +1,76 @@
 #include "orderpipe/common/config.hpp"
+#include "orderpipe/runtime/settings.hpp"
+
+#include "inventory_service.hpp"
+#include "order_service.hpp"
 
 #include <catch2/catch.hpp>
 
-using orderpipe::CommonConfig;
 using orderpipe::ConfigError;
 using orderpipe::EnvReader;
+using orderpipe::runtime::ServiceSettings;
 
 TEST_CASE("defaults apply when nothing is set", "[config]") {
     EnvReader env(std::map<std::string, std::string>{});
-    auto c = CommonConfig::read(env, "order-service", 8080);
+    auto c = ServiceSettings::read(env, "order-service", 8080);
     env.finish();
     CHECK(c.bootstrap_servers == "localhost:9092");
     CHECK(c.http_port == 8080);
     CHECK(c.transactional_id() == "order-service-0");
+    CHECK(c.transactional_id("saga") == "order-service-0-saga");
     CHECK(c.shutdown_timeout == std::chrono::seconds(10));
+    CHECK(c.commit_timeout == std::chrono::seconds(10));
+    CHECK(c.batch_max == 500);
 }
 
 TEST_CASE("every bad variable is named with what it accepts", "[config]") {
     EnvReader env(std::map<std::string, std::string>{{"HTTP_PORT", "99999"},
                                                      {"LOG_LEVEL", "loud"},
                                                      {"INSTANCE_ID", "a b"},
-                                                     {"SHUTDOWN_TIMEOUT", "soon"}});
-    CommonConfig::read(env, "order-service", 8080);
+                                                     {"SHUTDOWN_TIMEOUT", "soon"},
+                                                     {"FAULT_INJECT", "loop:point"}});
+    ServiceSettings::read(env, "order-service", 8080);
     try {
         env.finish();
         FAIL("expected ConfigError");
     } catch (const ConfigError& e) {
-        REQUIRE(e.problems().size() == 4);
+        REQUIRE(e.problems().size() == 5);
         const std::string all = e.what();
         CHECK_THAT(all,
                    Catch::Contains("HTTP_PORT=\"99999\": expected an integer from 0 to 65535"));
         CHECK_THAT(all, Catch::Contains("LOG_LEVEL=\"loud\": expected one of trace, debug"));
         CHECK_THAT(all, Catch::Contains("INSTANCE_ID"));
         CHECK_THAT(all, Catch::Contains("SHUTDOWN_TIMEOUT=\"soon\""));
+        CHECK_THAT(all, Catch::Contains("FAULT_INJECT"));
     }
+}
+
+TEST_CASE("the common settings have one name in every service", "[config]") {
+    const std::map<std::string, std::string> vars{{"COMMIT_TIMEOUT", "3s"},
+                                                  {"BATCH_MAX", "7"},
+                                                  {"BATCH_LINGER", "9ms"},
+                                                  {"HTTP_THREADS", "3"},
+                                                  {"INSTANCE_ID", "b"}};
+    EnvReader order_env(vars);
+    auto order = orderpipe::order::OrderServiceConfig::from_env(order_env);
+    order_env.finish();
+    EnvReader inventory_env(vars);
+    auto inventory = orderpipe::inventory::InventoryServiceConfig::from_env(inventory_env);
+    inventory_env.finish();
+    for (const auto* s : {&order.settings, &inventory.settings}) {
+        CHECK(s->commit_timeout == std::chrono::seconds(3));
+        CHECK(s->batch_max == 7);
+        CHECK(s->batch_linger == std::chrono::milliseconds(9));
+        CHECK(s->http_threads == 3);
+    }
+    CHECK(order.settings.transactional_id() == "order-service-b");
+    CHECK(inventory.settings.transactional_id() == "inventory-service-b");
+}
+
+TEST_CASE("a renamed variable says what it is called now", "[config]") {
+    EnvReader env(std::map<std::string, std::string>{{"INTAKE_COMMIT_TIMEOUT", "10s"}});
+    orderpipe::order::OrderServiceConfig::from_env(env);
+    CHECK_THROWS_WITH(env.finish(), Catch::Contains("set COMMIT_TIMEOUT instead"));
 }
 
 TEST_CASE("durations accept units", "[config]") {
@@ -53,10 +90,22 @@ TEST_CASE("other KAFKA_ variables pass through as librdkafka properties", "[conf
                                                      {"KAFKA_SECURITY_PROTOCOL", "SASL_SSL"},
                                                      {"KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"},
                                                      {"NOT_KAFKA", "x"}});
-    auto c = CommonConfig::read(env, "inventory-service", 8081);
+    auto c = ServiceSettings::read(env, "inventory-service", 8081);
     env.finish();
     CHECK(c.bootstrap_servers == "b:9092");
-    CHECK(c.kafka_overrides ==
+    CHECK(c.kafka_properties ==
           std::map<std::string, std::string>{{"security.protocol", "SASL_SSL"},
                                              {"sasl.mechanism", "SCRAM-SHA-512"}});
+    CHECK(c.kafka_client("x").properties == c.kafka_properties);
+}
+
+TEST_CASE("topic and group prefixes; every DLQ name comes from the contract", "[config]") {
+    EnvReader env(
+        std::map<std::string, std::string>{{"TOPIC_PREFIX", "t."}, {"GROUP_PREFIX", "g-"}});
+    auto c = ServiceSettings::read(env, "order-service", 8080);
+    env.finish();
+    CHECK(c.topic("orders.events") == "t.orders.events");
+    CHECK(c.group("order-service") == "g-order-service");
+    CHECK(c.dlq_topic("t.inventory.requests") == "t.inventory.requests.dlq");
+    CHECK(c.dlq_topic("t.notifications.requests") == "t.notifications.dlq");
 }

@@ -38,6 +38,7 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using orderpipe::http::Readiness;
 using orderpipe::http::Request;
 using orderpipe::http::Responder;
 using orderpipe::http::Response;
@@ -444,13 +445,18 @@ TEST_CASE("built-in /livez, /readyz and /metrics", "[http]") {
         REQUIRE(ready_default.result_int() == 200);
         CHECK(body_json(ready_default) == json{{"status", "ready"}});
 
-        server.set_readiness([] { return std::optional<std::string>("kafka: not connected"); });
+        server.set_readiness([] {
+            return Readiness{false, "kafka: not connected", {{"kafka", "not connected"}}};
+        });
         const auto not_ready = client.get("/readyz");
         require_problem(not_ready, 503);
         CHECK(body_json(not_ready)["detail"] == "kafka: not connected");
+        CHECK(body_json(not_ready)["checks"]["kafka"] == "not connected");
 
-        server.set_readiness([] { return std::optional<std::string>(); });
-        CHECK(client.get("/readyz").result_int() == 200);
+        server.set_readiness([] { return Readiness{true, "", {{"kafka", "ok"}}}; });
+        const auto ready = client.get("/readyz");
+        REQUIRE(ready.result_int() == 200);
+        CHECK(body_json(ready)["checks"]["kafka"] == "ok");
     }
     SECTION("/metrics: Prometheus text with the request counters, labelled by pattern") {
         REQUIRE(client.get("/orders/o-123").result_int() == 200);

@@ -111,27 +111,40 @@ TEST_CASE("every invalid field is reported", "[order]") {
     }
 }
 
-TEST_CASE("intake events carry the ids, headers and data of SPEC §4", "[order]") {
-    AcceptedOrder o;
-    o.order_id = "o-1";
-    o.correlation_id = "saga-1";
-    o.created_at = "2026-11-23T19:40:00.123Z";
-    o.traceparent = TraceContext::fresh().header();
-    o.request = std::get<OrderRequest>(validate_order(parse(kSpecExample)));
+TEST_CASE("intake events carry the ids, headers and data of the contract", "[order]") {
+    const std::string incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    AcceptedOrder o = accept(std::get<OrderRequest>(validate_order(parse(kSpecExample))), incoming);
+    CHECK(TraceContext::parse(o.traceparent)->trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(o.traceparent != incoming);  // a child span
     auto [created, reserve] = intake_events(o);
     CHECK(created.type == "ORDER_CREATED");
+    CHECK(created.id == o.created_event_id);
     CHECK_FALSE(created.causation_id);
-    CHECK(created.subject == "o-1");
+    CHECK(created.subject == o.order_id());
+    CHECK(created.time == o.created.created_at);
     CHECK(created.data["status"] == "PENDING");
     CHECK(created.data["total"] == "1059.97");
     CHECK(created.data["items"][0]["unit_price"] == "999.99");
     CHECK(created.data["customer_email"] == "ana@example.com");
     CHECK(reserve.type == "INVENTORY_RESERVE_REQUESTED");
+    CHECK(reserve.id == o.reserve_event_id);
     CHECK(reserve.causation_id == created.id);
-    CHECK(reserve.correlation_id == "saga-1");
+    CHECK(reserve.correlation_id == o.correlation_id);
     CHECK(reserve.data["items"] == json::array({{{"sku", "LAPTOP-001"}, {"quantity", 1}},
                                                 {{"sku", "MOUSE-001"}, {"quantity", 2}}}));
-    CHECK(reserve.data["order"]["order_id"] == "o-1");
+    CHECK(reserve.data["order"]["order_id"] == o.order_id());
     CHECK(TraceContext::parse(reserve.traceparent)->trace_id ==
           TraceContext::parse(o.traceparent)->trace_id);
+    CHECK_NOTHROW(contract::OrderCreated::read(created.data));
+    CHECK_NOTHROW(contract::InventoryReserveRequested::read(reserve.data));
+    CHECK(created_response(o.created)["total"] == "1059.97");
+}
+
+TEST_CASE("a request without a valid traceparent starts a trace", "[order]") {
+    auto request = std::get<OrderRequest>(validate_order(parse(kSpecExample)));
+    AcceptedOrder o = accept(request, std::string("garbage"));
+    CHECK(TraceContext::parse(o.traceparent));
+    AcceptedOrder p = accept(request, std::nullopt);
+    CHECK(TraceContext::parse(p.traceparent));
+    CHECK(o.order_id() != p.order_id());
 }

@@ -1,5 +1,7 @@
-// The order saga's decisions and the inventory's reservation rule, without Kafka.
+// The order saga's decisions, the read model's rule, and the inventory's reservation rule,
+// without Kafka.
 #include "saga.hpp"
+#include "read_model.hpp"
 #include "reservation.hpp"
 
 #include <catch2/catch.hpp>
@@ -10,30 +12,45 @@ using nlohmann::json;
 
 namespace {
 
-OrderRecord pending_order() {
-    OrderRecord o;
-    o.order_id = "o-1";
-    o.status = "PENDING";
-    o.correlation_id = "saga-1";
-    o.traceparent = TraceContext::fresh().header();
-    o.last_event_id = "created-1";
-    o.doc = {
+SagaTopics kTopics() {
+    return {"orders.events", "inventory.requests", "inventory.responses", "notifications.requests"};
+}
+
+json order_doc() {
+    return {
         {"order_id", "o-1"},
+        {"customer_id", "c-1"},
         {"customer_email", "ana@example.com"},
         {"total", "59.98"},
         {"currency", "USD"},
+        {"status", "PENDING"},
+        {"created_at", "2026-12-01T10:00:00.000Z"},
         {"items", json::array({{{"sku", "MOUSE-001"}, {"quantity", 2}, {"unit_price", "29.99"}}})}};
+}
+
+OrderRecord pending_order() {
+    OrderRecord o;
+    o.order_id = "o-1";
+    o.correlation_id = "saga-1";
+    o.traceparent = TraceContext::fresh().header();
+    o.last_event_id = "created-1";
+    o.doc = order_doc();
     return o;
 }
 
-CloudEvent result(const std::string& status) {
+CloudEvent result_event(const std::string& status) {
     return CloudEvent::make("INVENTORY_RESERVE_RESULT", "/inventory-service", "o-1", "saga-1",
                             "req-1", TraceContext::fresh().header(),
                             {{"order_id", "o-1"},
                              {"status", status},
                              {"reason", "why"},
                              {"lines", json::array()},
-                             {"order", pending_order().doc}});
+                             {"order", order_doc()}});
+}
+
+SagaStep answer(const OrderRecord& o, const std::string& status) {
+    auto e = result_event(status);
+    return on_reserve_result(o, e, contract::InventoryReserveResult::read(e.data), kTopics());
 }
 
 std::vector<std::string> types(const SagaStep& s) {
@@ -42,104 +59,146 @@ std::vector<std::string> types(const SagaStep& s) {
     return out;
 }
 
-const SagaTopics kTopics;
+/// The order after the step's orders.events events, by the read model's rule.
+OrderRecord after(OrderRecord o, const SagaStep& s) {
+    for (const auto& [topic, e] : s.emit) {
+        if (auto t = transition_for(e)) apply_transition(o, e.id, *t);
+    }
+    if (s.requests_release) o.release_requested = true;
+    return o;
+}
 
 }  // namespace
 
 TEST_CASE("RESERVED confirms a pending order and requests its notification", "[saga]") {
-    std::string why;
-    const auto reserved = result("RESERVED");
-    auto step = on_reserve_result(pending_order(), reserved, kTopics, why);
-    REQUIRE(step);
-    CHECK(types(*step) ==
-          std::vector<std::string>{"orders.events:ORDER_CONFIRMED",
-                                   "notifications.requests:NOTIFICATION_REQUESTED"});
-    CHECK(step->change->status == "CONFIRMED");
-    CHECK(step->change->decided);
-    const auto& confirmed = step->emit[0].second;
+    const auto reserved = result_event("RESERVED");
+    auto step = on_reserve_result(pending_order(), reserved,
+                                  contract::InventoryReserveResult::read(reserved.data), kTopics());
+    CHECK(types(step) == std::vector<std::string>{"orders.events:ORDER_CONFIRMED",
+                                                  "notifications.requests:NOTIFICATION_REQUESTED"});
+    const auto o = after(pending_order(), step);
+    CHECK(o.status == contract::OrderStatus::kConfirmed);
+    CHECK(o.decided);
+    const auto& confirmed = step.emit[0].second;
     CHECK(confirmed.causation_id == reserved.id);
     CHECK(confirmed.correlation_id == "saga-1");
     CHECK(confirmed.data["total"] == "59.98");
-    const auto& note = step->emit[1].second;
+    const auto& note = step.emit[1].second;
     CHECK(note.causation_id == confirmed.id);
     CHECK(note.data["kind"] == "ORDER_CONFIRMED");
     CHECK(note.data["to"] == "ana@example.com");
+    CHECK_NOTHROW(contract::NotificationRequested::read(note.data));
 }
 
 TEST_CASE("a stock shortage or unknown SKU cancels with that reason", "[saga]") {
     for (const char* status : {"INSUFFICIENT_STOCK", "UNKNOWN_SKU"}) {
-        std::string why;
-        auto step = on_reserve_result(pending_order(), result(status), kTopics, why);
-        REQUIRE(step);
-        CHECK(types(*step) ==
+        auto step = answer(pending_order(), status);
+        CHECK(types(step) ==
               std::vector<std::string>{"orders.events:ORDER_CANCELLED",
                                        "notifications.requests:NOTIFICATION_REQUESTED"});
-        CHECK(step->emit[0].second.data["reason"] == status);
-        CHECK(step->change->reason == status);
+        CHECK(step.emit[0].second.data["reason"] == status);
+        const auto o = after(pending_order(), step);
+        CHECK(o.status == contract::OrderStatus::kCancelled);
+        CHECK(contract::to_string(*o.reason) == status);
+        CHECK(o.decided);
+        CHECK_FALSE(o.release_requested);
     }
 }
 
 TEST_CASE("a late RESERVED for a cancelled order is answered with a release, never a confirmation",
           "[saga]") {
     auto cancelled = pending_order();
-    cancelled.status = "CANCELLED";
-    cancelled.reason = "TIMEOUT";
-    std::string why;
-    auto step = on_reserve_result(cancelled, result("RESERVED"), kTopics, why);
-    REQUIRE(step);
-    CHECK(types(*step) ==
+    cancelled.status = contract::OrderStatus::kCancelled;
+    cancelled.reason = contract::CancelReason::kInsufficientStock;
+    auto step = answer(cancelled, "RESERVED");
+    CHECK(types(step) ==
           std::vector<std::string>{"inventory.requests:INVENTORY_RELEASE_REQUESTED"});
-    CHECK_FALSE(step->change->add_history);
+    CHECK(step.requests_release);
     // Once a release was requested (by the cancel itself), nothing more is sent.
     cancelled.release_requested = true;
-    CHECK(on_reserve_result(cancelled, result("RESERVED"), kTopics, why)->emit.empty());
+    CHECK(answer(cancelled, "RESERVED").emit.empty());
     // A rejection for a cancelled order needs nothing.
-    CHECK(on_reserve_result(cancelled, result("INSUFFICIENT_STOCK"), kTopics, why)->emit.empty());
+    CHECK(answer(cancelled, "INSUFFICIENT_STOCK").emit.empty());
 }
 
 TEST_CASE("a second answer for a decided order changes nothing", "[saga]") {
     auto confirmed = pending_order();
-    confirmed.status = "CONFIRMED";
-    std::string why;
-    auto step = on_reserve_result(confirmed, result("RESERVED"), kTopics, why);
-    REQUIRE(step);
-    CHECK(step->emit.empty());
-    CHECK_FALSE(step->change);
+    confirmed.status = contract::OrderStatus::kConfirmed;
+    CHECK(answer(confirmed, "RESERVED").emit.empty());
+    CHECK(answer(confirmed, "INSUFFICIENT_STOCK").emit.empty());
 }
 
-TEST_CASE("malformed results are refused with a reason", "[saga]") {
-    std::string why;
-    CHECK_FALSE(on_reserve_result(pending_order(), result("MAYBE"), kTopics, why));
-    CHECK(why.find("MAYBE") != std::string::npos);
-    auto no_id = result("RESERVED");
+TEST_CASE("malformed results are refused by the contract", "[saga]") {
+    auto maybe = result_event("MAYBE");
+    CHECK_THROWS_WITH(contract::InventoryReserveResult::read(maybe.data), Catch::Contains("MAYBE"));
+    auto no_id = result_event("RESERVED");
     no_id.data.erase("order_id");
-    CHECK_FALSE(on_reserve_result(pending_order(), no_id, kTopics, why));
+    CHECK_THROWS_AS(contract::InventoryReserveResult::read(no_id.data), contract::ContractError);
+    auto bad_order = result_event("RESERVED");
+    bad_order.data["order"].erase("total");
+    const auto r = contract::InventoryReserveResult::read(bad_order.data);
+    CHECK_THROWS_AS(record_from_result(bad_order, r), contract::ContractError);
 }
 
-TEST_CASE("customer cancel and timeout release the stock", "[saga]") {
+TEST_CASE("customer cancel and timeout release the stock and notify", "[saga]") {
     auto pending = pending_order();
-    auto cancel = on_customer_cancel(pending, kTopics);
-    CHECK(types(cancel) ==
-          std::vector<std::string>{"orders.events:ORDER_CANCELLED",
-                                   "inventory.requests:INVENTORY_RELEASE_REQUESTED",
-                                   "notifications.requests:NOTIFICATION_REQUESTED"});
+    auto cancel = on_customer_cancel(pending, kTopics());
+    const std::vector<std::string> cancel_types{"orders.events:ORDER_CANCELLED",
+                                                "inventory.requests:INVENTORY_RELEASE_REQUESTED",
+                                                "notifications.requests:NOTIFICATION_REQUESTED"};
+    CHECK(types(cancel) == cancel_types);
     CHECK(cancel.emit[0].second.data["reason"] == "CUSTOMER_REQUEST");
     CHECK(cancel.emit[0].second.causation_id == "created-1");
-    CHECK(cancel.change->release_requested);
+    auto o = after(pending, cancel);
+    CHECK(o.release_requested);
+    CHECK_FALSE(o.decided);  // a customer cancel is not the order's decision (I1)
 
     auto confirmed = pending_order();
-    confirmed.status = "CONFIRMED";
+    confirmed.status = contract::OrderStatus::kConfirmed;
     confirmed.decided = true;
-    // A confirmed order already had its one notification (I4).
-    CHECK(types(on_customer_cancel(confirmed, kTopics)) ==
-          std::vector<std::string>{"orders.events:ORDER_CANCELLED",
-                                   "inventory.requests:INVENTORY_RELEASE_REQUESTED"});
+    // The customer is told, also when the order had been confirmed.
+    auto cancel_confirmed = on_customer_cancel(confirmed, kTopics());
+    CHECK(types(cancel_confirmed) == cancel_types);
+    CHECK(cancel_confirmed.emit[2].second.data["kind"] == "ORDER_CANCELLED");
 
-    auto timeout = on_timeout(pending, kTopics);
+    auto timeout = on_timeout(pending, kTopics());
     CHECK(timeout.emit[0].second.data["reason"] == "TIMEOUT");
-    CHECK(timeout.change->decided);
+    CHECK(after(pending, timeout).decided);
     CHECK(timeout.emit[1].second.data["items"] ==
           json::array({{{"sku", "MOUSE-001"}, {"quantity", 2}}}));
+}
+
+TEST_CASE("the read model's rule: which event changes what", "[read-model]") {
+    auto event = [](const char* type, json data) {
+        return CloudEvent::make(type, "/order-service", "o-1", "saga-1", "x",
+                                TraceContext::fresh().header(), std::move(data));
+    };
+    auto confirmed =
+        transition_for(event("ORDER_CONFIRMED", {{"order_id", "o-1"},
+                                                 {"total", "1.00"},
+                                                 {"currency", "USD"},
+                                                 {"confirmed_at", "2026-12-01T10:00:00.000Z"}}));
+    REQUIRE(confirmed);
+    CHECK(confirmed->status == contract::OrderStatus::kConfirmed);
+    CHECK(confirmed->decided);
+    CHECK_FALSE(confirmed->releases);
+    auto cancelled = [&](const char* reason) {
+        return transition_for(
+            event("ORDER_CANCELLED", {{"order_id", "o-1"},
+                                      {"total", "1.00"},
+                                      {"currency", "USD"},
+                                      {"reason", reason},
+                                      {"detail", ""},
+                                      {"cancelled_at", "2026-12-01T10:00:00.000Z"}}));
+    };
+    CHECK(cancelled("INSUFFICIENT_STOCK")->decided);
+    CHECK_FALSE(cancelled("INSUFFICIENT_STOCK")->releases);
+    CHECK(cancelled("TIMEOUT")->decided);
+    CHECK(cancelled("TIMEOUT")->releases);
+    CHECK_FALSE(cancelled("CUSTOMER_REQUEST")->decided);
+    CHECK(cancelled("CUSTOMER_REQUEST")->releases);
+    CHECK_THROWS_AS(cancelled("BORED"), contract::ContractError);
+    CHECK_FALSE(transition_for(event("NOTIFICATION_SENT", json::object())));
 }
 
 TEST_CASE("reservations are all or nothing; an unknown SKU wins over a shortage", "[inventory]") {

@@ -160,42 +160,16 @@ std::map<std::string, std::string> EnvReader::kafka_passthrough(
     return out;
 }
 
+void EnvReader::renamed(const std::string& old_name, const std::string& new_name) {
+    if (get(old_name)) {
+        problems_.push_back(old_name + " was renamed: set " + new_name + " instead");
+    }
+}
+
 void EnvReader::problem(std::string message) { problems_.push_back(std::move(message)); }
 
 void EnvReader::finish() const {
     if (!problems_.empty()) throw ConfigError(problems_);
-}
-
-CommonConfig CommonConfig::read(EnvReader& env, std::string service, std::uint16_t default_port) {
-    CommonConfig c;
-    c.service = std::move(service);
-    c.bootstrap_servers = env.string("KAFKA_BOOTSTRAP_SERVERS", c.bootstrap_servers);
-    c.http_port = env.port("HTTP_PORT", default_port);
-    c.data_dir = env.string("DATA_DIR", c.data_dir);
-    c.instance_id = env.string("INSTANCE_ID", c.instance_id);
-    for (char ch : c.instance_id) {
-        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') {
-            env.problem("INSTANCE_ID=\"" + c.instance_id +
-                        "\": expected letters, digits, '-', '_' or '.' (it is part of the "
-                        "transactional.id)");
-            break;
-        }
-    }
-    c.fault_kill_before_commit =
-        static_cast<std::size_t>(env.integer("FAULT_KILL_BEFORE_COMMIT", 0, 0, 1000000));
-    c.topic_prefix = env.string("TOPIC_PREFIX", "");
-    c.group_prefix = env.string("GROUP_PREFIX", "");
-    c.log_level = env.choice("LOG_LEVEL", c.log_level,
-                             {"trace", "debug", "info", "warn", "error", "critical", "off"});
-    c.shutdown_timeout = env.millis("SHUTDOWN_TIMEOUT", c.shutdown_timeout,
-                                    std::chrono::milliseconds(100), std::chrono::minutes(10));
-    // The broker scripts and Kafka's own tools read these; they are not librdkafka properties.
-    c.kafka_overrides = env.kafka_passthrough(
-        {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_DATA_DIR",
-         "KAFKA_HEAP", "KAFKA_HOST", "KAFKA_OPTS", "KAFKA_START_TIMEOUT", "KAFKA_STOP_TIMEOUT",
-         "KAFKA_HOME", "KAFKA_LIBS", "KAFKA_HEAP_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS",
-         "KAFKA_LOG4J_OPTS", "KAFKA_DEBUG", "KAFKA_GC_LOG_OPTS", "KAFKA_JMX_OPTS"});
-    return c;
 }
 
 }  // namespace orderpipe

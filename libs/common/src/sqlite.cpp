@@ -24,7 +24,9 @@ Statement::Statement(sqlite3* db, std::string_view sql) : db_(db), sql_(sql) {
 }
 
 Statement& Statement::bind(int index, std::string_view text) {
-    const int rc = sqlite3_bind_text(stmt_.get(), index, text.data(), static_cast<int>(text.size()),
+    // An empty view may have no data pointer; SQLite would bind NULL for it, not "".
+    const char* data = text.data() != nullptr ? text.data() : "";
+    const int rc = sqlite3_bind_text(stmt_.get(), index, data, static_cast<int>(text.size()),
                                      SQLITE_TRANSIENT);
     if (rc != SQLITE_OK) fail(db_, rc, "bind on \"" + sql_ + "\"");
     return *this;
@@ -98,7 +100,32 @@ void Database::exec(std::string_view sql) {
     }
 }
 
+CachedStatement Database::cached(std::string_view sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+        it = cache_.emplace(std::string(sql), std::make_unique<Statement>(db_.get(), sql)).first;
+    }
+    return CachedStatement(*it->second);
+}
+
 std::int64_t Database::changes() const { return sqlite3_changes64(db_.get()); }
+
+Savepoint::Savepoint(Database& db) : db_(db) { db_.exec("SAVEPOINT orderpipe_sp"); }
+
+Savepoint::~Savepoint() {
+    if (!done_) {
+        try {
+            db_.exec("ROLLBACK TO orderpipe_sp");
+            db_.exec("RELEASE orderpipe_sp");
+        } catch (...) {  // NOLINT(bugprone-empty-catch): the enclosing transaction rolls back
+        }
+    }
+}
+
+void Savepoint::release() {
+    db_.exec("RELEASE orderpipe_sp");
+    done_ = true;
+}
 
 Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
 

@@ -52,6 +52,10 @@ void Responder::operator()(Response response) const {
     }
 }
 
+void Responder::on_cancel(std::function<void()> on_cancel) const {
+    if (state_) state_->set_on_cancel(std::move(on_cancel));
+}
+
 bool Responder::responded() const noexcept {
     return state_ && state_->done_.load(std::memory_order_acquire);
 }
@@ -72,7 +76,7 @@ void Server::route(std::string method, std::string pattern, Handler handler) {
     impl_->route(std::move(method), std::move(pattern), std::move(handler));
 }
 
-void Server::set_readiness(std::function<std::optional<std::string>()> check) {
+void Server::set_readiness(std::function<Readiness()> check) {
     impl_->set_readiness(std::move(check));
 }
 

@@ -85,7 +85,7 @@ void ServerCore::route(std::string method, std::string pattern, Handler handler)
     router_.add(std::move(method), std::move(pattern), std::move(handler));
 }
 
-void ServerCore::set_readiness(std::function<std::optional<std::string>()> check) {
+void ServerCore::set_readiness(std::function<Readiness()> check) {
     const std::lock_guard lock(readiness_mutex_);
     readiness_ = std::move(check);
 }
@@ -282,24 +282,24 @@ bool ServerCore::on_io_thread() const {
 
 Response ServerCore::readiness_response() {
     if (stopping_.load(std::memory_order_acquire)) {
-        return problem(503, "Service Unavailable", "the server is shutting down");
+        return problem(503, "Not Ready", "draining: the service is shutting down");
     }
-    std::function<std::optional<std::string>()> check;
+    std::function<Readiness()> check;
     {
         const std::lock_guard lock(readiness_mutex_);
         check = readiness_;
     }
-    if (check) {
-        try {
-            if (auto why = check()) {
-                return problem(503, "Service Unavailable", std::move(*why));
-            }
-        } catch (const std::exception& e) {
-            return problem(503, "Service Unavailable",
-                           std::string("the readiness check failed: ") + e.what());
-        }
+    if (!check) return Response::json(200, {{"status", "ready"}});
+    Readiness r;
+    try {
+        r = check();
+    } catch (const std::exception& e) {
+        return problem(503, "Not Ready", std::string("the readiness check failed: ") + e.what());
     }
-    return Response::json(200, {{"status", "ready"}});
+    if (!r.ready) {
+        return problem(503, "Not Ready", r.detail, {{"checks", std::move(r.checks)}});
+    }
+    return Response::json(200, {{"status", "ready"}, {"checks", std::move(r.checks)}});
 }
 
 Response ServerCore::metrics_response() const {

@@ -48,7 +48,7 @@ class ServerCore {
     ServerCore& operator=(ServerCore&&) = delete;
 
     void route(std::string method, std::string pattern, Handler handler);
-    void set_readiness(std::function<std::optional<std::string>()> check);
+    void set_readiness(std::function<Readiness()> check);
     void start();
     void stop();
     [[nodiscard]] std::uint16_t port() const { return port_.load(std::memory_order_acquire); }
@@ -97,7 +97,7 @@ class ServerCore {
     Phase phase_ = Phase::configuring;
 
     std::mutex readiness_mutex_;
-    std::function<std::optional<std::string>()> readiness_;
+    std::function<Readiness()> readiness_;
 
     // Owns every open connection. A session waiting for its Responder has no pending operation,
     // so this map is what keeps it alive; it also lets stop() reach every connection.

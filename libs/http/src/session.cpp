@@ -115,6 +115,29 @@ void ResponderState::complete(Response response, bool dropped) {
     }
 }
 
+void ResponderState::set_on_cancel(std::function<void()> on_cancel) {
+    const std::lock_guard lock(cancel_mutex_);
+    on_cancel_ = std::move(on_cancel);
+}
+
+void ResponderState::cancel() {
+    if (done_.exchange(true, std::memory_order_acq_rel)) {
+        return;  // answered meanwhile
+    }
+    std::function<void()> callback;
+    {
+        const std::lock_guard lock(cancel_mutex_);
+        callback.swap(on_cancel_);
+    }
+    if (callback) {
+        try {
+            callback();
+        } catch (const std::exception& e) {
+            spdlog::error("http: on_cancel callback threw: {}", e.what());
+        }
+    }
+}
+
 // ---- Session ----------------------------------------------------------------------------------
 
 Session::Session(ServerCore& core, tcp::socket&& socket)
@@ -301,7 +324,8 @@ void Session::on_request() {
 
     // Our copy keeps the state alive through the call, so a handler that throws can still be
     // answered; when the last copy goes without a call, ResponderState answers 500.
-    const Responder responder(std::make_shared<ResponderState>(core_.liveness(), weak_from_this()));
+    auto state = std::make_shared<ResponderState>(core_.liveness(), weak_from_this());
+    const Responder responder(state);
     try {
         match.route->handler(std::move(request), responder);
     } catch (const std::exception& e) {
@@ -315,6 +339,36 @@ void Session::on_request() {
         responder(problem(500, "Internal Server Error",
                           "the request handler failed with an unexpected error"));
     }
+    if (!responder.responded()) {
+        watch_for_hangup(state);
+    }
+}
+
+void Session::watch_for_hangup(std::weak_ptr<ResponderState> state) {
+    stream_.socket().async_wait(tcp::socket::wait_read,
+                                [self = shared_from_this(), state = std::move(state)](
+                                    beast::error_code ec) { self->on_hangup_check(ec, state); });
+}
+
+void Session::on_hangup_check(beast::error_code ec, const std::weak_ptr<ResponderState>& state) {
+    if (state_ != State::handling || ec == net::error::operation_aborted) {
+        return;  // answered (or closed) meanwhile
+    }
+    beast::error_code available_ec;
+    const auto available = stream_.socket().available(available_ec);
+    if (!ec && !available_ec && available > 0) {
+        return;  // the client sent more (a pipelined request): it is still there
+    }
+    // Readable with nothing to read: the client closed its side. Nobody will read the answer.
+    if (auto s = state.lock()) {
+        s->cancel();
+    }
+    if (endpoint_ != nullptr) {
+        const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started_;
+        endpoint_->observe(499, elapsed.count());  // nginx's "client closed request"
+        endpoint_ = nullptr;
+    }
+    close_now();
 }
 
 void Session::on_response(Response response, bool dropped) {

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,10 +44,15 @@ struct ResponderState {
 
     /// First call wins; hands the response to the session's strand.
     void complete(Response response, bool dropped);
+    void set_on_cancel(std::function<void()> on_cancel);
+    /// The client hung up: marks the request done and calls on_cancel (once).
+    void cancel();
 
     std::shared_ptr<Liveness> liveness_;
     std::weak_ptr<Session> session_;  // weak: see ServerCore::sessions_ for who owns sessions
     std::atomic<bool> done_{false};
+    std::mutex cancel_mutex_;
+    std::function<void()> on_cancel_;  // guarded by cancel_mutex_
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -70,6 +77,9 @@ class Session : public std::enable_shared_from_this<Session> {
     void on_read_body(boost::beast::error_code ec, std::size_t bytes);
     void on_read_error(boost::beast::error_code ec);
     void on_request();
+    /// While a handler works on the request, notices a client that hangs up.
+    void watch_for_hangup(std::weak_ptr<ResponderState> state);
+    void on_hangup_check(boost::beast::error_code ec, const std::weak_ptr<ResponderState>& state);
     void on_response(Response response, bool dropped);
     /// Answers an unreadable request, then closes (the rest of the input cannot be trusted).
     void reply_and_close(Response response, EndpointMetrics& endpoint);

@@ -1,111 +1,46 @@
 #include "url.hpp"
 
+#include <boost/url/encoding_opts.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
 namespace orderpipe::http::detail {
-namespace {
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-}  // namespace
-
-std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space) {
-    std::string out;
-    out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        const char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= in.size()) {
-                return std::nullopt;
-            }
-            const int hi = hex_value(in[i + 1]);
-            const int lo = hex_value(in[i + 2]);
-            if (hi < 0 || lo < 0) {
-                return std::nullopt;
-            }
-            out.push_back(static_cast<char>((hi << 4) | lo));
-            i += 2;
-        } else if (c == '+' && plus_as_space) {
-            out.push_back(' ');
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
-
-bool parse_query(std::string_view query, std::map<std::string, std::string>& out) {
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const std::string_view pair = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-        if (pair.empty()) {
-            continue;
-        }
-        const auto eq = pair.find('=');
-        auto key = percent_decode(pair.substr(0, eq), true);
-        auto value = percent_decode(
-            eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
-        if (!key || !value) {
-            return false;
-        }
-        out.try_emplace(std::move(*key), std::move(*value));
-    }
-    return true;
-}
+namespace urls = boost::urls;
 
 ParsedTarget parse_target(std::string_view target) {
     ParsedTarget result;
-    // Absolute form (RFC 9112 §3.2.2) is legal for any server: drop "scheme://authority".
-    if (const auto scheme_end = target.find("://");
-        scheme_end != std::string_view::npos && target.front() != '/') {
-        const auto path_start = target.find('/', scheme_end + 3);
-        target = path_start == std::string_view::npos ? std::string_view{"/"}
-                                                      : target.substr(path_start);
-    }
-    if (target.empty() || target.front() != '/') {
-        result.error = "request target must start with '/'";
+    // Origin form ("/a/b?x=1"), or the absolute form (RFC 9112 §3.2.2) any server must accept.
+    // Boost.URL enforces RFC 3986: '"', '<', '{', '|', spaces, bytes >= 0x80 and malformed
+    // escapes are refused rather than passed on to handlers.
+    auto parsed = !target.empty() && target.front() == '/' ? urls::parse_origin_form(target)
+                                                           : urls::parse_absolute_uri(target);
+    if (!parsed) {
+        result.error = "malformed request target (RFC 3986): " + parsed.error().message();
         return result;
     }
-    // A fragment is never sent by conforming clients; ignore one if present.
-    target = target.substr(0, target.find('#'));
-
-    const auto qmark = target.find('?');
-    const std::string_view raw_path = target.substr(0, qmark);
-    if (qmark != std::string_view::npos && !parse_query(target.substr(qmark + 1), result.query)) {
-        result.error = "malformed percent-encoding in the query string";
-        return result;
-    }
-
-    result.path.reserve(raw_path.size());
-    std::string_view rest = raw_path.substr(1);
-    for (;;) {
-        const auto slash = rest.find('/');
-        auto segment = percent_decode(rest.substr(0, slash), false);
-        if (!segment) {
-            result.error = "malformed percent-encoding in the path";
-            return result;
-        }
-        if (segment->find('\0') != std::string::npos) {
+    const urls::url_view& url = *parsed;
+    for (auto segment : url.encoded_segments()) {
+        std::string decoded = segment.decode();
+        if (decoded.find('\0') != std::string::npos) {
             result.error = "the path must not contain NUL";
             return result;
         }
         result.path.push_back('/');
-        result.path += *segment;
-        result.segments.push_back(std::move(*segment));
-        if (slash == std::string_view::npos) {
-            break;
-        }
-        rest = rest.substr(slash + 1);
+        result.path += decoded;
+        result.segments.push_back(std::move(decoded));
+    }
+    if (result.segments.empty()) {
+        result.path = "/";
+        result.segments.emplace_back();  // "/" is one empty segment for the router
+    }
+    urls::encoding_opts plus_as_space;
+    plus_as_space.space_as_plus = true;
+    for (auto param : url.encoded_params()) {
+        if (param.key.empty() && !param.has_value) continue;  // "&&"
+        result.query.try_emplace(
+            param.key.decode(plus_as_space),
+            param.has_value ? param.value.decode(plus_as_space) : std::string());
     }
     return result;
 }

@@ -1,26 +1,19 @@
 #pragma once
 
-// Request-target parsing: split path and query, percent-decode both. Internal to orderpipe_http.
+// Request-target parsing (Boost.URL): split path and query, percent-decode both. Internal to
+// orderpipe_http.
 
 #include <map>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace orderpipe::http::detail {
 
-/// Percent-decodes `in`; with `plus_as_space` (query components) "+" becomes " ".
-/// nullopt when an escape is truncated or not hexadecimal ("%4", "%zz").
-[[nodiscard]] std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space);
-
-/// Parses "key=value&flag&k2=v2" into `out`; first occurrence of a key wins. Empty pairs are
-/// skipped. Returns false on a malformed escape.
-[[nodiscard]] bool parse_query(std::string_view query, std::map<std::string, std::string>& out);
-
 struct ParsedTarget {
     std::string path;                   ///< decoded path
     std::vector<std::string> segments;  ///< decoded path segments ("/" -> {""})
+    /// Decoded query ("+" is a space); the first occurrence of a key wins.
     std::map<std::string, std::string> query;
     std::string error;  ///< non-empty: the target is unusable, answer 400 with this detail
 };

@@ -1,6 +1,7 @@
 #include "orderpipe/kafka/consumer.hpp"
 
 #include "holders.hpp"
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 
 namespace orderpipe::kafka {
@@ -80,7 +81,7 @@ void Consumer::subscribe(const std::vector<std::string>& topics) {
         rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
     }
     if (auto err = rd_kafka_subscribe(impl_->rk.get(), list.get())) {
-        throw KafkaException(impl::classify(err, "subscribe"));
+        throw KafkaException(impl::classify(err, "subscribe", impl_->rk.get()));
     }
 }
 
@@ -93,7 +94,7 @@ void Consumer::assign(const std::vector<TopicPartitionOffset>& partitions) {
     }
     auto list = impl::to_list(mapped);
     if (auto err = rd_kafka_assign(impl_->rk.get(), list.get())) {
-        throw KafkaException(impl::classify(err, "assign"));
+        throw KafkaException(impl::classify(err, "assign", impl_->rk.get()));
     }
 }
 
@@ -114,11 +115,14 @@ PollResult Consumer::poll_batch(std::size_t max, std::chrono::milliseconds timeo
         }
         if (!msg) break;
         if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            result.reached_end.push_back({rd_kafka_topic_name(msg->rkt), msg->partition});
+            result.reached_end.push_back(
+                {rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset});
             continue;
         }
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            KafkaError e = impl::classify(msg->err, rd_kafka_message_errstr(msg.get()));
+            KafkaError e =
+                impl::classify(msg->err, rd_kafka_message_errstr(msg.get()), impl_->rk.get());
+            // Fatal (e.g. FENCED_INSTANCE_ID: another member took our group.instance.id).
             if (msg->err == RD_KAFKA_RESP_ERR__FATAL) throw KafkaException(e);
             log::warn("consumer error", {{"error", e.describe()}});
             continue;
@@ -157,31 +161,103 @@ PollResult Consumer::poll_batch(std::size_t max, std::chrono::milliseconds timeo
 std::vector<TopicPartition> Consumer::assignment() const {
     rd_kafka_topic_partition_list_t* raw = nullptr;
     if (auto err = rd_kafka_assignment(impl_->rk.get(), &raw)) {
-        throw KafkaException(impl::classify(err, "assignment"));
+        throw KafkaException(impl::classify(err, "assignment", impl_->rk.get()));
     }
     impl::PartitionListHolder list(raw);
     return impl::from_list(list.get());
 }
 
-void Consumer::seek_to_committed() {
+void Consumer::seek_to_committed(std::chrono::milliseconds timeout) {
     rd_kafka_topic_partition_list_t* raw = nullptr;
     if (auto err = rd_kafka_assignment(impl_->rk.get(), &raw)) {
-        throw KafkaException(impl::classify(err, "assignment"));
+        throw KafkaException(impl::classify(err, "assignment", impl_->rk.get()));
     }
     impl::PartitionListHolder list(raw);
     if (list->cnt == 0) return;
-    if (auto err = rd_kafka_committed(impl_->rk.get(), list.get(), 10000)) {
-        throw KafkaException(impl::classify(err, "fetch committed offsets"));
+    if (auto err =
+            rd_kafka_committed(impl_->rk.get(), list.get(), static_cast<int>(timeout.count()))) {
+        throw KafkaException(impl::classify(err, "fetch committed offsets", impl_->rk.get()));
+    }
+    if (faults::hit(impl_->options.fault_scope, "rewind-partition-error")) {
+        list->elems[0].err = RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS;  // as the broker says
+        list->elems[0].offset = RD_KAFKA_OFFSET_INVALID;
     }
     for (int i = 0; i < list->cnt; ++i) {
         auto& p = list->elems[i];
+        // A per-partition error is not "never committed": seeking to the beginning would replay
+        // the partition. Give up this attempt; the caller retries until every partition is
+        // positioned.
+        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            throw KafkaException(impl::classify(p.err,
+                                                "committed offset of " + std::string(p.topic) +
+                                                    "[" + std::to_string(p.partition) + "]",
+                                                impl_->rk.get()));
+        }
         if (p.offset < 0)
             p.offset = impl_->options.auto_offset_reset == "latest" ? RD_KAFKA_OFFSET_END
                                                                     : RD_KAFKA_OFFSET_BEGINNING;
     }
-    if (auto* err = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 10000)) {
-        throw KafkaException(impl::classify(impl::ErrorHolder(err)));
+    // Asynchronous seek (timeout 0): librdkafka 2.0.2 waits 1000 times shorter than asked in
+    // a blocking seek_partitions (ms taken as µs, fixed in 2.1.0) and then reports a spurious
+    // timeout. A queued seek bumps the partition's fetch version, so records fetched from the
+    // old position are never handed out after it.
+    if (auto* err = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 0)) {
+        throw KafkaException(impl::classify(impl::ErrorHolder(err), impl_->rk.get(), "seek"));
     }
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        // A failed seek leaves the fetch position past the aborted batch, which would then be
+        // skipped for good.
+        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR && p.err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+            throw KafkaException(impl::classify(
+                p.err, "seek " + std::string(p.topic) + "[" + std::to_string(p.partition) + "]",
+                impl_->rk.get()));
+        }
+    }
+}
+
+void Consumer::seek(const std::vector<TopicPartitionOffset>& positions) {
+    std::vector<TopicPartitionOffset> mapped = positions;
+    for (auto& p : mapped) {
+        if (p.offset == kBeginning) p.offset = RD_KAFKA_OFFSET_BEGINNING;
+        if (p.offset == kEnd) p.offset = RD_KAFKA_OFFSET_END;
+    }
+    auto list = impl::to_list(mapped);
+    // Asynchronous (timeout 0): see seek_to_committed.
+    if (auto* err = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 0)) {
+        throw KafkaException(impl::classify(impl::ErrorHolder(err), impl_->rk.get(), "seek"));
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR && p.err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+            throw KafkaException(impl::classify(
+                p.err, "seek " + std::string(p.topic) + "[" + std::to_string(p.partition) + "]",
+                impl_->rk.get()));
+        }
+    }
+}
+
+std::vector<TopicPartitionOffset> Consumer::committed(const std::vector<TopicPartition>& partitions,
+                                                      std::chrono::milliseconds timeout) {
+    std::vector<TopicPartitionOffset> in;
+    for (const auto& p : partitions) in.push_back({p.topic, p.partition, RD_KAFKA_OFFSET_INVALID});
+    auto list = impl::to_list(in);
+    if (auto err =
+            rd_kafka_committed(impl_->rk.get(), list.get(), static_cast<int>(timeout.count()))) {
+        throw KafkaException(impl::classify(err, "fetch committed offsets", impl_->rk.get()));
+    }
+    std::vector<TopicPartitionOffset> out;
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            throw KafkaException(impl::classify(p.err,
+                                                "committed offset of " + std::string(p.topic) +
+                                                    "[" + std::to_string(p.partition) + "]",
+                                                impl_->rk.get()));
+        }
+        out.push_back({p.topic, p.partition, p.offset < 0 ? kNoOffset : p.offset});
+    }
+    return out;
 }
 
 std::pair<std::int64_t, std::int64_t> Consumer::watermarks(const std::string& topic,

@@ -1,7 +1,10 @@
 #include "orderpipe/kafka/processing_loop.hpp"
 
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/common/time.hpp"
+#include "orderpipe/contract/events.hpp"
+#include "orderpipe/contract/topics.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 #include "orderpipe/kafka/producer.hpp"
@@ -20,75 +23,107 @@
 namespace orderpipe::kafka {
 
 using Clock = std::chrono::steady_clock;
+namespace dlqh = contract::dlq_header;
 
-void BatchOutput::dead_letter(const ConsumedRecord& r, const std::string& reason,
+void BatchOutput::dead_letter(const ConsumedRecord& r, contract::DlqReason reason,
                               const std::string& error, int retry_count) {
     OutgoingRecord out;
-    out.topic = dlq_topic_ ? dlq_topic_(r.topic) : r.topic + ".dlq";
+    out.topic = dlq_topic_ ? dlq_topic_(r.topic) : contract::dlq_topic_for(r.topic);
     out.key = r.key;
     out.value = r.value;
     out.headers = r.headers;  // byte for byte, then the dlq.* headers
-    out.headers.emplace_back("dlq.original_topic", r.topic);
-    out.headers.emplace_back("dlq.original_partition", std::to_string(r.partition));
-    out.headers.emplace_back("dlq.original_offset", std::to_string(r.offset));
-    out.headers.emplace_back("dlq.consumer_group", consumer_group_);
-    out.headers.emplace_back("dlq.failure_timestamp", now_rfc3339());
-    out.headers.emplace_back("dlq.retry_count", std::to_string(retry_count));
-    out.headers.emplace_back("dlq.reason", reason);
-    out.headers.emplace_back("dlq.last_error", error);
+    out.headers.emplace_back(dlqh::kOriginalTopic, r.topic);
+    out.headers.emplace_back(dlqh::kOriginalPartition, std::to_string(r.partition));
+    out.headers.emplace_back(dlqh::kOriginalOffset, std::to_string(r.offset));
+    out.headers.emplace_back(dlqh::kConsumerGroup, consumer_group_);
+    out.headers.emplace_back(dlqh::kFailureTimestamp, now_rfc3339());
+    out.headers.emplace_back(dlqh::kRetryCount, std::to_string(retry_count));
+    out.headers.emplace_back(dlqh::kReason, std::string(contract::to_string(reason)));
+    out.headers.emplace_back(dlqh::kLastError, error);
     records_.push_back(std::move(out));
     ++dead_letters_;
 }
+
+namespace {
+
+constexpr auto kMinBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
+
+/// How one transaction ended, from the loop's point of view.
+enum class Ending {
+    kCommitted,
+    kAborted,      ///< definitely aborted (or never begun)
+    kUnknown,      ///< committed or not: settle, resync, rewind
+    kFenced,       ///< stop for good
+    kPoisonRetry,  ///< a record made the processor throw a ContractError: isolate it
+};
+
+}  // namespace
 
 class ProcessingLoop::Impl final : public RebalanceListener {
   public:
     Impl(ClientConfig config, LoopOptions options, BatchProcessor& processor,
          prometheus::Registry& registry)
         : config_(std::move(config)), options_(std::move(options)), processor_(processor) {
+        const std::string& loop = options_.name;
         auto& txns = prometheus::BuildCounter()
                          .Name("kafka_transactions_total")
-                         .Help("Kafka transactions finished, by result")
+                         .Help("Kafka transactions finished, by loop and outcome")
                          .Register(registry);
-        committed_ = &txns.Add({{"loop", options_.name}, {"result", "committed"}});
-        aborted_ = &txns.Add({{"loop", options_.name}, {"result", "aborted"}});
+        txn_committed_ = &txns.Add({{"loop", loop}, {"result", "committed"}});
+        txn_aborted_ = &txns.Add({{"loop", loop}, {"result", "aborted"}});
+        txn_unknown_ = &txns.Add({{"loop", loop}, {"result", "unknown"}});
         auto& records = prometheus::BuildCounter()
                             .Name("kafka_records_processed_total")
-                            .Help("Consumed records whose transaction committed, by result")
+                            .Help(
+                                "Consumed records, by loop and result (counted when their "
+                                "transaction commits; retried when it does not)")
                             .Register(registry);
-        records_ok_ = &records.Add({{"loop", options_.name}, {"result", "processed"}});
-        records_dlq_ = &records.Add({{"loop", options_.name}, {"result", "dead_lettered"}});
-        batch_seconds_ =
-            &prometheus::BuildHistogram()
-                 .Name("kafka_batch_processing_seconds")
-                 .Help("Time to process and commit one batch")
-                 .Register(registry)
-                 .Add({{"loop", options_.name}},
-                      prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                              0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+        records_ok_ = &records.Add({{"loop", loop}, {"result", "processed"}});
+        records_duplicate_ = &records.Add({{"loop", loop}, {"result", "duplicate"}});
+        records_dlq_ = &records.Add({{"loop", loop}, {"result", "dead_lettered"}});
+        records_retried_ = &records.Add({{"loop", loop}, {"result", "retried"}});
+        auto& failures = prometheus::BuildCounter()
+                             .Name("kafka_loop_failures_total")
+                             .Help("Batches that failed and were retried, and fencing, by cause")
+                             .Register(registry);
+        infra_failures_ = &failures.Add({{"loop", loop}, {"cause", "infrastructure"}});
+        poison_failures_ = &failures.Add({{"loop", loop}, {"cause", "poison"}});
+        fenced_count_ = &failures.Add({{"loop", loop}, {"cause", "fenced"}});
+        batch_seconds_ = &prometheus::BuildHistogram()
+                              .Name("kafka_batch_processing_seconds")
+                              .Help("Time to process and commit one batch")
+                              .Register(registry)
+                              .Add({{"loop", loop}}, prometheus::Histogram::BucketBoundaries{
+                                                         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                         0.1, 0.25, 0.5, 1, 2.5, 5, 10});
         lag_family_ = &prometheus::BuildGauge()
                            .Name("kafka_consumer_lag")
                            .Help("Records between the consumer's position and the high watermark")
                            .Register(registry);
+        ready_gauge_ = &prometheus::BuildGauge()
+                            .Name("kafka_loop_ready")
+                            .Help("1 when the loop is processing (see /readyz for why not)")
+                            .Register(registry)
+                            .Add({{"loop", loop}});
     }
 
     void start() {
         ProducerOptions po;
         po.transactional_id = options_.transactional_id;
         po.operation_timeout = options_.operation_timeout;
+        po.fault_scope = options_.name;
         producer_ = std::make_unique<TransactionalProducer>(config_, po);
         ConsumerOptions co;
         co.group_id = options_.group_id;
-        // The transactional.id is stable per instance, so it also names the static member.
-        co.group_instance_id = options_.transactional_id;
+        if (options_.static_membership) co.group_instance_id = options_.transactional_id;
+        co.fault_scope = options_.name;
         consumer_ = std::make_unique<Consumer>(config_, co, this);
         thread_ = std::thread([this] { run(); });
     }
 
     void stop() {
-        if (stopping_.exchange(true)) {
-            if (thread_.joinable()) thread_.join();
-            return;
-        }
+        stopping_ = true;
         if (consumer_) consumer_->wake();
         if (thread_.joinable()) thread_.join();
     }
@@ -98,35 +133,45 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         if (consumer_) consumer_->wake();
     }
 
-    std::optional<std::string> not_ready_reason() const {
-        if (stopping_) return "stopping";
+    LoopStatus status() const {
         std::lock_guard lock(status_mu_);
-        if (!status_.empty()) return options_.name + ": " + status_;
-        return std::nullopt;
+        return status_;
     }
+
+    const LoopOptions& options() const { return options_; }
 
     // RebalanceListener: called inside poll_batch() on the loop thread, never mid-transaction.
     void on_assigned(const std::vector<TopicPartition>& partitions) override {
         joined_ = true;
         log::info("partitions assigned", {{"loop", options_.name}, {"count", partitions.size()}});
-        set_status_if_joined();
+        if (!failing_) set_ready();
     }
     void on_revoked(const std::vector<TopicPartition>& partitions) override {
         drop_pending(partitions);
+        joined_ = false;
+        set_not_ready("rebalancing: waiting for partition assignment");
         log::info("partitions revoked", {{"loop", options_.name}, {"count", partitions.size()}});
     }
     void on_lost(const std::vector<TopicPartition>& partitions) override {
         drop_pending(partitions);
+        joined_ = false;
+        set_not_ready("partitions lost (session timed out): rejoining the group");
         log::warn("partitions lost", {{"loop", options_.name}, {"count", partitions.size()}});
     }
 
   private:
-    void set_status(std::string s) {
+    void set_status(bool ready, std::string detail) {
+        ready_gauge_->Set(ready ? 1 : 0);
         std::lock_guard lock(status_mu_);
-        status_ = std::move(s);
+        status_ = {ready, std::move(detail)};
     }
-    void set_status_if_joined() {
-        if (producer_->initialised() && joined_) set_status("");
+    void set_not_ready(std::string why) { set_status(false, std::move(why)); }
+    void set_ready() {
+        if (producer_->initialised() && joined_) {
+            set_status(true, "");
+        } else if (!joined_) {
+            set_not_ready("waiting for partition assignment in group " + options_.group_id);
+        }
     }
 
     void drop_pending(const std::vector<TopicPartition>& partitions) {
@@ -140,66 +185,159 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         });
     }
 
-    bool init_producer() {
-        while (!stopping_) {
-            try {
-                producer_->init_transactions();
-                set_status(joined_ ? "" : "waiting for partition assignment");
-                return true;
-            } catch (const KafkaException& e) {
-                set_status(std::string("transactions not initialised: ") + e.what());
-                log::warn("cannot initialise transactions yet",
-                          {{"loop", options_.name}, {"error", e.what()}});
-                std::this_thread::sleep_for(std::chrono::milliseconds(500));  // retry backoff
-            }
+    /// Sleeps for the current backoff (interruptible by stop) and grows it.
+    void back_off() {
+        const auto until = Clock::now() + backoff_;
+        while (!stopping_ && Clock::now() < until) {
+            std::this_thread::sleep_for(
+                std::min<Clock::duration>(std::chrono::milliseconds(50), until - Clock::now()));
         }
-        return false;
+        backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+    }
+
+    /// (Re)initialises the producer, retrying. @returns false when stopping or fenced.
+    bool init_producer() {
+        try {
+            const bool ok =
+                init_transactions_retrying(*producer_, stopping_, [this](const std::string& why) {
+                    set_not_ready(why);
+                    log::warn("cannot initialise transactions yet",
+                              {{"loop", options_.name}, {"error", why}});
+                });
+            if (ok) set_ready();
+            return ok;
+        } catch (const KafkaException& e) {
+            if (e.error().is_fenced()) {
+                fence(e.what());
+            } else {
+                // Not retriable and not fencing: nothing this loop can do about it.
+                fatal(std::string("cannot initialise transactions: ") + e.what());
+            }
+            return false;
+        }
+    }
+
+    void fence(const std::string& why) {
+        fenced_count_->Increment();
+        fatal("fenced: another instance took over transactional.id " + options_.transactional_id +
+              " (or group.instance.id); this one stops: " + why);
+    }
+
+    void fatal(const std::string& why) {
+        dead_ = true;
+        set_not_ready(why);
+        log::error("processing loop stops for good", {{"loop", options_.name}, {"error", why}});
+        if (options_.on_fatal) options_.on_fatal(options_.name + ": " + why);
     }
 
     void run() {
-        set_status("starting");
-        if (!init_producer()) return;
-        if (!wait_for_topics()) return;
-        try {
-            consumer_->subscribe(options_.topics);
-        } catch (const std::exception& e) {
-            set_status(std::string("cannot subscribe: ") + e.what());
-            log::error("cannot subscribe", {{"loop", options_.name}, {"error", e.what()}});
-            return;
-        }
-        auto backoff = std::chrono::milliseconds(100);
-        while (!stopping_) {
-            if (needs_rewind_ && !rewind()) {
-                std::this_thread::sleep_for(backoff);  // the group coordinator is unreachable
-                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-                continue;
+        set_not_ready("starting: initialising Kafka transactions");
+        if (!init_producer()) return finish();
+        while (!stopping_ && !dead_) {
+            try {
+                consumer_->subscribe(options_.topics);
+                break;
+            } catch (const std::exception& e) {
+                set_not_ready(std::string("cannot subscribe: ") + e.what());
+                back_off();
             }
+        }
+        set_ready();
+        while (!stopping_ && !dead_) {
+            if (!recover()) continue;
             collect();
+            if (dead_) break;
             if (stopping_ && pending_.empty()) break;
             const bool idle_work = wake_requested_.exchange(false) || processor_.has_idle_work();
             if (pending_.empty() && !idle_work) {
+                if (failing_) {
+                    // Nothing left to retry (the failed batch was revoked, or done by now).
+                    failing_ = false;
+                    set_ready();
+                }
                 update_lag();
                 continue;
             }
-            if (transact()) {
-                backoff = std::chrono::milliseconds(100);
-            } else {
-                // Aborted: the same records come again after a rewind. Back off so a persistent
-                // failure (e.g. a full disk) does not spin.
-                std::this_thread::sleep_for(backoff);
-                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+            switch (transact()) {
+                case Ending::kCommitted:
+                    backoff_ = kMinBackoff;
+                    if (failing_) {
+                        failing_ = false;
+                        set_ready();
+                    }
+                    break;
+                case Ending::kPoisonRetry:
+                    needs_rewind_ = true;  // isolate at once, no backoff: it is not transient
+                    break;
+                case Ending::kAborted:
+                    needs_rewind_ = true;
+                    back_off();
+                    break;
+                case Ending::kUnknown:
+                    needs_resync_ = true;
+                    needs_rewind_ = true;
+                    back_off();
+                    break;
+                case Ending::kFenced:
+                    fence("the producer was fenced");
+                    break;
             }
-            if (!producer_->initialised() && !init_producer()) break;
         }
+        finish();
+    }
+
+    void finish() {
         consumer_->close();
+        if (!dead_) set_not_ready("stopped");
         log::info("processing loop stopped", {{"loop", options_.name}});
+    }
+
+    /// After a failure: initialise again (settling an unknown outcome), let the processor
+    /// resync, rewind. @returns false if that could not be completed yet (call again).
+    bool recover() {
+        if (!needs_resync_ && !needs_rewind_ && producer_->initialised()) return true;
+        if (!producer_->initialised()) {
+            // Recreated after an unknown outcome or a fatal error: its state is settled only
+            // once init_transactions completes.
+            needs_resync_ = true;
+            if (!init_producer()) return false;
+        }
+        if (needs_resync_) {
+            bool ok = false;
+            try {
+                ok = processor_.resync(options_.operation_timeout);
+            } catch (const std::exception& e) {
+                log::warn("resync failed", {{"loop", options_.name}, {"error", e.what()}});
+            }
+            if (!ok) {
+                set_not_ready("resynchronising local state with Kafka after an unknown outcome");
+                back_off();
+                return false;
+            }
+            needs_resync_ = false;
+        }
+        if (needs_rewind_) {
+            try {
+                consumer_->seek_to_committed(options_.operation_timeout);
+                needs_rewind_ = false;
+            } catch (const std::exception& e) {
+                log::error("cannot rewind to the committed offsets yet; retrying",
+                           {{"loop", options_.name}, {"error", e.what()}});
+                set_not_ready(std::string("cannot rewind to the committed offsets: ") + e.what());
+                failing_ = true;
+                back_off();
+                return false;
+            }
+        }
+        if (!failing_) set_ready();
+        return true;
     }
 
     /// Polls until batch_max records, or batch_linger after the first, or idle_poll with none.
     void collect() {
         const auto started = Clock::now();
         Clock::time_point first_at{};
-        // After a processor failure, records go one per transaction until the culprit is found.
+        // After a poison failure, records go one per transaction until the culprit is found.
         const std::size_t limit = isolate_remaining_ > 0 ? 1 : options_.batch_max;
         while (!stopping_ && pending_.size() < limit) {
             std::chrono::milliseconds wait = options_.idle_poll;
@@ -215,10 +353,13 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             try {
                 r = consumer_->poll_batch(limit - pending_.size(), wait);
             } catch (const KafkaException& e) {
-                log::error("consumer failed", {{"loop", options_.name}, {"error", e.what()}});
-                set_status(std::string("consumer failed: ") + e.what());
-                std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                break;
+                // poll_batch throws only for a fatal consumer error: the consumer is unusable.
+                if (e.error().is_fenced()) {
+                    fence(e.what());
+                } else {
+                    fatal(std::string("the consumer failed: ") + e.what());
+                }
+                return;
             }
             if (r.records.empty()) {
                 if (!pending_.empty() || wake_requested_) break;
@@ -229,14 +370,16 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
     }
 
-    /// One transaction over pending_ (maybe empty) plus idle work. @returns false if aborted.
-    bool transact() {
+    /// One transaction over pending_ (maybe empty) plus idle work.
+    Ending transact() {
         const auto started = Clock::now();
         BatchOutput out;
         out.consumer_group_ = options_.group_id;
         out.dlq_topic_ = options_.dlq_topic;
         std::map<std::pair<std::string, std::int32_t>, std::int64_t> next_offsets;
-        bool ok = false;
+        Ending ending = Ending::kAborted;
+        std::string failure;
+        bool poison = false;
         try {
             std::vector<Incoming> batch;
             batch.reserve(pending_.size());
@@ -250,22 +393,19 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                                                                 {"partition", rec.partition},
                                                                 {"offset", rec.offset},
                                                                 {"error", err->message}});
-                    out.dead_letter(rec, kPoisonMessage, err->message);
+                    out.dead_letter(rec, contract::DlqReason::kPoisonMessage, err->message);
                     continue;
                 }
-                if (suspect_ && suspect_->failures >= kPoisonAfterFailures &&
-                    suspect_->matches(rec)) {
-                    // This record alone made the processor throw, again and again: it is
-                    // poison the envelope check could not see (e.g. a field of the wrong type).
-                    log::error("record keeps failing its processor; sent to the DLQ",
+                if (suspect_ && suspect_->matches(rec)) {
+                    // This record alone made the processor throw a contract error: it is poison
+                    // the envelope check could not see (e.g. a field of the wrong type).
+                    log::error("record refused by its processor; sent to the DLQ",
                                {{"loop", options_.name},
                                 {"topic", rec.topic},
                                 {"partition", rec.partition},
                                 {"offset", rec.offset},
                                 {"error", suspect_->error}});
-                    out.dead_letter(rec, kPoisonMessage,
-                                    "processing failed " + std::to_string(suspect_->failures) +
-                                        " times: " + suspect_->error);
+                    out.dead_letter(rec, contract::DlqReason::kPoisonMessage, suspect_->error);
                     suspect_.reset();
                     continue;
                 }
@@ -273,10 +413,14 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             }
             producer_->begin();
             if (!batch.empty()) {
+                if (faults::hit(options_.name, "process-fails")) {
+                    throw faults::InjectedFault("injected infrastructure failure (process-fails)");
+                }
                 try {
                     processor_.process(batch, out);
-                } catch (const std::exception& e) {
-                    note_processor_failure(e.what());
+                } catch (const contract::ContractError& e) {
+                    poison = true;
+                    note_poison(e.what());
                     throw;
                 }
             }
@@ -288,103 +432,98 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                     offsets.push_back({tp.first, tp.second, next});
                 producer_->send_offsets(offsets, *consumer_);
             }
-            if (options_.kill_before_commit_at > 0 && !pending_.empty() &&
-                ++transactions_with_input_ == options_.kill_before_commit_at) {
+            if (!pending_.empty() && faults::hit(options_.name, "kill-before-commit")) {
                 producer_->flush(options_.operation_timeout);
-                log::warn("FAULT_KILL_BEFORE_COMMIT: killing this process before the commit",
+                log::warn("FAULT_INJECT kill-before-commit: killing this process before the commit",
                           {{"loop", options_.name}, {"records", pending_.size()}});
                 std::raise(SIGKILL);
             }
-            ok = producer_->commit_or_abort() == TxnOutcome::kCommitted;
-        } catch (const std::exception& e) {
-            log::warn("transaction failed; the batch will be processed again",
-                      {{"loop", options_.name}, {"records", pending_.size()}, {"error", e.what()}});
-            try {
-                producer_->abort();
-            } catch (const std::exception& abort_error) {
-                log::warn("abort failed; the producer was recreated",
-                          {{"loop", options_.name}, {"error", abort_error.what()}});
+            switch (producer_->commit_or_abort()) {
+                case TxnOutcome::kCommitted:
+                    ending = Ending::kCommitted;
+                    break;
+                case TxnOutcome::kAborted:
+                    ending = Ending::kAborted;
+                    failure = "the Kafka transaction was aborted";
+                    break;
+                case TxnOutcome::kUnknown:
+                    ending = Ending::kUnknown;
+                    failure = "the outcome of the Kafka commit is unknown";
+                    break;
+                case TxnOutcome::kFenced:
+                    ending = Ending::kFenced;
+                    break;
             }
+        } catch (const KafkaException& e) {
+            failure = e.what();
+            ending = e.error().is_fenced() ? Ending::kFenced : Ending::kAborted;
+        } catch (const std::exception& e) {
+            failure = e.what();
+            ending = poison ? Ending::kPoisonRetry : Ending::kAborted;
+        }
+        if (ending != Ending::kCommitted && ending != Ending::kFenced && !producer_->abort()) {
+            // The abort did not complete: the producer was recreated, and only its next
+            // init_transactions settles what this transaction became.
+            ending = Ending::kUnknown;
         }
         batch_seconds_->Observe(std::chrono::duration<double>(Clock::now() - started).count());
-        if (ok) {
-            committed_->Increment();
+        return finish_transaction(ending, out, failure);
+    }
+
+    Ending finish_transaction(Ending ending, const BatchOutput& out, const std::string& failure) {
+        const auto n = static_cast<double>(pending_.size());
+        if (ending == Ending::kCommitted) {
+            txn_committed_->Increment();
             isolate_remaining_ -= std::min(isolate_remaining_, pending_.size());
             records_dlq_->Increment(static_cast<double>(out.dead_letters()));
-            records_ok_->Increment(static_cast<double>(pending_.size() - out.dead_letters()));
+            records_duplicate_->Increment(static_cast<double>(out.duplicates()));
+            records_ok_->Increment(n - static_cast<double>(out.dead_letters() + out.duplicates()));
             pending_.clear();
             try {
                 processor_.committed();
             } catch (const std::exception& e) {
-                // The transaction is committed; what failed is local bookkeeping after it
-                // (e.g. a read model write-through), which each processor can rebuild.
-                log::error("after-commit step failed",
+                // The transaction is committed; what failed is local bookkeeping after it. The
+                // processor must not decide from that stale state: resync first.
+                log::error("after-commit step failed; resynchronising before going on",
                            {{"loop", options_.name}, {"error", e.what()}});
+                needs_resync_ = true;
             }
             update_lag();
-            return true;
+            return ending;
         }
-        aborted_->Increment();
+        records_retried_->Increment(n);
         pending_.clear();
-        processor_.aborted();
-        // The consumer's position is past the batch: it must go back to the committed offsets
-        // before anything else is read, or the batch would be skipped. Done by run(), after the
-        // producer is initialised again (so an unknown outcome has been settled by then).
-        needs_rewind_ = true;
-        return false;
-    }
-
-    /// Rewinds to the committed offsets. @returns false if that could not be done yet.
-    bool rewind() {
-        if (!producer_->initialised() && !init_producer()) return false;
-        try {
-            consumer_->seek_to_committed();
-            needs_rewind_ = false;
-            return true;
-        } catch (const std::exception& e) {
-            log::error("cannot rewind to the committed offsets yet; retrying",
-                       {{"loop", options_.name}, {"error", e.what()}});
-            return false;
+        if (ending == Ending::kUnknown || ending == Ending::kFenced) {
+            txn_unknown_->Increment();
+            processor_.outcome_unknown();
+        } else {
+            txn_aborted_->Increment();
+            processor_.aborted();
         }
-    }
-
-    /// Waits until every consumed topic exists (SPEC §3: a service whose topics are missing is
-    /// not ready and says which). @returns false if stopped meanwhile.
-    bool wait_for_topics() {
-        while (!stopping_) {
-            std::string missing;
-            try {
-                for (const auto& t : options_.topics) {
-                    if (consumer_->partition_count(t, std::chrono::seconds(5)) == 0) {
-                        missing = t;
-                        break;
-                    }
-                }
-            } catch (const std::exception& e) {
-                missing = std::string("(metadata unavailable: ") + e.what() + ")";
-            }
-            if (missing.empty()) return true;
-            set_status("topic " + missing + " is missing (run scripts/create-topics.sh)");
-            std::this_thread::sleep_for(std::chrono::seconds(2));  // retry interval
+        if (ending == Ending::kPoisonRetry) {
+            poison_failures_->Increment();
+        } else if (ending != Ending::kFenced) {
+            infra_failures_->Increment();
+            failing_ = true;
+            set_not_ready("retrying after a failure: " + failure);
+            log::warn("transaction failed; the batch will be processed again",
+                      {{"loop", options_.name},
+                       {"records", static_cast<std::size_t>(n)},
+                       {"outcome", ending == Ending::kUnknown ? "unknown" : "aborted"},
+                       {"error", failure}});
         }
-        return false;
+        return ending;
     }
 
-    /// The processor threw on pending_. A batch of several is retried one record per
-    /// transaction; a single record that throws kPoisonAfterFailures times is dead-lettered, so
-    /// no record can wedge its partition.
-    void note_processor_failure(const std::string& error) {
+    /// The processor threw a ContractError on pending_. A batch of several is retried one record
+    /// per transaction; a single record is dead-lettered on its next delivery.
+    void note_poison(const std::string& error) {
         if (pending_.size() > 1) {
             isolate_remaining_ = std::max(isolate_remaining_, pending_.size());
             return;
         }
         const auto& rec = pending_.front();
-        if (suspect_ && suspect_->matches(rec)) {
-            ++suspect_->failures;
-            suspect_->error = error;
-        } else {
-            suspect_ = Suspect{rec.topic, rec.partition, rec.offset, 1, error};
-        }
+        suspect_ = Suspect{rec.topic, rec.partition, rec.offset, error};
         isolate_remaining_ = std::max<std::size_t>(isolate_remaining_, 1);
     }
 
@@ -413,13 +552,10 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     std::unique_ptr<TransactionalProducer> producer_;
     std::unique_ptr<Consumer> consumer_;
     std::vector<ConsumedRecord> pending_;
-    std::size_t transactions_with_input_ = 0;
-    static constexpr int kPoisonAfterFailures = 3;
     struct Suspect {
         std::string topic;
         std::int32_t partition;
         std::int64_t offset;
-        int failures;
         std::string error;
         bool matches(const ConsumedRecord& r) const {
             return r.topic == topic && r.partition == partition && r.offset == offset;
@@ -427,17 +563,28 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     };
     std::optional<Suspect> suspect_;
     bool needs_rewind_ = false;
+    bool needs_resync_ = false;
+    bool failing_ = false;  ///< the last batch failed: not ready until one commits
     std::size_t isolate_remaining_ = 0;
+    std::chrono::milliseconds backoff_ = kMinBackoff;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> dead_{false};
     std::atomic<bool> wake_requested_{false};
     std::atomic<bool> joined_{false};
     mutable std::mutex status_mu_;
-    std::string status_ = "not started";
-    prometheus::Counter* committed_;
-    prometheus::Counter* aborted_;
+    LoopStatus status_{false, "not started"};
+    prometheus::Counter* txn_committed_;
+    prometheus::Counter* txn_aborted_;
+    prometheus::Counter* txn_unknown_;
     prometheus::Counter* records_ok_;
+    prometheus::Counter* records_duplicate_;
     prometheus::Counter* records_dlq_;
+    prometheus::Counter* records_retried_;
+    prometheus::Counter* infra_failures_;
+    prometheus::Counter* poison_failures_;
+    prometheus::Counter* fenced_count_;
     prometheus::Histogram* batch_seconds_;
+    prometheus::Gauge* ready_gauge_;
     prometheus::Family<prometheus::Gauge>* lag_family_;
     std::map<std::pair<std::string, std::int32_t>, prometheus::Gauge*> lag_gauges_;
     Clock::time_point lag_updated_{};
@@ -453,8 +600,7 @@ ProcessingLoop::~ProcessingLoop() { stop(); }
 void ProcessingLoop::start() { impl_->start(); }
 void ProcessingLoop::stop() { impl_->stop(); }
 void ProcessingLoop::wake() { impl_->wake(); }
-std::optional<std::string> ProcessingLoop::not_ready_reason() const {
-    return impl_->not_ready_reason();
-}
+LoopStatus ProcessingLoop::status() const { return impl_->status(); }
+const LoopOptions& ProcessingLoop::options() const { return impl_->options(); }
 
 }  // namespace orderpipe::kafka

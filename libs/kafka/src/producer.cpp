@@ -1,6 +1,7 @@
 #include "orderpipe/kafka/producer.hpp"
 
 #include "holders.hpp"
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 
@@ -17,7 +18,32 @@ int remaining_ms(Clock::time_point deadline) {
     return static_cast<int>(std::max<std::int64_t>(left.count(), 1));
 }
 
+/// Sleeps `d` in slices, returning early (false) once `stop` is set.
+bool sleep_unless(const std::atomic<bool>& stop, std::chrono::milliseconds d) {
+    const auto until = Clock::now() + d;
+    while (Clock::now() < until) {
+        if (stop) return false;
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(std::chrono::milliseconds(50), until - Clock::now()));
+    }
+    return !stop;
+}
+
 }  // namespace
+
+const char* to_string(TxnOutcome outcome) {
+    switch (outcome) {
+        case TxnOutcome::kCommitted:
+            return "committed";
+        case TxnOutcome::kAborted:
+            return "aborted";
+        case TxnOutcome::kUnknown:
+            return "unknown";
+        case TxnOutcome::kFenced:
+            return "fenced";
+    }
+    return "?";
+}
 
 struct TransactionalProducer::Impl {
     ClientConfig config;
@@ -25,6 +51,7 @@ struct TransactionalProducer::Impl {
     impl::HandleHolder rk;
     bool initialised = false;
     bool in_transaction = false;
+    std::optional<KafkaError> fenced;  ///< set once; the handle is never recreated after it
 
     void create() {
         auto conf = impl::make_conf(
@@ -44,17 +71,38 @@ struct TransactionalProducer::Impl {
         in_transaction = false;
     }
 
-    /// A KafkaError; on a fatal one, recreate the handle first so the caller can re-init.
+    /// The handle is unusable (fatal, or an abort that did not complete): start over with a
+    /// fresh one, whose init_transactions bumps the epoch and settles what this one left open.
+    /// Never after fencing: a new handle would fence the instance that now owns the id.
+    void recreate(const std::string& why) {
+        if (fenced) return;
+        log::warn("recreating the transactional producer",
+                  {{"transactional_id", options.transactional_id}, {"why", why}});
+        create();
+    }
+
+    void note_fenced(const KafkaError& e) {
+        if (fenced) return;
+        fenced = e;
+        initialised = false;
+        in_transaction = false;
+        log::error("producer fenced: another instance now uses this transactional.id",
+                   {{"transactional_id", options.transactional_id}, {"error", e.describe()}});
+    }
+
+    void throw_if_fenced() const {
+        if (fenced) throw KafkaException(*fenced);
+    }
+
+    /// Classifies `err`; fenced → remembered; other fatal → recreated. Then throws it.
     [[noreturn]] void raise(impl::ErrorHolder err, const char* what) {
-        KafkaError e = impl::classify(std::move(err));
-        KafkaError contextual(e.code(), e.name(), std::string(what) + ": " + e.message(),
-                              e.is_fatal(), e.is_retriable(), e.transaction_requires_abort());
-        if (e.is_fatal()) {
-            log::error("producer fatal error, recreating the producer",
-                       {{"transactional_id", options.transactional_id}, {"error", e.describe()}});
-            create();
+        KafkaError e = impl::classify(std::move(err), rk.get(), what);
+        if (e.is_fenced()) {
+            note_fenced(e);
+        } else if (e.is_fatal()) {
+            recreate(e.describe());
         }
-        throw KafkaException(std::move(contextual));
+        throw KafkaException(std::move(e));
     }
 };
 
@@ -67,20 +115,15 @@ TransactionalProducer::TransactionalProducer(ClientConfig config, ProducerOption
 
 TransactionalProducer::~TransactionalProducer() {
     if (impl_ && impl_->rk) {
-        if (impl_->in_transaction) {
-            // Never leave a transaction open on purpose: its records would block read_committed
-            // readers (LSO) until the broker's transaction timeout.
-            try {
-                abort();
-            } catch (const std::exception& e) {
-                log::warn("abort at shutdown failed", {{"error", e.what()}});
-            }
-        }
+        // Never leave a transaction open on purpose: its records would block read_committed
+        // readers (LSO) until the broker's transaction timeout.
+        if (impl_->in_transaction) abort();
         rd_kafka_flush(impl_->rk.get(), 2000);
     }
 }
 
 void TransactionalProducer::init_transactions() {
+    impl_->throw_if_fenced();
     if (impl_->initialised) return;
     if (auto* err = rd_kafka_init_transactions(
             impl_->rk.get(), static_cast<int>(impl_->options.operation_timeout.count()))) {
@@ -90,8 +133,10 @@ void TransactionalProducer::init_transactions() {
 }
 
 bool TransactionalProducer::initialised() const { return impl_->initialised; }
+bool TransactionalProducer::fenced() const { return impl_->fenced.has_value(); }
 
 void TransactionalProducer::begin() {
+    impl_->throw_if_fenced();
     if (auto* err = rd_kafka_begin_transaction(impl_->rk.get())) {
         impl_->raise(impl::ErrorHolder(err), "begin_transaction");
     }
@@ -122,9 +167,10 @@ void TransactionalProducer::produce(const OutgoingRecord& r) {
         }
         rd_kafka_headers_destroy(hdrs);
         // A produce error inside a transaction poisons it: the caller must abort.
-        KafkaError e = impl::classify(rc, "produce to " + r.topic);
-        throw KafkaException(KafkaError(e.code(), e.name(), e.message(),
-                                        rc == RD_KAFKA_RESP_ERR__FATAL, false, true));
+        KafkaError e = impl::classify(rc, "produce to " + r.topic, impl_->rk.get());
+        if (e.is_fenced()) impl_->note_fenced(e);
+        throw KafkaException(
+            KafkaError(e.code(), e.name(), e.message(), e.is_fatal(), false, true, e.is_fenced()));
     }
 }
 
@@ -141,84 +187,141 @@ void TransactionalProducer::send_offsets(const std::vector<TopicPartitionOffset>
     }
 }
 
-TxnOutcome TransactionalProducer::commit_or_abort() {
+TxnOutcome TransactionalProducer::commit_or_abort(std::optional<Clock::time_point> give_up_at) {
+    if (impl_->fenced) return TxnOutcome::kFenced;
+    const std::string& scope = impl_->options.fault_scope;
+    if (faults::hit(scope, "commit-unknown-aborted")) {
+        // As if the EndTxn request was lost: nothing was committed, and the fresh handle's
+        // init_transactions aborts the transaction.
+        log::warn("FAULT_INJECT: commit outcome unknown (not committed)", {{"scope", scope}});
+        impl_->recreate("injected fault");
+        return TxnOutcome::kUnknown;
+    }
+    const bool unknown_after_commit = faults::hit(scope, "commit-unknown-committed");
+    const bool abortable = faults::hit(scope, "commit-abortable");
+
     // Past the broker's transaction timeout the coordinator has either completed our commit or
     // aborted the transaction itself, so retrying longer than that cannot change anything.
-    const auto deadline =
+    auto deadline =
         Clock::now() + impl_->options.transaction_timeout + impl_->options.operation_timeout;
+    if (give_up_at) deadline = std::min(deadline, *give_up_at);
     auto backoff = std::chrono::milliseconds(50);
     for (;;) {
-        const int wait_ms = std::min<int>(
-            remaining_ms(deadline), static_cast<int>(impl_->options.operation_timeout.count()));
-        rd_kafka_error_t* raw = rd_kafka_commit_transaction(impl_->rk.get(), wait_ms);
-        if (raw == nullptr) {
-            impl_->in_transaction = false;
-            return TxnOutcome::kCommitted;
+        rd_kafka_error_t* raw = nullptr;
+        if (!abortable) {
+            const int wait_ms = std::min<int>(
+                remaining_ms(deadline), static_cast<int>(impl_->options.operation_timeout.count()));
+            raw = rd_kafka_commit_transaction(impl_->rk.get(), wait_ms);
+            if (raw == nullptr) {
+                impl_->in_transaction = false;
+                if (unknown_after_commit) {
+                    // As if the EndTxn answer was lost after the coordinator accepted it.
+                    log::warn("FAULT_INJECT: commit outcome unknown (committed)",
+                              {{"scope", scope}});
+                    impl_->recreate("injected fault");
+                    return TxnOutcome::kUnknown;
+                }
+                return TxnOutcome::kCommitted;
+            }
         }
         impl::ErrorHolder err(raw);
-        if (rd_kafka_error_txn_requires_abort(raw) != 0) {
-            // librdkafka raises this before sending EndTxn(commit) (e.g. a record could not be
-            // delivered), so the transaction cannot have committed: abort is the outcome.
-            log::warn("transaction must be aborted",
-                      {{"transactional_id", impl_->options.transactional_id},
-                       {"error", rd_kafka_error_string(raw)}});
-            try {
-                abort();
-            } catch (const KafkaException& e) {
-                log::warn("abort did not complete; the producer was recreated",
-                          {{"error", e.what()}});
-            }
-            return TxnOutcome::kAborted;
+        KafkaError e =
+            raw != nullptr
+                ? impl::classify(std::move(err), impl_->rk.get(), "commit_transaction")
+                : KafkaError(0, "INJECTED", "commit-abortable (FAULT_INJECT)", false, false, true);
+        if (e.is_fenced()) {
+            impl_->note_fenced(e);
+            return TxnOutcome::kFenced;
         }
-        if (rd_kafka_error_is_retriable(raw) != 0 && Clock::now() < deadline) {
+        if (e.transaction_requires_abort()) {
+            // librdkafka asks for an abort when the transaction can no longer commit (e.g. a
+            // record could not be delivered): abort is then the outcome, once the abort is
+            // confirmed. An abort that does not complete leaves it to the next
+            // init_transactions, and we cannot tell which way the transaction went until then.
+            log::warn(
+                "transaction must be aborted",
+                {{"transactional_id", impl_->options.transactional_id}, {"error", e.describe()}});
+            if (faults::hit(scope, "abort-fails")) {
+                log::warn("FAULT_INJECT: abort does not complete", {{"scope", scope}});
+                impl_->recreate("injected fault");
+                return TxnOutcome::kUnknown;
+            }
+            if (abort()) return TxnOutcome::kAborted;
+            return impl_->fenced ? TxnOutcome::kFenced : TxnOutcome::kUnknown;
+        }
+        if (e.is_retriable() && Clock::now() < deadline) {
             // commit_transaction is resumable after a retriable error: call it again.
-            log::warn("commit not confirmed yet; retrying",
-                      {{"transactional_id", impl_->options.transactional_id},
-                       {"error", rd_kafka_error_string(raw)}});
+            log::warn(
+                "commit not confirmed yet; retrying",
+                {{"transactional_id", impl_->options.transactional_id}, {"error", e.describe()}});
             std::this_thread::sleep_for(backoff);
             backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
             continue;
         }
-        log::error("transaction outcome unknown; recreating the producer",
-                   {{"transactional_id", impl_->options.transactional_id},
-                    {"error", rd_kafka_error_string(raw)},
-                    {"fatal", rd_kafka_error_is_fatal(raw) != 0}});
-        impl_->create();
+        log::error(
+            "transaction outcome unknown",
+            {{"transactional_id", impl_->options.transactional_id}, {"error", e.describe()}});
+        impl_->recreate("commit outcome unknown");
         return TxnOutcome::kUnknown;
     }
 }
 
-void TransactionalProducer::abort() {
-    if (!impl_->in_transaction) return;
+bool TransactionalProducer::abort() {
+    if (!impl_->in_transaction) return true;
+    if (impl_->fenced) return false;
     const auto deadline = Clock::now() + impl_->options.operation_timeout;
     auto backoff = std::chrono::milliseconds(50);
     for (;;) {
         rd_kafka_error_t* raw = rd_kafka_abort_transaction(impl_->rk.get(), remaining_ms(deadline));
         if (raw == nullptr) {
             impl_->in_transaction = false;
-            return;
+            return true;
         }
-        impl::ErrorHolder err(raw);
-        if (rd_kafka_error_is_retriable(raw) != 0 && Clock::now() < deadline) {
+        KafkaError e = impl::classify(impl::ErrorHolder(raw), impl_->rk.get(), "abort_transaction");
+        if (e.is_fenced()) {
+            impl_->note_fenced(e);
+            return false;
+        }
+        if (e.is_retriable() && Clock::now() < deadline) {
             std::this_thread::sleep_for(backoff);  // e.g. __CONFLICT: do not spin
             backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
             continue;
         }
         // Still mid-abort, or fatal: a fresh handle's init_transactions bumps the epoch, and
-        // the coordinator aborts what the old epoch left open (it never sent a commit).
-        impl_->in_transaction = false;
-        KafkaError e = impl::classify(std::move(err));
-        impl_->create();
-        throw KafkaException(e);
+        // the coordinator aborts what the old epoch left open.
+        log::warn("abort did not complete",
+                  {{"transactional_id", impl_->options.transactional_id}, {"error", e.describe()}});
+        impl_->recreate("abort did not complete");
+        return false;
     }
 }
 
 void TransactionalProducer::flush(std::chrono::milliseconds timeout) {
     if (auto err = rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()))) {
-        throw KafkaException(impl::classify(err, "flush"));
+        throw KafkaException(impl::classify(err, "flush", impl_->rk.get()));
     }
 }
 
 const ProducerOptions& TransactionalProducer::options() const { return impl_->options; }
+
+bool init_transactions_retrying(TransactionalProducer& producer, const std::atomic<bool>& stop,
+                                const std::function<void(const std::string&)>& report) {
+    auto backoff = std::chrono::milliseconds(250);
+    while (!stop) {
+        try {
+            producer.init_transactions();
+            return true;
+        } catch (const KafkaException& e) {
+            if (e.error().is_fenced()) throw;
+            // Unreachable broker, missing authorisation, a coordinator that is loading: all
+            // of these clear up on their own or once an operator acts. Say why, and retry.
+            report(std::string("cannot initialise Kafka transactions for ") +
+                   producer.options().transactional_id + ": " + e.what());
+            if (!sleep_unless(stop, backoff)) return false;
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        }
+    }
+    return false;
+}
 
 }  // namespace orderpipe::kafka

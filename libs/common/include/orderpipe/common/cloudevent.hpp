@@ -2,6 +2,8 @@
 /// CloudEvents 1.0 binary-mode Kafka binding (SPEC §4): the record value is the event data as
 /// JSON, the attributes are UTF-8 text headers `ce_*` plus `traceparent` and `content-type`.
 
+#include "orderpipe/common/ids.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -14,22 +16,6 @@
 namespace orderpipe {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
-
-/// A UUID version 7 (time-ordered), lower-case canonical text. Thread-safe.
-std::string new_uuid_v7();
-
-/// W3C trace context. `parse` accepts `00-<32 hex>-<16 hex>-<2 hex>` with non-zero ids.
-struct TraceContext {
-    std::string trace_id;  ///< 32 lower-case hex digits
-    std::string span_id;   ///< 16 lower-case hex digits
-    std::string flags = "01";
-
-    static std::optional<TraceContext> parse(std::string_view traceparent);
-    static TraceContext fresh();
-    /// Same trace, new span id: the context for the next hop.
-    TraceContext child() const;
-    std::string header() const { return "00-" + trace_id + "-" + span_id + "-" + flags; }
-};
 
 struct CloudEvent {
     std::string id;                           ///< ce_id: UUID, the ProcessedEvents key

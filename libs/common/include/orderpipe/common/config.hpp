@@ -50,6 +50,9 @@ class EnvReader {
     /// `KAFKA_SECURITY_PROTOCOL=SASL_SSL` → `security.protocol=SASL_SSL`.
     std::map<std::string, std::string> kafka_passthrough(const std::vector<std::string>& except);
 
+    /// A variable that was renamed: setting the old name is a problem that names the new one.
+    void renamed(const std::string& old_name, const std::string& new_name);
+
     /// Records a problem found by the caller's own checks.
     void problem(std::string message);
 
@@ -61,34 +64,6 @@ class EnvReader {
     Lookup lookup_;
     std::optional<std::map<std::string, std::string>> fixed_;
     std::vector<std::string> problems_;
-};
-
-/// Settings every service reads (SPEC §10).
-struct CommonConfig {
-    std::string service;  ///< e.g. "order-service"
-    std::string bootstrap_servers = "localhost:9092";
-    std::uint16_t http_port = 0;
-    std::string data_dir = "./data";
-    std::string instance_id = "0";
-    std::string log_level = "info";
-    std::chrono::milliseconds shutdown_timeout{10000};
-    std::map<std::string, std::string> kafka_overrides;  ///< from other KAFKA_* variables
-    /// TOPIC_PREFIX / GROUP_PREFIX: namespace every topic and consumer group (shared clusters,
-    /// tests). Empty by default: the SPEC's names.
-    std::string topic_prefix;
-    std::string group_prefix;
-
-    /// FAULT_KILL_BEFORE_COMMIT (chaos testing only): see kafka::LoopOptions.
-    std::size_t fault_kill_before_commit = 0;
-
-    std::string topic(const std::string& name) const { return topic_prefix + name; }
-    std::string group(const std::string& name) const { return group_prefix + name; }
-
-    /// `<service>-<instance>`: stable across restarts so a restarted instance fences its
-    /// predecessor.
-    std::string transactional_id() const { return service + "-" + instance_id; }
-
-    static CommonConfig read(EnvReader& env, std::string service, std::uint16_t default_port);
 };
 
 }  // namespace orderpipe

@@ -6,6 +6,8 @@
 /// serialized on Debian, but statements are stateful); callers serialise access.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -56,6 +58,39 @@ class Statement {
     std::string sql_;
 };
 
+/// A statement of Database::cached(), lent for one use: reset (and its bindings cleared) when
+/// the lease ends, so an unfinished SELECT never keeps a read transaction (and a stale
+/// snapshot) open on the connection.
+class CachedStatement {
+  public:
+    explicit CachedStatement(Statement& s) : s_(&s) {}
+    ~CachedStatement() { s_->reset(); }
+    CachedStatement(const CachedStatement&) = delete;
+    CachedStatement& operator=(const CachedStatement&) = delete;
+
+    CachedStatement& bind(int index, std::string_view text) {
+        s_->bind(index, text);
+        return *this;
+    }
+    CachedStatement& bind(int index, std::int64_t value) {
+        s_->bind(index, value);
+        return *this;
+    }
+    CachedStatement& bind_null(int index) {
+        s_->bind_null(index);
+        return *this;
+    }
+    bool step() { return s_->step(); }
+    void run() { s_->run(); }
+    void reset() { s_->reset(); }
+    std::int64_t column_int(int col) const { return s_->column_int(col); }
+    std::string column_text(int col) const { return s_->column_text(col); }
+    bool column_is_null(int col) const { return s_->column_is_null(col); }
+
+  private:
+    Statement* s_;
+};
+
 class Database {
   public:
     /// Opens (creating) `path` in WAL mode with synchronous=NORMAL... unless `durable` is set,
@@ -66,6 +101,9 @@ class Database {
 
     void exec(std::string_view sql);
     Statement prepare(std::string_view sql) { return Statement(db_.get(), sql); }
+    /// A statement prepared once per connection and kept (for statements on hot paths), lent
+    /// for one use (see CachedStatement).
+    CachedStatement cached(std::string_view sql);
     std::int64_t changes() const;
     sqlite3* handle() const { return db_.get(); }
 
@@ -73,7 +111,24 @@ class Database {
     struct Closer {
         void operator()(sqlite3* db) const;
     };
+    // Declared after the connection, so the cached statements are finalized before it closes.
     std::unique_ptr<sqlite3, Closer> db_;
+    std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;
+};
+
+/// SAVEPOINT on construction; ROLLBACK TO it (undoing what was done since) on destruction
+/// unless release() was called. Nests inside a Transaction.
+class Savepoint {
+  public:
+    explicit Savepoint(Database& db);
+    ~Savepoint();
+    Savepoint(const Savepoint&) = delete;
+    Savepoint& operator=(const Savepoint&) = delete;
+    void release();
+
+  private:
+    Database& db_;
+    bool done_ = false;
 };
 
 /// BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless commit() was called.

@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 namespace prometheus {
 class Registry;
@@ -80,11 +80,25 @@ class Responder {
     /// True once a response was handed over (by any copy). Thread-safe.
     [[nodiscard]] bool responded() const noexcept;
 
+    /// Registers `on_cancel`, called at most once if the client hangs up before a response was
+    /// handed over (a long-poll whose client went away: stop waiting for it). Called on an io
+    /// thread; it must be quick. Later calls replace earlier ones. Thread-safe.
+    void on_cancel(std::function<void()> on_cancel) const;
+
     /// Used by the server; handlers receive ready-made Responders.
     explicit Responder(std::shared_ptr<detail::ResponderState> state) noexcept;
 
   private:
     std::shared_ptr<detail::ResponderState> state_;
+};
+
+/// The state behind /readyz.
+struct Readiness {
+    bool ready = true;
+    std::string detail;  ///< why not ready: the 503 problem's `detail`
+    /// Each check's state (e.g. {"kafka": "ok", "topics": "missing: orders.events"}), in the
+    /// body either way.
+    nlohmann::json checks = nlohmann::json::object();
 };
 
 /// Request handler. Called on an io thread: it must not block (hand slow work elsewhere and keep
@@ -110,11 +124,12 @@ struct ServerOptions {
 /// The HTTP server: routing, built-in /livez, /readyz, /metrics, problem+json errors, metrics.
 ///
 /// Built-in routes: `GET /livez` (200 `{"status":"alive"}`), `GET /readyz` (200
-/// `{"status":"ready"}` or 503 problem+json with the readiness detail; also 503 once stop() has
-/// begun), `GET /metrics` (Prometheus text format 0.0.4 of the registry). `HEAD` is answered for
-/// every GET route. It records `http_requests_total{route,method,code}` and
-/// `http_request_duration_seconds{route,method}` in the registry, with the route *pattern* as
-/// label ("unmatched" for unknown paths and malformed requests).
+/// `{"status":"ready","checks":{...}}` or 503 problem+json with the readiness detail and the
+/// same `checks`; also 503 once stop() has begun), `GET /metrics` (Prometheus text format 0.0.4 of
+/// the registry). `HEAD` is answered for every GET route. It records
+/// `http_requests_total{route,method,code}` and `http_request_duration_seconds{route,method}` in
+/// the registry, with the route *pattern* as label ("unmatched" for unknown paths and malformed
+/// requests).
 ///
 /// Thread-safety: configure (route(), set_readiness()) and control (start(), stop(), the
 /// destructor) from one thread; port() and set_readiness() may be called from any thread.
@@ -140,9 +155,9 @@ class Server {
     /// @throws std::logic_error if called after start().
     void route(std::string method, std::string pattern, Handler handler);
 
-    /// Sets the readiness check behind /readyz: nullopt = ready, a string = why not ready (the
-    /// 503 detail). It runs on an io thread, so it must be quick and thread-safe. Thread-safe.
-    void set_readiness(std::function<std::optional<std::string>()> check);
+    /// Sets the readiness check behind /readyz. It runs on an io thread, so it must be quick
+    /// (read cached state, never call a broker) and thread-safe. Thread-safe.
+    void set_readiness(std::function<Readiness()> check);
 
     /// Binds, listens and starts the io threads.
     /// @throws std::system_error naming the address and port if binding fails.

@@ -32,12 +32,18 @@ struct ConsumerOptions {
     bool partition_eof = false;  ///< report end of partition (for readers that stop at the end)
     std::chrono::milliseconds session_timeout{10000};
     std::chrono::milliseconds max_poll_interval{300000};
+    /// Fault injection scope (orderpipe/common/faults.hpp): seek_to_committed consults the point
+    /// rewind-partition-error (the broker answers one partition's committed offset with an
+    /// error).
+    std::string fault_scope;
 };
 
 /// One poll result: records, plus partitions that reached their end (if partition_eof).
 struct PollResult {
     std::vector<ConsumedRecord> records;
-    std::vector<TopicPartition> reached_end;
+    /// Partitions whose end (the last stable offset, read_committed) was reached; `offset` is
+    /// that end offset.
+    std::vector<TopicPartitionOffset> reached_end;
 };
 
 class Consumer {
@@ -61,8 +67,19 @@ class Consumer {
     PollResult poll_batch(std::size_t max, std::chrono::milliseconds timeout);
 
     std::vector<TopicPartition> assignment() const;
+    /// Moves assigned partitions to the given offsets (kBeginning allowed). Asynchronous: later
+    /// polls return records from there on. @throws KafkaException naming a partition it could
+    /// not position.
+    void seek(const std::vector<TopicPartitionOffset>& positions);
     /// Rewinds every assigned partition to its committed offset (after an aborted transaction).
-    void seek_to_committed();
+    /// @throws KafkaException when any partition could not be positioned (nothing is assumed:
+    ///         call again until it succeeds).
+    void seek_to_committed(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    /// The group's committed offsets of `partitions` (kNoOffset where none is committed). Needs
+    /// a group id but no subscription. @throws KafkaException on any per-partition error.
+    std::vector<TopicPartitionOffset> committed(const std::vector<TopicPartition>& partitions,
+                                                std::chrono::milliseconds timeout);
+    static constexpr std::int64_t kNoOffset = -1001;
     /// Low and high watermarks as seen by this consumer's isolation level.
     std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic,
                                                      std::int32_t partition,

@@ -1,7 +1,8 @@
 #pragma once
 /// Every librdkafka error is classified once, here: retriable, abortable (the open transaction
-/// must be aborted) or fatal (the client instance must be recreated). Callers decide by class,
-/// never by code.
+/// must be aborted), fatal (the client instance must be recreated) or fenced (another instance
+/// now owns this transactional.id or group.instance.id: stop, never recreate). Callers decide by
+/// class, never by code.
 
 #include <stdexcept>
 #include <string>
@@ -12,13 +13,14 @@ class KafkaError {
   public:
     KafkaError() = default;
     KafkaError(int code, std::string name, std::string message, bool fatal, bool retriable,
-               bool txn_requires_abort)
+               bool txn_requires_abort, bool fenced = false)
         : code_(code),
           name_(std::move(name)),
           message_(std::move(message)),
           fatal_(fatal),
           retriable_(retriable),
-          txn_requires_abort_(txn_requires_abort) {}
+          txn_requires_abort_(txn_requires_abort),
+          fenced_(fenced) {}
 
     int code() const { return code_; }                 ///< rd_kafka_resp_err_t value
     const std::string& name() const { return name_; }  ///< e.g. "_TIMED_OUT"
@@ -26,6 +28,12 @@ class KafkaError {
     bool is_fatal() const { return fatal_; }          ///< recreate the client
     bool is_retriable() const { return retriable_; }  ///< the same call may succeed later
     bool transaction_requires_abort() const { return txn_requires_abort_; }
+    /// A newer instance took over this identity (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH,
+    /// FENCED_INSTANCE_ID). Recreating the client would fence the newer instance in turn: the
+    /// owner must stop for good (docs/ARCHITECTURE.md "Fencing").
+    bool is_fenced() const { return fenced_; }
+    /// The same error with `context` in front of its message.
+    KafkaError with_context(const std::string& context) const;
     std::string describe() const;
 
   private:
@@ -35,6 +43,7 @@ class KafkaError {
     bool fatal_ = false;
     bool retriable_ = false;
     bool txn_requires_abort_ = false;
+    bool fenced_ = false;
 };
 
 class KafkaException : public std::runtime_error {
@@ -48,7 +57,7 @@ class KafkaException : public std::runtime_error {
 };
 
 /// A configuration property librdkafka refused; names the property and, when known, the
-/// environment variable it came from.
+/// environment variable it came from. Not retryable: fix the setting.
 class ConfigurationError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;

@@ -3,22 +3,34 @@
 ///
 ///   poll a batch (up to `batch_max` records or `batch_linger` after the first)
 ///   begin_transaction
-///     poison records (not a CloudEvent, or refused by the processor) → `<topic>.dlq`
-///     processor.process(batch) → output records
+///     undecodable records (not a CloudEvent) → their DLQ topic, reason POISON_MESSAGE
+///     processor.process(batch) → output records (and dead letters for records it refuses)
 ///     processor.idle()         → output records with no input (commands, timers)
 ///     send_offsets_to_transaction(next offset per partition)
 ///   commit_transaction → processor.committed()
 ///
-/// On an abortable error the transaction is aborted, processor.aborted() is told and the consumer
-/// rewinds to its committed offsets, so the batch is processed again. On a fatal error the
-/// producer is recreated (fencing the old epoch) and the consumer rewinds likewise. Partitions
-/// that are revoked or lost drop whatever was polled but not yet processed: no transaction is
-/// ever open while the consumer polls, so there is nothing else to commit or abort.
+/// What can go wrong, and what the loop does (docs/ARCHITECTURE.md "The loop"):
+/// - aborted: processor.aborted(), rewind the consumer to its committed offsets, process again
+///   after a backoff.
+/// - outcome unknown (and after any producer recreation, or a committed() that threw): the
+///   producer is initialised again, which settles the transaction; then processor.resync()
+///   must bring the processor's local state up to what Kafka holds before anything is decided
+///   again; then the consumer rewinds to the (now settled) committed offsets.
+/// - poison: a record the processor refuses (it throws contract::ContractError, or calls
+///   out.dead_letter) goes to its DLQ in the same transaction as its offset. Every other
+///   exception is an infrastructure failure (disk full, SQLITE_BUSY, a broker away): the batch
+///   is retried with a growing backoff (100 ms to 5 s), never dead-lettered, and readiness says
+///   so.
+/// - fenced (another instance took the transactional.id or the group.instance.id): the loop
+///   stops for good, readiness says why, and `on_fatal` is called so the process exits non-zero
+///   and a supervisor restarts it; it never re-initialises (which would fence the newer
+///   instance).
 ///
-/// Thread-safety: start/stop/wake/not_ready_reason from any thread; the processor's methods are
-/// called on the loop's own thread only.
+/// Thread-safety: start/stop/wake/status from any thread; the processor's methods are called on
+/// the loop's own thread only.
 
 #include "orderpipe/common/cloudevent.hpp"
+#include "orderpipe/contract/names.hpp"
 #include "orderpipe/kafka/types.hpp"
 
 #include <chrono>
@@ -34,20 +46,20 @@ class Registry;
 
 namespace orderpipe::kafka {
 
-/// Why a record went to a DLQ (header dlq.reason, SPEC §6).
-inline constexpr const char* kPoisonMessage = "POISON_MESSAGE";
-
 /// What one transaction writes besides its offsets.
 class BatchOutput {
   public:
     void produce(OutgoingRecord record) { records_.push_back(std::move(record)); }
     /// Sends `record` unchanged (key, value, headers byte for byte) to its DLQ topic with the
-    /// dlq.* headers of SPEC §6 added.
-    void dead_letter(const ConsumedRecord& record, const std::string& reason,
+    /// dlq.* headers added (docs/CONTRACT.md "Dead letters").
+    void dead_letter(const ConsumedRecord& record, contract::DlqReason reason,
                      const std::string& error, int retry_count = 0);
+    /// The record was a redelivery answered from ProcessedEvents (for the records metric).
+    void note_duplicate() { ++duplicates_; }
 
     const std::vector<OutgoingRecord>& records() const { return records_; }
     std::size_t dead_letters() const { return dead_letters_; }
+    std::size_t duplicates() const { return duplicates_; }
 
   private:
     friend class ProcessingLoop;
@@ -55,6 +67,7 @@ class BatchOutput {
     std::string consumer_group_;
     std::function<std::string(const std::string&)> dlq_topic_;
     std::size_t dead_letters_ = 0;
+    std::size_t duplicates_ = 0;
 };
 
 /// A decoded record of the batch.
@@ -66,35 +79,53 @@ struct Incoming {
 class BatchProcessor {
   public:
     virtual ~BatchProcessor() = default;
-    /// Decides the outputs of one batch. Call out.dead_letter() for records it cannot accept
-    /// (unknown type, missing fields): they never block the partition. Throwing aborts the whole
-    /// transaction, and the batch is delivered again after a backoff.
+    /// Decides the outputs of one batch. A record it cannot accept (unknown type, a field
+    /// missing): out.dead_letter(), or throw contract::ContractError for it. Any other
+    /// exception aborts the transaction and the batch comes again after a backoff.
     virtual void process(std::vector<Incoming>& batch, BatchOutput& out) = 0;
     /// Work that needs no input (queued commands, expired timers); runs in every transaction,
-    /// and on its own when the processor says it has some (has_idle_work()).
+    /// and on its own when has_idle_work() says there is some.
     virtual void idle(BatchOutput& /*out*/) {}
     virtual bool has_idle_work() { return false; }
-    /// The transaction committed: make its effects visible (e.g. answer commands).
+    /// The transaction committed: make its effects visible (e.g. answer commands). If it
+    /// throws, resync() runs before the next transaction.
     virtual void committed() {}
-    /// The transaction was aborted: forget what process()/idle() prepared.
+    /// The transaction was aborted: nothing of it is visible. Forget what it prepared.
     virtual void aborted() {}
+    /// Nobody can say yet whether the transaction committed (or the loop was fenced). Forget
+    /// what it prepared; resync() follows once the outcome is settled.
+    virtual void outcome_unknown() { aborted(); }
+    /// Called after an unknown outcome, a producer recreation or a failed committed(), once the
+    /// outcome is settled and before anything else is processed: bring local state up to what
+    /// Kafka holds (e.g. wait until a projection has read to the end). @returns false if that
+    /// is not possible yet (it is called again after a backoff).
+    virtual bool resync(std::chrono::milliseconds /*budget*/) { return true; }
 };
 
 struct LoopOptions {
-    std::string name;  ///< for logs and metrics, e.g. "inventory-requests"
+    std::string name;  ///< for logs, metrics and FAULT_INJECT scopes, e.g. "inventory-requests"
     std::string group_id;
     std::vector<std::string> topics;
     std::string transactional_id;
+    /// Static group membership (group.instance.id = transactional.id): a restarted instance
+    /// gets its partitions back at once. Off for services that scale out, so a stopped member
+    /// leaves the group and a peer takes over its partitions without waiting.
+    bool static_membership = true;
     std::size_t batch_max = 500;
     std::chrono::milliseconds batch_linger{5};
     std::chrono::milliseconds operation_timeout{10000};
     std::chrono::milliseconds idle_poll{100};  ///< poll timeout with nothing to do
-    /// DLQ topic of a consumed topic; default `<topic>.dlq`.
+    /// DLQ topic of a consumed topic (contract::dlq_topic_for with the topic prefix).
     std::function<std::string(const std::string&)> dlq_topic;
-    /// Chaos testing (FAULT_KILL_BEFORE_COMMIT): in the N-th transaction that consumed records,
-    /// after its records were produced and delivered, the process SIGKILLs itself before
-    /// committing. 0 = off.
-    std::size_t kill_before_commit_at = 0;
+    /// Called once, from the loop thread, when the loop stops for good on its own (fenced):
+    /// the process must exit so a supervisor can restart it cleanly.
+    std::function<void(const std::string& why)> on_fatal;
+};
+
+/// Readiness of a loop: nullopt detail when ready.
+struct LoopStatus {
+    bool ready = false;
+    std::string detail;
 };
 
 class ProcessingLoop {
@@ -105,13 +136,16 @@ class ProcessingLoop {
     ProcessingLoop(const ProcessingLoop&) = delete;
     ProcessingLoop& operator=(const ProcessingLoop&) = delete;
 
+    /// Starts the loop thread (which initialises transactions, then subscribes).
     void start();
-    /// Finishes the batch in hand (commit), leaves the group, joins. Idempotent.
+    /// Finishes the batch in hand (commit), closes the consumer, joins. Idempotent.
     void stop();
-    /// The processor has idle work: run a transaction soon even without input.
+    /// The processor has idle work: run a transaction soon even without input. Thread-safe.
     void wake();
-    /// nullopt once transactions are initialised and the consumer joined its group.
-    std::optional<std::string> not_ready_reason() const;
+    /// Ready once transactions are initialised and the consumer is in its group (assigned,
+    /// possibly to no partition); otherwise why not. Thread-safe, never blocks.
+    LoopStatus status() const;
+    const LoopOptions& options() const;
 
   private:
     class Impl;

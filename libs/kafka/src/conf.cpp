@@ -2,53 +2,9 @@
 
 #include "orderpipe/common/logging.hpp"
 
-namespace orderpipe::kafka {
+#include <cctype>
 
-std::string KafkaError::describe() const {
-    std::string s = name_ + ": " + message_;
-    if (fatal_) s += " (fatal)";
-    if (retriable_) s += " (retriable)";
-    if (txn_requires_abort_) s += " (transaction must be aborted)";
-    return s;
-}
-
-namespace impl {
-
-KafkaError classify(ErrorHolder error) {
-    rd_kafka_error_t* e = error.get();
-    return KafkaError(rd_kafka_error_code(e), rd_kafka_error_name(e), rd_kafka_error_string(e),
-                      rd_kafka_error_is_fatal(e) != 0, rd_kafka_error_is_retriable(e) != 0,
-                      rd_kafka_error_txn_requires_abort(e) != 0);
-}
-
-KafkaError classify(rd_kafka_resp_err_t code, std::string context) {
-    // Exhaustive where it matters: the transport-level conditions that go away by themselves.
-    bool retriable = false;
-    switch (code) {
-        case RD_KAFKA_RESP_ERR__TRANSPORT:
-        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-        case RD_KAFKA_RESP_ERR__TIMED_OUT:
-        case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-        case RD_KAFKA_RESP_ERR__RESOLVE:
-        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-        case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
-        case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
-        case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
-        case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-        case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-        case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
-        case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-            retriable = true;
-            break;
-        default:
-            break;
-    }
-    std::string message = rd_kafka_err2str(code);
-    if (!context.empty()) message = context + ": " + message;
-    return KafkaError(code, rd_kafka_err2name(code), message, code == RD_KAFKA_RESP_ERR__FATAL,
-                      retriable, false);
-}
+namespace orderpipe::kafka::impl {
 
 void set_conf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
     char err[512];
@@ -145,5 +101,4 @@ void install_log_callbacks(rd_kafka_conf_t* conf) {
     rd_kafka_conf_set_error_cb(conf, error_cb);
 }
 
-}  // namespace impl
-}  // namespace orderpipe::kafka
+}  // namespace orderpipe::kafka::impl

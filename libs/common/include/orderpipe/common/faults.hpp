@@ -1,0 +1,41 @@
+#pragma once
+/// Fault injection for tests and chaos runs (FAULT_INJECT, docs/CONFIGURATION.md). Off unless
+/// configured; then each named point of the code asks `hit(scope, point)` and acts out the fault
+/// when the answer is yes.
+///
+/// Spec: comma-separated `scope:point:N` or `scope:point:N-M` entries: the N-th (to M-th)
+/// occurrence of `point` in `scope` (a loop name such as `order-decisions`, or `*` for any)
+/// strikes, counting from 1. Points used by the code:
+///   kill-before-commit        SIGKILL after a transaction's records reached the broker
+///   commit-unknown-committed  commit, then report the outcome as unknown
+///   commit-unknown-aborted    do not commit, report the outcome as unknown (the next
+///                             init_transactions aborts the transaction)
+///   commit-abortable          the commit asks for an abort
+///   abort-fails               that abort does not complete (the outcome is then unknown)
+///   after-commit-fails        the local step after a commit throws
+///   process-fails             processing throws an infrastructure error (like SQLITE_BUSY)
+///   rewind-partition-error    a committed offset fetched for a rewind comes with an error
+///
+/// Thread-safe.
+
+#include <stdexcept>
+#include <string_view>
+
+namespace orderpipe::faults {
+
+/// Replaces the plan. @throws std::invalid_argument naming the malformed entry.
+void configure(std::string_view spec);
+/// Checks `spec` without installing it. @returns an empty string, or what is wrong.
+std::string validate(std::string_view spec);
+/// Counts one occurrence of `point` in `scope`. @returns true if this occurrence must fail.
+bool hit(std::string_view scope, std::string_view point);
+/// True once any entry is configured (cheap).
+bool enabled();
+
+/// What `process-fails` throws: an infrastructure error, never poison.
+class InjectedFault : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace orderpipe::faults

@@ -1,0 +1,89 @@
+#pragma once
+/// A read model fed from Kafka topics (read_committed) into SQLite, exactly once without any
+/// Kafka commit: the position of every partition lives in the same SQLite file and is written in
+/// the same SQLite transaction as the changes it produced. Used by the order read model and by
+/// analytics.
+///
+///   poll a batch → BEGIN → handler.apply(record) for each → positions → COMMIT
+///                → handler.committed()
+///
+/// - A record the handler refuses (it throws contract::ContractError) is skipped alone (its
+///   partial writes are rolled back to a savepoint) and counted; a projection writes nothing to
+///   Kafka, so it has no DLQ of its own.
+/// - Any other exception rolls the batch back; the projection rewinds to the stored positions
+///   and retries after a growing backoff, and says so in status().
+/// - Partitions added to a topic later are picked up (the partition count is re-read).
+/// - wait_caught_up() answers "has everything committed up to now been applied?": it asks the
+///   broker for the last stable offset of every partition, then waits until the projection has
+///   applied (or, past control records, reached) each of them.
+///
+/// Thread-safety: catch_up() before start() on the caller's thread; after start() the
+/// projection has its own thread, and wait_caught_up()/status() may be called from any thread.
+
+#include "orderpipe/common/sqlite.hpp"
+#include "orderpipe/kafka/types.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace prometheus {
+class Registry;
+}
+
+namespace orderpipe::runtime {
+
+class ProjectionHandler {
+  public:
+    virtual ~ProjectionHandler() = default;
+    /// The connection the projection writes through; used only on the projection's thread.
+    virtual sqlite::Database& db() = 0;
+    /// Applies one record inside the open SQLite transaction. Throw contract::ContractError to
+    /// skip a record that does not follow the contract.
+    virtual void apply(const kafka::ConsumedRecord& record) = 0;
+    /// The batch is committed to SQLite (e.g. wake long-polls).
+    virtual void committed() {}
+    /// The batch was rolled back: forget what apply() noted.
+    virtual void rolled_back() {}
+};
+
+struct ProjectionOptions {
+    std::string name;  ///< for logs, metrics and the positions table, e.g. "orders"
+    std::vector<std::string> topics;
+    kafka::ClientConfig client;
+    std::size_t batch_max = 2000;
+    std::chrono::milliseconds poll{100};
+};
+
+class Projection {
+  public:
+    /// Creates the positions table in handler.db(). Does not contact Kafka.
+    Projection(ProjectionOptions options, ProjectionHandler& handler,
+               prometheus::Registry& registry);
+    ~Projection();  ///< stop()
+    Projection(const Projection&) = delete;
+    Projection& operator=(const Projection&) = delete;
+
+    /// Applies everything committed so far, on the calling thread (before start()).
+    /// @returns false when `deadline` passed first (e.g. Kafka unreachable).
+    bool catch_up(std::chrono::milliseconds deadline);
+    /// Keeps applying in the background.
+    void start();
+    void stop();
+
+    /// Waits until everything committed to the topics before this call has been applied.
+    /// @returns false when `deadline` passed first. Thread-safe; needs start() (or runs the
+    ///          projection on the calling thread before it).
+    bool wait_caught_up(std::chrono::milliseconds deadline);
+
+    /// nullopt while it keeps up; otherwise why not (a failing batch). Thread-safe.
+    std::optional<std::string> problem() const;
+
+  private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orderpipe::runtime

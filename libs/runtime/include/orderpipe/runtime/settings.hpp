@@ -1,0 +1,53 @@
+#pragma once
+/// The settings every service reads, under one name each (docs/CONFIGURATION.md). A service's
+/// own settings are read by its own `from_env`, after these.
+
+#include "orderpipe/common/config.hpp"
+#include "orderpipe/kafka/types.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace orderpipe::runtime {
+
+struct ServiceSettings {
+    std::string service;  ///< e.g. "order-service"; also the consumer group's base name
+    std::string bootstrap_servers = "localhost:9092";     ///< KAFKA_BOOTSTRAP_SERVERS
+    std::map<std::string, std::string> kafka_properties;  ///< every other KAFKA_* variable
+    std::uint16_t http_port = 0;                          ///< HTTP_PORT
+    unsigned http_threads = 2;                            ///< HTTP_THREADS
+    std::string data_dir = "./data";                      ///< DATA_DIR
+    std::string instance_id = "0";                        ///< INSTANCE_ID
+    std::string log_level = "info";                       ///< LOG_LEVEL
+    std::chrono::milliseconds shutdown_timeout{10000};    ///< SHUTDOWN_TIMEOUT
+    /// COMMIT_TIMEOUT: bound for one Kafka operation (a delivery, a commit, an abort), and for
+    /// the answer to a request that waits on one.
+    std::chrono::milliseconds commit_timeout{10000};
+    std::size_t batch_max = 500;                ///< BATCH_MAX: records per loop transaction
+    std::chrono::milliseconds batch_linger{5};  ///< BATCH_LINGER: wait to fill a batch
+    std::string topic_prefix;                   ///< TOPIC_PREFIX (shared clusters, tests)
+    std::string group_prefix;                   ///< GROUP_PREFIX
+    std::string fault_inject;                   ///< FAULT_INJECT (tests and chaos only)
+
+    /// A contract topic name with TOPIC_PREFIX.
+    std::string topic(std::string_view name) const;
+    /// Removes TOPIC_PREFIX from a full topic name (for contract lookups).
+    std::string_view contract_name(std::string_view full) const;
+    /// The DLQ of a consumed topic (full names).
+    std::string dlq_topic(const std::string& consumed) const;
+    /// A consumer group name with GROUP_PREFIX.
+    std::string group(std::string_view name) const;
+    /// `<service>-<instance>[-<suffix>]`: stable across restarts, so a restarted instance
+    /// fences its predecessor.
+    std::string transactional_id(std::string_view suffix = {}) const;
+    /// Connection settings for a Kafka client named `client_id`.
+    kafka::ClientConfig kafka_client(std::string client_id) const;
+
+    /// Reads the common variables. Every problem is collected in `env` (EnvReader::finish()).
+    static ServiceSettings read(EnvReader& env, std::string service, std::uint16_t default_port);
+};
+
+}  // namespace orderpipe::runtime

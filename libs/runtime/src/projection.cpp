@@ -1,0 +1,364 @@
+#include "orderpipe/runtime/projection.hpp"
+
+#include "orderpipe/common/logging.hpp"
+#include "orderpipe/contract/events.hpp"
+#include "orderpipe/kafka/consumer.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace orderpipe::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kMinBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
+constexpr auto kPartitionRecheck = std::chrono::seconds(10);
+
+std::chrono::milliseconds left(Clock::time_point until) {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
+}
+
+}  // namespace
+
+class Projection::Impl {
+  public:
+    Impl(ProjectionOptions options, ProjectionHandler& handler, prometheus::Registry& registry)
+        : options_(std::move(options)), handler_(handler) {
+        handler_.db().exec(R"(CREATE TABLE IF NOT EXISTS projection_positions (
+            projection  TEXT NOT NULL,
+            topic       TEXT NOT NULL,
+            partition   INTEGER NOT NULL,
+            next_offset INTEGER NOT NULL,
+            PRIMARY KEY (projection, topic, partition)))");
+        auto& records = prometheus::BuildCounter()
+                            .Name("projection_records_total")
+                            .Help("Records applied to a read model, by result")
+                            .Register(registry);
+        applied_ = &records.Add({{"projection", options_.name}, {"result", "applied"}});
+        skipped_ = &records.Add({{"projection", options_.name}, {"result", "skipped"}});
+        failures_ = &prometheus::BuildCounter()
+                         .Name("projection_failures_total")
+                         .Help("Batches rolled back and retried (SQLite or Kafka failures)")
+                         .Register(registry)
+                         .Add({{"projection", options_.name}});
+        kafka::ConsumerOptions co;
+        co.partition_eof = true;  // to know where the end is, also past control records
+        // Never commits to Kafka: positions are in SQLite. A group id is still required.
+        co.group_id = options_.client.client_id + "-" + options_.name + "-projection";
+        kafka::ClientConfig client = options_.client;
+        // librdkafka 2.0.2 bounds query_watermark_offsets only by the socket timeout (#4460):
+        // keep it short so wait_caught_up() cannot hang for a minute with the broker away.
+        client.properties.try_emplace("socket.timeout.ms", "10000");
+        consumer_ = std::make_unique<kafka::Consumer>(client, co);
+    }
+
+    ~Impl() { stop(); }
+
+    bool catch_up(std::chrono::milliseconds deadline) {
+        const auto until = Clock::now() + deadline;
+        while (!refresh_partitions()) {
+            if (Clock::now() >= until || stopping_) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));  // metadata retry
+        }
+        if (wait_caught_up(left(until))) {
+            log::info("read model caught up", {{"projection", options_.name}});
+            return true;
+        }
+        return false;
+    }
+
+    void start() {
+        started_ = true;
+        thread_ = std::thread([this] { run(); });
+    }
+
+    void stop() {
+        if (stopping_.exchange(true)) return;
+        consumer_->wake();
+        if (thread_.joinable()) thread_.join();
+        consumer_->close();
+        cv_.notify_all();
+    }
+
+    bool wait_caught_up(std::chrono::milliseconds deadline) {
+        const auto until = Clock::now() + deadline;
+        // The end of every partition now (the last stable offset: read_committed).
+        std::map<kafka::TopicPartition, std::int64_t> ends;
+        std::map<std::string, int> counts;
+        {
+            std::lock_guard lock(mu_);
+            counts = partitions_;
+        }
+        if (counts.empty()) return false;  // catch_up() has not read the partitions yet
+        try {
+            for (const auto& [topic, n] : counts) {
+                for (int p = 0; p < n; ++p) {
+                    ends[{topic, p}] =
+                        consumer_
+                            ->watermarks(topic, p,
+                                         std::min(left(until), std::chrono::milliseconds(5000)))
+                            .second;
+                }
+            }
+        } catch (const std::exception& e) {
+            log::warn("cannot read the end offsets",
+                      {{"projection", options_.name}, {"error", e.what()}});
+            return false;
+        }
+        auto reached = [&] {
+            for (const auto& [tp, end] : ends) {
+                auto it = reached_.find(tp);
+                if ((it == reached_.end() ? 0 : it->second) < end) return false;
+            }
+            return true;
+        };
+        if (!started_) {
+            // Before start(): drive the projection on this thread.
+            while (!stopping_) {
+                {
+                    std::lock_guard lock(mu_);
+                    if (reached()) return true;
+                }
+                if (Clock::now() >= until) return false;
+                step(std::chrono::milliseconds(100));
+            }
+            return false;
+        }
+        std::unique_lock lock(mu_);
+        return cv_.wait_until(lock, until, [&] { return reached() || stopping_; }) && !stopping_;
+    }
+
+    std::optional<std::string> problem() const {
+        std::lock_guard lock(mu_);
+        return problem_;
+    }
+
+  private:
+    void run() {
+        auto last_check = Clock::now();
+        while (!stopping_) {
+            if (Clock::now() - last_check > kPartitionRecheck) {
+                last_check = Clock::now();
+                refresh_partitions();
+            }
+            step(options_.poll);
+        }
+    }
+
+    /// Reads the partition counts; re-assigns when they changed. @returns false on failure.
+    bool refresh_partitions() {
+        std::map<std::string, int> counts;
+        try {
+            for (const auto& t : options_.topics) {
+                const int n = consumer_->partition_count(t, std::chrono::seconds(5));
+                if (n == 0) {
+                    set_problem("topic " + t + " is missing");
+                    return false;
+                }
+                counts[t] = n;
+            }
+        } catch (const std::exception& e) {
+            set_problem(std::string("cannot read topic metadata: ") + e.what());
+            return false;
+        }
+        bool changed = false;
+        {
+            std::lock_guard lock(mu_);
+            changed = counts != partitions_;
+            if (changed) {
+                if (!partitions_.empty()) {
+                    log::info("partition count changed; assigning the new partitions",
+                              {{"projection", options_.name}});
+                }
+                partitions_ = counts;
+            }
+        }
+        if (changed && !assign()) return false;
+        if (!failing_) set_problem(std::nullopt);
+        return true;
+    }
+
+    /// Every partition at its stored position (or the beginning).
+    std::vector<kafka::TopicPartitionOffset> stored_positions() {
+        std::map<kafka::TopicPartition, std::int64_t> stored;
+        {
+            auto q = handler_.db().cached(
+                "SELECT topic, partition, next_offset FROM projection_positions "
+                "WHERE projection = ?");
+            q.bind(1, options_.name);
+            while (q.step()) {
+                stored[{q.column_text(0), static_cast<std::int32_t>(q.column_int(1))}] =
+                    q.column_int(2);
+            }
+        }
+        std::map<std::string, int> counts;
+        {
+            std::lock_guard lock(mu_);
+            counts = partitions_;
+            for (const auto& [tp, next] : stored) reached_[tp] = std::max(reached_[tp], next);
+        }
+        std::vector<kafka::TopicPartitionOffset> out;
+        for (const auto& [topic, n] : counts) {
+            for (int p = 0; p < n; ++p) {
+                auto it = stored.find({topic, p});
+                out.push_back(
+                    {topic, p, it == stored.end() ? kafka::Consumer::kBeginning : it->second});
+            }
+        }
+        return out;
+    }
+
+    /// Assigns every partition at its stored position. Only when the partitions change:
+    /// librdkafka 2.0.2 can trip over an assignment replaced while it still stops the last one.
+    bool assign() {
+        try {
+            consumer_->assign(stored_positions());
+        } catch (const std::exception& e) {
+            set_problem(std::string("cannot assign partitions: ") + e.what());
+            return false;
+        }
+        return true;
+    }
+
+    /// Back to the stored positions after a rolled-back batch.
+    void rewind() {
+        try {
+            consumer_->seek(stored_positions());
+        } catch (const std::exception& e) {
+            log::warn("cannot rewind the projection yet",
+                      {{"projection", options_.name}, {"error", e.what()}});
+        }
+    }
+
+    void set_problem(std::optional<std::string> p) {
+        std::lock_guard lock(mu_);
+        problem_ = std::move(p);
+    }
+
+    void step(std::chrono::milliseconds wait) {
+        kafka::PollResult polled;
+        try {
+            polled = consumer_->poll_batch(options_.batch_max, wait);
+        } catch (const std::exception& e) {
+            set_problem(std::string("the consumer failed: ") + e.what());
+            back_off();
+            return;
+        }
+        if (!polled.records.empty() && !apply(polled.records)) return;
+        std::lock_guard lock(mu_);
+        for (const auto& rec : polled.records) {
+            auto& r = reached_[{rec.topic, rec.partition}];
+            r = std::max(r, rec.offset + 1);
+        }
+        for (const auto& end : polled.reached_end) {
+            auto& r = reached_[{end.topic, end.partition}];
+            r = std::max(r, end.offset);
+        }
+        if (!polled.records.empty() || !polled.reached_end.empty()) cv_.notify_all();
+    }
+
+    /// One SQLite transaction for the batch. @returns false if it was rolled back.
+    bool apply(const std::vector<kafka::ConsumedRecord>& records) {
+        std::size_t skipped = 0;
+        try {
+            sqlite::Database& db = handler_.db();
+            sqlite::Transaction tx(db);
+            std::map<kafka::TopicPartition, std::int64_t> next;
+            for (const auto& rec : records) {
+                next[{rec.topic, rec.partition}] = rec.offset + 1;
+                sqlite::Savepoint sp(db);
+                try {
+                    handler_.apply(rec);
+                    sp.release();
+                } catch (const contract::ContractError& e) {
+                    ++skipped;  // `sp` undoes what the record did
+                    log::warn("record skipped by the read model", {{"projection", options_.name},
+                                                                   {"topic", rec.topic},
+                                                                   {"partition", rec.partition},
+                                                                   {"offset", rec.offset},
+                                                                   {"error", e.what()}});
+                }
+            }
+            auto upsert = db.cached(
+                "INSERT INTO projection_positions(projection, topic, partition, next_offset) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(projection, topic, partition) DO UPDATE SET "
+                "next_offset = MAX(next_offset, excluded.next_offset)");
+            for (const auto& [tp, n] : next) {
+                upsert.bind(1, options_.name)
+                    .bind(2, tp.topic)
+                    .bind(3, static_cast<std::int64_t>(tp.partition))
+                    .bind(4, n);
+                upsert.run();
+            }
+            tx.commit();
+        } catch (const std::exception& e) {
+            handler_.rolled_back();
+            failures_->Increment();
+            failing_ = true;
+            set_problem(std::string("applying a batch failed (retrying): ") + e.what());
+            log::error("projection batch failed; rewinding and retrying",
+                       {{"projection", options_.name}, {"error", e.what()}});
+            back_off();
+            rewind();
+            return false;
+        }
+        applied_->Increment(static_cast<double>(records.size() - skipped));
+        skipped_->Increment(static_cast<double>(skipped));
+        handler_.committed();
+        if (failing_) {
+            failing_ = false;
+            backoff_ = kMinBackoff;
+            set_problem(std::nullopt);
+        }
+        return true;
+    }
+
+    void back_off() {
+        const auto until = Clock::now() + backoff_;
+        while (!stopping_ && Clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+    }
+
+    ProjectionOptions options_;
+    ProjectionHandler& handler_;
+    std::unique_ptr<kafka::Consumer> consumer_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::map<std::string, int> partitions_;                  // guarded by mu_
+    std::map<kafka::TopicPartition, std::int64_t> reached_;  // guarded by mu_
+    std::optional<std::string> problem_;                     // guarded by mu_
+    bool failing_ = false;
+    std::chrono::milliseconds backoff_ = kMinBackoff;
+    std::atomic<bool> started_{false};
+    std::atomic<bool> stopping_{false};
+    prometheus::Counter* applied_;
+    prometheus::Counter* skipped_;
+    prometheus::Counter* failures_;
+    std::thread thread_;  // last
+};
+
+Projection::Projection(ProjectionOptions options, ProjectionHandler& handler,
+                       prometheus::Registry& registry)
+    : impl_(std::make_unique<Impl>(std::move(options), handler, registry)) {}
+Projection::~Projection() = default;
+bool Projection::catch_up(std::chrono::milliseconds deadline) { return impl_->catch_up(deadline); }
+void Projection::start() { impl_->start(); }
+void Projection::stop() { impl_->stop(); }
+bool Projection::wait_caught_up(std::chrono::milliseconds deadline) {
+    return impl_->wait_caught_up(deadline);
+}
+std::optional<std::string> Projection::problem() const { return impl_->problem(); }
+
+}  // namespace orderpipe::runtime

@@ -1,0 +1,490 @@
+#include "orderpipe/runtime/runtime.hpp"
+
+#include "orderpipe/common/logging.hpp"
+#include "orderpipe/kafka/admin.hpp"
+#include "orderpipe/kafka/consumer.hpp"
+
+#include <prometheus/registry.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <system_error>
+#include <thread>
+
+namespace orderpipe::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kHealthInterval = std::chrono::seconds(1);
+constexpr auto kMetadataTimeout = std::chrono::milliseconds(2000);
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out;
+}
+
+/// A stop flag with a timed wait that wakes at once on stop.
+class Stopper {
+  public:
+    void stop() {
+        {
+            std::lock_guard lock(mu_);
+            stopped_ = true;
+        }
+        flag_ = true;
+        cv_.notify_all();
+    }
+    /// @returns false when stopped.
+    bool sleep(std::chrono::milliseconds d) {
+        std::unique_lock lock(mu_);
+        return !cv_.wait_for(lock, d, [this] { return stopped_; });
+    }
+    const std::atomic<bool>& flag() const { return flag_; }
+
+  private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopped_ = false;
+    std::atomic<bool> flag_{false};
+};
+
+}  // namespace
+
+class Runtime::Impl {
+  public:
+    explicit Impl(Runtime& owner)
+        : owner_(owner), registry_(std::make_shared<prometheus::Registry>()) {}
+
+    Runtime& owner_;
+    std::shared_ptr<prometheus::Registry> registry_;
+
+    // configuration
+    struct Route {
+        std::string method;
+        std::string pattern;
+        http::Handler handler;
+    };
+    std::vector<Route> routes_;
+    std::vector<std::pair<std::string, std::function<std::optional<std::string>()>>> checks_;
+    std::vector<std::pair<std::string, StartupStep>> steps_;
+    std::vector<std::pair<std::string, std::function<void()>>> stop_before_;
+    std::vector<std::pair<std::string, std::function<void()>>> stop_after_;
+    std::vector<LoopSpec> loop_specs_;
+    std::vector<std::unique_ptr<kafka::ProcessingLoop>> loops_;
+    std::set<std::string> topics_;  // every topic read or written
+
+    // running
+    std::unique_ptr<http::Server> http_;
+    std::unique_ptr<kafka::AdminClient> admin_;
+    Stopper stopper_;
+    std::thread health_thread_;
+    std::thread startup_thread_;
+    int lock_fd_ = -1;
+
+    mutable std::mutex state_mu_;
+    std::optional<std::string> kafka_problem_ = std::string("not checked yet");
+    std::vector<std::string> missing_topics_;
+    std::string startup_status_ = "not started";
+
+    std::mutex exit_mu_;
+    std::condition_variable exit_cv_;
+    std::optional<int> exit_code_;
+
+    void set_startup_status(std::string s) {
+        std::lock_guard lock(state_mu_);
+        startup_status_ = std::move(s);
+    }
+
+    http::Readiness readiness() {
+        http::Readiness r;
+        auto fail = [&](const std::string& key, const std::string& why) {
+            r.checks[key] = why;
+            if (r.ready) {
+                r.ready = false;
+                r.detail = key + ": " + why;
+            }
+        };
+        if (owner_.draining_) {
+            fail("lifecycle", "draining: the service is shutting down");
+        } else {
+            r.checks["lifecycle"] = "running";
+        }
+        {
+            std::lock_guard lock(state_mu_);
+            if (kafka_problem_) {
+                fail("kafka", *kafka_problem_);
+            } else {
+                r.checks["kafka"] = "ok";
+            }
+            if (!missing_topics_.empty()) {
+                fail("topics", "missing: " + join(missing_topics_) +
+                                   " (create them with scripts/create-topics.sh)");
+            } else if (!kafka_problem_) {
+                r.checks["topics"] = "ok";
+            }
+            if (!owner_.started_) {
+                fail("startup", startup_status_);
+            } else {
+                r.checks["startup"] = "done";
+            }
+        }
+        for (std::size_t i = 0; i < loop_specs_.size(); ++i) {
+            const std::string key = "loop " + loop_specs_[i].name;
+            if (i >= loops_.size() || !owner_.started_) {
+                r.checks[key] = "not started";
+                continue;
+            }
+            auto status = loops_[i]->status();
+            if (status.ready) {
+                r.checks[key] = "ok";
+            } else {
+                fail(key, status.detail);
+            }
+        }
+        for (const auto& [name, check] : checks_) {
+            std::optional<std::string> why;
+            try {
+                why = check();
+            } catch (const std::exception& e) {
+                why = std::string("check failed: ") + e.what();
+            }
+            if (why) {
+                fail(name, *why);
+            } else {
+                r.checks[name] = "ok";
+            }
+        }
+        return r;
+    }
+
+    /// Asks the broker for the cluster's topics; updates the cached state.
+    bool check_kafka() {
+        std::map<std::string, int> present;
+        try {
+            present = admin_->topics(kMetadataTimeout);
+        } catch (const std::exception& e) {
+            std::lock_guard lock(state_mu_);
+            if (!kafka_problem_ || kafka_problem_->rfind("unreachable", 0) != 0) {
+                log::warn("Kafka unreachable",
+                          {{"bootstrap", owner_.settings_.bootstrap_servers}, {"error", e.what()}});
+            }
+            kafka_problem_ =
+                "unreachable at " + owner_.settings_.bootstrap_servers + ": " + e.what();
+            return false;
+        }
+        std::vector<std::string> missing;
+        for (const auto& t : topics_) {
+            if (!present.contains(t)) missing.push_back(t);
+        }
+        std::lock_guard lock(state_mu_);
+        if (kafka_problem_ && kafka_problem_->rfind("unreachable", 0) == 0) {
+            log::info("Kafka reachable again", {{"bootstrap", owner_.settings_.bootstrap_servers}});
+        }
+        kafka_problem_.reset();
+        if (missing != missing_topics_ && !missing.empty()) {
+            log::warn("topics missing", {{"topics", join(missing)}});
+        }
+        missing_topics_ = std::move(missing);
+        return missing_topics_.empty();
+    }
+
+    void health_loop() {
+        while (!stopper_.flag()) {
+            check_kafka();
+            if (!stopper_.sleep(kHealthInterval)) break;
+        }
+    }
+
+    /// The background part of start(). Each phase retries until done or stopped.
+    void startup() {
+        auto retry = [&](const std::string& status, const std::function<bool()>& step) {
+            auto backoff = std::chrono::milliseconds(250);
+            for (;;) {
+                set_startup_status(status);
+                bool ok = false;
+                try {
+                    ok = step();
+                } catch (const std::exception& e) {
+                    set_startup_status(status + ": " + e.what());
+                    log::warn("startup step failed; retrying",
+                              {{"step", status}, {"error", e.what()}});
+                }
+                if (ok) return true;
+                if (!stopper_.sleep(backoff)) return false;
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+            }
+        };
+        if (!retry("waiting for Kafka and every topic", [&] { return check_kafka(); })) return;
+        if (owner_.single_instance_ &&
+            !retry("checking that no other instance runs", [&] { return check_single(); })) {
+            return;
+        }
+        if (owner_.state_required_ && owner_.state_was_empty_ &&
+            !retry("checking the local state", [&] { return check_state(); })) {
+            return;
+        }
+        for (auto& [name, step] : steps_) {
+            if (!retry(name, [&] { return step(stopper_.flag()); })) return;
+        }
+        if (stopper_.flag()) return;
+        for (auto& loop : loops_) loop->start();
+        owner_.started_ = true;
+        set_startup_status("done");
+        log::info("started", {{"service", owner_.settings_.service}});
+    }
+
+    std::set<std::string> groups() const {
+        std::set<std::string> out;
+        for (const auto& l : loop_specs_) out.insert(l.group);
+        return out;
+    }
+
+    /// @returns true when no other instance is in our groups; exits (2) when one is.
+    bool check_single() {
+        std::set<std::string> ours;
+        for (const auto& l : loop_specs_) {
+            ours.insert(owner_.settings_.transactional_id(l.transactional_suffix));
+        }
+        for (const auto& group : groups()) {
+            auto desc = admin_->describe_group(group, kMetadataTimeout);
+            for (const auto& m : desc.members) {
+                if (ours.contains(m.group_instance_id)) continue;  // our previous incarnation
+                const std::string who = m.group_instance_id.empty()
+                                            ? "client " + m.client_id
+                                            : "instance " + m.group_instance_id;
+                owner_.request_exit(
+                    kExitConfiguration,
+                    "another instance of " + owner_.settings_.service + " (" + who + " on " +
+                        m.host + ") is running in consumer group " + group + ". " +
+                        owner_.settings_.service +
+                        " keeps its state in local SQLite files and runs as a single instance: "
+                        "stop the other one first (docs/CONFIGURATION.md, \"Instances\")");
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// @returns true when the groups have no committed offsets; exits (2) when they have.
+    bool check_state() {
+        std::map<std::string, int> counts = admin_->topics(kMetadataTimeout);
+        for (const auto& spec : loop_specs_) {
+            std::vector<kafka::TopicPartition> partitions;
+            for (const auto& t : spec.topics) {
+                for (int p = 0; p < counts[t]; ++p) partitions.push_back({t, p});
+            }
+            kafka::ConsumerOptions co;
+            co.group_id = spec.group;
+            kafka::Consumer probe(owner_.kafka_client("state-check"), co);
+            std::vector<std::string> committed;
+            for (const auto& o : probe.committed(partitions, kMetadataTimeout * 5)) {
+                if (o.offset != kafka::Consumer::kNoOffset) {
+                    committed.push_back(o.topic + "[" + std::to_string(o.partition) + "]@" +
+                                        std::to_string(o.offset));
+                }
+            }
+            probe.close();
+            if (committed.empty()) continue;
+            const auto& s = owner_.settings_;
+            owner_.request_exit(
+                kExitConfiguration,
+                "DATA_DIR " + s.data_dir + " holds no state, but consumer group " + spec.group +
+                    " has committed offsets (" + join(committed) + "): the state of " + s.service +
+                    " was lost, and starting from nothing would act on it twice (e.g. sell "
+                    "stock twice). Restore DATA_DIR from a backup; or, to start over on "
+                    "purpose, delete the group first: scripts/bin/kafka-consumer-groups "
+                    "--bootstrap-server " +
+                    s.bootstrap_servers + " --delete --group " + spec.group +
+                    " (docs/CONFIGURATION.md, \"Local state\")");
+            return false;
+        }
+        return true;
+    }
+};
+
+Runtime::Runtime(ServiceSettings settings)
+    : settings_(std::move(settings)), impl_(std::make_unique<Impl>(*this)) {}
+
+Runtime::~Runtime() {
+    stop();
+    if (impl_->lock_fd_ >= 0) ::close(impl_->lock_fd_);
+}
+
+prometheus::Registry& Runtime::registry() { return *impl_->registry_; }
+std::shared_ptr<prometheus::Registry> Runtime::shared_registry() { return impl_->registry_; }
+
+std::string Runtime::open_state(const std::string& file_name) {
+    namespace fs = std::filesystem;
+    const fs::path dir(settings_.data_dir);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+        throw StartupError("DATA_DIR \"" + settings_.data_dir +
+                           "\" cannot be created: " + ec.message());
+    }
+    if (impl_->lock_fd_ < 0) {
+        const std::string lock_path = (dir / ".lock").string();
+        const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            throw StartupError("DATA_DIR \"" + settings_.data_dir +
+                               "\" is not writable: " + std::strerror(errno));
+        }
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            char pid[32] = {};
+            const auto n = ::pread(fd, pid, sizeof pid - 1, 0);
+            ::close(fd);
+            throw StartupError(
+                "DATA_DIR \"" + settings_.data_dir + "\" is in use by another process" +
+                (n > 0 ? " (pid " + std::string(pid, static_cast<std::size_t>(n)) + ")"
+                       : std::string()) +
+                ": one process per data directory");
+        }
+        const std::string me = std::to_string(::getpid());
+        if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) < 0) {
+            ::close(fd);
+            throw StartupError("DATA_DIR \"" + settings_.data_dir +
+                               "\" is not writable: " + std::strerror(errno));
+        }
+        impl_->lock_fd_ = fd;
+    }
+    const fs::path file = dir / file_name;
+    state_was_empty_ = !fs::exists(file);
+    return file.string();
+}
+
+void Runtime::reads(const std::vector<std::string>& topics) {
+    impl_->topics_.insert(topics.begin(), topics.end());
+}
+void Runtime::writes(const std::vector<std::string>& topics) {
+    impl_->topics_.insert(topics.begin(), topics.end());
+}
+
+void Runtime::route(std::string method, std::string pattern, http::Handler handler) {
+    impl_->routes_.push_back({std::move(method), std::move(pattern), std::move(handler)});
+}
+
+void Runtime::add_check(std::string name, std::function<std::optional<std::string>()> check) {
+    impl_->checks_.emplace_back(std::move(name), std::move(check));
+}
+
+void Runtime::add_startup_step(std::string name, StartupStep step) {
+    impl_->steps_.emplace_back(std::move(name), std::move(step));
+}
+
+kafka::ProcessingLoop& Runtime::add_loop(LoopSpec spec) {
+    if (spec.group.empty()) spec.group = settings_.group(settings_.service);
+    kafka::LoopOptions lo;
+    lo.name = spec.name;
+    lo.group_id = spec.group;
+    lo.topics = spec.topics;
+    lo.transactional_id = settings_.transactional_id(spec.transactional_suffix);
+    lo.static_membership = spec.static_membership;
+    lo.batch_max = settings_.batch_max;
+    lo.batch_linger = settings_.batch_linger;
+    lo.operation_timeout = settings_.commit_timeout;
+    lo.dlq_topic = [this](const std::string& consumed) { return settings_.dlq_topic(consumed); };
+    lo.on_fatal = [this](const std::string& why) { request_exit(kExitFailure, why); };
+    for (const auto& t : spec.topics) {
+        impl_->topics_.insert(t);
+        impl_->topics_.insert(settings_.dlq_topic(t));
+    }
+    impl_->loops_.push_back(std::make_unique<kafka::ProcessingLoop>(
+        kafka_client(spec.name), lo, *spec.processor, *impl_->registry_));
+    impl_->loop_specs_.push_back(std::move(spec));
+    return *impl_->loops_.back();
+}
+
+void Runtime::on_stop(std::string name, std::function<void()> hook, StopPhase phase) {
+    (phase == StopPhase::kBeforeLoops ? impl_->stop_before_ : impl_->stop_after_)
+        .emplace_back(std::move(name), std::move(hook));
+}
+
+void Runtime::start() {
+    // Everything that can be wrong with the settings is found before any broker is contacted:
+    // a misconfigured second instance must not fence the running one before failing.
+    kafka::check_client_config(kafka_client("check"));
+    http::ServerOptions so;
+    so.port = settings_.http_port;
+    so.threads = settings_.http_threads;
+    so.service_name = settings_.service;
+    impl_->http_ = std::make_unique<http::Server>(so, impl_->registry_);
+    for (auto& r : impl_->routes_) {
+        impl_->http_->route(std::move(r.method), std::move(r.pattern), std::move(r.handler));
+    }
+    impl_->http_->set_readiness([this] { return impl_->readiness(); });
+    try {
+        impl_->http_->start();
+    } catch (const std::system_error& e) {
+        throw StartupError(e.what());
+    }
+    log::info("listening", {{"port", impl_->http_->port()},
+                            {"bootstrap", settings_.bootstrap_servers},
+                            {"transactional_id", settings_.transactional_id()}});
+    impl_->admin_ = std::make_unique<kafka::AdminClient>(kafka_client("admin"));
+    impl_->health_thread_ = std::thread([this] { impl_->health_loop(); });
+    impl_->startup_thread_ = std::thread([this] { impl_->startup(); });
+}
+
+void Runtime::request_exit(int code, const std::string& why) {
+    {
+        std::lock_guard lock(impl_->exit_mu_);
+        if (impl_->exit_code_) return;
+        impl_->exit_code_ = code;
+    }
+    if (code == kExitOk) {
+        log::info("stopping", {{"why", why}});
+    } else {
+        log::error("stopping", {{"why", why}, {"exit_code", code}});
+    }
+    impl_->exit_cv_.notify_all();
+}
+
+int Runtime::wait_for_exit() {
+    std::unique_lock lock(impl_->exit_mu_);
+    impl_->exit_cv_.wait(lock, [this] { return impl_->exit_code_.has_value(); });
+    return *impl_->exit_code_;
+}
+
+void Runtime::stop() {
+    if (draining_.exchange(true)) return;
+    impl_->stopper_.stop();
+    if (impl_->startup_thread_.joinable()) impl_->startup_thread_.join();
+    for (auto& [name, hook] : impl_->stop_before_) {
+        try {
+            hook();
+        } catch (const std::exception& e) {
+            log::error("stop hook failed", {{"hook", name}, {"error", e.what()}});
+        }
+    }
+    for (auto it = impl_->loops_.rbegin(); it != impl_->loops_.rend(); ++it) (*it)->stop();
+    for (auto& [name, hook] : impl_->stop_after_) {
+        try {
+            hook();
+        } catch (const std::exception& e) {
+            log::error("stop hook failed", {{"hook", name}, {"error", e.what()}});
+        }
+    }
+    if (impl_->health_thread_.joinable()) impl_->health_thread_.join();
+    if (impl_->http_) impl_->http_->stop();
+    log::info("stopped", {{"service", settings_.service}});
+}
+
+std::uint16_t Runtime::http_port() const { return impl_->http_ ? impl_->http_->port() : 0; }
+
+kafka::ClientConfig Runtime::kafka_client(std::string_view role) const {
+    return settings_.kafka_client(settings_.transactional_id(role));
+}
+
+}  // namespace orderpipe::runtime

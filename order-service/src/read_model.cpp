@@ -1,0 +1,226 @@
+#include "read_model.hpp"
+
+#include "orderpipe/common/json.hpp"
+#include "orderpipe/common/time.hpp"
+
+namespace orderpipe::order {
+
+using contract::CancelReason;
+using contract::EventType;
+using contract::OrderStatus;
+using nlohmann::json;
+
+namespace {
+
+std::int64_t epoch_ms(const std::string& rfc3339) {
+    auto t = parse_rfc3339(rfc3339);
+    if (!t) return 0;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::optional<Transition> transition_for(const CloudEvent& e) {
+    const auto type = contract::type_of(e);
+    if (type == EventType::kOrderConfirmed) {
+        auto c = contract::OrderConfirmed::read(e.data);
+        return Transition{c.order_id, OrderStatus::kConfirmed, std::nullopt, "", true, false,
+                          e.time};
+    }
+    if (type == EventType::kOrderCancelled) {
+        auto c = contract::OrderCancelled::read(e.data);
+        // Stock reasons and timeouts are the order's decision; a customer cancel comes on top.
+        // Customer cancels and timeouts always come with a release request.
+        const bool releases =
+            c.reason == CancelReason::kCustomerRequest || c.reason == CancelReason::kTimeout;
+        return Transition{c.order_id, OrderStatus::kCancelled,         c.reason,
+                          c.detail,   contract::is_decision(c.reason), releases,
+                          e.time};
+    }
+    return std::nullopt;
+}
+
+OrderRecord record_for_created(const CloudEvent& created) {
+    auto order = contract::OrderCreated::read(created.data);
+    OrderRecord r;
+    r.order_id = order.order_id;
+    r.doc = created.data;
+    r.correlation_id = created.correlation_id;
+    r.traceparent = created.traceparent;
+    r.last_event_id = created.id;
+    r.created_ms = epoch_ms(order.created_at);
+    r.history = json::array({{{"status", "PENDING"}, {"at", order.created_at}}});
+    return r;
+}
+
+void apply_transition(OrderRecord& r, const std::string& event_id, const Transition& t) {
+    r.status = t.status;
+    r.reason = t.reason;
+    r.detail = t.detail;
+    r.decided = r.decided || t.decided;
+    r.release_requested = r.release_requested || t.releases;
+    r.last_event_id = event_id;
+    r.history.push_back({{"status", contract::to_string(t.status)}, {"at", t.at}});
+}
+
+OrderStore::OrderStore(sqlite::Database& db) : db_(db) {
+    db_.exec(R"(CREATE TABLE IF NOT EXISTS orders (
+        order_id          TEXT PRIMARY KEY,
+        status            TEXT NOT NULL,
+        reason            TEXT NOT NULL DEFAULT '',
+        detail            TEXT NOT NULL DEFAULT '',
+        doc               TEXT NOT NULL,
+        correlation_id    TEXT NOT NULL,
+        traceparent       TEXT NOT NULL,
+        last_event_id     TEXT NOT NULL,
+        created_ms        INTEGER NOT NULL,
+        decided           INTEGER NOT NULL DEFAULT 0,
+        release_requested INTEGER NOT NULL DEFAULT 0))");
+    db_.exec("CREATE INDEX IF NOT EXISTS orders_pending ON orders(status, created_ms)");
+    db_.exec(R"(CREATE TABLE IF NOT EXISTS order_history (
+        event_id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL,
+        status   TEXT NOT NULL,
+        at       TEXT NOT NULL,
+        seq      INTEGER NOT NULL))");
+    db_.exec("CREATE INDEX IF NOT EXISTS order_history_order ON order_history(order_id, seq)");
+}
+
+std::optional<OrderRecord> OrderStore::get(const std::string& order_id, bool with_history) {
+    auto q = db_.cached(
+        "SELECT status, reason, detail, doc, correlation_id, traceparent, last_event_id, "
+        "created_ms, decided, release_requested FROM orders WHERE order_id = ?");
+    q.bind(1, order_id);
+    if (!q.step()) return std::nullopt;
+    OrderRecord r;
+    r.order_id = order_id;
+    r.status = contract::parse_order_status(q.column_text(0)).value_or(OrderStatus::kPending);
+    r.reason = contract::parse_cancel_reason(q.column_text(1));
+    r.detail = q.column_text(2);
+    r.doc = json::parse(q.column_text(3));
+    r.correlation_id = q.column_text(4);
+    r.traceparent = q.column_text(5);
+    r.last_event_id = q.column_text(6);
+    r.created_ms = q.column_int(7);
+    r.decided = q.column_int(8) != 0;
+    r.release_requested = q.column_int(9) != 0;
+    q.reset();
+    if (with_history) {
+        r.history = json::array();
+        auto h = db_.cached("SELECT status, at FROM order_history WHERE order_id = ? ORDER BY seq");
+        h.bind(1, order_id);
+        while (h.step())
+            r.history.push_back({{"status", h.column_text(0)}, {"at", h.column_text(1)}});
+    }
+    return r;
+}
+
+bool OrderStore::exists(const std::string& order_id) {
+    auto q = db_.cached("SELECT 1 FROM orders WHERE order_id = ?");
+    q.bind(1, order_id);
+    const bool found = q.step();
+    q.reset();
+    return found;
+}
+
+bool OrderStore::has_event(const std::string& event_id) {
+    auto q = db_.cached("SELECT 1 FROM order_history WHERE event_id = ?");
+    q.bind(1, event_id);
+    const bool found = q.step();
+    q.reset();
+    return found;
+}
+
+void OrderStore::apply(const CloudEvent& e) {
+    if (contract::type_of(e) == EventType::kOrderCreated) {
+        insert(record_for_created(e), e.id);
+        return;
+    }
+    if (auto t = transition_for(e)) {
+        apply_transition(t->order_id, e.id, *t);
+    }
+}
+
+void OrderStore::insert(const OrderRecord& r, const std::string& created_event_id) {
+    auto ins = db_.cached(
+        "INSERT OR IGNORE INTO orders(order_id, status, doc, correlation_id, traceparent, "
+        "last_event_id, created_ms) VALUES (?, 'PENDING', ?, ?, ?, ?, ?)");
+    ins.bind(1, r.order_id)
+        .bind(2, r.doc.dump())
+        .bind(3, r.correlation_id)
+        .bind(4, r.traceparent)
+        .bind(5, created_event_id)
+        .bind(6, r.created_ms);
+    ins.run();
+    // One PENDING entry per order, whichever writer got here first.
+    auto hist = db_.cached(
+        "INSERT OR IGNORE INTO order_history(event_id, order_id, status, at, seq) "
+        "SELECT ?, ?, 'PENDING', ?, 0 WHERE NOT EXISTS "
+        "(SELECT 1 FROM order_history WHERE order_id = ? AND seq = 0)");
+    hist.bind(1, created_event_id)
+        .bind(2, r.order_id)
+        .bind(3, string_field(r.doc, "created_at"))
+        .bind(4, r.order_id);
+    hist.run();
+}
+
+void OrderStore::apply_transition(const std::string& order_id, const std::string& event_id,
+                                  const Transition& t) {
+    if (has_event(event_id)) return;  // already applied
+    auto up = db_.cached(
+        "UPDATE orders SET status = ?, reason = ?, detail = ?, last_event_id = ?, "
+        "decided = MAX(decided, ?), release_requested = MAX(release_requested, ?) "
+        "WHERE order_id = ?");
+    up.bind(1, contract::to_string(t.status))
+        .bind(2, t.reason ? contract::to_string(*t.reason) : std::string_view())
+        .bind(3, t.detail)
+        .bind(4, event_id)
+        .bind(5, static_cast<std::int64_t>(t.decided))
+        .bind(6, static_cast<std::int64_t>(t.releases))
+        .bind(7, order_id);
+    up.run();
+    auto hist = db_.cached(
+        "INSERT OR IGNORE INTO order_history(event_id, order_id, status, at, seq) "
+        "VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_history "
+        "WHERE order_id = ?))");
+    hist.bind(1, event_id)
+        .bind(2, order_id)
+        .bind(3, contract::to_string(t.status))
+        .bind(4, t.at)
+        .bind(5, order_id);
+    hist.run();
+}
+
+void OrderStore::mark_release_requested(const std::string& order_id) {
+    auto up = db_.cached("UPDATE orders SET release_requested = 1 WHERE order_id = ?");
+    up.bind(1, order_id);
+    up.run();
+}
+
+std::vector<std::string> OrderStore::pending_before(std::int64_t created_before_ms,
+                                                    std::size_t limit) {
+    std::vector<std::string> out;
+    auto q = db_.cached(
+        "SELECT order_id FROM orders WHERE status = 'PENDING' AND created_ms < ? "
+        "ORDER BY created_ms LIMIT ?");
+    q.bind(1, created_before_ms).bind(2, static_cast<std::int64_t>(limit));
+    while (q.step()) out.push_back(q.column_text(0));
+    q.reset();
+    return out;
+}
+
+json order_view(const OrderRecord& r) {
+    json v = {{"order_id", r.order_id},
+              {"status", contract::to_string(r.status)},
+              {"customer_id", string_field(r.doc, "customer_id")},
+              {"items", r.doc.value("items", json::array())},
+              {"total", string_field(r.doc, "total")},
+              {"currency", string_field(r.doc, "currency")},
+              {"created_at", string_field(r.doc, "created_at")},
+              {"history", r.history}};
+    if (r.reason) v["reason"] = contract::to_string(*r.reason);
+    if (!r.detail.empty()) v["detail"] = r.detail;
+    return v;
+}
+
+}  // namespace orderpipe::order

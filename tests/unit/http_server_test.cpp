@@ -326,6 +326,42 @@ TEST_CASE("a Responder completes the request later, from another thread", "[http
     }
 }
 
+TEST_CASE("a client that hangs up on a waiting request is noticed: on_cancel, then close",
+          "[http]") {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool cancelled = false;
+    std::vector<Responder> kept;  // answered by nobody: a long-poll whose client goes away
+    auto registry = std::make_shared<prometheus::Registry>();
+    Server server(local_options(), registry);
+    server.route("GET", "/wait", [&](Request&&, Responder respond) {
+        respond.on_cancel([&] {
+            std::lock_guard lock(mu);
+            cancelled = true;
+            cv.notify_all();
+        });
+        std::lock_guard lock(mu);
+        kept.push_back(std::move(respond));
+    });
+    server.start();
+    {
+        Client client(server.port());
+        client.write_raw("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::unique_lock lock(mu);
+        REQUIRE(cv.wait_for(lock, kDeadline, [&] { return !kept.empty(); }));
+    }  // the client closes its connection here
+    {
+        std::unique_lock lock(mu);
+        REQUIRE(cv.wait_for(lock, kDeadline, [&] { return cancelled; }));
+        CHECK(kept.front().responded());  // answering it later is a no-op
+    }
+    kept.front()(Response::json(200, json::object()));
+    Client metrics(server.port());
+    const auto text = metrics.get("/metrics").body();
+    CHECK(text.find("code=\"499\"") != std::string::npos);
+    server.stop();
+}
+
 TEST_CASE("errors are problem+json", "[http]") {
     ServerOptions options = local_options();
     options.max_body_bytes = std::size_t{64} * 1024;
@@ -393,6 +429,22 @@ TEST_CASE("errors are problem+json", "[http]") {
         client.write_raw(request);
         const auto res = client.read_response();
         require_problem(res, 413);
+        CHECK(client.closed_by_peer());
+        CHECK(echo_calls == 0);
+    }
+    SECTION("a chunked trailer over the header limit: an answer, then the connection closes") {
+        // Used to get no answer at all, and the socket stayed in CLOSE-WAIT for good.
+        std::string request =
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "5\r\nhello\r\n0\r\n";
+        for (int i = 0; i < 2000; ++i) {  // about 80 KiB of trailer fields
+            request += "X-Trailer-" + std::to_string(i) + ": " + std::string(24, 't') + "\r\n";
+        }
+        request += "\r\n";
+        client.write_raw(request);
+        const auto res = client.read_response();
+        CHECK((res.result_int() == 431 || res.result_int() == 400));
+        CHECK(header(res, bhttp::field::content_type) == "application/problem+json");
         CHECK(client.closed_by_peer());
         CHECK(echo_calls == 0);
     }

@@ -1,6 +1,9 @@
 #include "session.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <exception>
 
 #include <spdlog/spdlog.h>
@@ -238,6 +241,15 @@ void Session::on_read_error(beast::error_code ec) {
                         endpoint_for_unread_request());
         return;
     }
+    if (ec == bhttp::error::buffer_overflow) {
+        // A trailer (or a header) larger than the parser may hold: it is never read to the end,
+        // so answer and close rather than wait for more.
+        reply_and_close(problem(431, "Request Header Fields Too Large",
+                                "the request's header or trailer fields exceed " +
+                                    std::to_string(kMaxBufferedBytes) + " bytes"),
+                        core_.metrics().endpoint(kUnmatched, method_label(parser_->get())));
+        return;
+    }
     if (ec == bhttp::error::header_limit) {
         reply_and_close(
             problem(431, "Request Header Fields Too Large",
@@ -354,12 +366,21 @@ void Session::on_hangup_check(beast::error_code ec, const std::weak_ptr<Responde
     if (state_ != State::handling || ec == net::error::operation_aborted) {
         return;  // answered (or closed) meanwhile
     }
-    beast::error_code available_ec;
-    const auto available = stream_.socket().available(available_ec);
-    if (!ec && !available_ec && available > 0) {
-        return;  // the client sent more (a pipelined request): it is still there
+    if (!ec) {
+        // Asio's reactor may report a socket readable that is not (an edge seen earlier), so
+        // look without waiting: data means a pipelined request (the client is there); nothing
+        // yet means wait again; only 0 bytes (end of stream) or an error is a hang-up.
+        char byte = 0;
+        const auto n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) {
+            return;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            watch_for_hangup(state);
+            return;
+        }
     }
-    // Readable with nothing to read: the client closed its side. Nobody will read the answer.
+    // End of stream, or a reset: the client went away. Nobody will read the answer.
     if (auto s = state.lock()) {
         s->cancel();
     }

@@ -92,7 +92,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
     ServerCore& core_;
     boost::beast::tcp_stream stream_;
-    boost::beast::flat_buffer buffer_;
+    /// Bounded: Beast's parser needs a whole header (or a chunked body's trailer) in the buffer,
+    /// and trailers are not covered by its header limit, so without a bound a client could grow
+    /// this without end. Past it a read fails with buffer_overflow (answered 431).
+    static constexpr std::size_t kMaxBufferedBytes = std::size_t{32} * 1024;
+    boost::beast::flat_buffer buffer_{kMaxBufferedBytes};
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
     boost::beast::http::response<boost::beast::http::string_body> response_;
     boost::beast::http::response<boost::beast::http::empty_body> continue_;

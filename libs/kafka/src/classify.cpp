@@ -10,6 +10,7 @@ KafkaError KafkaError::with_context(const std::string& context) const {
 std::string KafkaError::describe() const {
     std::string s = name_ + ": " + message_;
     if (fenced_) s += " (fenced: another instance took over)";
+    if (member_fenced_) s += " (group member fenced)";
     if (fatal_) s += " (fatal)";
     if (retriable_) s += " (retriable)";
     if (txn_requires_abort_) s += " (transaction must be aborted)";
@@ -35,7 +36,6 @@ bool is_fencing_code(rd_kafka_resp_err_t code) {
         case RD_KAFKA_RESP_ERR__FENCED:
         case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
         case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-        case RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID:
             return true;
         default:
             return false;
@@ -48,6 +48,7 @@ KafkaError classify(ErrorHolder error, rd_kafka_t* rk, const std::string& contex
     const bool fatal = rd_kafka_error_is_fatal(e) != 0;
     std::string message = rd_kafka_error_string(e);
     bool fenced = is_fencing_code(code);
+    bool member_fenced = code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
     if (fatal) {
         std::string reason;
         const auto underlying = underlying_fatal(rk, reason);
@@ -55,11 +56,12 @@ KafkaError classify(ErrorHolder error, rd_kafka_t* rk, const std::string& contex
             fenced = true;
             if (underlying != code) message += " (" + reason + ")";
         }
+        member_fenced = member_fenced || underlying == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
     }
     if (!context.empty()) message = context + ": " + message;
     return KafkaError(code, rd_kafka_error_name(e), message, fatal,
                       rd_kafka_error_is_retriable(e) != 0,
-                      rd_kafka_error_txn_requires_abort(e) != 0, fenced);
+                      rd_kafka_error_txn_requires_abort(e) != 0, fenced, member_fenced);
 }
 
 KafkaError classify(rd_kafka_resp_err_t code, std::string context, rd_kafka_t* rk) {
@@ -90,15 +92,18 @@ KafkaError classify(rd_kafka_resp_err_t code, std::string context, rd_kafka_t* r
     }
     std::string message = rd_kafka_err2str(code);
     bool fenced = is_fencing_code(code);
+    bool member_fenced = code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
     const bool fatal = code == RD_KAFKA_RESP_ERR__FATAL;
     if (fatal) {
         std::string reason;
         const auto underlying = underlying_fatal(rk, reason);
         if (underlying != RD_KAFKA_RESP_ERR_NO_ERROR) message += ": " + reason;
         fenced = fenced || is_fencing_code(underlying);
+        member_fenced = member_fenced || underlying == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
     }
     if (!context.empty()) message = context + ": " + message;
-    return KafkaError(code, rd_kafka_err2name(code), message, fatal, retriable, false, fenced);
+    return KafkaError(code, rd_kafka_err2name(code), message, fatal, retriable, false, fenced,
+                      member_fenced);
 }
 
 }  // namespace impl

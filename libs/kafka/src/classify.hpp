@@ -16,7 +16,7 @@ struct ErrorDeleter {
 };
 using ErrorHolder = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
 
-/// True for the codes that mean another instance took over our identity.
+/// True for the codes that mean another producer took over our transactional.id.
 bool is_fencing_code(rd_kafka_resp_err_t code);
 
 /// Classifies an rd_kafka_error_t (transactional API); takes ownership. For a fatal error the

@@ -90,6 +90,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         infra_failures_ = &failures.Add({{"loop", loop}, {"cause", "infrastructure"}});
         poison_failures_ = &failures.Add({{"loop", loop}, {"cause", "poison"}});
         fenced_count_ = &failures.Add({{"loop", loop}, {"cause", "fenced"}});
+        consumer_fenced_ = &failures.Add({{"loop", loop}, {"cause", "consumer_rejoined"}});
         batch_seconds_ = &prometheus::BuildHistogram()
                               .Name("kafka_batch_processing_seconds")
                               .Help("Time to process and commit one batch")
@@ -114,22 +115,31 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         po.operation_timeout = options_.operation_timeout;
         po.fault_scope = options_.name;
         producer_ = std::make_unique<TransactionalProducer>(config_, po);
+        consumer_ = std::make_unique<Consumer>(config_, consumer_options(), this);
+        thread_ = std::thread([this] { run(); });
+    }
+
+    ConsumerOptions consumer_options() const {
         ConsumerOptions co;
         co.group_id = options_.group_id;
         if (options_.static_membership) co.group_instance_id = options_.transactional_id;
         co.fault_scope = options_.name;
-        consumer_ = std::make_unique<Consumer>(config_, co, this);
-        thread_ = std::thread([this] { run(); });
+        return co;
     }
 
     void stop() {
         stopping_ = true;
-        if (consumer_) consumer_->wake();
+        wake_consumer();
         if (thread_.joinable()) thread_.join();
     }
 
     void wake() {
         wake_requested_ = true;
+        wake_consumer();
+    }
+
+    void wake_consumer() {
+        std::lock_guard lock(consumer_mu_);  // the loop thread may be replacing it
         if (consumer_) consumer_->wake();
     }
 
@@ -160,7 +170,8 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     }
 
   private:
-    void set_status(bool ready, std::string detail) {
+    void set_status(bool ready, std::string detail, bool final = false) {
+        if (dead_ && !final) return;  // a loop that stopped for good keeps saying why
         ready_gauge_->Set(ready ? 1 : 0);
         std::lock_guard lock(status_mu_);
         status_ = {ready, std::move(detail)};
@@ -217,6 +228,48 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
     }
 
+    /// FENCED_INSTANCE_ID on the consumer. A coordinator that restarted while a JoinGroup was
+    /// in flight reports it too (seen on every broker restart with static membership), so it
+    /// is not taken as proof of a second instance: the consumer is recreated and rejoins. A
+    /// live duplicate is caught for sure by the transactional producer, whose fencing stops
+    /// this loop for good; a duplicate that keeps fencing our consumer (more than 3 times in 5
+    /// minutes) does too. @returns false when it happened too often to be a restart.
+    bool rejoin(const std::string& why) {
+        const auto now = Clock::now();
+        std::erase_if(rejoins_,
+                      [&](Clock::time_point t) { return now - t > std::chrono::minutes(5); });
+        rejoins_.push_back(now);
+        if (rejoins_.size() > 3) return false;  // a live duplicate keeps fencing us: stop
+        consumer_fenced_->Increment();
+        log::warn("consumer fenced (group.instance.id); recreating it and rejoining the group",
+                  {{"loop", options_.name}, {"error", why}});
+        pending_.clear();
+        joined_ = false;
+        set_not_ready("rejoining the consumer group after: " + why);
+        std::unique_ptr<Consumer> old;
+        try {
+            auto fresh = std::make_unique<Consumer>(config_, consumer_options(), this);
+            std::lock_guard lock(consumer_mu_);
+            old = std::exchange(consumer_, std::move(fresh));
+        } catch (const std::exception& e) {
+            log::error("cannot recreate the consumer",
+                       {{"loop", options_.name}, {"error", e.what()}});
+            return false;
+        }
+        old.reset();  // closes it; a fenced consumer has nothing left to commit
+        while (!stopping_) {
+            try {
+                consumer_->subscribe(options_.topics);
+                break;
+            } catch (const std::exception& e) {
+                set_not_ready(std::string("cannot subscribe: ") + e.what());
+                back_off();
+            }
+        }
+        needs_rewind_ = false;  // a fresh member starts from the committed offsets
+        return true;
+    }
+
     void fence(const std::string& why) {
         fenced_count_->Increment();
         fatal("fenced: another instance took over transactional.id " + options_.transactional_id +
@@ -225,7 +278,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
 
     void fatal(const std::string& why) {
         dead_ = true;
-        set_not_ready(why);
+        set_status(false, why, /*final=*/true);
         log::error("processing loop stops for good", {{"loop", options_.name}, {"error", why}});
         if (options_.on_fatal) options_.on_fatal(options_.name + ": " + why);
     }
@@ -356,9 +409,10 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                 // poll_batch throws only for a fatal consumer error: the consumer is unusable.
                 if (e.error().is_fenced()) {
                     fence(e.what());
-                } else {
-                    fatal(std::string("the consumer failed: ") + e.what());
+                    return;
                 }
+                if (e.error().is_member_fenced() && rejoin(e.what())) return;
+                fatal(std::string("the consumer failed: ") + e.what());
                 return;
             }
             if (r.records.empty()) {
@@ -583,6 +637,9 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     prometheus::Counter* infra_failures_;
     prometheus::Counter* poison_failures_;
     prometheus::Counter* fenced_count_;
+    prometheus::Counter* consumer_fenced_;
+    std::vector<Clock::time_point> rejoins_;
+    std::mutex consumer_mu_;  // guards replacing consumer_ against wake() from other threads
     prometheus::Histogram* batch_seconds_;
     prometheus::Gauge* ready_gauge_;
     prometheus::Family<prometheus::Gauge>* lag_family_;

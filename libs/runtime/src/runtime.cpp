@@ -257,8 +257,12 @@ class Runtime::Impl {
         for (const auto& l : loop_specs_) {
             ours.insert(owner_.settings_.transactional_id(l.transactional_suffix));
         }
+        // A short-lived client of its own: librdkafka 2.0.2 can abort the process when a group
+        // admin request that timed out is still pending on a handle that lives on while a
+        // broker goes and comes back (librdkafka #4605); destroying the handle settles it.
+        kafka::AdminClient probe(owner_.kafka_client("instance-check"));
         for (const auto& group : groups()) {
-            auto desc = admin_->describe_group(group, kMetadataTimeout);
+            auto desc = probe.describe_group(group, std::chrono::seconds(10));
             for (const auto& m : desc.members) {
                 if (ours.contains(m.group_instance_id)) continue;  // our previous incarnation
                 const std::string who = m.group_instance_id.empty()

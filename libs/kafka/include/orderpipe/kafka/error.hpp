@@ -13,14 +13,15 @@ class KafkaError {
   public:
     KafkaError() = default;
     KafkaError(int code, std::string name, std::string message, bool fatal, bool retriable,
-               bool txn_requires_abort, bool fenced = false)
+               bool txn_requires_abort, bool fenced = false, bool member_fenced = false)
         : code_(code),
           name_(std::move(name)),
           message_(std::move(message)),
           fatal_(fatal),
           retriable_(retriable),
           txn_requires_abort_(txn_requires_abort),
-          fenced_(fenced) {}
+          fenced_(fenced),
+          member_fenced_(member_fenced) {}
 
     int code() const { return code_; }                 ///< rd_kafka_resp_err_t value
     const std::string& name() const { return name_; }  ///< e.g. "_TIMED_OUT"
@@ -28,10 +29,13 @@ class KafkaError {
     bool is_fatal() const { return fatal_; }          ///< recreate the client
     bool is_retriable() const { return retriable_; }  ///< the same call may succeed later
     bool transaction_requires_abort() const { return txn_requires_abort_; }
-    /// A newer instance took over this identity (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH,
-    /// FENCED_INSTANCE_ID). Recreating the client would fence the newer instance in turn: the
-    /// owner must stop for good (docs/ARCHITECTURE.md "Fencing").
+    /// A newer producer took over this transactional.id (PRODUCER_FENCED,
+    /// INVALID_PRODUCER_EPOCH). Recreating the producer would fence the newer instance in turn:
+    /// the owner must stop for good (docs/ARCHITECTURE.md "Fencing").
     bool is_fenced() const { return fenced_; }
+    /// Another consumer joined with this group.instance.id (FENCED_INSTANCE_ID). Not proof of a
+    /// second instance: librdkafka 2.0.2 also reports it after a coordinator restart.
+    bool is_member_fenced() const { return member_fenced_; }
     /// The same error with `context` in front of its message.
     KafkaError with_context(const std::string& context) const;
     std::string describe() const;
@@ -44,6 +48,7 @@ class KafkaError {
     bool retriable_ = false;
     bool txn_requires_abort_ = false;
     bool fenced_ = false;
+    bool member_fenced_ = false;
 };
 
 class KafkaException : public std::runtime_error {

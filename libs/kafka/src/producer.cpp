@@ -51,6 +51,7 @@ struct TransactionalProducer::Impl {
     impl::HandleHolder rk;
     bool initialised = false;
     bool in_transaction = false;
+    bool wrote = false;  ///< the open transaction has records or offsets (fault points only)
     std::optional<KafkaError> fenced;  ///< set once; the handle is never recreated after it
 
     void create() {
@@ -141,6 +142,7 @@ void TransactionalProducer::begin() {
         impl_->raise(impl::ErrorHolder(err), "begin_transaction");
     }
     impl_->in_transaction = true;
+    impl_->wrote = false;
 }
 
 void TransactionalProducer::produce(const OutgoingRecord& r) {
@@ -160,7 +162,10 @@ void TransactionalProducer::produce(const OutgoingRecord& r) {
             impl_->rk.get(), RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
             RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // the message now owns the headers
+        if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            impl_->wrote = true;
+            return;  // the message now owns the headers
+        }
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(impl_->rk.get(), 10);  // let deliveries drain the local queue
             continue;
@@ -185,20 +190,23 @@ void TransactionalProducer::send_offsets(const std::vector<TopicPartitionOffset>
             static_cast<int>(impl_->options.operation_timeout.count()))) {
         impl_->raise(impl::ErrorHolder(err), "send_offsets_to_transaction");
     }
+    impl_->wrote = true;
 }
 
 TxnOutcome TransactionalProducer::commit_or_abort(std::optional<Clock::time_point> give_up_at) {
     if (impl_->fenced) return TxnOutcome::kFenced;
-    const std::string& scope = impl_->options.fault_scope;
-    if (faults::hit(scope, "commit-unknown-aborted")) {
+    // Injected faults strike only transactions that wrote something.
+    const std::string scope = impl_->wrote ? impl_->options.fault_scope : std::string();
+    if (!scope.empty() && faults::hit(scope, "commit-unknown-aborted")) {
         // As if the EndTxn request was lost: nothing was committed, and the fresh handle's
         // init_transactions aborts the transaction.
         log::warn("FAULT_INJECT: commit outcome unknown (not committed)", {{"scope", scope}});
         impl_->recreate("injected fault");
         return TxnOutcome::kUnknown;
     }
-    const bool unknown_after_commit = faults::hit(scope, "commit-unknown-committed");
-    const bool abortable = faults::hit(scope, "commit-abortable");
+    const bool unknown_after_commit =
+        !scope.empty() && faults::hit(scope, "commit-unknown-committed");
+    const bool abortable = !scope.empty() && faults::hit(scope, "commit-abortable");
 
     // Past the broker's transaction timeout the coordinator has either completed our commit or
     // aborted the transaction itself, so retrying longer than that cannot change anything.
@@ -241,7 +249,7 @@ TxnOutcome TransactionalProducer::commit_or_abort(std::optional<Clock::time_poin
             log::warn(
                 "transaction must be aborted",
                 {{"transactional_id", impl_->options.transactional_id}, {"error", e.describe()}});
-            if (faults::hit(scope, "abort-fails")) {
+            if (!scope.empty() && faults::hit(scope, "abort-fails")) {
                 log::warn("FAULT_INJECT: abort does not complete", {{"scope", scope}});
                 impl_->recreate("injected fault");
                 return TxnOutcome::kUnknown;

@@ -1,5 +1,6 @@
 #include "orderpipe/runtime/projection.hpp"
 
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/consumer.hpp"
@@ -269,6 +270,10 @@ class Projection::Impl {
 
     /// One SQLite transaction for the batch. @returns false if it was rolled back.
     bool apply(const std::vector<kafka::ConsumedRecord>& records) {
+        if (faults::hit(options_.name, "projection-stall")) {
+            // A read model that lags (a slow disk): whoever waits for it must wait.
+            std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        }
         std::size_t skipped = 0;
         try {
             sqlite::Database& db = handler_.db();

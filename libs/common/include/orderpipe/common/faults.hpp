@@ -15,6 +15,7 @@
 ///   after-commit-fails        the local step after a commit throws
 ///   process-fails             processing throws an infrastructure error (like SQLITE_BUSY)
 ///   rewind-partition-error    a committed offset fetched for a rewind comes with an error
+///   projection-stall          a read-model projection takes 1.5 s to apply a batch
 ///
 /// Thread-safe.
 

@@ -2,6 +2,8 @@
 // restarted: every order still gets exactly one decision (I1) and stock is conserved (I3).
 #include "pipeline.hpp"
 
+#include <csignal>
+
 #include <atomic>
 #include <future>
 #include <set>
@@ -102,6 +104,10 @@ void check_invariants(const Pipeline& p, const std::vector<std::string>& answere
             return decisions.size() >= created.size() && created.size() >= answered.size();
         },
         std::chrono::seconds(90)));
+    // Every request had its own Idempotency-Key and was retried until 201: exactly one order per
+    // key, and not one more (a retried key never creates a second order).
+    CHECK(created.size() == answered.size());
+    CHECK(std::set<std::string>(answered.begin(), answered.end()).size() == answered.size());
     for (const auto& id : answered) CHECK(created[id] == 1);
     for (const auto& [id, n] : created) {
         INFO("order " << id);
@@ -138,8 +144,12 @@ TEST_CASE(
     auto placing = std::async(std::launch::async, [&] { return place_many(p, 200); });
     // The fault kills it in its first transaction with input, after the stock change was committed
     // to SQLite and the records were delivered, before the Kafka commit.
-    const bool died = eventually([&] { return !doomed.running(); }, std::chrono::seconds(60));
-    if (!died) FAIL(run_command("tail -n 30 " + p.dir.path() + "/inventory-doomed.log").second);
+    // It died of the injected fault (SIGKILL, after saying so), not of anything else.
+    const auto status = doomed.wait_exit(std::chrono::seconds(60));
+    const auto doomed_log = run_command("cat " + p.dir.path() + "/inventory-doomed.log").second;
+    INFO(doomed_log.substr(doomed_log.size() > 3000 ? doomed_log.size() - 3000 : 0));
+    REQUIRE(status == 128 + SIGKILL);
+    CHECK(doomed_log.find("FAULT_INJECT kill-before-commit") != std::string::npos);
     p.start_inventory_process();
     auto answered = all_answered(placing.get(), 200);
     check_invariants(p, answered);
@@ -164,7 +174,9 @@ TEST_CASE("order-service killed before its decision commit decides every order e
         ChildProcess doomed(ORDER_SERVICE_BIN, env, p.dir.path() + "/order-doomed.log");
         Pipeline::wait_ready(p.order_port);
         auto placing = std::async(std::launch::async, [&] { return place_many(p, 150); });
-        REQUIRE(eventually([&] { return !doomed.running(); }, std::chrono::seconds(60)));
+        REQUIRE(doomed.wait_exit(std::chrono::seconds(60)) == 128 + SIGKILL);
+        CHECK(run_command("cat " + p.dir.path() + "/order-doomed.log")
+                  .second.find("FAULT_INJECT kill-before-commit") != std::string::npos);
         env.erase("FAULT_INJECT");
         p.order_process = std::make_unique<ChildProcess>(ORDER_SERVICE_BIN, env,
                                                          p.dir.path() + "/order-service.log");

@@ -130,6 +130,35 @@ void AdminClient::create_topics(const std::vector<NewTopic>& topics,
     }
 }
 
+void AdminClient::create_partitions(const std::string& topic, int total,
+                                    std::chrono::milliseconds timeout) {
+    rd_kafka_t* rk = impl_->rk.get();
+    char err[512];
+    rd_kafka_NewPartitions_t* np =
+        rd_kafka_NewPartitions_new(topic.c_str(), static_cast<size_t>(total), err, sizeof err);
+    if (np == nullptr) throw ConfigurationError("partitions of " + topic + ": " + err);
+    struct Cleanup {
+        rd_kafka_NewPartitions_t* p;
+        ~Cleanup() { rd_kafka_NewPartitions_destroy(p); }
+    } cleanup{np};
+    impl::QueueHolder queue(rd_kafka_queue_new(rk));
+    auto options = admin_options(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, timeout);
+    rd_kafka_CreatePartitions(rk, &np, 1, options.get(), queue.get());
+    auto ev = await_result(rk, queue.get(), timeout, "create partitions");
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreatePartitions_result_topics(
+        rd_kafka_event_CreatePartitions_result(ev.get()), &n);
+    for (size_t i = 0; i < n; ++i) {
+        if (auto code = rd_kafka_topic_result_error(results[i])) {
+            throw KafkaException(impl::classify(code,
+                                                std::string("create partitions of ") + topic +
+                                                    ": " +
+                                                    rd_kafka_topic_result_error_string(results[i]),
+                                                rk));
+        }
+    }
+}
+
 void check_client_config(const ClientConfig& config) { (void)impl::make_conf(config, {}); }
 
 void create_topics(const ClientConfig& config, const std::vector<NewTopic>& topics,

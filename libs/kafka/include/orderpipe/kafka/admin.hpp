@@ -54,6 +54,9 @@ class AdminClient {
     /// @throws KafkaException naming the first topic that could not be created.
     void create_topics(const std::vector<NewTopic>& topics, std::chrono::milliseconds timeout);
 
+    /// Grows `topic` to `total` partitions. @throws KafkaException
+    void create_partitions(const std::string& topic, int total, std::chrono::milliseconds timeout);
+
   private:
     struct Impl;
     std::unique_ptr<Impl> impl_;

@@ -355,12 +355,11 @@ void OrderService::handle_get(http::Request&& req, const http::Responder& respon
     // A wait is settled by the state it waits for, or by a state from which that one can no
     // longer be reached (CONFIRMED after CANCELLED). CANCELLED can follow CONFIRMED.
     Waiters::Settles settles;
-    if (wait->second == "CONFIRMED") {
+    const auto wanted = contract::parse_order_status(wait->second);
+    if (wanted == OrderStatus::kConfirmed || wait->second == "terminal") {
         settles = [](OrderStatus s) { return s != OrderStatus::kPending; };
-    } else if (wait->second == "CANCELLED") {
+    } else if (wanted == OrderStatus::kCancelled) {
         settles = [](OrderStatus s) { return s == OrderStatus::kCancelled; };
-    } else if (wait->second == "terminal") {
-        settles = [](OrderStatus s) { return s != OrderStatus::kPending; };
     } else {
         respond(
             http::problem(400, "Invalid wait", "wait must be CONFIRMED, CANCELLED or terminal"));
@@ -413,7 +412,9 @@ void OrderService::handle_cancel(http::Request&& req, const http::Responder& res
             switch (outcome) {
                 case SagaProcessor::CancelOutcome::kAccepted:
                     respond(http::Response::json(
-                        202, {{"order_id", id}, {"status", "CANCELLED"}, {"detail", detail}}));
+                        202, {{"order_id", id},
+                              {"status", contract::to_string(OrderStatus::kCancelled)},
+                              {"detail", detail}}));
                     return;
                 case SagaProcessor::CancelOutcome::kNotFound:
                     respond(http::problem(404, "Order not found", detail));

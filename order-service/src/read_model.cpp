@@ -40,16 +40,23 @@ std::optional<Transition> transition_for(const CloudEvent& e) {
     return std::nullopt;
 }
 
-OrderRecord record_for_created(const CloudEvent& created) {
-    auto order = contract::OrderCreated::read(created.data);
+OrderRecord pending_record(const contract::OrderCreated& order, json doc,
+                           std::string correlation_id, std::string traceparent) {
     OrderRecord r;
     r.order_id = order.order_id;
-    r.doc = created.data;
-    r.correlation_id = created.correlation_id;
-    r.traceparent = created.traceparent;
-    r.last_event_id = created.id;
+    r.doc = std::move(doc);
+    r.correlation_id = std::move(correlation_id);
+    r.traceparent = std::move(traceparent);
     r.created_ms = epoch_ms(order.created_at);
-    r.history = json::array({{{"status", "PENDING"}, {"at", order.created_at}}});
+    r.history = json::array(
+        {{{"status", contract::to_string(OrderStatus::kPending)}, {"at", order.created_at}}});
+    return r;
+}
+
+OrderRecord record_for_created(const CloudEvent& created) {
+    auto r = pending_record(contract::OrderCreated::read(created.data), created.data,
+                            created.correlation_id, created.traceparent);
+    r.last_event_id = created.id;
     return r;
 }
 

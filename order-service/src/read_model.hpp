@@ -55,6 +55,10 @@ struct Transition {
 /// that are not status changes. @throws contract::ContractError when the data is malformed.
 std::optional<Transition> transition_for(const CloudEvent& event);
 
+/// A PENDING record of `order` (whose data as written is `doc`), in saga `correlation_id`.
+OrderRecord pending_record(const contract::OrderCreated& order, nlohmann::json doc,
+                           std::string correlation_id, std::string traceparent);
+
 /// A PENDING record from an ORDER_CREATED event. @throws contract::ContractError
 OrderRecord record_for_created(const CloudEvent& created);
 

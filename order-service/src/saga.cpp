@@ -79,17 +79,8 @@ OrderRecord record_from_result(const CloudEvent& result_event,
         throw contract::ContractError("the result's order is " + order.order_id + ", not " +
                                       result.order_id);
     }
-    OrderRecord r;
-    r.order_id = result.order_id;
-    r.doc = result.order;
-    r.correlation_id = result_event.correlation_id;
-    r.traceparent = result_event.traceparent;
-    r.history = json::array({{{"status", "PENDING"}, {"at", order.created_at}}});
-    if (auto t = parse_rfc3339(order.created_at)) {
-        r.created_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
-    }
-    return r;
+    return pending_record(order, result.order, result_event.correlation_id,
+                          result_event.traceparent);
 }
 
 SagaStep on_reserve_result(const OrderRecord& o, const CloudEvent& result_event,
@@ -104,7 +95,8 @@ SagaStep on_reserve_result(const OrderRecord& o, const CloudEvent& result_event,
             step.emit.emplace_back(
                 topics.inventory_requests,
                 release_request(o, o.order(), result_event,
-                                o.reason ? std::string(to_string(*o.reason)) : "CANCELLED"));
+                                std::string(o.reason ? to_string(*o.reason)
+                                                     : to_string(OrderStatus::kCancelled))));
             step.requests_release = true;
         }
         return step;

@@ -30,7 +30,7 @@ bool has_error(const std::vector<FieldError>& errs, const std::string& field) {
 
 }  // namespace
 
-TEST_CASE("the SPEC example is valid and totals 1059.97", "[order]") {
+TEST_CASE("the contract example is valid and totals 1059.97", "[order]") {
     auto r = validate_order(parse(kSpecExample));
     REQUIRE(std::holds_alternative<OrderRequest>(r));
     const auto& o = std::get<OrderRequest>(r);

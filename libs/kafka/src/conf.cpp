@@ -24,7 +24,8 @@ ConfHolder make_conf(const ClientConfig& config,
     ConfHolder conf(rd_kafka_conf_new());
     set_conf(conf.get(), "bootstrap.servers", config.bootstrap_servers);
     set_conf(conf.get(), "client.id", config.client_id);
-    // librdkafka 2.0.2: Nagle adds up to 40 ms per small request (SPEC §2).
+    // librdkafka 2.0.2: Nagle adds up to 40 ms per small request (docs/ARCHITECTURE.md "Kafka
+    // client settings").
     set_conf(conf.get(), "socket.nagle.disable", "true");
     for (const auto& [k, v] : defaults) set_conf(conf.get(), k, v);
     for (const auto& [k, v] : config.properties) set_conf(conf.get(), k, v);

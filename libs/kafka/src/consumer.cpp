@@ -6,6 +6,31 @@
 
 namespace orderpipe::kafka {
 
+namespace {
+
+/// Seeks every partition of `list` to its offset, or throws naming one it could not position.
+/// Asynchronous (timeout 0): librdkafka 2.0.2 waits 1000 times shorter than asked in a blocking
+/// seek_partitions (ms taken as µs, fixed in 2.1.0) and then reports a spurious timeout. A queued
+/// seek bumps the partition's fetch version, so records fetched from the old position are never
+/// handed out after it.
+void seek_list(rd_kafka_t* rk, rd_kafka_topic_partition_list_t* list) {
+    if (auto* err = rd_kafka_seek_partitions(rk, list, 0)) {
+        throw KafkaException(impl::classify(impl::ErrorHolder(err), rk, "seek"));
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        // A failed seek after an abort would leave the fetch position past the aborted batch,
+        // which would then be skipped for good.
+        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR && p.err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+            throw KafkaException(impl::classify(
+                p.err, "seek " + std::string(p.topic) + "[" + std::to_string(p.partition) + "]",
+                rk));
+        }
+    }
+}
+
+}  // namespace
+
 struct Consumer::Impl {
     ConsumerOptions options;
     RebalanceListener* listener = nullptr;
@@ -197,23 +222,7 @@ void Consumer::seek_to_committed(std::chrono::milliseconds timeout) {
             p.offset = impl_->options.auto_offset_reset == "latest" ? RD_KAFKA_OFFSET_END
                                                                     : RD_KAFKA_OFFSET_BEGINNING;
     }
-    // Asynchronous seek (timeout 0): librdkafka 2.0.2 waits 1000 times shorter than asked in
-    // a blocking seek_partitions (ms taken as µs, fixed in 2.1.0) and then reports a spurious
-    // timeout. A queued seek bumps the partition's fetch version, so records fetched from the
-    // old position are never handed out after it.
-    if (auto* err = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 0)) {
-        throw KafkaException(impl::classify(impl::ErrorHolder(err), impl_->rk.get(), "seek"));
-    }
-    for (int i = 0; i < list->cnt; ++i) {
-        const auto& p = list->elems[i];
-        // A failed seek leaves the fetch position past the aborted batch, which would then be
-        // skipped for good.
-        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR && p.err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
-            throw KafkaException(impl::classify(
-                p.err, "seek " + std::string(p.topic) + "[" + std::to_string(p.partition) + "]",
-                impl_->rk.get()));
-        }
-    }
+    seek_list(impl_->rk.get(), list.get());
 }
 
 void Consumer::seek(const std::vector<TopicPartitionOffset>& positions) {
@@ -223,18 +232,7 @@ void Consumer::seek(const std::vector<TopicPartitionOffset>& positions) {
         if (p.offset == kEnd) p.offset = RD_KAFKA_OFFSET_END;
     }
     auto list = impl::to_list(mapped);
-    // Asynchronous (timeout 0): see seek_to_committed.
-    if (auto* err = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 0)) {
-        throw KafkaException(impl::classify(impl::ErrorHolder(err), impl_->rk.get(), "seek"));
-    }
-    for (int i = 0; i < list->cnt; ++i) {
-        const auto& p = list->elems[i];
-        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR && p.err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
-            throw KafkaException(impl::classify(
-                p.err, "seek " + std::string(p.topic) + "[" + std::to_string(p.partition) + "]",
-                impl_->rk.get()));
-        }
-    }
+    seek_list(impl_->rk.get(), list.get());
 }
 
 std::vector<TopicPartitionOffset> Consumer::committed(const std::vector<TopicPartition>& partitions,

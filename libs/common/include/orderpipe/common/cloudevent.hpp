@@ -1,6 +1,7 @@
 #pragma once
-/// CloudEvents 1.0 binary-mode Kafka binding (SPEC §4): the record value is the event data as
-/// JSON, the attributes are UTF-8 text headers `ce_*` plus `traceparent` and `content-type`.
+/// CloudEvents 1.0 binary-mode Kafka binding (docs/CONTRACT.md "Events"): the record value is the
+/// event data as JSON, the attributes are UTF-8 text headers `ce_*` plus `traceparent` and
+/// `content-type`.
 
 #include "orderpipe/common/ids.hpp"
 

@@ -1,5 +1,6 @@
 #pragma once
-/// The ProcessedEvents store (SPEC §5.2): which events a consumer has handled, keyed by
+/// The ProcessedEvents store (docs/ARCHITECTURE.md "Exactly once"): which events a consumer has
+/// handled, keyed by
 /// `(consumer, ce_id)`, with the stored result so a redelivered event re-emits what the first
 /// delivery decided instead of acting twice.
 ///

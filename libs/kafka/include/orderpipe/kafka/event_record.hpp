@@ -1,5 +1,5 @@
 #pragma once
-/// CloudEvents ↔ Kafka records (binary mode, SPEC §4).
+/// CloudEvents ↔ Kafka records (binary mode, docs/CONTRACT.md "Events").
 
 #include "orderpipe/common/cloudevent.hpp"
 #include "orderpipe/kafka/types.hpp"

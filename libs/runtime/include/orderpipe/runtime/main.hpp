@@ -78,7 +78,7 @@ int run_service() {
     }
     detail::watch_signals(service->runtime(), signals);
     const int code = service->runtime().wait_for_exit();
-    // SPEC: exit within SHUTDOWN_TIMEOUT. Past it, leave at once: like a SIGKILL, that loses
+    // Exit within SHUTDOWN_TIMEOUT (docs/CONTRACT.md "Operations"). Past it, leave at once: like a SIGKILL, that loses
     // nothing (open transactions are aborted by the broker or the next instance).
     detail::arm_shutdown_watchdog(config.settings.shutdown_timeout);
     try {

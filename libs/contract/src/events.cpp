@@ -233,7 +233,7 @@ OrderCancelled OrderCancelled::read(const json& data) {
     c.currency = contract::currency(data);
     c.reason = enumerated<CancelReason>(data, "reason", parse_cancel_reason);
     c.detail = optional_text(data, "detail");
-    c.cancelled_at = timestamp(data, "cancelled_at");
+    c.cancelled_at = optional_text(data, "cancelled_at");  // an addition to the contract: optional
     return c;
 }
 

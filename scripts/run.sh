@@ -9,18 +9,22 @@
 #   status  prints what runs
 # Logs (JSON lines) and state go to .data/ (git-ignored): .data/logs/<service>.log,
 # .data/<service>/ (SQLite), .data/pids/<service>.pid.
-# Environment: KAFKA_PORT (9092), ORDER_HTTP_PORT (8080), INVENTORY_HTTP_PORT (8081), and any
-# service variable of docs/CONFIGURATION.md (e.g. LOG_LEVEL), passed to every service.
+# Environment: KAFKA_PORT (9092), ORDER_HTTP_PORT (8080), INVENTORY_HTTP_PORT (8081),
+# NOTIFICATION_HTTP_PORT (8082), PROVIDER_HTTP_PORT (8025: the fake email provider), and any
+# service variable of docs/CONFIGURATION.md (e.g. LOG_LEVEL, NOTIFY_*), passed to every service.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 DATA="$ROOT/.data"
 PORT="${KAFKA_PORT:-9092}"
 BOOTSTRAP="127.0.0.1:$PORT"
 
-# name:port:binary
+# name:port:binary, in start order (stopped in reverse)
+PROVIDER_PORT="${PROVIDER_HTTP_PORT:-8025}"
 SERVICES=(
+  "fake-email-provider:$PROVIDER_PORT:tools/fake-email-provider"
   "inventory-service:${INVENTORY_HTTP_PORT:-8081}:inventory-service/inventory-service"
   "order-service:${ORDER_HTTP_PORT:-8080}:order-service/order-service"
+  "notification-service:${NOTIFICATION_HTTP_PORT:-8082}:notification-service/notification-service"
 )
 
 say() { echo "run: $*"; }
@@ -36,10 +40,13 @@ start_service() {
     return
   fi
   KAFKA_BOOTSTRAP_SERVERS="$BOOTSTRAP" HTTP_PORT="$port" DATA_DIR="$DATA/$name" \
+    NOTIFY_EMAIL_URL="${NOTIFY_EMAIL_URL:-http://127.0.0.1:$PROVIDER_PORT/send}" \
     nohup "$binary" >>"$log" 2>&1 &
   echo $! >"$pidfile"
   local deadline=$((SECONDS + 60))
-  until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+  local probe=/readyz
+  [[ "$name" == fake-email-provider ]] && probe=/sent
+  until curl -fsS "http://127.0.0.1:$port$probe" >/dev/null 2>&1; do
     if ! pid_alive "$pidfile"; then
       tail -n 20 "$log" >&2
       say "$name exited; its log is $log" >&2

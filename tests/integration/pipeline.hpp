@@ -5,6 +5,7 @@
 // operator does it: through the environment variables of docs/CONFIGURATION.md.
 
 #include "inventory_service.hpp"
+#include "notification_service.hpp"
 #include "order_service.hpp"
 #include "support.hpp"
 
@@ -26,10 +27,15 @@ struct Pipeline {
     std::map<std::string, std::string> extra_env;
     std::unique_ptr<order::OrderService> orders;
     std::unique_ptr<inventory::InventoryService> inventory;
+    std::unique_ptr<notification::NotificationService> notifications;
     std::unique_ptr<ChildProcess> order_process;
     std::unique_ptr<ChildProcess> inventory_process;
+    std::unique_ptr<ChildProcess> provider_process;
+    std::vector<std::unique_ptr<ChildProcess>> notification_processes;
     std::uint16_t order_port = 0;
     std::uint16_t inventory_port = 0;
+    std::uint16_t notification_port = 0;
+    std::uint16_t provider_port = 0;
 
     explicit Pipeline(
         const nlohmann::json& catalog = nlohmann::json::array(
@@ -40,6 +46,7 @@ struct Pipeline {
     ~Pipeline() {
         orders.reset();
         inventory.reset();
+        notifications.reset();
     }
 
     std::string topic(const std::string& name) const { return topics.at(name); }
@@ -56,6 +63,7 @@ struct Pipeline {
             {"TOPIC_PREFIX", prefix + "."},
             {"GROUP_PREFIX", prefix + "-"},
             {"SHUTDOWN_TIMEOUT", "20s"}};
+        if (provider_port != 0) e["NOTIFY_EMAIL_URL"] = provider_url("/send");
         for (const auto& [k, v] : extra_env) e[k] = v;
         return e;
     }
@@ -73,6 +81,61 @@ struct Pipeline {
         e.finish();
         c.settings.http_port = 0;
         return c;
+    }
+
+    notification::NotificationServiceConfig notification_config() const {
+        EnvReader e(env("notification-service"));
+        auto c = notification::NotificationServiceConfig::from_env(e);
+        e.finish();
+        c.settings.http_port = 0;
+        return c;
+    }
+
+    /// The fake email provider, as a child process on a free port.
+    void start_provider() {
+        if (provider_port == 0) provider_port = free_port();
+        provider_process = std::make_unique<ChildProcess>(
+            FAKE_EMAIL_PROVIDER_BIN,
+            std::map<std::string, std::string>{{"HTTP_PORT", std::to_string(provider_port)},
+                                               {"LOG_LEVEL", "warn"}},
+            dir.path() + "/fake-email-provider.log");
+        REQUIRE(eventually([&] {
+            try {
+                return http_request("GET", provider_url("/sent")).status == 200;
+            } catch (const std::exception&) {
+                return false;
+            }
+        }));
+    }
+    std::string provider_url(const std::string& path) const {
+        return "http://127.0.0.1:" + std::to_string(provider_port) + path;
+    }
+    /// Adds failure rules to the provider (see tools/fake-email-provider).
+    void provider_rules(const nlohmann::json& rules) const {
+        REQUIRE(http_request("POST", provider_url("/admin/rules"), rules.dump(),
+                             {"Content-Type: application/json"})
+                    .status == 201);
+    }
+    void provider_heal() const {
+        REQUIRE(http_request("DELETE", provider_url("/admin/rules")).status == 200);
+    }
+
+    void start_notifications() { start_notifications(notification_config()); }
+    void start_notifications(notification::NotificationServiceConfig config) {
+        notifications = std::make_unique<notification::NotificationService>(std::move(config));
+        notifications->start();
+        notification_port = notifications->http_port();
+        wait_ready(notification_port);
+    }
+    std::string notification_url(const std::string& path) const {
+        return "http://127.0.0.1:" + std::to_string(notification_port) + path;
+    }
+
+    /// Runs dlqctl against this pipeline's topics. @returns its exit code and output.
+    std::pair<int, std::string> dlqctl(const std::string& args,
+                                       const std::string& env_vars = "") const {
+        return run_command(env_vars + " KAFKA_BOOTSTRAP_SERVERS=" + bootstrap() + " TOPIC_PREFIX=" +
+                           prefix + ". " + DLQCTL_BIN + " " + args + " 2>&1 </dev/null");
     }
 
     void start_orders() { start_orders(order_config()); }

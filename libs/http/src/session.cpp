@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
+#include <boost/asio/socket_base.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/string.hpp>
@@ -415,6 +416,13 @@ void Session::reply_and_close(Response response, EndpointMetrics& endpoint) {
 }
 
 void Session::send(Response response) {
+    if (response.reset_connection) {
+        beast::error_code ignored;
+        stream_.socket().set_option(net::socket_base::linger(true, 0), ignored);  // RST on close
+        endpoint_ = nullptr;  // no status was sent: nothing to count
+        close_now();
+        return;
+    }
     if (auto reason = invalid_reason(response); !reason.empty()) {
         spdlog::error("{}handler for {} {} produced an invalid response ({}); sent 500",
                       core_.log_prefix(), method_, route_label_, reason);

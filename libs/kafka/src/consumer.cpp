@@ -225,6 +225,30 @@ void Consumer::seek_to_committed(std::chrono::milliseconds timeout) {
     seek_list(impl_->rk.get(), list.get());
 }
 
+void Consumer::pause_all() {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (auto err = rd_kafka_assignment(impl_->rk.get(), &raw)) {
+        throw KafkaException(impl::classify(err, "assignment", impl_->rk.get()));
+    }
+    impl::PartitionListHolder list(raw);
+    if (list->cnt == 0) return;
+    if (auto err = rd_kafka_pause_partitions(impl_->rk.get(), list.get())) {
+        throw KafkaException(impl::classify(err, "pause", impl_->rk.get()));
+    }
+}
+
+void Consumer::resume_all() {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (auto err = rd_kafka_assignment(impl_->rk.get(), &raw)) {
+        throw KafkaException(impl::classify(err, "assignment", impl_->rk.get()));
+    }
+    impl::PartitionListHolder list(raw);
+    if (list->cnt == 0) return;
+    if (auto err = rd_kafka_resume_partitions(impl_->rk.get(), list.get())) {
+        throw KafkaException(impl::classify(err, "resume", impl_->rk.get()));
+    }
+}
+
 void Consumer::seek(const std::vector<TopicPartitionOffset>& positions) {
     std::vector<TopicPartitionOffset> mapped = positions;
     for (auto& p : mapped) {

@@ -25,22 +25,30 @@ namespace orderpipe::kafka {
 using Clock = std::chrono::steady_clock;
 namespace dlqh = contract::dlq_header;
 
-void BatchOutput::dead_letter(const ConsumedRecord& r, contract::DlqReason reason,
-                              const std::string& error, int retry_count) {
+OutgoingRecord dead_letter_record(const ConsumedRecord& r, const std::string& dlq_topic,
+                                  const std::string& consumer_group, contract::DlqReason reason,
+                                  const std::string& error, int retry_count) {
     OutgoingRecord out;
-    out.topic = dlq_topic_ ? dlq_topic_(r.topic) : contract::dlq_topic_for(r.topic);
+    out.topic = dlq_topic;
     out.key = r.key;
     out.value = r.value;
     out.headers = r.headers;  // byte for byte, then the dlq.* headers
     out.headers.emplace_back(dlqh::kOriginalTopic, r.topic);
     out.headers.emplace_back(dlqh::kOriginalPartition, std::to_string(r.partition));
     out.headers.emplace_back(dlqh::kOriginalOffset, std::to_string(r.offset));
-    out.headers.emplace_back(dlqh::kConsumerGroup, consumer_group_);
+    out.headers.emplace_back(dlqh::kConsumerGroup, consumer_group);
     out.headers.emplace_back(dlqh::kFailureTimestamp, now_rfc3339());
     out.headers.emplace_back(dlqh::kRetryCount, std::to_string(retry_count));
     out.headers.emplace_back(dlqh::kReason, std::string(contract::to_string(reason)));
     out.headers.emplace_back(dlqh::kLastError, error);
-    records_.push_back(std::move(out));
+    return out;
+}
+
+void BatchOutput::dead_letter(const ConsumedRecord& r, contract::DlqReason reason,
+                              const std::string& error, int retry_count) {
+    records_.push_back(
+        dead_letter_record(r, dlq_topic_ ? dlq_topic_(r.topic) : contract::dlq_topic_for(r.topic),
+                           consumer_group_, reason, error, retry_count));
     ++dead_letters_;
 }
 
@@ -158,12 +166,14 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     }
     void on_revoked(const std::vector<TopicPartition>& partitions) override {
         drop_pending(partitions);
+        forget_partitions(partitions);
         joined_ = false;
         set_not_ready("rebalancing: waiting for partition assignment");
         log::info("partitions revoked", {{"loop", options_.name}, {"count", partitions.size()}});
     }
     void on_lost(const std::vector<TopicPartition>& partitions) override {
         drop_pending(partitions);
+        forget_partitions(partitions);
         joined_ = false;
         set_not_ready("partitions lost (session timed out): rejoining the group");
         log::warn("partitions lost", {{"loop", options_.name}, {"count", partitions.size()}});
@@ -194,6 +204,30 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             }
             return false;
         });
+    }
+
+    void forget_partitions(const std::vector<TopicPartition>& partitions) {
+        for (const auto& p : partitions) {
+            consumed_next_.erase(p);
+            committed_next_.erase(p);
+        }
+        processor_.partitions_revoked(partitions);
+    }
+
+    /// Pauses the partitions while the processor takes no more records (backpressure).
+    void apply_backpressure() {
+        const bool accepting = processor_.room() > 0;
+        try {
+            if (!accepting) {
+                consumer_->pause_all();  // also partitions assigned since the last time
+                paused_ = true;
+            } else if (paused_) {
+                consumer_->resume_all();
+                paused_ = false;
+            }
+        } catch (const std::exception& e) {
+            log::warn("cannot pause or resume", {{"loop", options_.name}, {"error", e.what()}});
+        }
     }
 
     /// Sleeps for the current backoff (interruptible by stop) and grows it.
@@ -267,6 +301,8 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             }
         }
         needs_rewind_ = false;  // a fresh member starts from the committed offsets
+        consumed_next_.clear();
+        committed_next_.clear();
         return true;
     }
 
@@ -298,6 +334,8 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         set_ready();
         while (!stopping_ && !dead_) {
             if (!recover()) continue;
+            processor_.tick();
+            apply_backpressure();
             collect();
             if (dead_) break;
             if (stopping_ && pending_.empty()) break;
@@ -390,8 +428,24 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     void collect() {
         const auto started = Clock::now();
         Clock::time_point first_at{};
-        // After a poison failure, records go one per transaction until the culprit is found.
-        const std::size_t limit = isolate_remaining_ > 0 ? 1 : options_.batch_max;
+        // After a poison failure, records go one per transaction until the culprit is found;
+        // never more than the processor has room for.
+        const std::size_t limit =
+            std::min(isolate_remaining_ > 0 ? 1 : options_.batch_max, processor_.room());
+        if (limit == 0) {
+            // Full, and paused: keep polling (the group must see us poll) but briefly, and keep
+            // at most one record fetched before the pause took effect.
+            if (!pending_.empty()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                return;
+            }
+            try {
+                auto r = consumer_->poll_batch(1, std::chrono::milliseconds(10));
+                for (auto& rec : r.records) pending_.push_back(std::move(rec));
+            } catch (const KafkaException&) {  // NOLINT(bugprone-empty-catch): next turn sees it
+            }
+            return;
+        }
         while (!stopping_ && pending_.size() < limit) {
             std::chrono::milliseconds wait = options_.idle_poll;
             if (!pending_.empty()) {
@@ -427,6 +481,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     /// One transaction over pending_ (maybe empty) plus idle work.
     Ending transact() {
         const auto started = Clock::now();
+        committing_.clear();
         BatchOutput out;
         out.consumer_group_ = options_.group_id;
         out.dlq_topic_ = options_.dlq_topic;
@@ -480,12 +535,8 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             }
             processor_.idle(out);
             for (const auto& r : out.records()) producer_->produce(r);
-            if (!next_offsets.empty()) {
-                std::vector<TopicPartitionOffset> offsets;
-                for (const auto& [tp, next] : next_offsets)
-                    offsets.push_back({tp.first, tp.second, next});
-                producer_->send_offsets(offsets, *consumer_);
-            }
+            committing_ = offsets_to_commit(next_offsets);
+            if (!committing_.empty()) producer_->send_offsets(committing_, *consumer_);
             if (!pending_.empty() && faults::hit(options_.name, "kill-before-commit")) {
                 producer_->flush(options_.operation_timeout);
                 log::warn("FAULT_INJECT kill-before-commit: killing this process before the commit",
@@ -524,9 +575,33 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         return finish_transaction(ending, out, failure);
     }
 
+    /// The offsets this transaction commits: past every consumed record, but never past a
+    /// record the processor has not finished (asynchronous processors), and only where that
+    /// moves the committed offset.
+    std::vector<TopicPartitionOffset> offsets_to_commit(
+        const std::map<std::pair<std::string, std::int32_t>, std::int64_t>& batch_next) {
+        for (const auto& [tp, next] : batch_next) {
+            auto& n = consumed_next_[{tp.first, tp.second}];
+            n = std::max(n, next);
+        }
+        const auto holdback = processor_.unfinished();
+        std::vector<TopicPartitionOffset> out;
+        for (const auto& [tp, consumed] : consumed_next_) {
+            std::int64_t target = consumed;
+            if (auto it = holdback.find(tp); it != holdback.end())
+                target = std::min(target, it->second);
+            auto done = committed_next_.find(tp);
+            if (done == committed_next_.end() || target > done->second) {
+                out.push_back({tp.topic, tp.partition, target});
+            }
+        }
+        return out;
+    }
+
     Ending finish_transaction(Ending ending, const BatchOutput& out, const std::string& failure) {
         const auto n = static_cast<double>(pending_.size());
         if (ending == Ending::kCommitted) {
+            for (const auto& o : committing_) committed_next_[{o.topic, o.partition}] = o.offset;
             txn_committed_->Increment();
             isolate_remaining_ -= std::min(isolate_remaining_, pending_.size());
             records_dlq_->Increment(static_cast<double>(out.dead_letters()));
@@ -547,6 +622,9 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
         records_retried_->Increment(n);
         pending_.clear();
+        // The rewind goes back to what is really committed; count again from there.
+        consumed_next_.clear();
+        committed_next_.clear();
         if (ending == Ending::kUnknown || ending == Ending::kFenced) {
             txn_unknown_->Increment();
             processor_.outcome_unknown();
@@ -616,6 +694,10 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
     };
     std::optional<Suspect> suspect_;
+    std::map<TopicPartition, std::int64_t> consumed_next_;   ///< past the last record consumed
+    std::map<TopicPartition, std::int64_t> committed_next_;  ///< what our last commit committed
+    std::vector<TopicPartitionOffset> committing_;           ///< in the open transaction
+    bool paused_ = false;
     bool needs_rewind_ = false;
     bool needs_resync_ = false;
     bool failing_ = false;  ///< the last batch failed: not ready until one commits

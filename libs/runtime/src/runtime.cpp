@@ -78,6 +78,7 @@ class Runtime::Impl {
     };
     std::vector<Route> routes_;
     std::vector<std::pair<std::string, std::function<std::optional<std::string>()>>> checks_;
+    std::vector<std::pair<std::string, std::function<std::string()>>> details_;
     std::vector<std::pair<std::string, StartupStep>> steps_;
     std::vector<std::pair<std::string, std::function<void()>>> stop_before_;
     std::vector<std::pair<std::string, std::function<void()>>> stop_after_;
@@ -151,6 +152,13 @@ class Runtime::Impl {
                 r.checks[key] = "ok";
             } else {
                 fail(key, status.detail);
+            }
+        }
+        for (const auto& [name, detail] : details_) {
+            try {
+                r.checks[name] = detail();
+            } catch (const std::exception& e) {
+                r.checks[name] = std::string("unknown: ") + e.what();
             }
         }
         for (const auto& [name, check] : checks_) {
@@ -381,6 +389,10 @@ void Runtime::route(std::string method, std::string pattern, http::Handler handl
 
 void Runtime::add_check(std::string name, std::function<std::optional<std::string>()> check) {
     impl_->checks_.emplace_back(std::move(name), std::move(check));
+}
+
+void Runtime::add_detail(std::string name, std::function<std::string()> detail) {
+    impl_->details_.emplace_back(std::move(name), std::move(detail));
 }
 
 void Runtime::add_startup_step(std::string name, StartupStep step) {

@@ -56,6 +56,9 @@ struct Response {
     /// A field with CR, LF or NUL in it turns the response into a 500 (header injection).
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
+    /// Instead of answering, reset the connection (TCP RST, nothing written): for test doubles
+    /// that play a failing server.
+    bool reset_connection = false;
 
     /// Response with `body.dump()` as body (invalid UTF-8 is replaced, never throws).
     [[nodiscard]] static Response json(int status, const nlohmann::json& body);

@@ -67,6 +67,10 @@ class Consumer {
     PollResult poll_batch(std::size_t max, std::chrono::milliseconds timeout);
 
     std::vector<TopicPartition> assignment() const;
+    /// Stops (resumes) fetching every assigned partition; polls keep serving the group
+    /// (backpressure). @throws KafkaException
+    void pause_all();
+    void resume_all();
     /// Moves assigned partitions to the given offsets (kBeginning allowed). Asynchronous: later
     /// polls return records from there on. @throws KafkaException naming a partition it could
     /// not position.

@@ -35,6 +35,8 @@
 
 #include <chrono>
 #include <functional>
+#include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,7 +102,32 @@ class BatchProcessor {
     /// Kafka holds (e.g. wait until a projection has read to the end). @returns false if that
     /// is not possible yet (it is called again after a backoff).
     virtual bool resync(std::chrono::milliseconds /*budget*/) { return true; }
+
+    // --- For processors that finish records after process() returns (asynchronous work, such as
+    // --- sends to an external API with retries). The defaults suit synchronous processors.
+
+    /// Per partition, the offset of the oldest record handed to process() that is not finished
+    /// (its outputs not produced in this or an earlier transaction). The loop commits offsets
+    /// only below it, so a crash redelivers what was unfinished and nothing else. Records the
+    /// processor holds are delivered again after an abort (rewind): it must recognise them by
+    /// their offset. Partitions without unfinished records are absent.
+    virtual std::map<TopicPartition, std::int64_t> unfinished() { return {}; }
+    /// How many more records it takes now. The loop polls no more than that, and at 0 pauses
+    /// its partitions (and keeps polling, running idle work and ticking): backpressure.
+    virtual std::size_t room() { return std::numeric_limits<std::size_t>::max(); }
+    /// Called on every turn of the loop, outside any transaction (e.g. to start work that is
+    /// due). Must not block.
+    virtual void tick() {}
+    /// These partitions were revoked or lost: drop their work (the next owner reads them again
+    /// from the committed offsets).
+    virtual void partitions_revoked(const std::vector<TopicPartition>& /*partitions*/) {}
 };
+
+/// The DLQ record for `record` (what BatchOutput::dead_letter produces): the original key,
+/// value and headers byte for byte, plus the dlq.* headers.
+OutgoingRecord dead_letter_record(const ConsumedRecord& record, const std::string& dlq_topic,
+                                  const std::string& consumer_group, contract::DlqReason reason,
+                                  const std::string& error, int retry_count);
 
 struct LoopOptions {
     std::string name;  ///< for logs, metrics and FAULT_INJECT scopes, e.g. "inventory-requests"

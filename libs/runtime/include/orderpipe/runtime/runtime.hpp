@@ -98,6 +98,9 @@ class Runtime {
     /// A readiness check of the service's own: nullopt = fine, else why not ready. Called on
     /// io threads: it must only read state.
     void add_check(std::string name, std::function<std::optional<std::string>()> check);
+    /// Information shown in /readyz's checks that never makes the service not ready (e.g. the
+    /// state of a circuit breaker). Called on io threads: it must only read state.
+    void add_detail(std::string name, std::function<std::string()> detail);
     /// Runs after the broker and topics are there and the instance checks passed, before the
     /// loops start; steps run in the order added.
     void add_startup_step(std::string name, StartupStep step);

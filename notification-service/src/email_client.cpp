@@ -1,0 +1,162 @@
+#include "email_client.hpp"
+
+#include "orderpipe/common/logging.hpp"
+
+#include <curl/curl.h>
+
+#include <charconv>
+#include <memory>
+#include <mutex>
+
+namespace orderpipe::notification {
+namespace {
+
+/// One send in flight: owned by the easy handle (CURLOPT_PRIVATE) until it completes.
+struct Transfer {
+    std::uint64_t id = 0;
+    curl_slist* headers = nullptr;
+    SendResult result;
+    ~Transfer() { curl_slist_free_all(headers); }
+};
+
+std::size_t on_header(char* buffer, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* t = static_cast<Transfer*>(user);
+    const std::string_view line(buffer, size * count);
+    constexpr std::string_view kName = "retry-after:";
+    if (line.size() > kName.size()) {
+        std::string lower(line.substr(0, kName.size()));
+        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower == kName) {
+            auto value = line.substr(kName.size());
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            long seconds = 0;
+            auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+            // Only the delay-seconds form; an HTTP-date is left to our own backoff.
+            if (ec == std::errc{} && seconds >= 0 && seconds <= 3600) {
+                t->result.retry_after = std::chrono::seconds(seconds);
+            }
+        }
+    }
+    return size * count;
+}
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* t = static_cast<Transfer*>(user);
+    const std::size_t n = size * count;
+    if (t->result.body.size() < 256) {
+        t->result.body.append(data, std::min(n, 256 - t->result.body.size()));
+    }
+    return n;
+}
+
+void global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+EmailClient::EmailClient(std::string url, std::chrono::milliseconds timeout, long max_connections,
+                         Done on_done)
+    : url_(std::move(url)),
+      timeout_(timeout),
+      max_connections_(max_connections),
+      on_done_(std::move(on_done)) {
+    global_init();
+    CURLM* multi = curl_multi_init();
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_connections_);
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_connections_);
+    multi_ = multi;
+    thread_ = std::thread([this] { run(); });
+}
+
+EmailClient::~EmailClient() { stop(); }
+
+void EmailClient::send(Request request) {
+    {
+        std::lock_guard lock(mu_);
+        queued_.push_back(std::move(request));
+    }
+    ++in_flight_;
+    curl_multi_wakeup(static_cast<CURLM*>(multi_));
+}
+
+void EmailClient::stop() {
+    if (stopping_.exchange(true)) return;
+    if (multi_ != nullptr) curl_multi_wakeup(static_cast<CURLM*>(multi_));
+    if (thread_.joinable()) thread_.join();
+    curl_multi_cleanup(static_cast<CURLM*>(multi_));
+    multi_ = nullptr;
+}
+
+void EmailClient::run() {
+    auto* multi = static_cast<CURLM*>(multi_);
+    while (!stopping_) {
+        std::deque<Request> fresh;
+        {
+            std::lock_guard lock(mu_);
+            fresh.swap(queued_);
+        }
+        for (auto& r : fresh) {
+            CURL* easy = curl_easy_init();
+            auto transfer = std::make_unique<Transfer>();
+            transfer->id = r.id;
+            transfer->headers = curl_slist_append(nullptr, "Content-Type: application/json");
+            transfer->headers = curl_slist_append(
+                transfer->headers, ("Idempotency-Key: " + r.idempotency_key).c_str());
+            curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
+            curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, r.body.c_str());
+            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
+            curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
+            curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+            curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+            curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+            curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer.get());
+            curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+            curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
+            curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.release());  // back in completion
+            curl_multi_add_handle(multi, easy);
+            active_.insert(easy);
+        }
+        int running = 0;
+        curl_multi_perform(multi, &running);
+        int left = 0;
+        while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            CURL* easy = msg->easy_handle;
+            char* priv = nullptr;
+            curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+            std::unique_ptr<Transfer> transfer(reinterpret_cast<Transfer*>(priv));
+            if (msg->data.result == CURLE_OK) {
+                curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &transfer->result.status);
+            } else {
+                transfer->result.status = 0;
+                transfer->result.error =
+                    msg->data.result == CURLE_OPERATION_TIMEDOUT
+                        ? "timeout after " + std::to_string(timeout_.count()) + " ms"
+                        : curl_easy_strerror(msg->data.result);
+            }
+            curl_multi_remove_handle(multi, easy);
+            curl_easy_cleanup(easy);
+            active_.erase(easy);
+            --in_flight_;
+            try {
+                on_done_(transfer->id, std::move(transfer->result));
+            } catch (const std::exception& e) {
+                log::error("email answer handler failed", {{"error", e.what()}});
+            }
+        }
+        curl_multi_poll(multi, nullptr, 0, 100, nullptr);
+    }
+    // Stopping: abandon what is in flight.
+    for (CURL* easy : active_) {
+        char* priv = nullptr;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        delete reinterpret_cast<Transfer*>(priv);
+        curl_multi_remove_handle(multi, easy);
+        curl_easy_cleanup(easy);
+    }
+    active_.clear();
+}
+
+}  // namespace orderpipe::notification

@@ -1,0 +1,354 @@
+#include "notification_processor.hpp"
+
+#include "orderpipe/common/logging.hpp"
+#include "orderpipe/kafka/event_record.hpp"
+
+#include <prometheus/registry.h>
+
+namespace orderpipe::notification {
+
+using contract::DlqReason;
+using contract::EventType;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kOutcomes = "notification-service";   ///< ProcessedEvents: outcome records
+constexpr const char* kSent = "notification-service/sent";  ///< notification ids accepted
+
+/// A replayed request is a new unit of work: its ProcessedEvents key carries the replay count.
+std::string outcome_key(const kafka::ConsumedRecord& r, const CloudEvent& e) {
+    if (auto replays = r.header(contract::dlq_header::kReplayCount); replays && !replays->empty()) {
+        return e.id + "#replay-" + *replays;
+    }
+    return e.id;
+}
+
+json records_json(const std::vector<kafka::OutgoingRecord>& records) {
+    json out = json::array();
+    for (const auto& r : records) out.push_back(kafka::record_to_json(r));
+    return out;
+}
+
+}  // namespace
+
+NotificationProcessor::NotificationProcessor(sqlite::Database& db, NotificationOptions options,
+                                             std::function<void(EmailClient::Request)> send,
+                                             std::function<void()> wake,
+                                             prometheus::Registry& registry)
+    : outcomes_(db, options.processed_retention),
+      db_(db),
+      options_(std::move(options)),
+      send_(std::move(send)),
+      wake_(std::move(wake)),
+      breaker_(options_.breaker_failures, options_.breaker_open) {
+    attempts_total_ = &prometheus::BuildCounter()
+                           .Name("notification_send_attempts_total")
+                           .Help("Attempts to send an email, by how the provider answered")
+                           .Register(registry);
+    outcomes_total_ = &prometheus::BuildCounter()
+                           .Name("notification_outcomes_total")
+                           .Help("Notifications finished, by outcome (written with the offsets)")
+                           .Register(registry);
+    send_seconds_ = &prometheus::BuildHistogram()
+                         .Name("notification_send_duration_seconds")
+                         .Help("Time from starting an attempt to the provider's answer")
+                         .Register(registry)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{
+                                      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+    held_ = &prometheus::BuildGauge()
+                 .Name("notification_requests_held")
+                 .Help("Requests consumed and not yet finished (bounded by NOTIFY_MAX_IN_FLIGHT)")
+                 .Register(registry)
+                 .Add({});
+    sending_ = &prometheus::BuildGauge()
+                    .Name("notification_sends_in_flight")
+                    .Help("Attempts sent to the provider and not answered yet")
+                    .Register(registry)
+                    .Add({});
+    breaker_gauge_ = &prometheus::BuildGauge()
+                          .Name("notification_breaker_state")
+                          .Help(
+                              "Circuit breaker over the email provider: 0 closed, 1 half-open, "
+                              "2 open")
+                          .Register(registry)
+                          .Add({});
+}
+
+void NotificationProcessor::answered(std::uint64_t attempt_id, SendResult result) {
+    {
+        std::lock_guard lock(answers_mu_);
+        answers_.emplace_back(attempt_id, std::move(result));
+    }
+    wake_();
+}
+
+void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
+    for (auto& in : batch) {
+        const Position pos{{in.record->topic, in.record->partition}, in.record->offset};
+        if (works_.contains(pos)) continue;  // delivered again after an abort: we hold it
+        if (contract::type_of(in.event) != EventType::kNotificationRequested) {
+            out.dead_letter(*in.record, DlqReason::kPoisonMessage,
+                            "unexpected event type " + in.event.type + " on " + in.record->topic);
+            continue;
+        }
+        contract::NotificationRequested request;
+        try {
+            request = contract::NotificationRequested::read(in.event.data);
+        } catch (const contract::ContractError& e) {
+            out.dead_letter(*in.record, DlqReason::kPoisonMessage, e.what());
+            continue;
+        }
+        const std::string key = outcome_key(*in.record, in.event);
+        if (auto stored = outcomes_.find(kOutcomes, key)) {
+            // Finished before (its transaction aborted, or the process died after storing it):
+            // the same records again, never a second send.
+            out.note_duplicate();
+            for (const auto& r : json::parse(*stored)) out.produce(kafka::record_from_json(r));
+            continue;
+        }
+        Work w;
+        w.record = *in.record;
+        w.event = in.event;
+        w.request = std::move(request);
+        w.outcome_key = key;
+        auto [it, inserted] = works_.emplace(pos, std::move(w));
+        if (auto sent = outcomes_.find(kSent, it->second.request.notification_id)) {
+            // A replay of a notification that was in fact sent meanwhile: not again.
+            it->second.attempts = std::stoi(*sent);
+            finish(pos, it->second, /*delivered=*/true);
+        }
+    }
+    dispatch(Clock::now());
+    update_gauges();
+}
+
+void NotificationProcessor::tick() {
+    dispatch(Clock::now());
+    update_gauges();
+}
+
+void NotificationProcessor::dispatch(Clock::time_point now) {
+    std::set<std::string_view> blocked;  // orders with an earlier unfinished request
+    for (auto& [pos, w] : works_) {
+        if (w.state == State::kDone || w.state == State::kWriting) continue;
+        const std::string_view order = w.request.order_id;
+        if (!blocked.insert(order).second) continue;  // waits for the earlier one
+        if (w.state == State::kSending || w.due > now) continue;
+        if (attempts_.size() >= window_) break;
+        if (!breaker_.allow(now)) break;  // open: no attempt is spent
+        w.probe = breaker_.probing();
+        w.attempt_id = ++next_attempt_;
+        attempts_[w.attempt_id] = pos;
+        w.state = State::kSending;
+        w.sent_at = now;
+        json body = {{"to", w.request.to},
+                     {"subject", w.request.subject},
+                     {"text", w.request.text},
+                     {"order_id", w.request.order_id},
+                     {"notification_id", w.request.notification_id}};
+        send_({w.attempt_id, body.dump(), w.request.notification_id});
+    }
+}
+
+void NotificationProcessor::on_answer(const Position& pos, Work& w, const SendResult& result,
+                                      Clock::time_point now) {
+    attempts_.erase(w.attempt_id);
+    w.attempt_id = 0;
+    send_seconds_->Observe(std::chrono::duration<double>(now - w.sent_at).count());
+    const bool probe = std::exchange(w.probe, false);
+    switch (classify(result)) {
+        case Verdict::kSent:
+            attempts_total_->Add({{"result", "sent"}}).Increment();
+            breaker_.on_answer();
+            window_ = std::min(window_ * 2, options_.max_in_flight);
+            ++w.attempts;
+            finish(pos, w, /*delivered=*/true);
+            return;
+        case Verdict::kPermanent:
+            attempts_total_->Add({{"result", "permanent_error"}}).Increment();
+            breaker_.on_answer();
+            ++w.attempts;
+            w.last_error = describe(result);
+            w.outcome = failed_outcome(w, DlqReason::kPermanentError);
+            finish(pos, w, /*delivered=*/false);
+            return;
+        case Verdict::kTransient:
+            attempts_total_->Add({{"result", "transient_error"}}).Increment();
+            w.last_error = describe(result);
+            window_ = 1;
+            if (breaker_.on_transient_failure(now)) {
+                log::warn("email provider failing: circuit breaker open",
+                          {{"failures", options_.breaker_failures},
+                           {"open_ms", options_.breaker_open.count()},
+                           {"last_error", w.last_error}});
+            }
+            w.state = State::kWaiting;
+            if (probe) {
+                w.due = now;  // the breaker's probe: not one of the request's attempts
+                return;
+            }
+            if (++w.attempts >= options_.max_attempts) {
+                w.outcome = failed_outcome(w, DlqReason::kMaxRetries);
+                finish(pos, w, /*delivered=*/false);
+                return;
+            }
+            w.due = now + retry_delay(w.attempts, options_.backoff, result.retry_after,
+                                      std::uniform_real_distribution<double>(0, 1)(rng_));
+            return;
+    }
+}
+
+std::vector<kafka::OutgoingRecord> NotificationProcessor::sent_outcome(const Work& w) const {
+    contract::NotificationSent sent{w.request.notification_id, w.request.order_id, w.attempts};
+    auto e = contract::event_caused_by(w.event, EventType::kNotificationSent,
+                                       contract::source::kNotificationService, sent.to_json());
+    return {kafka::to_record(options_.events_topic, w.request.order_id, e)};
+}
+
+std::vector<kafka::OutgoingRecord> NotificationProcessor::failed_outcome(const Work& w,
+                                                                         DlqReason reason) const {
+    contract::NotificationFailed failed{w.request.notification_id, w.request.order_id, w.attempts,
+                                        reason, w.last_error};
+    auto e = contract::event_caused_by(w.event, EventType::kNotificationFailed,
+                                       contract::source::kNotificationService, failed.to_json());
+    return {kafka::dead_letter_record(w.record, options_.dlq_topic, options_.consumer_group, reason,
+                                      w.last_error, w.attempts),
+            kafka::to_record(options_.events_topic, w.request.order_id, e)};
+}
+
+void NotificationProcessor::finish(const Position& pos, Work& w, bool delivered) {
+    w.delivered = delivered;
+    if (delivered) w.outcome = sent_outcome(w);
+    w.state = State::kDone;
+    finished_.push_back(pos);
+}
+
+void NotificationProcessor::idle(kafka::BatchOutput& out) {
+    std::vector<std::pair<std::uint64_t, SendResult>> answers;
+    {
+        std::lock_guard lock(answers_mu_);
+        answers.swap(answers_);
+    }
+    const auto now = Clock::now();
+    for (auto& [id, result] : answers) {
+        auto it = attempts_.find(id);
+        if (it == attempts_.end()) continue;  // its request was dropped meanwhile
+        auto w = works_.find(it->second);
+        if (w == works_.end()) continue;
+        on_answer(w->first, w->second, result, now);
+    }
+    if (!finished_.empty()) {
+        // Stored before the Kafka commit: if that commit is lost, the redelivered request finds
+        // its outcome here and is not sent again.
+        sqlite::Transaction tx(db_);
+        for (const auto& pos : finished_) {
+            auto& w = works_.at(pos);
+            if (w.stored) continue;
+            outcomes_.record(kOutcomes, w.outcome_key, records_json(w.outcome).dump());
+            if (w.delivered && !outcomes_.find(kSent, w.request.notification_id)) {
+                outcomes_.record(kSent, w.request.notification_id, std::to_string(w.attempts));
+            }
+            w.stored = true;
+        }
+        tx.commit();
+        for (const auto& pos : finished_) {
+            auto& w = works_.at(pos);
+            for (const auto& r : w.outcome) out.produce(r);
+            w.state = State::kWriting;
+            writing_.insert(pos);
+        }
+        finished_.clear();
+    }
+    if (now - last_purge_ > std::chrono::hours(1)) {
+        last_purge_ = now;
+        if (auto n = outcomes_.purge_expired(); n > 0) {
+            log::info("purged processed notifications", {{"count", n}});
+        }
+    }
+    dispatch(now);
+    update_gauges();
+}
+
+bool NotificationProcessor::has_idle_work() {
+    std::lock_guard lock(answers_mu_);
+    return !answers_.empty() || !finished_.empty();
+}
+
+void NotificationProcessor::committed() {
+    for (const auto& pos : writing_) {
+        auto it = works_.find(pos);
+        if (it == works_.end()) continue;
+        outcomes_total_->Add({{"outcome", it->second.delivered ? "sent" : "failed"}}).Increment();
+        works_.erase(it);
+    }
+    writing_.clear();
+    update_gauges();
+}
+
+void NotificationProcessor::aborted() {
+    // Nothing was written: write the same outcomes in the next transaction.
+    for (const auto& pos : writing_) {
+        auto it = works_.find(pos);
+        if (it == works_.end()) continue;
+        it->second.state = State::kDone;
+        finished_.push_back(pos);
+    }
+    writing_.clear();
+}
+
+void NotificationProcessor::outcome_unknown() {
+    // Which outcomes were written is unknown: start over from the committed offsets. Stored
+    // outcomes are emitted again without a send; answers still out are ignored (a request sent
+    // again carries the same Idempotency-Key).
+    works_.clear();
+    attempts_.clear();
+    writing_.clear();
+    finished_.clear();
+    update_gauges();
+}
+
+std::map<kafka::TopicPartition, std::int64_t> NotificationProcessor::unfinished() {
+    std::map<kafka::TopicPartition, std::int64_t> out;
+    for (const auto& [pos, w] : works_) {
+        if (w.state == State::kWriting) continue;
+        out.try_emplace(pos.first, pos.second);  // the map is in offset order: the first wins
+    }
+    return out;
+}
+
+std::size_t NotificationProcessor::room() {
+    if (breaker_.state(Clock::now()) != CircuitBreaker::State::kClosed) return 0;
+    return works_.size() < options_.max_in_flight ? options_.max_in_flight - works_.size() : 0;
+}
+
+void NotificationProcessor::partitions_revoked(const std::vector<kafka::TopicPartition>& ps) {
+    const std::set<kafka::TopicPartition> gone(ps.begin(), ps.end());
+    std::erase_if(works_, [&](const auto& entry) { return gone.contains(entry.first.first); });
+    std::erase_if(attempts_, [&](const auto& entry) { return gone.contains(entry.second.first); });
+    std::erase_if(writing_, [&](const Position& p) { return gone.contains(p.first); });
+    std::erase_if(finished_, [&](const Position& p) { return gone.contains(p.first); });
+    update_gauges();
+}
+
+std::string NotificationProcessor::breaker_state() const {
+    return to_string(breaker_.state(Clock::now()));
+}
+
+void NotificationProcessor::update_gauges() {
+    held_->Set(static_cast<double>(works_.size()));
+    sending_->Set(static_cast<double>(attempts_.size()));
+    switch (breaker_.state(Clock::now())) {
+        case CircuitBreaker::State::kClosed:
+            breaker_gauge_->Set(0);
+            break;
+        case CircuitBreaker::State::kHalfOpen:
+            breaker_gauge_->Set(1);
+            break;
+        case CircuitBreaker::State::kOpen:
+            breaker_gauge_->Set(2);
+            break;
+    }
+}
+
+}  // namespace orderpipe::notification

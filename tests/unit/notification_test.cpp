@@ -1,0 +1,127 @@
+// The notification service's delivery rules and dlqctl's model, without Kafka or a provider.
+#include "delivery.hpp"
+#include "dlq.hpp"
+
+#include "orderpipe/common/time.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace orderpipe;
+using namespace orderpipe::notification;
+using std::chrono::milliseconds;
+
+TEST_CASE("provider answers are classified as the contract says", "[notification]") {
+    auto verdict = [](long status) { return classify(SendResult{status, "", std::nullopt, ""}); };
+    CHECK(verdict(200) == Verdict::kSent);
+    CHECK(verdict(202) == Verdict::kSent);
+    CHECK(verdict(0) == Verdict::kTransient);  // timeout, connection refused or reset
+    CHECK(verdict(500) == Verdict::kTransient);
+    CHECK(verdict(503) == Verdict::kTransient);
+    CHECK(verdict(408) == Verdict::kTransient);
+    CHECK(verdict(429) == Verdict::kTransient);
+    CHECK(verdict(400) == Verdict::kPermanent);
+    CHECK(verdict(404) == Verdict::kPermanent);
+    CHECK(verdict(422) == Verdict::kPermanent);
+    CHECK(describe({0, "timeout after 5000 ms", std::nullopt, ""}) == "timeout after 5000 ms");
+    CHECK(describe({503, "", std::nullopt, "busy"}) == "HTTP 503: busy");
+}
+
+TEST_CASE("retries back off exponentially with jitter and honour Retry-After", "[notification]") {
+    const milliseconds base(2000);
+    CHECK(retry_delay(1, base, std::nullopt, 0.5) == milliseconds(2000));  // middle of ±20 %
+    CHECK(retry_delay(2, base, std::nullopt, 0.5) == milliseconds(4000));
+    CHECK(retry_delay(1, base, std::nullopt, 0.0) == milliseconds(1600));
+    CHECK(retry_delay(1, base, std::nullopt, 0.999) >= milliseconds(2390));
+    CHECK(retry_delay(1, base, milliseconds(3000), 0.5) == milliseconds(3000));
+    CHECK(retry_delay(2, base, milliseconds(1000), 0.5) == milliseconds(4000));
+}
+
+TEST_CASE("the circuit breaker opens, lets one probe through, and closes on success",
+          "[notification]") {
+    CircuitBreaker b(3, milliseconds(1000));
+    const auto t0 = Clock::now();
+    CHECK(b.allow(t0));
+    CHECK_FALSE(b.on_transient_failure(t0));
+    b.on_answer();  // an answer in between: the count starts again
+    CHECK_FALSE(b.on_transient_failure(t0));
+    CHECK_FALSE(b.on_transient_failure(t0));
+    CHECK(b.on_transient_failure(t0));  // third in a row: open
+    CHECK(b.state(t0) == CircuitBreaker::State::kOpen);
+    CHECK_FALSE(b.allow(t0 + milliseconds(500)));  // no attempt while open
+    const auto later = t0 + milliseconds(1000);
+    CHECK(b.allow(later));  // the probe
+    CHECK(b.probing());
+    CHECK_FALSE(b.allow(later));  // only one
+    CHECK(b.state(later) == CircuitBreaker::State::kHalfOpen);
+    b.on_transient_failure(later);  // the probe failed: open again, for another second
+    CHECK_FALSE(b.allow(later + milliseconds(999)));
+    CHECK(b.allow(later + milliseconds(1000)));
+    b.on_answer();
+    CHECK(b.state(later + milliseconds(1000)) == CircuitBreaker::State::kClosed);
+    CHECK(b.allow(later + milliseconds(1000)));
+}
+
+TEST_CASE("dlqctl: entries, resolutions, filters and the replayed record", "[dlqctl]") {
+    using namespace orderpipe::dlqctl;
+    kafka::ConsumedRecord r;
+    r.topic = "notifications.dlq";
+    r.partition = 1;
+    r.offset = 42;
+    r.key = "o-1";
+    r.value = R"({"notification_id":"n-1"})";
+    r.headers = {{"ce_id", "e-1"},
+                 {"ce_type", "NOTIFICATION_REQUESTED"},
+                 {"dlq.original_topic", "notifications.requests"},
+                 {"dlq.original_partition", "1"},
+                 {"dlq.original_offset", "7"},
+                 {"dlq.reason", "MAX_RETRIES"},
+                 {"dlq.retry_count", "3"},
+                 {"dlq.last_error", "HTTP 500: boom"},
+                 {"dlq.failure_timestamp", "2026-12-01T10:00:00.000Z"}};
+    auto pending = make_entry(r, {});
+    CHECK(pending.key() == "notifications.dlq/1/42");
+    CHECK(pending.status == Status::kPending);
+    CHECK(pending.original_topic == "notifications.requests");
+    CHECK(pending.original_offset == 7);
+    CHECK(pending.retry_count == 3);
+    CHECK(pending.replay_count == 0);
+    auto replayed = make_entry(
+        r, {{"notifications.dlq/1/42",
+             R"({"action":"REPLAYED","at":"2026-12-01T11:00:00.000Z","note":"","user":"ana"})"}});
+    CHECK(replayed.status == Status::kReplayed);
+
+    Filters f;
+    CHECK(f.accepts(pending));
+    f.reason = "POISON_MESSAGE";
+    CHECK_FALSE(f.accepts(pending));
+    f = {};
+    f.error_contains = "500";
+    f.order_id = "o-1";
+    f.status = Status::kPending;
+    CHECK(f.accepts(pending));
+    CHECK_FALSE(f.accepts(replayed));
+    const auto noon = *parse_rfc3339("2026-12-01T12:00:00Z");
+    f = {};
+    f.since = parse_when("1h", noon);  // 11:00: the failure at 10:00 is older
+    CHECK_FALSE(f.accepts(pending));
+    f.since = parse_when("3h", noon);
+    CHECK(f.accepts(pending));
+    CHECK_FALSE(parse_when("soon", noon));
+    CHECK_FALSE(parse_when("5x", noon));
+
+    auto out = replay_record(pending, "notifications.requests");
+    CHECK(out.topic == "notifications.requests");
+    CHECK(out.key == r.key);
+    CHECK(out.value == r.value);  // byte for byte
+    bool any_dlq = false;
+    std::map<std::string, std::string> h;
+    for (const auto& [k, v] : out.headers) {
+        h[k] = v.value_or("");
+        if (k.rfind("dlq.", 0) == 0 && k != "dlq.replay_count" && k != "dlq.replay_of")
+            any_dlq = true;
+    }
+    CHECK_FALSE(any_dlq);
+    CHECK(h["ce_id"] == "e-1");  // the original event, ce_id kept
+    CHECK(h["dlq.replay_count"] == "1");
+    CHECK(h["dlq.replay_of"] == "notifications.dlq/1/42");
+}

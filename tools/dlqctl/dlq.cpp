@@ -1,0 +1,131 @@
+#include "dlq.hpp"
+
+#include "orderpipe/common/time.hpp"
+#include "orderpipe/contract/events.hpp"
+
+#include <charconv>
+
+namespace orderpipe::dlqctl {
+
+namespace dlqh = contract::dlq_header;
+
+const char* to_string(Status s) {
+    switch (s) {
+        case Status::kPending:
+            return "pending";
+        case Status::kReplayed:
+            return "replayed";
+        case Status::kDiscarded:
+            return "discarded";
+    }
+    return "?";
+}
+
+std::optional<Status> parse_status(const std::string& s) {
+    if (s == "pending") return Status::kPending;
+    if (s == "replayed") return Status::kReplayed;
+    if (s == "discarded") return Status::kDiscarded;
+    return std::nullopt;
+}
+
+namespace {
+
+template <typename T>
+std::optional<T> number(const std::optional<std::string>& text) {
+    if (!text) return std::nullopt;
+    T v{};
+    auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+    if (ec != std::errc{} || p != text->data() + text->size()) return std::nullopt;
+    return v;
+}
+
+}  // namespace
+
+std::string Entry::key() const {
+    return contract::dlq_record_key(record.topic, record.partition, record.offset);
+}
+
+Entry make_entry(kafka::ConsumedRecord record, const std::map<std::string, std::string>& ledger) {
+    Entry e;
+    e.original_topic = record.header(dlqh::kOriginalTopic).value_or("");
+    e.original_partition = number<std::int32_t>(record.header(dlqh::kOriginalPartition));
+    e.original_offset = number<std::int64_t>(record.header(dlqh::kOriginalOffset));
+    e.reason = record.header(dlqh::kReason).value_or("");
+    e.last_error = record.header(dlqh::kLastError).value_or("");
+    e.retry_count = number<int>(record.header(dlqh::kRetryCount)).value_or(0);
+    e.replay_count = number<int>(record.header(dlqh::kReplayCount)).value_or(0);
+    if (auto t = record.header(dlqh::kFailureTimestamp)) e.failed_at = parse_rfc3339(*t);
+    if (!e.failed_at && record.timestamp_ms > 0) {
+        e.failed_at = SystemTime(std::chrono::milliseconds(record.timestamp_ms));
+    }
+    e.record = std::move(record);
+    if (auto it = ledger.find(e.key()); it != ledger.end()) {
+        e.resolution = it->second;
+        try {
+            auto r = contract::DlqResolution::read(nlohmann::json::parse(it->second));
+            e.status =
+                r.action == contract::DlqAction::kReplayed ? Status::kReplayed : Status::kDiscarded;
+        } catch (const std::exception&) {
+            // A ledger entry that is not ours to read: the record stays pending.
+        }
+    }
+    return e;
+}
+
+bool Filters::accepts(const Entry& e) const {
+    if (since && (!e.failed_at || *e.failed_at < *since)) return false;
+    if (until && (!e.failed_at || *e.failed_at > *until)) return false;
+    if (!order_id.empty() && e.record.key.value_or("") != order_id) return false;
+    if (!reason.empty() && e.reason != reason) return false;
+    if (!error_contains.empty() && e.last_error.find(error_contains) == std::string::npos) {
+        return false;
+    }
+    if (partition && e.record.partition != *partition) return false;
+    if (offset && e.record.offset != *offset) return false;
+    if (status && e.status != *status) return false;
+    return true;
+}
+
+std::optional<SystemTime> parse_when(const std::string& text, SystemTime now) {
+    if (auto t = parse_rfc3339(text)) return t;
+    if (text.size() < 2) return std::nullopt;
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, n);
+    if (ec != std::errc{} || p != text.data() + text.size() - 1 || n < 0) return std::nullopt;
+    switch (text.back()) {
+        case 's':
+            return now - std::chrono::seconds(n);
+        case 'm':
+            return now - std::chrono::minutes(n);
+        case 'h':
+            return now - std::chrono::hours(n);
+        case 'd':
+            return now - std::chrono::hours(24 * n);
+        default:
+            return std::nullopt;
+    }
+}
+
+kafka::OutgoingRecord replay_record(const Entry& e, const std::string& to_topic) {
+    kafka::OutgoingRecord out;
+    out.topic = to_topic;
+    out.key = e.record.key;
+    out.value = e.record.value;
+    for (const auto& [name, value] : e.record.headers) {
+        if (name.rfind(dlqh::kPrefix, 0) == 0) continue;  // this failure's story stays behind
+        out.headers.emplace_back(name, value);
+    }
+    out.headers.emplace_back(std::string(dlqh::kReplayCount), std::to_string(e.replay_count + 1));
+    out.headers.emplace_back(std::string(dlqh::kReplayOf), e.key());
+    return out;
+}
+
+std::string short_age(std::chrono::seconds age) {
+    const auto s = age.count();
+    if (s < 60) return std::to_string(std::max<std::int64_t>(s, 0)) + "s";
+    if (s < 3600) return std::to_string(s / 60) + "m";
+    if (s < 86400) return std::to_string(s / 3600) + "h";
+    return std::to_string(s / 86400) + "d";
+}
+
+}  // namespace orderpipe::dlqctl

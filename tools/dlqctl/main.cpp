@@ -1,0 +1,562 @@
+// dlqctl: see, triage and replay dead letters (docs/CONTRACT.md "dlqctl").
+//
+//   dlqctl list    [--topic T] [filters] [--json]
+//   dlqctl show    <partition>:<offset> [--topic T]
+//   dlqctl stats   [--topic T]
+//   dlqctl replay  [filters] [--dry-run] [--rate N] [--to TOPIC] [--force] [--yes]
+//   dlqctl discard [filters] --note "why" [--yes]
+//   filters: --since/--until (RFC 3339 or 30m/1h/2d), --order-id, --reason, --error-contains,
+//            --partition, --offset, --status pending|replayed|discarded
+//
+// --topic defaults to notifications.dlq; any <topic>.dlq works. --bootstrap (or
+// KAFKA_BOOTSTRAP_SERVERS) picks the cluster; TOPIC_PREFIX and other KAFKA_* variables apply as
+// for the services. A replay writes each record back to its dlq.original_topic (or --to) in one
+// Kafka transaction with its REPLAYED entry on the compacted dlq.resolutions.
+// Exit codes: 0 done, 1 failure (Kafka unreachable, a transaction that did not commit),
+// 2 usage error.
+
+#include "dlq.hpp"
+
+#include "orderpipe/common/config.hpp"
+#include "orderpipe/common/faults.hpp"
+#include "orderpipe/common/ids.hpp"
+#include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/time.hpp"
+#include "orderpipe/contract/events.hpp"
+#include "orderpipe/contract/topics.hpp"
+#include "orderpipe/kafka/admin.hpp"
+#include "orderpipe/kafka/consumer.hpp"
+#include "orderpipe/kafka/producer.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace {
+
+using namespace orderpipe;
+using namespace orderpipe::dlqctl;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+/// A problem of the command line: exit 2.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Options {
+    std::string bootstrap;
+    std::string topic;
+    std::string prefix;
+    std::map<std::string, std::string> kafka_properties;
+    // filters, as typed
+    std::string since, until, order_id, reason, error_contains, status;
+    std::optional<std::int32_t> partition;
+    std::optional<std::int64_t> offset;
+    bool as_json = false;
+    std::string position;  // show
+    bool dry_run = false;
+    double rate = 0;  // records per second; 0: as fast as it goes
+    std::string to;
+    bool force = false;
+    bool yes = false;
+    std::string note;
+    int max_replays = 3;
+    std::chrono::milliseconds timeout{5000};
+};
+
+std::string user() {
+    if (const char* u = std::getenv("USER"); u != nullptr && *u != 0) return u;
+    if (const char* l = getlogin(); l != nullptr) return l;
+    return "unknown";
+}
+
+kafka::ClientConfig client(const Options& o, const std::string& role) {
+    return {o.bootstrap, "dlqctl-" + role, o.kafka_properties};
+}
+
+/// Reads every committed record of `topic` (read_committed, from the beginning to the end).
+std::vector<kafka::ConsumedRecord> read_all(const Options& o, const std::string& topic,
+                                            int partitions) {
+    kafka::ConsumerOptions co;
+    co.group_id = "dlqctl-reader";  // never joins, never commits
+    co.partition_eof = true;
+    kafka::Consumer consumer(client(o, "reader"), co);
+    std::vector<kafka::TopicPartitionOffset> assignment;
+    for (int p = 0; p < partitions; ++p)
+        assignment.push_back({topic, p, kafka::Consumer::kBeginning});
+    consumer.assign(assignment);
+    std::set<int> open;
+    for (int p = 0; p < partitions; ++p) open.insert(p);
+    std::vector<kafka::ConsumedRecord> out;
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    while (!open.empty()) {
+        if (Clock::now() > until) {
+            throw std::runtime_error("reading " + topic + " did not reach its end within 60 s");
+        }
+        auto polled = consumer.poll_batch(5000, std::chrono::milliseconds(200));
+        for (auto& r : polled.records) out.push_back(std::move(r));
+        for (const auto& end : polled.reached_end) open.erase(end.partition);
+    }
+    consumer.close();
+    return out;
+}
+
+struct Dlq {
+    std::string topic;  // full name
+    std::vector<Entry> entries;
+};
+
+/// Loads the DLQ topic and the ledger. @throws on an unreachable broker or unknown topic.
+Dlq load(const Options& o) {
+    kafka::AdminClient admin(client(o, "admin"));
+    std::map<std::string, int> topics;
+    try {
+        topics = admin.topics(o.timeout);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("cannot reach Kafka at " + o.bootstrap + " within " +
+                                 std::to_string(o.timeout.count() / 1000) + " s: " + e.what());
+    }
+    const std::string topic = o.prefix + o.topic;
+    if (!contract::is_dlq_topic(o.topic)) {
+        throw UsageError("--topic " + o.topic + " is not a dead-letter topic (" +
+                         std::string(contract::topic::kNotificationsDlq) + " or <topic>.dlq)");
+    }
+    if (!topics.contains(topic)) {
+        std::string known;
+        for (const auto& t : contract::dlq_topics()) known += " " + o.prefix + t;
+        throw std::runtime_error("topic " + topic + " does not exist on " + o.bootstrap +
+                                 " (dead-letter topics:" + known + ")");
+    }
+    const std::string ledger_topic = o.prefix + std::string(contract::topic::kDlqResolutions);
+    std::map<std::string, std::string> ledger;
+    if (topics.contains(ledger_topic)) {
+        for (const auto& r : read_all(o, ledger_topic, topics[ledger_topic])) {
+            if (!r.key) continue;
+            if (r.value) {
+                ledger[*r.key] = *r.value;
+            } else {
+                ledger.erase(*r.key);  // a tombstone
+            }
+        }
+    }
+    Dlq dlq{topic, {}};
+    for (auto& r : read_all(o, topic, topics[topic])) {
+        dlq.entries.push_back(make_entry(std::move(r), ledger));
+    }
+    return dlq;
+}
+
+Filters filters(const Options& o) {
+    Filters f;
+    const auto now = std::chrono::system_clock::now();
+    if (!o.since.empty()) {
+        f.since = parse_when(o.since, now);
+        if (!f.since)
+            throw UsageError("--since \"" + o.since + "\": expected RFC 3339 or 30m/1h/2d");
+    }
+    if (!o.until.empty()) {
+        f.until = parse_when(o.until, now);
+        if (!f.until)
+            throw UsageError("--until \"" + o.until + "\": expected RFC 3339 or 30m/1h/2d");
+    }
+    if (!o.status.empty()) {
+        f.status = parse_status(o.status);
+        if (!f.status) {
+            throw UsageError("--status \"" + o.status +
+                             "\": expected pending, replayed or discarded");
+        }
+    }
+    if (!o.reason.empty() && !contract::parse_dlq_reason(o.reason)) {
+        throw UsageError("--reason \"" + o.reason +
+                         "\": expected MAX_RETRIES, PERMANENT_ERROR or POISON_MESSAGE");
+    }
+    f.order_id = o.order_id;
+    f.reason = o.reason;
+    f.error_contains = o.error_contains;
+    f.partition = o.partition;
+    f.offset = o.offset;
+    return f;
+}
+
+std::vector<const Entry*> selected(const Dlq& dlq, const Filters& f) {
+    std::vector<const Entry*> out;
+    for (const auto& e : dlq.entries) {
+        if (f.accepts(e)) out.push_back(&e);
+    }
+    return out;
+}
+
+std::chrono::seconds age(const Entry& e) {
+    if (!e.failed_at) return std::chrono::seconds(0);
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
+                                                            *e.failed_at);
+}
+
+json entry_json(const Entry& e) {
+    json headers = json::object();
+    for (const auto& [k, v] : e.record.headers) headers[k] = v ? json(*v) : json(nullptr);
+    json j = {{"topic", e.record.topic},
+              {"partition", e.record.partition},
+              {"offset", e.record.offset},
+              {"key", e.record.key ? json(*e.record.key) : json(nullptr)},
+              {"original_topic", e.original_topic},
+              {"reason", e.reason},
+              {"last_error", e.last_error},
+              {"retry_count", e.retry_count},
+              {"replay_count", e.replay_count},
+              {"failed_at", e.failed_at ? json(format_rfc3339(*e.failed_at)) : json(nullptr)},
+              {"status", to_string(e.status)},
+              {"headers", headers}};
+    if (e.original_partition) j["original_partition"] = *e.original_partition;
+    if (e.original_offset) j["original_offset"] = *e.original_offset;
+    if (!e.resolution.empty()) {
+        try {
+            j["resolution"] = json::parse(e.resolution);
+        } catch (const std::exception&) {
+            j["resolution"] = e.resolution;
+        }
+    }
+    return j;
+}
+
+std::string cut(std::string s, std::size_t n) {
+    for (auto& c : s) {
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    }
+    return s.size() <= n ? s : s.substr(0, n - 1) + "…";
+}
+
+int cmd_list(const Options& o) {
+    const auto dlq = load(o);
+    const auto chosen = selected(dlq, filters(o));
+    if (o.as_json) {
+        json out = json::array();
+        for (const auto* e : chosen) out.push_back(entry_json(*e));
+        std::cout << out.dump(2) << '\n';
+        return kExitOk;
+    }
+    std::cout << std::left << std::setw(12) << "POSITION" << std::setw(6) << "AGE" << std::setw(38)
+              << "ORDER" << std::setw(16) << "REASON" << std::setw(10) << "STATUS"
+              << "LAST ERROR\n";
+    for (const auto* e : chosen) {
+        std::cout << std::left << std::setw(12)
+                  << (std::to_string(e->record.partition) + ":" + std::to_string(e->record.offset))
+                  << std::setw(6) << short_age(age(*e)) << std::setw(38)
+                  << cut(e->record.key.value_or("-"), 37) << std::setw(16) << e->reason
+                  << std::setw(10) << to_string(e->status) << cut(e->last_error, 60) << '\n';
+    }
+    std::cout << chosen.size() << " of " << dlq.entries.size() << " record(s) in " << dlq.topic
+              << '\n';
+    return kExitOk;
+}
+
+int cmd_show(Options o) {
+    const auto colon = o.position.find(':');
+    std::int32_t p = 0;
+    std::int64_t off = 0;
+    try {
+        if (colon == std::string::npos) throw std::invalid_argument("no colon");
+        std::size_t used = 0;
+        p = static_cast<std::int32_t>(std::stol(o.position.substr(0, colon), &used));
+        if (used != colon) throw std::invalid_argument("partition");
+        const auto rest = o.position.substr(colon + 1);
+        off = std::stoll(rest, &used);
+        if (used != rest.size()) throw std::invalid_argument("offset");
+    } catch (const std::exception&) {
+        throw UsageError("show: \"" + o.position + "\" is not <partition>:<offset>, e.g. 1:42");
+    }
+    const auto dlq = load(o);
+    for (const auto& e : dlq.entries) {
+        if (e.record.partition != p || e.record.offset != off) continue;
+        json j = entry_json(e);
+        if (e.record.value) {
+            try {
+                j["value"] = json::parse(*e.record.value);
+            } catch (const std::exception&) {
+                j["value"] = *e.record.value;  // not JSON: as text (dump() escapes what it must)
+            }
+        } else {
+            j["value"] = nullptr;
+        }
+        std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+        return kExitOk;
+    }
+    std::cerr << "dlqctl: no record " << o.position << " in " << dlq.topic << '\n';
+    return kExitFailure;
+}
+
+int cmd_stats(const Options& o) {
+    const auto dlq = load(o);
+    std::map<std::string, int> by_reason, by_status, by_age;
+    for (const auto& e : dlq.entries) {
+        ++by_reason[e.reason.empty() ? "(none)" : e.reason];
+        ++by_status[to_string(e.status)];
+        const auto a = age(e).count();
+        ++by_age[a < 3600 ? "< 1h" : a < 86400 ? "< 1d" : a < 7 * 86400 ? "< 7d" : ">= 7d"];
+    }
+    json out = {{"topic", dlq.topic},
+                {"records", dlq.entries.size()},
+                {"by_reason", by_reason},
+                {"by_status", by_status},
+                {"by_age", by_age}};
+    std::cout << out.dump(2) << '\n';
+    return kExitOk;
+}
+
+/// Asks before writing; refuses when nobody can answer. @returns true to go on.
+bool confirm(const Options& o, const std::string& question) {
+    if (o.yes) return true;
+    if (isatty(STDIN_FILENO) == 0) {
+        throw UsageError("refusing to write without --yes: stdin is not a terminal (" + question +
+                         ")");
+    }
+    std::cerr << question << " [y/N] " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+/// Writes `pairs` of records in transactions of up to 100 pairs, at `rate` pairs/s at most,
+/// with a progress line when it takes longer than a second. @returns how many committed.
+std::size_t write_transactions(const Options& o, const std::string& what,
+                               const std::vector<std::vector<kafka::OutgoingRecord>>& units) {
+    kafka::ProducerOptions po;
+    po.transactional_id = "dlqctl-" + user() + "-" + new_uuid_v7();
+    po.operation_timeout = std::chrono::seconds(10);
+    po.fault_scope = "dlqctl";
+    kafka::TransactionalProducer producer(client(o, "writer"), po);
+    producer.init_transactions();
+    const auto started = Clock::now();
+    auto last_progress = started;
+    std::size_t done = 0;
+    std::size_t failed = 0;
+    const std::size_t per_txn =
+        o.rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(o.rate)) : 100;
+    for (std::size_t i = 0; i < units.size(); i += per_txn) {
+        const std::size_t n = std::min(per_txn, units.size() - i);
+        bool ok = false;
+        try {
+            producer.begin();
+            for (std::size_t k = i; k < i + n; ++k) {
+                for (const auto& r : units[k]) producer.produce(r);
+            }
+            ok = producer.commit_or_abort() == kafka::TxnOutcome::kCommitted;
+        } catch (const std::exception& e) {
+            std::cerr << "dlqctl: " << e.what() << '\n';
+            producer.abort();
+        }
+        if (!ok && !producer.initialised()) {
+            try {
+                producer.init_transactions();  // settles an unknown outcome before going on
+            } catch (const std::exception& e) {
+                std::cerr << "dlqctl: " << e.what() << '\n';
+            }
+        }
+        (ok ? done : failed) += n;
+        if (!ok)
+            std::cerr << "dlqctl: a transaction of " << n
+                      << " did not commit: nothing of it was written\n";
+        const auto now = Clock::now();
+        if (now - started > std::chrono::seconds(1) &&
+            now - last_progress >= std::chrono::seconds(1)) {
+            last_progress = now;
+            const double secs = std::chrono::duration<double>(now - started).count();
+            std::cerr << "dlqctl: " << what << " " << done + failed << "/" << units.size() << " ("
+                      << static_cast<int>((done + failed) / secs) << "/s)\n";
+        }
+        if (o.rate > 0) {
+            // Pace: this many units should have taken (done + failed) / rate seconds.
+            const auto due = started + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>((done + failed) / o.rate));
+            std::this_thread::sleep_until(due);
+        }
+    }
+    return done;
+}
+
+int cmd_replay(const Options& o) {
+    const auto dlq = load(o);
+    std::vector<const Entry*> todo;
+    std::size_t skipped_resolved = 0;
+    std::size_t skipped_loop = 0;
+    for (const auto* e : selected(dlq, filters(o))) {
+        if (e->status != Status::kPending && !o.force) {
+            ++skipped_resolved;
+            continue;
+        }
+        if (e->replay_count >= o.max_replays && !o.force) {
+            ++skipped_loop;
+            continue;
+        }
+        if (e->original_topic.empty() && o.to.empty()) {
+            std::cerr << "dlqctl: " << e->key() << " has no dlq.original_topic: use --to\n";
+            ++skipped_loop;
+            continue;
+        }
+        todo.push_back(e);
+    }
+    if (skipped_resolved > 0) {
+        std::cerr << "dlqctl: skipping " << skipped_resolved
+                  << " record(s) already replayed or discarded (--force to replay them anyway)\n";
+    }
+    if (skipped_loop > 0) {
+        std::cerr << "dlqctl: skipping " << skipped_loop << " record(s) replayed " << o.max_replays
+                  << " times already (DLQ_MAX_REPLAYS; --force to go on)\n";
+    }
+    if (todo.empty()) {
+        std::cout << "nothing to replay\n";
+        return kExitOk;
+    }
+    const std::string ledger = o.prefix + std::string(contract::topic::kDlqResolutions);
+    std::vector<std::vector<kafka::OutgoingRecord>> units;
+    for (const auto* e : todo) {
+        const std::string to = o.to.empty() ? e->original_topic : o.prefix + o.to;
+        contract::DlqResolution res{contract::DlqAction::kReplayed, now_rfc3339(), o.note, user(),
+                                    to};
+        kafka::OutgoingRecord entry;
+        entry.topic = ledger;
+        entry.key = e->key();
+        entry.value = res.to_json().dump();
+        units.push_back({replay_record(*e, to), std::move(entry)});
+        if (o.dry_run) {
+            std::cout << "would replay " << e->key() << " (order " << e->record.key.value_or("-")
+                      << ", " << e->reason << ") to " << to << " as replay " << e->replay_count + 1
+                      << '\n';
+        }
+    }
+    if (o.dry_run) {
+        std::cout << units.size() << " record(s) would be replayed; nothing was written\n";
+        return kExitOk;
+    }
+    if (!confirm(o,
+                 "Replay " + std::to_string(units.size()) + " record(s) from " + dlq.topic + "?")) {
+        std::cout << "nothing written\n";
+        return kExitOk;
+    }
+    const auto done = write_transactions(o, "replayed", units);
+    std::cout << "replayed " << done << " of " << units.size() << " record(s)\n";
+    return done == units.size() ? kExitOk : kExitFailure;
+}
+
+int cmd_discard(const Options& o) {
+    if (o.note.empty()) throw UsageError("discard needs --note \"why\"");
+    const auto dlq = load(o);
+    const std::string ledger = o.prefix + std::string(contract::topic::kDlqResolutions);
+    std::vector<std::vector<kafka::OutgoingRecord>> units;
+    for (const auto* e : selected(dlq, filters(o))) {
+        if (e->status != Status::kPending && !o.force) continue;
+        contract::DlqResolution res{contract::DlqAction::kDiscarded, now_rfc3339(), o.note, user(),
+                                    ""};
+        kafka::OutgoingRecord entry;
+        entry.topic = ledger;
+        entry.key = e->key();
+        entry.value = res.to_json().dump();
+        units.push_back({std::move(entry)});
+    }
+    if (units.empty()) {
+        std::cout << "nothing to discard\n";
+        return kExitOk;
+    }
+    if (!confirm(o,
+                 "Discard " + std::to_string(units.size()) + " record(s) of " + dlq.topic + "?")) {
+        std::cout << "nothing written\n";
+        return kExitOk;
+    }
+    const auto done = write_transactions(o, "discarded", units);
+    std::cout << "discarded " << done << " of " << units.size() << " record(s)\n";
+    return done == units.size() ? kExitOk : kExitFailure;
+}
+
+void add_filters(CLI::App* cmd, Options& o) {
+    cmd->add_option("--since", o.since, "failed at or after (RFC 3339, or 30m/1h/2d ago)");
+    cmd->add_option("--until", o.until, "failed at or before (RFC 3339, or 30m/1h/2d ago)");
+    cmd->add_option("--order-id", o.order_id, "the record's key (the order id)");
+    cmd->add_option("--reason", o.reason, "MAX_RETRIES, PERMANENT_ERROR or POISON_MESSAGE");
+    cmd->add_option("--error-contains", o.error_contains, "text in dlq.last_error");
+    cmd->add_option("--partition", o.partition, "the DLQ partition")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--offset", o.offset, "the DLQ offset")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--status", o.status, "pending, replayed or discarded");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    EnvReader env;
+    o.bootstrap = env.string("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
+    o.prefix = env.string("TOPIC_PREFIX", "");
+    o.max_replays = static_cast<int>(env.integer("DLQ_MAX_REPLAYS", 3, 1, 1000));
+    o.kafka_properties = env.kafka_passthrough({"KAFKA_BOOTSTRAP_SERVERS"});
+    o.topic = std::string(contract::topic::kNotificationsDlq);
+    const std::string fault_spec = env.string("FAULT_INJECT", "");
+    try {
+        env.finish();
+        faults::configure(fault_spec);
+    } catch (const std::exception& e) {
+        std::cerr << "dlqctl: " << e.what() << '\n';
+        return kExitUsage;
+    }
+    log::init("dlqctl", env.string("LOG_LEVEL", "error"));
+
+    CLI::App app{"dlqctl: see, triage and replay orderpipe's dead letters (docs/CONTRACT.md)"};
+    app.require_subcommand(1);
+    app.add_option("--bootstrap", o.bootstrap, "Kafka bootstrap servers [KAFKA_BOOTSTRAP_SERVERS]");
+    app.add_option("--topic", o.topic, "the DLQ topic [notifications.dlq]");
+    auto* list = app.add_subcommand("list", "a table of the dead letters");
+    add_filters(list, o);
+    list->add_flag("--json", o.as_json, "JSON instead of a table");
+    auto* show = app.add_subcommand("show", "everything about one dead letter");
+    show->add_option("position", o.position, "<partition>:<offset>")->required();
+    auto* stats = app.add_subcommand("stats", "counts by reason, status and age");
+    auto* replay = app.add_subcommand("replay", "write dead letters back to their topic");
+    add_filters(replay, o);
+    replay->add_flag("--dry-run", o.dry_run, "say what would be replayed; write nothing");
+    replay->add_option("--rate", o.rate, "records per second at most")->check(CLI::PositiveNumber);
+    replay->add_option("--to", o.to, "write to this topic instead of dlq.original_topic");
+    replay->add_flag("--force", o.force, "also replayed/discarded ones, and past DLQ_MAX_REPLAYS");
+    replay->add_flag("--yes,-y", o.yes, "do not ask");
+    replay->add_option("--note", o.note, "recorded in dlq.resolutions");
+    auto* discard = app.add_subcommand("discard", "mark dead letters as not to be replayed");
+    add_filters(discard, o);
+    discard->add_option("--note", o.note, "why (recorded in dlq.resolutions)")->required();
+    discard->add_flag("--force", o.force, "also ones already replayed or discarded");
+    discard->add_flag("--yes,-y", o.yes, "do not ask");
+    for (auto* cmd : {list, show, stats, replay, discard}) {
+        cmd->add_option("--topic", o.topic, "the DLQ topic [notifications.dlq]");
+        cmd->add_option("--bootstrap", o.bootstrap, "Kafka bootstrap servers");
+    }
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? kExitOk : kExitUsage;
+    }
+    try {
+        if (list->parsed()) return cmd_list(o);
+        if (show->parsed()) return cmd_show(o);
+        if (stats->parsed()) return cmd_stats(o);
+        if (replay->parsed()) return cmd_replay(o);
+        if (discard->parsed()) return cmd_discard(o);
+    } catch (const UsageError& e) {
+        std::cerr << "dlqctl: " << e.what() << '\n';
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        std::cerr << "dlqctl: " << e.what() << '\n';
+        return kExitFailure;
+    }
+    return kExitUsage;
+}

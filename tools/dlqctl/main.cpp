@@ -376,7 +376,8 @@ std::size_t write_transactions(const Options& o, const std::string& what,
             last_progress = now;
             const double secs = std::chrono::duration<double>(now - started).count();
             std::cerr << "dlqctl: " << what << " " << done + failed << "/" << units.size() << " ("
-                      << static_cast<int>((done + failed) / secs) << "/s)\n";
+                      << std::fixed << std::setprecision(1)
+                      << static_cast<double>(done + failed) / secs << "/s)\n";
         }
         if (o.rate > 0) {
             // Pace: this many units should have taken (done + failed) / rate seconds.

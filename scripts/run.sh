@@ -3,14 +3,14 @@
 #
 # Runs orderpipe on this machine: installs what is missing (scripts/setup.sh), builds, starts a
 # local Kafka broker on localhost:9092 (scripts/kafka.sh), creates the topics, then starts the
-# services built so far in the background and waits until each answers /readyz.
+# services in the background and waits until each answers /readyz.
 #   start   (default) everything above; idempotent: running services are left alone
 #   stop    stops the services, then the broker
 #   status  prints what runs
 # Logs (JSON lines) and state go to .data/ (git-ignored): .data/logs/<service>.log,
 # .data/<service>/ (SQLite), .data/pids/<service>.pid.
 # Environment: KAFKA_PORT (9092), ORDER_HTTP_PORT (8080), INVENTORY_HTTP_PORT (8081),
-# NOTIFICATION_HTTP_PORT (8082), PROVIDER_HTTP_PORT (8025: the fake email provider), and any
+# NOTIFICATION_HTTP_PORT (8082), ANALYTICS_HTTP_PORT (8083), PROVIDER_HTTP_PORT (8025: the fake email provider), and any
 # service variable of docs/CONFIGURATION.md (e.g. LOG_LEVEL, NOTIFY_*), passed to every service.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -25,6 +25,7 @@ SERVICES=(
   "inventory-service:${INVENTORY_HTTP_PORT:-8081}:inventory-service/inventory-service"
   "order-service:${ORDER_HTTP_PORT:-8080}:order-service/order-service"
   "notification-service:${NOTIFICATION_HTTP_PORT:-8082}:notification-service/notification-service"
+  "analytics-service:${ANALYTICS_HTTP_PORT:-8083}:analytics-service/analytics-service"
 )
 
 say() { echo "run: $*"; }

@@ -7,7 +7,10 @@
 #      when not root);
 #   2. Apache Kafka 3.9.1 (broker + console tools) as jars from Maven Central, copied by
 #      `mvn dependency:copy-dependencies` from scripts/kafka/pom.xml into
-#      ${ORDERPIPE_CACHE_DIR:-$HOME/.cache/orderpipe}/kafka-3.9.1/libs/ (outside the repo).
+#      ${ORDERPIPE_CACHE_DIR:-$HOME/.cache/orderpipe}/kafka-3.9.1/libs/ (outside the repo);
+#   3. promtool (the tests check every /metrics with `promtool check metrics`), taken out of
+#      Debian's `prometheus` package into ${ORDERPIPE_CACHE_DIR}/promtool/ without installing
+#      the package (which would start a Prometheus server); scripts/bin/promtool runs it.
 # Then: scripts/build.sh && scripts/kafka.sh start && scripts/create-topics.sh
 set -euo pipefail
 
@@ -89,6 +92,29 @@ else
   echo "$pom_hash" >"$KAFKA_LIBS_MARKER"
   log "Kafka $KAFKA_VERSION jars: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars," \
     "$(du -sh "$KAFKA_LIBS" | cut -f1)"
+fi
+
+# --- 3. promtool from Debian's prometheus package ---------------------------------------------
+PROMTOOL="$ORDERPIPE_CACHE_DIR/promtool/promtool"
+if [[ -x "$PROMTOOL" ]]; then
+  log "promtool: present in $PROMTOOL"
+else
+  log "promtool: extracting it from Debian's prometheus package"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  if ! (cd "$work" && apt-get download prometheus >/dev/null 2>&1); then
+    # The package lists may never have been fetched (or were cleaned) on this machine.
+    need_sudo
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    (cd "$work" && apt-get download prometheus >/dev/null)
+  fi
+  dpkg-deb -x "$work"/prometheus_*.deb "$work/x"
+  mkdir -p "$(dirname "$PROMTOOL")"
+  install -m 0755 "$work/x/usr/bin/promtool" "$PROMTOOL.tmp"
+  mv -f "$PROMTOOL.tmp" "$PROMTOOL"
+  rm -rf "$work"
+  trap - EXIT
+  log "promtool: $("$PROMTOOL" --version 2>&1 | head -n 1)"
 fi
 
 log "done in $((SECONDS - start_s)) s (then: scripts/build.sh, scripts/kafka.sh start, scripts/create-topics.sh)"

@@ -4,12 +4,14 @@
 // in-process or as a child process (for SIGKILL tests). Services are configured the way an
 // operator does it: through the environment variables of docs/CONFIGURATION.md.
 
+#include "analytics_service.hpp"
 #include "inventory_service.hpp"
 #include "notification_service.hpp"
 #include "order_service.hpp"
 #include "support.hpp"
 
 #include "orderpipe/kafka/event_record.hpp"
+#include "orderpipe/kafka/producer.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -28,6 +30,8 @@ struct Pipeline {
     std::unique_ptr<order::OrderService> orders;
     std::unique_ptr<inventory::InventoryService> inventory;
     std::unique_ptr<notification::NotificationService> notifications;
+    std::unique_ptr<analytics::AnalyticsService> analytics;
+    std::unique_ptr<ChildProcess> analytics_process;
     std::unique_ptr<ChildProcess> order_process;
     std::unique_ptr<ChildProcess> inventory_process;
     std::unique_ptr<ChildProcess> provider_process;
@@ -35,6 +39,7 @@ struct Pipeline {
     std::uint16_t order_port = 0;
     std::uint16_t inventory_port = 0;
     std::uint16_t notification_port = 0;
+    std::uint16_t analytics_port = 0;
     std::uint16_t provider_port = 0;
 
     explicit Pipeline(
@@ -47,9 +52,20 @@ struct Pipeline {
         orders.reset();
         inventory.reset();
         notifications.reset();
+        analytics.reset();
     }
 
     std::string topic(const std::string& name) const { return topics.at(name); }
+
+    /// A service's configuration read from env(service), on an ephemeral HTTP port.
+    template <typename Config>
+    Config config_of(const std::string& service) const {
+        EnvReader e(env(service));
+        auto c = Config::from_env(e);
+        e.finish();
+        c.settings.http_port = 0;
+        return c;
+    }
 
     /// Environment for a service (the names of docs/CONFIGURATION.md).
     std::map<std::string, std::string> env(const std::string& service) const {
@@ -69,26 +85,44 @@ struct Pipeline {
     }
 
     order::OrderServiceConfig order_config() const {
-        EnvReader e(env("order-service"));
-        auto c = order::OrderServiceConfig::from_env(e);
-        e.finish();
-        c.settings.http_port = 0;
-        return c;
+        return config_of<order::OrderServiceConfig>("order-service");
     }
     inventory::InventoryServiceConfig inventory_config() const {
-        EnvReader e(env("inventory-service"));
-        auto c = inventory::InventoryServiceConfig::from_env(e);
-        e.finish();
-        c.settings.http_port = 0;
-        return c;
+        return config_of<inventory::InventoryServiceConfig>("inventory-service");
     }
 
     notification::NotificationServiceConfig notification_config() const {
-        EnvReader e(env("notification-service"));
-        auto c = notification::NotificationServiceConfig::from_env(e);
-        e.finish();
-        c.settings.http_port = 0;
-        return c;
+        return config_of<notification::NotificationServiceConfig>("notification-service");
+    }
+
+    analytics::AnalyticsServiceConfig analytics_config() const {
+        return config_of<analytics::AnalyticsServiceConfig>("analytics-service");
+    }
+    void start_analytics() {
+        analytics = std::make_unique<analytics::AnalyticsService>(analytics_config());
+        analytics->start();
+        analytics_port = analytics->http_port();
+        wait_ready(analytics_port);
+    }
+    /// Starts analytics-service as a child process (on analytics_port if set, else a free port).
+    void start_analytics_process(bool wait = true) {
+        analytics_process = spawn(ANALYTICS_SERVICE_BIN, "analytics-service", analytics_port, {});
+        if (wait) wait_ready(analytics_port);
+    }
+    std::string analytics_url(const std::string& path) const {
+        return "http://127.0.0.1:" + std::to_string(analytics_port) + path;
+    }
+
+    /// Writes `records` in one committed transaction of a producer of the test's own (e.g.
+    /// poison records), as any other writer of a topic could.
+    static void produce(const std::vector<kafka::OutgoingRecord>& records) {
+        kafka::ProducerOptions po;
+        po.transactional_id = unique_name("test-writer");
+        kafka::TransactionalProducer producer(client_config("test-writer"), po);
+        producer.init_transactions();
+        producer.begin();
+        for (const auto& r : records) producer.produce(r);
+        REQUIRE(producer.commit_or_abort() == kafka::TxnOutcome::kCommitted);
     }
 
     /// The fake email provider, as a child process on a free port.
@@ -152,23 +186,26 @@ struct Pipeline {
         wait_ready(inventory_port);
     }
     /// Starts order-service as a child process (on order_port if set, else a free port).
-    void start_order_process(std::map<std::string, std::string> more = {}, bool wait = true) {
-        if (order_port == 0) order_port = free_port();
-        auto e = env("order-service");
-        e["HTTP_PORT"] = std::to_string(order_port);
-        for (auto& [k, v] : more) e[k] = v;
-        order_process =
-            std::make_unique<ChildProcess>(ORDER_SERVICE_BIN, e, dir.path() + "/order-service.log");
+    void start_order_process(const std::map<std::string, std::string>& more = {},
+                             bool wait = true) {
+        order_process = spawn(ORDER_SERVICE_BIN, "order-service", order_port, more);
         if (wait) wait_ready(order_port);
     }
-    void start_inventory_process(std::map<std::string, std::string> more = {}, bool wait = true) {
-        if (inventory_port == 0) inventory_port = free_port();
-        auto e = env("inventory-service");
-        e["HTTP_PORT"] = std::to_string(inventory_port);
-        for (auto& [k, v] : more) e[k] = v;
-        inventory_process = std::make_unique<ChildProcess>(INVENTORY_SERVICE_BIN, e,
-                                                           dir.path() + "/inventory-service.log");
+    void start_inventory_process(const std::map<std::string, std::string>& more = {},
+                                 bool wait = true) {
+        inventory_process = spawn(INVENTORY_SERVICE_BIN, "inventory-service", inventory_port, more);
         if (wait) wait_ready(inventory_port);
+    }
+    /// Starts `binary` as a child process with env(service) plus `more`, on `port` (a free one
+    /// the first time); its output goes to <dir>/<service>.log.
+    std::unique_ptr<ChildProcess> spawn(const char* binary, const std::string& service,
+                                        std::uint16_t& port,
+                                        const std::map<std::string, std::string>& more) const {
+        if (port == 0) port = free_port();
+        auto e = env(service);
+        e["HTTP_PORT"] = std::to_string(port);
+        for (const auto& [k, v] : more) e[k] = v;
+        return std::make_unique<ChildProcess>(binary, e, dir.path() + "/" + service + ".log");
     }
 
     static bool ready(std::uint16_t port) {

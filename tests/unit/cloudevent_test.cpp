@@ -73,6 +73,12 @@ TEST_CASE("poison records are described, not thrown", "[cloudevent]") {
     CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("[1]"))).message ==
           "value is not a JSON object");
     CHECK(std::get<EnvelopeError>(decode_event(hs, std::nullopt)).message == "record has no value");
+    auto bad_time = hs;
+    for (auto& [k, v] : bad_time) {
+        if (k == "ce_time") v = "yesterday";
+    }
+    CHECK(std::get<EnvelopeError>(decode_event(bad_time, std::string_view("{}"))).message ==
+          "ce_time \"yesterday\" is not an RFC 3339 time");
     hs.erase(hs.begin() + 2);  // ce_type
     CHECK(std::get<EnvelopeError>(decode_event(hs, std::string_view("{}"))).message ==
           "missing header ce_type");

@@ -86,26 +86,6 @@ bool Filters::accepts(const Entry& e) const {
     return true;
 }
 
-std::optional<SystemTime> parse_when(const std::string& text, SystemTime now) {
-    if (auto t = parse_rfc3339(text)) return t;
-    if (text.size() < 2) return std::nullopt;
-    std::int64_t n = 0;
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, n);
-    if (ec != std::errc{} || p != text.data() + text.size() - 1 || n < 0) return std::nullopt;
-    switch (text.back()) {
-        case 's':
-            return now - std::chrono::seconds(n);
-        case 'm':
-            return now - std::chrono::minutes(n);
-        case 'h':
-            return now - std::chrono::hours(n);
-        case 'd':
-            return now - std::chrono::hours(24 * n);
-        default:
-            return std::nullopt;
-    }
-}
-
 kafka::OutgoingRecord replay_record(const Entry& e, const std::string& to_topic) {
     kafka::OutgoingRecord out;
     out.topic = to_topic;

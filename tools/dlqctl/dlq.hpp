@@ -52,9 +52,6 @@ struct Filters {
     bool accepts(const Entry& e) const;
 };
 
-/// "2026-11-23T19:40:00Z" or a span back from `now`: "30m", "1h", "2d", "45s".
-std::optional<SystemTime> parse_when(const std::string& text, SystemTime now);
-
 /// The record to write when replaying `e`: its original key and value, its headers without the
 /// dlq.* ones, plus dlq.replay_count (one more) and dlq.replay_of (its ledger key).
 kafka::OutgoingRecord replay_record(const Entry& e, const std::string& to_topic);

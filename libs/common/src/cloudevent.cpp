@@ -125,6 +125,10 @@ std::variant<CloudEvent, EnvelopeError> decode_event(
             return EnvelopeError{"header " + k + " is not UTF-8 text"};
         }
     }
+    // Readers order and time events by it (saga latency, per-minute figures).
+    if (!parse_rfc3339(e.time)) {
+        return EnvelopeError{"ce_time \"" + e.time + "\" is not an RFC 3339 time"};
+    }
     if (!value) return EnvelopeError{"record has no value"};
     auto parsed = parse_untrusted_json(*value, 64);
     if (auto* err = std::get_if<JsonParseError>(&parsed)) {

@@ -143,4 +143,17 @@ void Transaction::commit() {
     done_ = true;
 }
 
+ReadTransaction::ReadTransaction(Database& db) : db_(db) { db_.exec("BEGIN DEFERRED"); }
+
+ReadTransaction::~ReadTransaction() {
+    try {
+        db_.exec("COMMIT");
+    } catch (...) {
+        try {
+            db_.exec("ROLLBACK");
+        } catch (...) {  // NOLINT(bugprone-empty-catch): nothing was written; nothing to undo
+        }
+    }
+}
+
 }  // namespace orderpipe::sqlite

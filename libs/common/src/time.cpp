@@ -1,5 +1,6 @@
 #include "orderpipe/common/time.hpp"
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -77,6 +78,26 @@ std::optional<SystemTime> parse_rfc3339(std::string_view s) {
     auto tp = time_point_cast<system_clock::duration>(days) + hours(*h) + minutes(*mi) +
               seconds(*se) + milliseconds(frac_ms) - minutes(offset_min);
     return tp;
+}
+
+std::optional<SystemTime> parse_when(std::string_view text, SystemTime now) {
+    if (auto t = parse_rfc3339(text)) return t;
+    if (text.size() < 2) return std::nullopt;
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, n);
+    if (ec != std::errc{} || p != text.data() + text.size() - 1 || n < 0) return std::nullopt;
+    switch (text.back()) {
+        case 's':
+            return now - std::chrono::seconds(n);
+        case 'm':
+            return now - std::chrono::minutes(n);
+        case 'h':
+            return now - std::chrono::hours(n);
+        case 'd':
+            return now - std::chrono::hours(24 * n);
+        default:
+            return std::nullopt;
+    }
 }
 
 }  // namespace orderpipe

@@ -282,6 +282,22 @@ std::vector<TopicPartitionOffset> Consumer::committed(const std::vector<TopicPar
     return out;
 }
 
+void Consumer::commit(const std::vector<TopicPartitionOffset>& offsets) {
+    auto list = impl::to_list(offsets);
+    if (auto err = rd_kafka_commit(impl_->rk.get(), list.get(), /*async=*/0)) {
+        throw KafkaException(impl::classify(err, "commit offsets", impl_->rk.get()));
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            throw KafkaException(impl::classify(
+                p.err,
+                "commit of " + std::string(p.topic) + "[" + std::to_string(p.partition) + "]",
+                impl_->rk.get()));
+        }
+    }
+}
+
 std::pair<std::int64_t, std::int64_t> Consumer::watermarks(const std::string& topic,
                                                            std::int32_t partition,
                                                            std::chrono::milliseconds timeout) {

@@ -50,6 +50,7 @@ void BatchOutput::dead_letter(const ConsumedRecord& r, contract::DlqReason reaso
         dead_letter_record(r, dlq_topic_ ? dlq_topic_(r.topic) : contract::dlq_topic_for(r.topic),
                            consumer_group_, reason, error, retry_count));
     ++dead_letters_;
+    if (reason == contract::DlqReason::kPoisonMessage) ++poison_;
 }
 
 namespace {
@@ -84,11 +85,14 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         auto& records = prometheus::BuildCounter()
                             .Name("kafka_records_processed_total")
                             .Help(
-                                "Consumed records, by loop and result (counted when their "
-                                "transaction commits; retried when it does not)")
+                                "Consumed records, by loop and result: processed, duplicate, "
+                                "poison and dead_lettered (to the DLQ, as poison or for another "
+                                "reason) when their transaction commits; retried when it does "
+                                "not")
                             .Register(registry);
         records_ok_ = &records.Add({{"loop", loop}, {"result", "processed"}});
         records_duplicate_ = &records.Add({{"loop", loop}, {"result", "duplicate"}});
+        records_poison_ = &records.Add({{"loop", loop}, {"result", "poison"}});
         records_dlq_ = &records.Add({{"loop", loop}, {"result", "dead_lettered"}});
         records_retried_ = &records.Add({{"loop", loop}, {"result", "retried"}});
         auto& failures = prometheus::BuildCounter()
@@ -495,6 +499,10 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             for (const auto& rec : pending_) {
                 auto& next = next_offsets[{rec.topic, rec.partition}];
                 next = std::max(next, rec.offset + 1);
+                if (!processor_.decodes(rec.topic)) {
+                    batch.push_back({&rec, CloudEvent{}, false});
+                    continue;
+                }
                 auto decoded = from_record(rec);
                 if (auto* err = std::get_if<EnvelopeError>(&decoded)) {
                     log::warn("poison record sent to the DLQ", {{"loop", options_.name},
@@ -518,7 +526,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                     suspect_.reset();
                     continue;
                 }
-                batch.push_back({&rec, std::move(std::get<CloudEvent>(decoded))});
+                batch.push_back({&rec, std::move(std::get<CloudEvent>(decoded)), true});
             }
             producer_->begin();
             if (!batch.empty()) {
@@ -604,7 +612,8 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             for (const auto& o : committing_) committed_next_[{o.topic, o.partition}] = o.offset;
             txn_committed_->Increment();
             isolate_remaining_ -= std::min(isolate_remaining_, pending_.size());
-            records_dlq_->Increment(static_cast<double>(out.dead_letters()));
+            records_poison_->Increment(static_cast<double>(out.poison()));
+            records_dlq_->Increment(static_cast<double>(out.dead_letters() - out.poison()));
             records_duplicate_->Increment(static_cast<double>(out.duplicates()));
             records_ok_->Increment(n - static_cast<double>(out.dead_letters() + out.duplicates()));
             pending_.clear();
@@ -714,7 +723,8 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     prometheus::Counter* txn_unknown_;
     prometheus::Counter* records_ok_;
     prometheus::Counter* records_duplicate_;
-    prometheus::Counter* records_dlq_;
+    prometheus::Counter* records_poison_;  ///< dead-lettered as poison
+    prometheus::Counter* records_dlq_;     ///< dead-lettered for another reason (failed sends)
     prometheus::Counter* records_retried_;
     prometheus::Counter* infra_failures_;
     prometheus::Counter* poison_failures_;

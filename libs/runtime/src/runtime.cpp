@@ -1,6 +1,7 @@
 #include "orderpipe/runtime/runtime.hpp"
 
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/contract/topics.hpp"
 #include "orderpipe/kafka/admin.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 
@@ -414,7 +415,10 @@ kafka::ProcessingLoop& Runtime::add_loop(LoopSpec spec) {
     lo.on_fatal = [this](const std::string& why) { request_exit(kExitFailure, why); };
     for (const auto& t : spec.topics) {
         impl_->topics_.insert(t);
-        impl_->topics_.insert(settings_.dlq_topic(t));
+        // A dead letter is never dead-lettered further: a DLQ has no DLQ.
+        if (!contract::is_dlq_topic(settings_.contract_name(t))) {
+            impl_->topics_.insert(settings_.dlq_topic(t));
+        }
     }
     impl_->loops_.push_back(std::make_unique<kafka::ProcessingLoop>(
         kafka_client(spec.name), lo, *spec.processor, *impl_->registry_));

@@ -145,4 +145,17 @@ class Transaction {
     bool done_ = false;
 };
 
+/// A read transaction (BEGIN DEFERRED): the reads made under it see one committed state, while
+/// a writer on another connection goes on (WAL). Ends on destruction.
+class ReadTransaction {
+  public:
+    explicit ReadTransaction(Database& db);
+    ~ReadTransaction();
+    ReadTransaction(const ReadTransaction&) = delete;
+    ReadTransaction& operator=(const ReadTransaction&) = delete;
+
+  private:
+    Database& db_;
+};
+
 }  // namespace orderpipe::sqlite

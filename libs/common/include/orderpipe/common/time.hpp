@@ -16,4 +16,8 @@ inline std::string now_rfc3339() { return format_rfc3339(std::chrono::system_clo
 /// Parses RFC 3339 with 'Z' or a numeric offset, optional fraction. nullopt when malformed.
 std::optional<SystemTime> parse_rfc3339(std::string_view text);
 
+/// A point in time given as RFC 3339 ("2026-11-23T19:40:00Z") or as a span back from `now`
+/// ("45s", "30m", "1h", "2d"). nullopt when it is neither.
+std::optional<SystemTime> parse_when(std::string_view text, SystemTime now);
+
 }  // namespace orderpipe

@@ -84,6 +84,10 @@ class Consumer {
     std::vector<TopicPartitionOffset> committed(const std::vector<TopicPartition>& partitions,
                                                 std::chrono::milliseconds timeout);
     static constexpr std::int64_t kNoOffset = -1001;
+    /// Commits `offsets` for the group, synchronously, outside any transaction (an administrative
+    /// reset: the group must have no active member, else the broker refuses it).
+    /// @throws KafkaException naming the first partition whose commit was refused.
+    void commit(const std::vector<TopicPartitionOffset>& offsets);
     /// Low and high watermarks as seen by this consumer's isolation level.
     std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic,
                                                      std::int32_t partition,

@@ -60,7 +60,8 @@ class BatchOutput {
     void note_duplicate() { ++duplicates_; }
 
     const std::vector<OutgoingRecord>& records() const { return records_; }
-    std::size_t dead_letters() const { return dead_letters_; }
+    std::size_t dead_letters() const { return dead_letters_; }  ///< poison included
+    std::size_t poison() const { return poison_; }              ///< dead letters for POISON_MESSAGE
     std::size_t duplicates() const { return duplicates_; }
 
   private:
@@ -69,13 +70,15 @@ class BatchOutput {
     std::string consumer_group_;
     std::function<std::string(const std::string&)> dlq_topic_;
     std::size_t dead_letters_ = 0;
+    std::size_t poison_ = 0;
     std::size_t duplicates_ = 0;
 };
 
-/// A decoded record of the batch.
+/// A record of the batch, decoded unless its processor takes that topic's records raw.
 struct Incoming {
     const ConsumedRecord* record;
-    CloudEvent event;
+    CloudEvent event;     ///< empty when !decoded
+    bool decoded = true;  ///< false: a topic the processor reads raw (see decodes())
 };
 
 class BatchProcessor {
@@ -118,6 +121,10 @@ class BatchProcessor {
     /// Called on every turn of the loop, outside any transaction (e.g. to start work that is
     /// due). Must not block.
     virtual void tick() {}
+    /// Whether the records of `topic` are CloudEvents to decode (the loop dead-letters those
+    /// that are not). A processor that reads a topic of other records (dead letters, the
+    /// dlq.resolutions ledger) returns false for it and gets them raw.
+    virtual bool decodes(const std::string& /*topic*/) { return true; }
     /// These partitions were revoked or lost: drop their work (the next owner reads them again
     /// from the committed offsets).
     virtual void partitions_revoked(const std::vector<TopicPartition>& /*partitions*/) {}

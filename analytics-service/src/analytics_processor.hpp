@@ -1,0 +1,73 @@
+#pragma once
+/// The analytics-service's processor: counts every input record exactly once into the SQLite
+/// figures, and sends poison to its topic's DLQ exactly once (docs/ARCHITECTURE.md "Analytics").
+///
+/// Two ledgers, each exact on its own:
+/// - What is *counted* is decided by SQLite: a batch's figures and, per partition, the next
+///   offset to count commit in one SQLite transaction, before the Kafka transaction. A record
+///   below that position was counted already (the Kafka transaction that followed was aborted,
+///   or its outcome was lost with a crash): it is skipped.
+/// - What is *dead-lettered* is decided by Kafka: a poison record goes to its DLQ in the Kafka
+///   transaction of its offset, every time the record is delivered, whatever SQLite says. Only
+///   one of those transactions can commit.
+/// Poison is never counted; dead letters (DLQ topics) and the dlq.resolutions ledger are read
+/// raw and never dead-lettered further, except a ledger record that is not a resolution.
+
+#include "analytics_metrics.hpp"
+#include "analytics_store.hpp"
+
+#include "orderpipe/kafka/processing_loop.hpp"
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace orderpipe::analytics {
+
+/// The inputs, full names (with any TOPIC_PREFIX).
+struct AnalyticsTopics {
+    std::string orders_events;
+    std::string inventory_events;
+    std::string notifications_events;
+    std::string dlq_resolutions;
+    std::vector<std::string> dead_letters;  ///< every DLQ topic
+
+    std::vector<std::string> all() const;
+};
+
+class AnalyticsProcessor final : public kafka::BatchProcessor {
+  public:
+    /// `store` belongs to the loop thread from now on.
+    AnalyticsProcessor(AnalyticsStore& store, AnalyticsTopics topics, AnalyticsMetrics& metrics);
+
+    void process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) override;
+    /// Everything is read raw: the processor decides what is poison (and whether it was
+    /// dead-lettered before a rebuild).
+    bool decodes(const std::string& /*topic*/) override { return false; }
+    bool resync(std::chrono::milliseconds budget) override;
+    /// Reads the positions and rebuild marks from the store again (after a rebuild started;
+    /// before the loop runs, or on the loop thread).
+    void reload();
+
+  private:
+    enum class Input { kOrders, kInventory, kNotifications, kDeadLetters, kResolutions };
+
+    /// Reads `record` and, when `count`, adds it to the figures. @returns why it is poison.
+    std::optional<std::string> take(Input input, const kafka::ConsumedRecord& record, bool count,
+                                    BatchChanges& changes);
+    std::optional<std::string> take_event(Input input, const kafka::ConsumedRecord& record,
+                                          bool count, BatchChanges& changes);
+    std::optional<std::string> take_resolution(const kafka::ConsumedRecord& record, bool count,
+                                               BatchChanges& changes);
+
+    AnalyticsStore& store_;
+    AnalyticsTopics topics_;
+    AnalyticsMetrics& metrics_;
+    std::map<std::string, Input> inputs_;
+    std::map<kafka::TopicPartition, std::int64_t> positions_;  ///< as committed in SQLite
+    std::map<kafka::TopicPartition, std::int64_t> marks_;      ///< rebuild marks
+    std::int64_t pruned_before_ = 0;                           ///< Unix minute
+};
+
+}  // namespace orderpipe::analytics

@@ -1,0 +1,62 @@
+#pragma once
+/// analytics-service: the business figures (orders, revenue, cancellations, notifications,
+/// dead letters, saga latency), counted exactly once from the pipeline's topics into a local
+/// SQLite file, on the shared runtime. GET /api/metrics and /api/metrics/series serve them as
+/// JSON, /metrics in Prometheus.
+///
+/// Its state can always be rebuilt from the topics: with an empty DATA_DIR it reads them again
+/// from the beginning (docs/ARCHITECTURE.md "Analytics"). It runs as one instance.
+
+#include "analytics_metrics.hpp"
+#include "analytics_processor.hpp"
+#include "analytics_store.hpp"
+
+#include "orderpipe/runtime/runtime.hpp"
+
+#include <memory>
+#include <mutex>
+
+namespace orderpipe::analytics {
+
+struct AnalyticsServiceConfig {
+    runtime::ServiceSettings settings;
+
+    /// The common settings (docs/CONFIGURATION.md).
+    static AnalyticsServiceConfig from_env(EnvReader& env);
+};
+
+class AnalyticsService {
+  public:
+    using Config = AnalyticsServiceConfig;
+    static constexpr const char* kName = "analytics-service";
+
+    explicit AnalyticsService(Config config);
+    ~AnalyticsService();
+    AnalyticsService(const AnalyticsService&) = delete;
+    AnalyticsService& operator=(const AnalyticsService&) = delete;
+
+    void start();
+    void stop();
+    runtime::Runtime& runtime() { return *runtime_; }
+    std::uint16_t http_port() const { return runtime_->http_port(); }
+
+  private:
+    /// Startup step: with a new SQLite file while the group has committed offsets, remember
+    /// them (poison below them is already dead-lettered) and move the group back to the
+    /// beginning of every partition.
+    bool prepare_rebuild();
+    void handle_metrics(http::Request&& req, const http::Responder& respond);
+    void handle_series(http::Request&& req, const http::Responder& respond);
+
+    Config config_;
+    std::unique_ptr<runtime::Runtime> runtime_;
+    AnalyticsTopics topics_;
+    std::string group_;
+    std::unique_ptr<AnalyticsStore> loop_store_;  // the loop thread's connection
+    std::mutex http_mu_;
+    std::unique_ptr<AnalyticsStore> http_store_;  // reads from HTTP threads, under http_mu_
+    std::unique_ptr<AnalyticsMetrics> metrics_;
+    std::unique_ptr<AnalyticsProcessor> processor_;
+};
+
+}  // namespace orderpipe::analytics

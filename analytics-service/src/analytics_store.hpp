@@ -1,0 +1,126 @@
+#pragma once
+/// The analytics-service's SQLite file: the business figures and, in the same transactions, how
+/// far each input partition has been counted (docs/ARCHITECTURE.md "Analytics").
+///
+///   counters      name → value: "orders.created", "cancellation_reasons.TIMEOUT",
+///                 "revenue.confirmed.USD" (in cents), ...
+///   series        (minute, name) → value: the same names per minute of the events' ce_time
+///   orders        order id → ce_time of ORDER_CREATED and of its decision, and the saga latency
+///   dead_letters  dlq.resolutions key → in a DLQ?, resolved?
+///   positions     (topic, partition) → next offset to count: a record below it was counted
+///   rebuild_marks (topic, partition) → offset the consumer group had committed when this file
+///                 was rebuilt from the beginning: poison below it is already in its DLQ
+///
+/// Thread-safety: one AnalyticsStore per thread (each opens its own connection; SQLite's WAL lets
+/// the HTTP readers see the last committed batch while the loop writes the next).
+
+#include "orderpipe/common/sqlite.hpp"
+#include "orderpipe/kafka/types.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace orderpipe::analytics {
+
+/// Counter names (also the keys of GET /api/metrics where they appear there).
+namespace figure {
+inline constexpr const char* kOrdersCreated = "orders.created";
+inline constexpr const char* kOrdersConfirmed = "orders.confirmed";
+inline constexpr const char* kOrdersCancelled = "orders.cancelled";
+inline constexpr const char* kNotificationsSent = "notifications.sent";
+inline constexpr const char* kNotificationsFailed = "notifications.failed";
+/// + reason, e.g. "cancellation_reasons.TIMEOUT"
+inline constexpr const char* kCancellationReasonPrefix = "cancellation_reasons.";
+/// + currency, in cents, e.g. "revenue.confirmed.USD"
+inline constexpr const char* kRevenueConfirmedPrefix = "revenue.confirmed.";
+inline constexpr const char* kRevenueLostPrefix = "revenue.lost.";
+/// + event type in lower case, e.g. "inventory.reserved"
+inline constexpr const char* kInventoryPrefix = "inventory.";
+}  // namespace figure
+
+/// What one batch changed: written by AnalyticsStore::finish_batch, then mirrored into the
+/// Prometheus metrics once committed.
+struct BatchChanges {
+    std::map<std::string, std::int64_t> counters;  ///< name → increment
+    /// (Unix minute, name) → increment
+    std::map<std::pair<std::int64_t, std::string>, std::int64_t> series;
+    std::vector<std::int64_t> latencies_us;  ///< saga latencies completed by the batch
+    bool dead_letters_changed = false;
+
+    /// Adds `delta` to counter `name` and to its per-minute series at `minute`.
+    void count(const std::string& name, std::int64_t delta, std::int64_t minute) {
+        counters[name] += delta;
+        series[{minute, name}] += delta;
+    }
+};
+
+/// Saga latency percentiles in milliseconds (nearest rank); nullopt without any decided order.
+struct LatencyPercentiles {
+    std::int64_t count = 0;
+    std::optional<double> p50, p90, p99;
+};
+
+class AnalyticsStore {
+  public:
+    /// Opens (creating) the file. @throws sqlite::SqliteError
+    explicit AnalyticsStore(const std::string& path);
+
+    sqlite::Database& db() { return db_; }
+
+    // --- the loop's writes: call inside one sqlite::Transaction per batch -------------------
+
+    /// ORDER_CREATED of `order_id` at `time_us`; completes its latency if its decision is known.
+    void order_created(BatchChanges& changes, const std::string& order_id, std::int64_t time_us);
+    /// The decision of `order_id` at `time_us` (the first one counts); completes its latency if
+    /// its ORDER_CREATED is known.
+    void order_decided(BatchChanges& changes, const std::string& order_id, std::int64_t time_us);
+    /// A dead letter at `key` (its dlq.resolutions key) on `topic`.
+    void dead_letter_seen(BatchChanges& changes, const std::string& key, const std::string& topic);
+    /// The latest dlq.resolutions record of `key`: resolved, or (a tombstone) not any more.
+    void resolution(BatchChanges& changes, const std::string& key, const std::string& topic,
+                    bool resolved);
+    /// Writes the batch's counter and series increments and the new positions.
+    void finish_batch(const BatchChanges& changes,
+                      const std::map<kafka::TopicPartition, std::int64_t>& positions);
+    /// Forgets per-minute figures older than `minute` (a Unix minute).
+    void prune_series(std::int64_t before_minute);
+
+    // --- reads -------------------------------------------------------------------------------
+
+    std::map<kafka::TopicPartition, std::int64_t> positions();
+    std::map<kafka::TopicPartition, std::int64_t> rebuild_marks();
+    std::map<std::string, std::int64_t> counters();
+    /// Per DLQ topic, records in it that dlq.resolutions does not mark resolved.
+    std::map<std::string, std::int64_t> dead_letters_pending();
+    LatencyPercentiles latency_percentiles();
+    /// Every completed saga latency in bucket counts: result[i] = latencies ≤ bounds_us[i] and >
+    /// the previous bound; one more entry for the rest. And their sum.
+    std::pair<std::vector<std::int64_t>, std::int64_t> latency_histogram(
+        const std::vector<std::int64_t>& bounds_us);
+    /// name → value per minute in [from_minute, to_minute].
+    std::map<std::int64_t, std::map<std::string, std::int64_t>> series(std::int64_t from_minute,
+                                                                       std::int64_t to_minute);
+
+    // --- rebuilding from the beginning of the topics -----------------------------------------
+
+    enum class RebuildState { kUnknown, kResetPending, kDone };
+    RebuildState rebuild_state();
+    /// Records the group's committed offsets as rebuild marks (in one transaction) and
+    /// `reset_pending` as the state.
+    void begin_rebuild(const std::vector<kafka::TopicPartitionOffset>& marks);
+    void set_rebuild_done();
+
+  private:
+    void order_event(BatchChanges& changes, const std::string& order_id, std::int64_t time_us,
+                     bool created);
+    std::optional<std::string> meta(const std::string& name);
+    void set_meta(const std::string& name, const std::string& value);
+    std::optional<std::int64_t> latency_at_rank(std::int64_t rank, std::int64_t count);
+
+    sqlite::Database db_;
+};
+
+}  // namespace orderpipe::analytics

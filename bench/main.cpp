@@ -320,7 +320,7 @@ int main(int argc, char** argv) {
     auto* rate = app.add_option("--rate", o.rate, "open loop: orders per second")
                      ->check(CLI::PositiveNumber);
     app.add_option("--connections", o.connections,
-                   "connections (closed loop: orders in flight); default 64 open, 256 closed")
+                   "connections (closed loop: orders in flight); default 256")
         ->check(CLI::Range(1, 4096));
     app.add_option("--warmup", o.warmup_s, "seconds of load before measuring")
         ->check(CLI::Range(0.0, 3600.0));
@@ -345,7 +345,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     const bool open_loop = rate->count() > 0;
-    if (o.connections == 0) o.connections = open_loop ? 64 : 256;
+    if (o.connections == 0) o.connections = 256;
 
     try {
         if (o.restock) {

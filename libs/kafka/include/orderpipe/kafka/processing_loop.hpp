@@ -146,7 +146,7 @@ struct LoopOptions {
     /// leaves the group and a peer takes over its partitions without waiting.
     bool static_membership = true;
     std::size_t batch_max = 500;
-    std::chrono::milliseconds batch_linger{5};
+    std::chrono::milliseconds batch_linger{1};
     std::chrono::milliseconds operation_timeout{10000};
     std::chrono::milliseconds idle_poll{100};  ///< poll timeout with nothing to do
     /// DLQ topic of a consumed topic (contract::dlq_topic_for with the topic prefix).

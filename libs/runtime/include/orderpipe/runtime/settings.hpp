@@ -27,7 +27,7 @@ struct ServiceSettings {
     /// the answer to a request that waits on one.
     std::chrono::milliseconds commit_timeout{10000};
     std::size_t batch_max = 500;                ///< BATCH_MAX: records per loop transaction
-    std::chrono::milliseconds batch_linger{5};  ///< BATCH_LINGER: wait to fill a batch
+    std::chrono::milliseconds batch_linger{1};  ///< BATCH_LINGER: wait to fill a batch
     std::string topic_prefix;                   ///< TOPIC_PREFIX (shared clusters, tests)
     std::string group_prefix;                   ///< GROUP_PREFIX
     std::string fault_inject;                   ///< FAULT_INJECT (tests and chaos only)

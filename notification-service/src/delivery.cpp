@@ -33,9 +33,10 @@ std::chrono::milliseconds retry_delay(int failed_attempts, std::chrono::millisec
 
 bool CircuitBreaker::allow(Clock::time_point now) {
     if (!open_) return true;
-    if (probing_) return false;
-    if (now - opened_at_ < open_for_) return false;
-    probing_ = true;  // half-open: one probe
+    if (probing_ && now - probe_sent_at_ < probe_lost_after_) return false;
+    if (!probing_ && now - opened_at_ < open_for_) return false;
+    probing_ = true;  // half-open: one probe (or another, the last one being lost)
+    probe_sent_at_ = now;
     return true;
 }
 

@@ -45,8 +45,13 @@ class CircuitBreaker {
   public:
     enum class State { kClosed, kOpen, kHalfOpen };
 
-    CircuitBreaker(int failures_to_open, std::chrono::milliseconds open_for)
-        : failures_to_open_(failures_to_open), open_for_(open_for) {}
+    /// A probe not answered within `probe_lost_after` is taken as lost (its request dropped on a
+    /// path that could not say so), and the next one goes out: the breaker never waits for good.
+    CircuitBreaker(int failures_to_open, std::chrono::milliseconds open_for,
+                   std::chrono::milliseconds probe_lost_after = std::chrono::seconds(60))
+        : failures_to_open_(failures_to_open),
+          open_for_(open_for),
+          probe_lost_after_(probe_lost_after) {}
 
     /// May an attempt start now? In half-open, true once (the probe) until it is answered.
     bool allow(Clock::time_point now);
@@ -54,6 +59,10 @@ class CircuitBreaker {
     void on_answer();
     /// A transient failure. @returns true when this opened the breaker.
     bool on_transient_failure(Clock::time_point now);
+    /// The probe will never be answered (its request was dropped: partitions revoked, an
+    /// unknown outcome): the breaker stays open and lets the next probe through. Without this a
+    /// half-open breaker waits for that answer forever and nothing is sent again.
+    void abandon_probe() { probing_ = false; }
 
     State state(Clock::time_point now) const;
     /// True while the probe of a half-open breaker is out.
@@ -65,7 +74,9 @@ class CircuitBreaker {
     int consecutive_ = 0;
     bool open_ = false;
     bool probing_ = false;
+    std::chrono::milliseconds probe_lost_after_;
     Clock::time_point opened_at_{};
+    Clock::time_point probe_sent_at_{};
 };
 
 const char* to_string(CircuitBreaker::State s);

@@ -100,18 +100,27 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
             continue;
         }
         const std::string key = outcome_key(*in.record, in.event);
-        if (auto stored = outcomes_.find(kOutcomes, key)) {
-            // Finished before (its transaction aborted, or the process died after storing it):
-            // the same records again, never a second send.
-            out.note_duplicate();
-            for (const auto& r : json::parse(*stored)) out.produce(kafka::record_from_json(r));
-            continue;
-        }
         Work w;
         w.record = *in.record;
         w.event = in.event;
         w.request = std::move(request);
         w.outcome_key = key;
+        if (auto stored = outcomes_.find(kOutcomes, key)) {
+            // Finished before, but its outcome was never committed (its offset was not: see
+            // idle()): the same records again, in their turn, never a second send.
+            out.note_duplicate();
+            for (const auto& r : json::parse(*stored)) {
+                w.outcome.push_back(kafka::record_from_json(r));
+            }
+            w.stored = true;
+            w.delivered = !w.outcome.empty() && w.outcome.back().topic == options_.events_topic &&
+                          w.outcome.size() == 1;
+            w.state = State::kDone;
+            works_.emplace(pos, std::move(w));
+            finished_.push_back(pos);
+            emittable_ = true;
+            continue;
+        }
         auto [it, inserted] = works_.emplace(pos, std::move(w));
         if (auto sent = outcomes_.find(kSent, it->second.request.notification_id)) {
             // A replay of a notification that was in fact sent meanwhile: not again.
@@ -222,6 +231,7 @@ void NotificationProcessor::finish(const Position& pos, Work& w, bool delivered)
     if (delivered) w.outcome = sent_outcome(w);
     w.state = State::kDone;
     finished_.push_back(pos);
+    emittable_ = true;
 }
 
 void NotificationProcessor::idle(kafka::BatchOutput& out) {
@@ -252,13 +262,29 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
             w.stored = true;
         }
         tx.commit();
-        for (const auto& pos : finished_) {
-            auto& w = works_.at(pos);
-            for (const auto& r : w.outcome) out.produce(r);
-            w.state = State::kWriting;
-            writing_.insert(pos);
+        // Written in offset order per partition, never past an unfinished request: the
+        // transaction that writes an outcome then also commits its request's offset (the loop
+        // commits up to the first unfinished work), so a request delivered again after a crash
+        // or a rebalance is always one whose outcome was not committed. (Writing outcomes out of
+        // order committed them while the offset stayed behind an earlier request still retrying;
+        // after a restart they were written a second time: found by the chaos run.)
+        std::set<kafka::TopicPartition> held;
+        std::vector<Position> later;
+        for (auto& [pos, w] : works_) {
+            if (w.state == State::kWaiting || w.state == State::kSending) {
+                held.insert(pos.first);
+            } else if (w.state == State::kDone) {
+                if (held.contains(pos.first)) {
+                    later.push_back(pos);
+                    continue;
+                }
+                for (const auto& r : w.outcome) out.produce(r);
+                w.state = State::kWriting;
+                writing_.insert(pos);
+            }
         }
-        finished_.clear();
+        finished_ = std::move(later);
+        emittable_ = false;
     }
     if (now - last_purge_ > std::chrono::hours(1)) {
         last_purge_ = now;
@@ -272,7 +298,7 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
 
 bool NotificationProcessor::has_idle_work() {
     std::lock_guard lock(answers_mu_);
-    return !answers_.empty() || !finished_.empty();
+    return !answers_.empty() || (emittable_ && !finished_.empty());
 }
 
 void NotificationProcessor::committed() {
@@ -287,25 +313,31 @@ void NotificationProcessor::committed() {
 }
 
 void NotificationProcessor::aborted() {
-    // Nothing was written: write the same outcomes in the next transaction.
-    for (const auto& pos : writing_) {
-        auto it = works_.find(pos);
-        if (it == works_.end()) continue;
-        it->second.state = State::kDone;
-        finished_.push_back(pos);
-    }
-    writing_.clear();
+    // The loop rewinds to the committed offsets, so every request not committed comes again.
+    // Start over, as after an unknown outcome: finished ones find their stored outcome and emit
+    // it once, in the transaction that also commits their offsets. (Keeping them to write in the
+    // next transaction wrote them without their offsets, and the redelivered requests wrote them
+    // a second time: the same NOTIFICATION_SENT twice, found by the chaos run.)
+    outcome_unknown();
 }
 
 void NotificationProcessor::outcome_unknown() {
     // Which outcomes were written is unknown: start over from the committed offsets. Stored
     // outcomes are emitted again without a send; answers still out are ignored (a request sent
     // again carries the same Idempotency-Key).
+    abandon_probe_among([](const Position&) { return true; });
     works_.clear();
     attempts_.clear();
     writing_.clear();
     finished_.clear();
     update_gauges();
+}
+
+void NotificationProcessor::abandon_probe_among(
+    const std::function<bool(const Position&)>& dropped) {
+    for (const auto& [pos, w] : works_) {
+        if (w.probe && dropped(pos)) breaker_.abandon_probe();
+    }
 }
 
 std::map<kafka::TopicPartition, std::int64_t> NotificationProcessor::unfinished() {
@@ -318,12 +350,19 @@ std::map<kafka::TopicPartition, std::int64_t> NotificationProcessor::unfinished(
 }
 
 std::size_t NotificationProcessor::room() {
-    if (breaker_.state(Clock::now()) != CircuitBreaker::State::kClosed) return 0;
+    // While the breaker is not closed, take no more requests — but one, when none is held: the
+    // probe needs a request to go out with. (Without it, a rebalance that dropped every held
+    // request while the breaker was open left nothing to probe with and nothing consumed: the
+    // notifications stopped for good. Found by the chaos run.)
+    if (breaker_.state(Clock::now()) != CircuitBreaker::State::kClosed) {
+        return works_.empty() ? 1 : 0;
+    }
     return works_.size() < options_.max_in_flight ? options_.max_in_flight - works_.size() : 0;
 }
 
 void NotificationProcessor::partitions_revoked(const std::vector<kafka::TopicPartition>& ps) {
     const std::set<kafka::TopicPartition> gone(ps.begin(), ps.end());
+    abandon_probe_among([&](const Position& p) { return gone.contains(p.first); });
     std::erase_if(works_, [&](const auto& entry) { return gone.contains(entry.first.first); });
     std::erase_if(attempts_, [&](const auto& entry) { return gone.contains(entry.second.first); });
     std::erase_if(writing_, [&](const Position& p) { return gone.contains(p.first); });

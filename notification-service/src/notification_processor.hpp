@@ -31,6 +31,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -110,6 +111,8 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     std::vector<kafka::OutgoingRecord> failed_outcome(const Work& w,
                                                       contract::DlqReason reason) const;
     void finish(const Position& pos, Work& w, bool delivered);
+    /// Before works are dropped (`dropped` says which): a probe among them is never answered.
+    void abandon_probe_among(const std::function<bool(const Position&)>& dropped);
     void update_gauges();
 
     ProcessedEvents outcomes_;
@@ -120,7 +123,9 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     CircuitBreaker breaker_;
     std::mt19937_64 rng_{std::random_device{}()};
 
-    std::map<Position, Work> works_;              // by partition, then offset: consumption order
+    std::map<Position, Work> works_;  // by partition, then offset: consumption order
+    /// A work finished since idle() last wrote outcomes: some may be writable now.
+    bool emittable_ = false;
     std::map<std::uint64_t, Position> attempts_;  // attempt id → its work
     /// Attempts allowed in flight: 1 while the provider's health is unknown or failing, doubled
     /// by each success up to max_in_flight. So an outage costs a handful of attempts (then the

@@ -1,7 +1,7 @@
 // analytics-service against a real broker (I5): its figures equal the ground truth recomputed
-// from the topics (ground_truth.cpp, independent of the service's code) after every kind of
-// flow, after SIGKILLs while orders flow, and after a rebuild from an empty DATA_DIR; poison is
-// dead-lettered exactly once; every service's /metrics passes `promtool check metrics`.
+// from the topics (tools/check/ground_truth.cpp, independent of the service's code) after every
+// kind of flow, after SIGKILLs while orders flow, and after a rebuild from an empty DATA_DIR;
+// poison is dead-lettered exactly once; every service's /metrics passes `promtool check metrics`.
 
 #include "ground_truth.hpp"
 #include "pipeline.hpp"
@@ -46,11 +46,12 @@ json wait_equal_to_truth(const Pipeline& p,
     std::string diff = "never compared";
     const bool equal = eventually(
         [&] {
-            truth = recompute_figures([&](const std::string& n) { return p.topic(n); });
+            check::TopicSet topics(bootstrap(), p.prefix + ".");
+            truth = check::recompute_figures(topics);
             try {
                 const auto r = http_request("GET", p.analytics_url("/api/metrics"), {}, {},
                                             std::chrono::seconds(5));
-                diff = r.status == 200 ? figures_diff(truth, r.json())
+                diff = r.status == 200 ? check::figures_diff(truth, r.json())
                                        : "status " + std::to_string(r.status);
             } catch (const std::exception& e) {
                 diff = e.what();

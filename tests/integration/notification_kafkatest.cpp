@@ -87,6 +87,29 @@ std::string place_for(const Pipeline& p, const std::string& email) {
     return r.json()["order_id"];
 }
 
+/// notification-service's environment as a child process (for SIGKILL and FAULT_INJECT), on a
+/// fresh port in p.notification_port.
+std::map<std::string, std::string> child_env(Pipeline& p) {
+    auto env = p.env("notification-service");
+    p.notification_port = free_port();
+    env["HTTP_PORT"] = std::to_string(p.notification_port);
+    return env;
+}
+
+/// Each notification has exactly one NOTIFICATION_SENT, and no event was committed twice.
+void check_sent_once(const Pipeline& p, const std::vector<std::string>& ids) {
+    auto o = outcomes(p);
+    for (const auto& id : ids) {
+        INFO(id);
+        CHECK(o[id]["SENT"] == 1);
+    }
+    std::set<std::string> ce_ids;
+    for (const auto& e : p.events("notifications.events")) {
+        INFO(e.id);
+        CHECK(ce_ids.insert(e.id).second);
+    }
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -302,9 +325,7 @@ TEST_CASE("SIGKILL mid-run with many sends in flight: every request ends once (I
     Pipeline p;
     p.start_provider();
     p.provider_rules({{"answer", "ok"}, {"latency_ms", 300}});
-    auto env = p.env("notification-service");
-    p.notification_port = free_port();
-    env["HTTP_PORT"] = std::to_string(p.notification_port);
+    auto env = child_env(p);
     auto child = std::make_unique<ChildProcess>(NOTIFICATION_SERVICE_BIN, env,
                                                 p.dir.path() + "/notification-service.log");
     Pipeline::wait_ready(p.notification_port);
@@ -328,6 +349,69 @@ TEST_CASE("SIGKILL mid-run with many sends in flight: every request ends once (I
     // carried the same Idempotency-Key and was answered as a duplicate.
     auto sent = http_request("GET", p.provider_url("/sent")).json();
     CHECK(sent["count"] == 300);
+}
+
+TEST_CASE("aborted transactions write each outcome once, with its offsets (I4)",
+          "[notification][kafka][crash]") {
+    // Found by the chaos run: after an abort the loop rewinds to the committed offsets, but the
+    // finished outcomes were kept to write in the next transaction — without their offsets — and
+    // the redelivered requests wrote them again: the same NOTIFICATION_SENT (same ce_id) twice.
+    Pipeline p;
+    p.start_provider();
+    p.provider_rules({{"answer", "ok"}, {"latency_ms", 20}});
+    auto env = child_env(p);
+    env["FAULT_INJECT"] = "notification-requests:commit-abortable:2-6";
+    ChildProcess child(NOTIFICATION_SERVICE_BIN, env, p.dir.path() + "/notification-service.log");
+    Pipeline::wait_ready(p.notification_port);
+    std::vector<std::string> orders;
+    for (int i = 0; i < 200; ++i) orders.push_back("o-" + std::to_string(i));
+    auto ids = request(p, orders);
+    REQUIRE(eventually([&] { return finished(p) == 200; }, std::chrono::seconds(90)));
+    CHECK(Pipeline::metric(
+              p.notification_url(""),
+              "kafka_transactions_total{loop=\"notification-requests\",result=\"aborted\"}") >= 5);
+    check_sent_once(p, ids);
+}
+
+TEST_CASE("outcomes finished behind a request still retrying are written once, across a crash (I4)",
+          "[notification][kafka][crash]") {
+    // Found by the chaos run: outcomes were written as soon as they were decided, while the
+    // committed offset stayed behind an earlier request of the partition still retrying; after a
+    // restart those requests came again and their stored outcomes were written a second time.
+    Pipeline p;
+    p.start_provider();
+    auto env = child_env(p);
+    env["NOTIFY_BACKOFF_MS"] = "3000";
+    env["NOTIFY_MAX_ATTEMPTS"] = "10";
+    auto child = std::make_unique<ChildProcess>(NOTIFICATION_SERVICE_BIN, env,
+                                                p.dir.path() + "/notification-service.log");
+    Pipeline::wait_ready(p.notification_port);
+    // The first request fails five times (it retries for most of a minute); the others, in every
+    // partition (its own included), are sent at once.
+    std::vector<std::string> orders;
+    for (int i = 0; i < 60; ++i) orders.push_back("o-" + std::to_string(i));
+    p.provider_rules(
+        {{"match", {{"order_id", orders[0]}}}, {"sequence", {"503", "503", "503", "503", "503"}}});
+    auto ids = request(p, {orders[0]});
+    REQUIRE(eventually([&] { return !requests_for(p, ids[0]).empty(); }));
+    auto more = request(p, std::vector<std::string>(orders.begin() + 1, orders.end()));
+    ids.insert(ids.end(), more.begin(), more.end());
+    REQUIRE(eventually([&] {
+        return http_request("GET", p.provider_url("/sent")).json()["count"].get<int>() >= 59;
+    }));
+    // Let the loop commit what it may before the crash.
+    const auto url = p.notification_url("");
+    const std::string committed =
+        "kafka_transactions_total{loop=\"notification-requests\",result=\"committed\"}";
+    const double before = Pipeline::metric(url, committed);
+    REQUIRE(eventually([&] { return Pipeline::metric(url, committed) >= before + 2; }));
+    // The first is still retrying (its 6th attempt, the first to succeed, is ~45 s away).
+    REQUIRE(http_request("GET", p.provider_url("/sent/" + ids[0])).status == 404);
+    child->kill_hard();
+    child = std::make_unique<ChildProcess>(NOTIFICATION_SERVICE_BIN, env,
+                                           p.dir.path() + "/notification-service.log");
+    REQUIRE(eventually([&] { return finished(p) == 60; }, std::chrono::seconds(90)));
+    check_sent_once(p, ids);
 }
 
 TEST_CASE("garbage on notifications.requests goes to notifications.dlq; the next one is sent",

@@ -158,10 +158,11 @@ TEST_CASE("a poison record is isolated and dead-lettered once; the rest pass", "
     }
     CHECK(refused == 1);
     CHECK(garbage == 1);
-    // Once in its first (multi-record) batch, maybe, then once alone: a contract error is not
-    // retried.
+    // A contract error is not retried: it is seen in the multi-record batches it lands in before
+    // the loop isolates it (the garbage record can fail one of them first, so up to two), then
+    // once alone — and dead-lettered once (above).
     CHECK(h.processor.poisons >= 1);
-    CHECK(h.processor.poisons <= 2);
+    CHECK(h.processor.poisons <= 3);
     REQUIRE(eventually([&] { return loop.status().ready; }));
     loop.stop();
 }

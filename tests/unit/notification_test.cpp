@@ -61,6 +61,29 @@ TEST_CASE("the circuit breaker opens, lets one probe through, and closes on succ
     CHECK(b.allow(later + milliseconds(1000)));
 }
 
+TEST_CASE("a probe that will never be answered does not keep the breaker half-open",
+          "[notification]") {
+    // Found by the chaos run: the probe's request was dropped by a rebalance, and the breaker
+    // waited for its answer for good; nothing was sent again.
+    CircuitBreaker b(1, milliseconds(1000));
+    const auto t0 = Clock::now();
+    CHECK(b.on_transient_failure(t0));
+    const auto later = t0 + milliseconds(1000);
+    CHECK(b.allow(later));                              // the probe goes out...
+    CHECK_FALSE(b.allow(later + milliseconds(59000)));  // ...and is never answered
+    b.abandon_probe();
+    CHECK(b.allow(later + milliseconds(60000)));  // the next probe
+    b.on_answer();
+    CHECK(b.state(later + milliseconds(60000)) == CircuitBreaker::State::kClosed);
+
+    // A probe lost where nobody could say so is given up after probe_lost_after.
+    CircuitBreaker c(1, milliseconds(1000), milliseconds(5000));
+    CHECK(c.on_transient_failure(t0));
+    CHECK(c.allow(later));
+    CHECK_FALSE(c.allow(later + milliseconds(4999)));
+    CHECK(c.allow(later + milliseconds(5000)));
+}
+
 TEST_CASE("dlqctl: entries, resolutions, filters and the replayed record", "[dlqctl]") {
     using namespace orderpipe::dlqctl;
     kafka::ConsumedRecord r;

@@ -207,7 +207,16 @@ class FakeProvider {
             if (j.contains("sequence"))
                 rule.sequence = j["sequence"].get<std::vector<std::string>>();
             rule.times = j.value("times", rule.times);
-            rule.rate = std::stod(j.contains("rate") ? j["rate"].dump() : "1");
+            // parse_untrusted_json keeps a fraction as its source text: 0.3 arrives as "0.3".
+            const json rate = j.value("rate", json(1));
+            const auto share =
+                rate.is_number() ? std::optional<double>(rate.get<double>()) : number_text(rate);
+            if (!share || *share < 0 || *share > 1) {
+                d(orderpipe::http::problem(422, "Invalid rule",
+                                           "rate must be a number from 0 to 1"));
+                return;
+            }
+            rule.rate = *share;
             rule.retry_after = j.value("retry_after", rule.retry_after);
             rule.latency_ms = j.value("latency_ms", rule.latency_ms);
             for (const auto& a :
@@ -223,6 +232,15 @@ class FakeProvider {
         std::lock_guard lock(mu_);
         for (auto& rule : added) rules_.push_back(std::move(rule));
         d(Response::json(201, {{"rules", rules_.size()}}));
+    }
+
+    static std::optional<double> number_text(const json& v) {
+        if (!v.is_string()) return std::nullopt;
+        const std::string text = v.get<std::string>();
+        char* end = nullptr;
+        const double d = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size()) return std::nullopt;
+        return d;
     }
 
     static bool valid_answer(const std::string& a) {
@@ -262,6 +280,7 @@ class FakeProvider {
         }
         requests_.push_back({{"at", orderpipe::now_rfc3339()},
                              {"notification_id", id},
+                             {"idempotency_key", key},
                              {"order_id", body.is_object() ? body.value("order_id", "") : ""},
                              {"attempt", attempt},
                              {"answer", answer}});

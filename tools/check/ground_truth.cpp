@@ -1,9 +1,5 @@
 #include "ground_truth.hpp"
 
-#include "support.hpp"
-
-#include "orderpipe/common/time.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -11,7 +7,7 @@
 #include <set>
 #include <vector>
 
-namespace orderpipe::testing {
+namespace orderpipe::check {
 
 using nlohmann::json;
 
@@ -61,20 +57,17 @@ struct Event {
     long long time_ms;
     json data;
 };
-std::optional<Event> event_of(const kafka::ConsumedRecord& r) {
+std::optional<Event> event_of(const Record& r) {
     if (r.header("ce_specversion") != "1.0") return std::nullopt;
     for (const char* h :
          {"ce_id", "ce_type", "ce_source", "ce_time", "ce_subject", "ce_correlationid"}) {
         if (r.header(h).value_or("").empty()) return std::nullopt;
     }
-    const auto time = parse_rfc3339(*r.header("ce_time"));
+    const auto time = rfc3339_ms(*r.header("ce_time"));
     if (!time || !r.value) return std::nullopt;
     json data = json::parse(*r.value, nullptr, /*allow_exceptions=*/false);
     if (!data.is_object()) return std::nullopt;
-    return Event{
-        *r.header("ce_type"),
-        std::chrono::duration_cast<std::chrono::milliseconds>(time->time_since_epoch()).count(),
-        std::move(data)};
+    return Event{*r.header("ce_type"), *time, std::move(data)};
 }
 
 json percentiles(std::vector<long long> latencies_ms) {
@@ -90,7 +83,11 @@ json percentiles(std::vector<long long> latencies_ms) {
 
 }  // namespace
 
-json recompute_figures(const std::function<std::string(const std::string&)>& topic) {
+json recompute_figures(TopicSet& topics) {
+    auto topic = [&](const std::string& name) { return topics.full(name); };
+    auto read_committed = [&](const std::string& full) -> const std::vector<Record>& {
+        return topics.committed_full(full);
+    };
     long long created = 0, confirmed = 0, cancelled = 0, sent = 0, failed = 0;
     std::map<std::string, long long> reasons{
         {"INSUFFICIENT_STOCK", 0}, {"UNKNOWN_SKU", 0}, {"CUSTOMER_REQUEST", 0}, {"TIMEOUT", 0}};
@@ -189,4 +186,4 @@ std::string figures_diff(const json& expected, const json& actual) {
     return out;
 }
 
-}  // namespace orderpipe::testing
+}  // namespace orderpipe::check

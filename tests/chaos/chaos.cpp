@@ -1,0 +1,777 @@
+// orderpipe-chaos: the whole pipeline under a seeded schedule of faults, then the invariant
+// checker (docs/RELIABILITY.md).
+//
+// It starts its own Kafka broker (scripts/kafka.sh, on a free port, data in the work dir) and
+// every service as a child process (two notification-service instances sharing their group),
+// places orders at a fixed rate the way a careful client does (an Idempotency-Key per order,
+// retried with the same key while the answer is 409/429/5xx or none; a few customer cancels),
+// journals every final answer, and meanwhile runs the schedule: SIGKILL and restart each
+// service, SIGSTOP one for longer than its session (it wakes as a zombie and must be fenced),
+// SIGKILL and restart the broker, make the email provider fail, hang and refuse. Then it lets
+// the pipeline settle, runs orderpipe-check, replays the notification DLQ with dlqctl, and runs
+// orderpipe-check again. Every run prints its seed; the same seed replays the same schedule and
+// the same orders (the moments a fault strikes within a request are up to the machine).
+//
+// Exit status: 0 every invariant held, 1 a violation (or a stage that did not settle), 2 bad
+// usage. The work dir (logs, journal, reports) is kept when the run fails or with --keep.
+
+#include <curl/curl.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+Clock::time_point g_start = Clock::now();
+
+void say(const std::string& what) {
+    static std::mutex mu;
+    const double t = std::chrono::duration<double>(Clock::now() - g_start).count();
+    std::lock_guard lock(mu);
+    std::cout << "chaos: [" << std::fixed << std::setprecision(1) << std::setw(6) << t << "s] "
+              << what << std::endl;
+}
+
+// --- Processes --------------------------------------------------------------------------------
+
+/// A child process with its own environment; output appended to its log.
+class Process {
+  public:
+    Process(std::string name, std::string binary, std::map<std::string, std::string> env,
+            std::string log)
+        : name_(std::move(name)),
+          binary_(std::move(binary)),
+          env_(std::move(env)),
+          log_(std::move(log)) {}
+
+    const std::string& name() const { return name_; }
+    const std::string& log() const { return log_; }
+
+    /// Starts it with its environment plus `more` (for this start only).
+    void start(const std::map<std::string, std::string>& more = {}) {
+        auto env = env_;
+        for (const auto& [k, v] : more) env[k] = v;
+        std::vector<std::string> vars;
+        for (char** e = environ; *e != nullptr; ++e) {
+            const std::string v = *e;
+            if (!env.contains(v.substr(0, v.find('=')))) vars.push_back(v);
+        }
+        for (const auto& [k, v] : env) vars.push_back(k + "=" + v);
+        std::vector<char*> envp;
+        for (auto& v : vars) envp.push_back(v.data());
+        envp.push_back(nullptr);
+        const pid_t pid = fork();
+        if (pid < 0) throw std::runtime_error("fork: " + std::string(strerror(errno)));
+        if (pid == 0) {
+            const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, nullptr);
+            char* argv[] = {binary_.data(), nullptr};
+            execve(binary_.c_str(), argv, envp.data());
+            _exit(127);
+        }
+        std::lock_guard lock(mu_);
+        pid_ = pid;
+    }
+    /// SIGKILL and reap.
+    void kill_hard() {
+        std::lock_guard lock(mu_);
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGCONT);
+        ::kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+    void pause() {
+        std::lock_guard lock(mu_);
+        if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    }
+    void resume() {
+        std::lock_guard lock(mu_);
+        if (pid_ > 0) ::kill(pid_, SIGCONT);
+    }
+    /// SIGTERM, then SIGKILL after `grace`. @returns the exit code (-1 if killed).
+    int terminate(std::chrono::milliseconds grace) {
+        std::lock_guard lock(mu_);
+        if (pid_ <= 0) return 0;
+        ::kill(pid_, SIGCONT);
+        ::kill(pid_, SIGTERM);
+        const auto until = Clock::now() + grace;
+        int status = 0;
+        while (Clock::now() < until) {
+            if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        ::kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        return -1;
+    }
+    /// If it exited by itself: its exit code (128 + signal), and it is no longer running.
+    std::optional<int> reap() {
+        std::lock_guard lock(mu_);
+        if (pid_ <= 0) return std::nullopt;
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) != pid_) return std::nullopt;
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    bool running() {
+        std::lock_guard lock(mu_);
+        return pid_ > 0;
+    }
+
+  private:
+    std::string name_, binary_;
+    std::map<std::string, std::string> env_;
+    std::string log_;
+    std::mutex mu_;
+    pid_t pid_ = -1;
+};
+
+int shell(const std::string& command) {
+    const int rc = std::system(command.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// --- HTTP -------------------------------------------------------------------------------------
+
+struct Answer {
+    long status = 0;  ///< 0: no answer (connection refused, reset, timed out)
+    std::string body;
+};
+
+class Http {
+  public:
+    Http() : curl_(curl_easy_init(), curl_easy_cleanup) {}
+    Answer request(const std::string& method, const std::string& url, const std::string& body = "",
+                   const std::vector<std::string>& headers = {},
+                   std::chrono::milliseconds timeout = 30s) {
+        Answer a;
+        CURL* c = curl_.get();
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+        if (method == "POST" || !body.empty()) {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+        }
+        curl_slist* list = nullptr;
+        for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(
+            c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* out) {
+                static_cast<std::string*>(out)->append(p, s * n);
+                return s * n;
+            });
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &a.body);
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
+        curl_slist_free_all(list);
+        return a;
+    }
+
+  private:
+    std::unique_ptr<CURL, void (*)(CURL*)> curl_;
+};
+
+bool ready(Http& http, std::uint16_t port, const char* probe = "/readyz") {
+    return http.request("GET", "http://127.0.0.1:" + std::to_string(port) + probe, "", {}, 2s)
+               .status == 200;
+}
+
+std::uint16_t free_port() {
+    // Bind port 0, read the port, release it (good enough: nothing else races here).
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// --- The plan ---------------------------------------------------------------------------------
+
+struct Mode {
+    std::string name;  ///< short or long
+    long orders;
+    double rate;
+    int kills_each;
+    int crashes_each;  ///< restarts with FAULT_INJECT: it kills itself inside a transaction
+    int broker_restarts;
+    int short_pauses;
+    int provider_outages;  ///< each: one failing window, one hanging window, one refusing window
+};
+
+struct Fault {
+    double at_s = 0;  ///< planned start, seconds after the load starts
+    /// kill, crash, pause, zombie, broker, provider-fail, provider-hang, provider-refuse
+    std::string kind;
+    std::string target;  ///< a service name (kill, pause, zombie)
+    double hold_s = 0;   ///< down / paused / failing for this long
+    int nth = 0;         ///< crash: at the nth commit after its restart
+    std::string describe() const {
+        std::ostringstream o;
+        o << std::fixed << std::setprecision(1) << "t+" << at_s << "s " << kind;
+        if (!target.empty()) o << " " << target;
+        if (kind == "crash") {
+            o << " (restarted with FAULT_INJECT *:kill-before-commit:" << nth << ")";
+        } else {
+            o << " (" << hold_s << " s)";
+        }
+        return o.str();
+    }
+};
+
+const std::vector<std::string> kServices{"inventory-service", "order-service",
+                                         "notification-service-1", "notification-service-2",
+                                         "analytics-service"};
+
+std::vector<Fault> plan(const Mode& m, std::mt19937_64& rng, double load_s) {
+    std::vector<Fault> faults;
+    auto uniform = [&](double lo, double hi) {
+        return std::uniform_real_distribution<>(lo, hi)(rng);
+    };
+    for (const auto& s : kServices) {
+        for (int k = 0; k < m.kills_each; ++k) faults.push_back({0, "kill", s, uniform(0.2, 3.0)});
+        for (int k = 0; k < m.crashes_each; ++k) {
+            faults.push_back({0, "crash", s, 0, std::uniform_int_distribution<>(2, 10)(rng)});
+        }
+    }
+    for (int k = 0; k < m.broker_restarts; ++k)
+        faults.push_back({0, "broker", "", uniform(1.0, 4.0)});
+    // Longer than the session timeout (10 s): its partitions go to the other instance, and when it
+    // wakes its transaction must be refused.
+    const int zombie = std::uniform_int_distribution<>(1, 2)(rng);
+    faults.push_back({0, "zombie", "notification-service-" + std::to_string(zombie), 14.0});
+    for (int k = 0; k < m.short_pauses; ++k) {
+        const auto& s =
+            kServices[std::uniform_int_distribution<std::size_t>(0, kServices.size() - 1)(rng)];
+        faults.push_back({0, "pause", s, uniform(1.0, 4.0)});
+    }
+    for (int k = 0; k < m.provider_outages; ++k) {
+        faults.push_back({0, "provider-fail", "", uniform(3.0, 6.0)});
+        faults.push_back({0, "provider-hang", "", uniform(3.0, 6.0)});
+        faults.push_back({0, "provider-refuse", "", uniform(6.0, 10.0)});
+    }
+    std::shuffle(faults.begin(), faults.end(), rng);
+    // One after the other, within the load: each takes about its hold (a broker restart also
+    // ~15 s to come back); what is left of 85 % of the load is spread between them.
+    auto takes = [](const Fault& f) {
+        return f.kind == "broker" ? f.hold_s + 15 : f.kind == "crash" ? 1.0 : f.hold_s + 0.3;
+    };
+    double busy = 0;
+    for (const auto& f : faults) busy += takes(f);
+    const double gap = std::max(0.5, (load_s * 0.85 - busy) / static_cast<double>(faults.size()));
+    if (load_s * 0.85 < busy) {
+        say("warning: the faults (~" + std::to_string(static_cast<long>(busy)) +
+            " s) do not fit in the load (" + std::to_string(static_cast<long>(load_s)) +
+            " s): more orders or a lower rate keep the load on while they strike");
+    }
+    double cursor = 0;
+    for (auto& f : faults) {
+        f.at_s = cursor + gap * uniform(0.5, 1.5);
+        cursor = f.at_s + takes(f);
+    }
+    return faults;
+}
+
+// --- The run ----------------------------------------------------------------------------------
+
+struct Catalog {
+    std::string sku;
+    std::string price;
+    long stock;
+};
+
+class Chaos {
+  public:
+    Chaos(std::uint64_t seed, Mode mode, std::string dir, bool keep)
+        : seed_(seed), mode_(mode), dir_(std::move(dir)), keep_(keep), rng_(seed) {}
+
+    int run() {
+        fs::create_directories(dir_);
+        say("seed " + std::to_string(seed_) + " (replay: orderpipe-chaos --mode " + mode_.name +
+            " --seed " + std::to_string(seed_) + " --orders " + std::to_string(mode_.orders) +
+            " --rate " + std::to_string(static_cast<long>(mode_.rate)) + "); work dir " + dir_);
+        const double load_s = static_cast<double>(mode_.orders) / mode_.rate;
+        faults_ = plan(mode_, rng_, load_s);
+        for (const auto& f : faults_) say("plan: " + f.describe());
+        int rc = 1;
+        try {
+            start_broker();
+            start_services();
+            rc = drive(load_s);
+        } catch (const std::exception& e) {
+            say(std::string("error: ") + e.what());
+            rc = 1;
+        }
+        stop_all();
+        if (rc == 0 && !keep_) {
+            fs::remove_all(dir_);
+        } else {
+            say("logs, journal and reports kept in " + dir_);
+        }
+        return rc;
+    }
+
+  private:
+    // Broker ---------------------------------------------------------------------------------
+    std::string kafka_dir() const { return dir_ + "/kafka"; }
+    void start_broker() {
+        const std::string cmd =
+            shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/kafka.sh") +
+            " start --port auto --data-dir " + shell_quote(kafka_dir()) + " --bootstrap-file " +
+            shell_quote(dir_ + "/bootstrap") + " >>" + shell_quote(dir_ + "/kafka.sh.log") +
+            " 2>&1";
+        if (shell(cmd) != 0)
+            throw std::runtime_error("the broker did not start; see " + dir_ + "/kafka.sh.log");
+        std::ifstream(dir_ + "/bootstrap") >> bootstrap_;
+        if (bootstrap_.empty()) throw std::runtime_error("no bootstrap written by kafka.sh");
+    }
+    void kill_broker() {
+        std::string pid;
+        std::ifstream(kafka_dir() + "/kafka.pid") >> pid;
+        if (pid.empty()) throw std::runtime_error("no kafka.pid in " + kafka_dir());
+        shell("kill -KILL " + pid + " 2>/dev/null; while kill -0 " + pid +
+              " 2>/dev/null; do sleep 0.1; done");
+    }
+
+    // Services -------------------------------------------------------------------------------
+    std::uint16_t port_of(const std::string& name) const { return ports_.at(name); }
+    std::string url(const std::string& name) const {
+        return "http://127.0.0.1:" + std::to_string(port_of(name));
+    }
+
+    void start_services() {
+        const std::string topics_cmd =
+            "BUILD_DIR=" + shell_quote(ORDERPIPE_BINARY_DIR) + " " +
+            shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/create-topics.sh") +
+            " --bootstrap " + bootstrap_ + " >>" + shell_quote(dir_ + "/kafka.sh.log") + " 2>&1";
+        if (shell(topics_cmd) != 0) throw std::runtime_error("creating the topics failed");
+
+        catalog_ = {{"LAPTOP-001", "999.99", 400},
+                    {"MOUSE-001", "29.99", 2000},
+                    {"KEYBOARD-001", "79.99", 800},
+                    {"MONITOR-001", "249.00", 150},
+                    {"HEADSET-001", "59.50", 600}};
+        // Stock runs short for the scarce SKUs at the long run's size too: some orders are
+        // cancelled for stock, and many race for the last units.
+        const double scale = std::max(1.0, static_cast<double>(mode_.orders) / 3000.0);
+        json seed = json::array();
+        for (auto& c : catalog_) {
+            c.stock = static_cast<long>(static_cast<double>(c.stock) * scale);
+            seed.push_back(
+                {{"sku", c.sku}, {"name", c.sku}, {"unit_price", c.price}, {"stock", c.stock}});
+        }
+        std::ofstream(dir_ + "/catalog.json") << seed.dump(2);
+
+        for (const auto& n :
+             {"fake-email-provider", "inventory-service", "order-service", "notification-service-1",
+              "notification-service-2", "analytics-service"}) {
+            ports_[n] = free_port();
+        }
+        const std::map<std::string, std::string> common{
+            {"KAFKA_BOOTSTRAP_SERVERS", bootstrap_},
+            {"LOG_LEVEL", "info"},
+            {"INVENTORY_SEED", dir_ + "/catalog.json"},
+            {"ORDER_TIMEOUT", "15s"},
+            {"COMMIT_TIMEOUT", "5s"},
+            {"SHUTDOWN_TIMEOUT", "10s"},
+            {"NOTIFY_EMAIL_URL", url("fake-email-provider") + "/send"},
+            {"NOTIFY_TIMEOUT_MS", "1000"},
+            {"NOTIFY_BACKOFF_MS", "200"},
+            {"NOTIFY_BREAKER_OPEN_MS", "1000"}};
+        auto add = [&](const std::string& name, const char* binary,
+                       std::map<std::string, std::string> more) {
+            auto env = common;
+            env["HTTP_PORT"] = std::to_string(port_of(name));
+            env["DATA_DIR"] = dir_ + "/" + name;
+            for (auto& [k, v] : more) env[k] = v;
+            procs_[name] = std::make_unique<Process>(name, binary, env, dir_ + "/" + name + ".log");
+        };
+        add("fake-email-provider", FAKE_EMAIL_PROVIDER_BIN, {{"LOG_LEVEL", "warn"}});
+        add("inventory-service", INVENTORY_SERVICE_BIN, {});
+        add("order-service", ORDER_SERVICE_BIN, {});
+        add("notification-service-1", NOTIFICATION_SERVICE_BIN, {{"INSTANCE_ID", "1"}});
+        add("notification-service-2", NOTIFICATION_SERVICE_BIN, {{"INSTANCE_ID", "2"}});
+        add("analytics-service", ANALYTICS_SERVICE_BIN, {});
+        for (auto& [name, p] : procs_) p->start();
+        wait_all_ready(120s);
+        say("pipeline ready: order-service on " + url("order-service") + ", broker " + bootstrap_);
+    }
+
+    void wait_all_ready(std::chrono::seconds deadline) {
+        Http http;
+        const auto until = Clock::now() + deadline;
+        for (auto& [name, p] : procs_) {
+            const char* probe = name == "fake-email-provider" ? "/sent" : "/readyz";
+            while (!ready(http, port_of(name), probe)) {
+                if (Clock::now() > until)
+                    throw std::runtime_error(name + " is not ready; see " + p->log());
+                std::this_thread::sleep_for(200ms);
+            }
+        }
+    }
+
+    /// Restarts a service that exited by itself (a supervisor's job: systemd, Kubernetes).
+    void supervise() {
+        std::lock_guard lock(faults_mu_);
+        for (auto& [name, p] : procs_) {
+            if (auto code = p->reap()) {
+                ++self_exits_;
+                say(name + " exited by itself with code " + std::to_string(*code) +
+                    "; restarting it");
+                p->start();
+            }
+        }
+    }
+
+    void stop_all() {
+        for (auto& [name, p] : procs_) p->terminate(15s);
+        if (!bootstrap_.empty()) {
+            shell(shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/kafka.sh") +
+                  " stop --data-dir " + shell_quote(kafka_dir()) + " >>" +
+                  shell_quote(dir_ + "/kafka.sh.log") + " 2>&1");
+        }
+    }
+
+    // Faults ---------------------------------------------------------------------------------
+    void provider_rule(const json& rule) {
+        Http http;
+        const auto a = http.request("POST", url("fake-email-provider") + "/admin/rules",
+                                    rule.dump(), {"Content-Type: application/json"});
+        if (a.status != 201) {
+            throw std::runtime_error("the provider refused the rule " + rule.dump() + ": " +
+                                     std::to_string(a.status) + " " + a.body);
+        }
+    }
+    /// Back to accepting every request; says how many requests the rules struck.
+    void provider_heal() {
+        Http http;
+        const auto rules = http.request("GET", url("fake-email-provider") + "/admin/rules");
+        const json list = json::parse(rules.body, nullptr, false);
+        if (list.is_array() && !list.empty()) {
+            long struck = 0;
+            for (const auto& r : list) struck += r.value("applied", 0L);
+            say("provider healed; its failure rules struck " + std::to_string(struck) +
+                " requests");
+        }
+        http.request("DELETE", url("fake-email-provider") + "/admin/rules");
+    }
+
+    void strike(const Fault& f) {
+        const auto hold = std::chrono::milliseconds(static_cast<long>(f.hold_s * 1000));
+        say("fault: " + f.describe());
+        if (f.kind == "crash") {
+            // It dies by itself at its nth commit with records produced: an open transaction
+            // the next instance must abort. The supervisor restarts it (without the fault).
+            std::lock_guard lock(faults_mu_);
+            procs_.at(f.target)->kill_hard();
+            procs_.at(f.target)->start(
+                {{"FAULT_INJECT", "*:kill-before-commit:" + std::to_string(f.nth)}});
+            ++crashes_;
+        } else if (f.kind == "kill") {
+            {
+                std::lock_guard lock(faults_mu_);
+                procs_.at(f.target)->kill_hard();
+            }
+            std::this_thread::sleep_for(hold);  // down for a while: the fault's length
+            std::lock_guard lock(faults_mu_);
+            procs_.at(f.target)->start();
+            ++kills_;
+        } else if (f.kind == "pause" || f.kind == "zombie") {
+            procs_.at(f.target)->pause();
+            std::this_thread::sleep_for(hold);
+            procs_.at(f.target)->resume();
+            ++pauses_;
+        } else if (f.kind == "broker") {
+            kill_broker();
+            std::this_thread::sleep_for(hold);
+            start_broker();
+            ++broker_restarts_;
+        } else if (f.kind == "provider-fail") {
+            provider_rule({{"answer", "503"}});
+            std::this_thread::sleep_for(hold);
+            provider_heal();
+            ++provider_outages_;
+        } else if (f.kind == "provider-hang") {
+            provider_rule({{"answer", "timeout"}});
+            std::this_thread::sleep_for(hold);
+            provider_heal();
+            ++provider_outages_;
+        } else if (f.kind == "provider-refuse") {
+            // Permanent errors for a share of requests: those go to the DLQ at once.
+            provider_rule({{"answer", "400"}, {"rate", 0.2}});
+            std::this_thread::sleep_for(hold);
+            provider_heal();
+            ++provider_outages_;
+        }
+    }
+
+    // Load -----------------------------------------------------------------------------------
+    void journal(const json& line) {
+        std::lock_guard lock(journal_mu_);
+        journal_ << line.dump() << "\n";
+        if (line["op"] == "place") ++answers_[line["status"].get<long>()];
+    }
+
+    /// POSTs until the answer is final (not 409/429/5xx/none) or `give_up` passes.
+    Answer post_until_final(Http& http, const std::string& target, const std::string& body,
+                            const std::vector<std::string>& headers) {
+        auto backoff = 100ms;
+        const auto give_up = Clock::now() + 120s;
+        for (;;) {
+            Answer a = http.request("POST", url("order-service") + target, body, headers, 30s);
+            const bool retry =
+                a.status == 0 || a.status == 409 || a.status == 429 || a.status >= 500;
+            if (!retry || Clock::now() > give_up) return a;
+            // 409 on a cancel is final: the order is already cancelled.
+            if (a.status == 409 && target.find("/cancel") != std::string::npos) return a;
+            std::this_thread::sleep_for(backoff);
+            backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
+        }
+    }
+
+    void place(Http& http, long i, std::mt19937_64& rng) {
+        const std::string customer = "chaos-" + std::to_string(seed_) + "-" + std::to_string(i);
+        json items = json::array();
+        const int lines = std::uniform_int_distribution<>(1, 2)(rng);
+        for (int l = 0; l < lines; ++l) {
+            const auto& c =
+                catalog_[std::uniform_int_distribution<std::size_t>(0, catalog_.size() - 1)(rng)];
+            items.push_back({{"sku", c.sku},
+                             {"quantity", std::uniform_int_distribution<>(1, 3)(rng)},
+                             {"unit_price", c.price}});
+        }
+        const int kind = std::uniform_int_distribution<>(0, 99)(rng);
+        if (kind == 0) items[0]["sku"] = "GHOST-001";  // unknown: cancelled with UNKNOWN_SKU
+        if (kind == 1) items[0]["quantity"] = 0;       // invalid: 422, nothing committed
+        const json body = {{"customer_id", customer},
+                           {"customer_email", customer + "@example.com"},
+                           {"currency", "USD"},
+                           {"items", items}};
+        const bool cancel = std::uniform_int_distribution<>(0, 99)(rng) < 5;
+        const Answer a =
+            post_until_final(http, "/orders", body.dump(),
+                             {"Content-Type: application/json", "Idempotency-Key: " + customer});
+        std::string order_id;
+        if (a.status == 201) {
+            const json v = json::parse(a.body, nullptr, false);
+            if (v.is_object()) order_id = v.value("order_id", "");
+        }
+        journal({{"op", "place"},
+                 {"customer_id", customer},
+                 {"status", a.status},
+                 {"order_id", order_id}});
+        if (cancel && !order_id.empty()) {
+            // Now, or once it is likely decided: a cancel of a PENDING order and of a CONFIRMED one
+            // (its stock is released) are different paths.
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds(std::uniform_int_distribution<>(0, 1)(rng) * 400));
+            const Answer c = post_until_final(http, "/orders/" + order_id + "/cancel", "", {});
+            journal({{"op", "cancel"}, {"order_id", order_id}, {"status", c.status}});
+        }
+    }
+
+    int drive(double load_s) {
+        journal_.open(dir_ + "/journal.jsonl");
+        std::atomic<long> next{0};
+        std::atomic<long> done{0};
+        const auto t0 = Clock::now();
+        const auto period = std::chrono::duration<double>(1.0 / mode_.rate);
+        std::vector<std::thread> workers;
+        for (int w = 0; w < 48; ++w) {
+            workers.emplace_back([&] {
+                Http http;
+                for (;;) {
+                    const long i = next++;
+                    if (i >= mode_.orders) return;
+                    std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
+                                                           period * static_cast<double>(i)));
+                    std::mt19937_64 rng(seed_ * 1'000'003ULL + static_cast<std::uint64_t>(i));
+                    place(http, i, rng);
+                    ++done;
+                }
+            });
+        }
+        std::atomic<bool> faults_done{false};
+        std::thread schedule([&] {
+            for (const auto& f : faults_) {
+                std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
+                                                       std::chrono::duration<double>(f.at_s)));
+                try {
+                    strike(f);
+                } catch (const std::exception& e) {
+                    say("fault " + f.describe() + " failed: " + e.what());
+                    fault_errors_++;
+                }
+            }
+            faults_done = true;
+        });
+        long last = -1;
+        while (done < mode_.orders || !faults_done) {
+            supervise();
+            std::this_thread::sleep_for(500ms);
+            const auto now = Clock::now();
+            if (now - last_progress_ > 10s) {
+                last_progress_ = now;
+                if (done != last)
+                    say("orders answered " + std::to_string(done.load()) + " of " +
+                        std::to_string(mode_.orders));
+                last = done;
+            }
+        }
+        schedule.join();
+        for (auto& w : workers) w.join();
+        journal_.close();
+        std::string tally;
+        for (const auto& [status, n] : answers_) {
+            tally += " " + std::to_string(status) + ":" + std::to_string(n);
+        }
+        say("load done in " +
+            std::to_string(
+                static_cast<long>(std::chrono::duration<double>(Clock::now() - t0).count())) +
+            " s (planned " + std::to_string(static_cast<long>(load_s)) + " s); answers" + tally);
+        say("faults struck: " + std::to_string(kills_) + " SIGKILLs, " + std::to_string(crashes_) +
+            " restarts to crash inside a transaction, " + std::to_string(pauses_) + " SIGSTOPs, " +
+            std::to_string(broker_restarts_) + " broker restarts, " +
+            std::to_string(provider_outages_) + " provider outages; " +
+            std::to_string(self_exits_) + " exits by themselves (the injected crashes among them)");
+
+        // Settle: everyone running and ready, the provider healthy.
+        provider_heal();
+        for (auto& [name, p] : procs_) p->resume();
+        supervise();
+        wait_all_ready(180s);
+        say("every service ready again; checking");
+
+        const std::string check =
+            shell_quote(ORDERPIPE_CHECK_BIN) + " --bootstrap " + bootstrap_ + " --order-url " +
+            url("order-service") + " --inventory-url " + url("inventory-service") +
+            " --analytics-url " + url("analytics-service") + " --provider-url " +
+            url("fake-email-provider") + " --journal " + shell_quote(dir_ + "/journal.jsonl") +
+            " --catalog " + shell_quote(dir_ + "/catalog.json") + " --wait 180";
+        const int first = shell(check + " --json " + shell_quote(dir_ + "/check-1.json"));
+        say(std::string("check before the DLQ replay: ") +
+            (first == 0 ? "every invariant holds" : "FAILED"));
+
+        const int replay =
+            shell(shell_quote(DLQCTL_BIN) + " --bootstrap " + bootstrap_ +
+                  " replay --yes --note chaos >" + shell_quote(dir_ + "/dlqctl.log") + " 2>&1");
+        say("dlqctl replay: exit " + std::to_string(replay) + " (" + dir_ + "/dlqctl.log)");
+        const int second = shell(check + " --json " + shell_quote(dir_ + "/check-2.json"));
+        say(std::string("check after the DLQ replay: ") +
+            (second == 0 ? "every invariant holds" : "FAILED"));
+        if (fault_errors_ > 0) say(std::to_string(fault_errors_) + " faults could not be applied");
+        return first == 0 && second == 0 && replay == 0 && fault_errors_ == 0 ? 0 : 1;
+    }
+
+    std::uint64_t seed_;
+    Mode mode_;
+    std::string dir_;
+    bool keep_;
+    std::mt19937_64 rng_;
+    std::vector<Fault> faults_;
+    std::string bootstrap_;
+    std::vector<Catalog> catalog_;
+    std::map<std::string, std::uint16_t> ports_;
+    std::map<std::string, std::unique_ptr<Process>> procs_;
+    std::mutex faults_mu_;  ///< kill/restart vs the supervisor
+    std::mutex journal_mu_;
+    std::ofstream journal_;
+    std::map<long, long> answers_;  ///< final POST /orders answers by status (journal_mu_)
+    std::atomic<int> kills_{0}, crashes_{0}, pauses_{0}, broker_restarts_{0}, provider_outages_{0},
+        self_exits_{0}, fault_errors_{0};
+    Clock::time_point last_progress_ = Clock::now();
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "orderpipe-chaos: the pipeline under seeded faults, then orderpipe-check "
+        "(docs/RELIABILITY.md)"};
+    std::string mode_name = "short";
+    std::uint64_t seed = std::random_device{}();
+    if (const char* s = std::getenv("ORDERPIPE_CHAOS_SEED"); s != nullptr && *s != '\0') {
+        seed = std::stoull(s);
+    }
+    long orders = 0;
+    double rate = 0;
+    std::string dir;
+    bool keep = false;
+    app.add_option("--mode", mode_name,
+                   "short (CI: 3,000 orders at 30/s) or long (100,000 orders at 250/s)")
+        ->check(CLI::IsMember({"short", "long"}));
+    app.add_option("--seed", seed, "the schedule's seed [ORDERPIPE_CHAOS_SEED; default random]");
+    app.add_option("--orders", orders, "orders to place (default by mode)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--rate", rate, "orders per second (default by mode)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--work-dir", dir, "logs, journal and reports [a fresh dir under /tmp]");
+    app.add_flag("--keep", keep, "keep the work dir when the run passes");
+    CLI11_PARSE(app, argc, argv);
+
+    Mode mode = mode_name == "long" ? Mode{"long", 100000, 250, 5, 2, 2, 4, 2}
+                                    : Mode{"short", 3000, 30, 2, 1, 1, 2, 1};
+    if (orders > 0) mode.orders = orders;
+    if (rate > 0) mode.rate = rate;
+    if (dir.empty())
+        dir = "/tmp/orderpipe-chaos-" + std::to_string(seed) + "-" + std::to_string(getpid());
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return Chaos(seed, mode, dir, keep).run();
+}

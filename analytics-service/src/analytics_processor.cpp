@@ -104,6 +104,7 @@ void AnalyticsProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
         if (mark != marks_.end() && r.offset < mark->second) {
             continue;  // dead-lettered before this file was rebuilt
         }
+        log::Scope about(contract::log_fields(r.key, r.headers));
         log::warn("poison record sent to the DLQ", {{"topic", r.topic},
                                                     {"partition", r.partition},
                                                     {"offset", r.offset},

@@ -42,6 +42,7 @@ bool InventoryProcessor::restock(std::string sku, std::int64_t available, Restoc
 void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     sqlite::Transaction tx(store_.db());
     for (const auto& in : batch) {
+        log::Scope about(contract::log_fields(in.event));
         if (auto stored = processed_.find(kConsumer, in.event.id)) {
             // Delivered again (the Kafka transaction of the first delivery aborted or the
             // process died after the SQLite commit): re-emit exactly what was decided.
@@ -108,9 +109,7 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Inco
     auto inventory_event = contract::event_caused_by(
         in.event, reserved ? EventType::kInventoryReserved : EventType::kInventoryRejected,
         contract::source::kInventoryService, changed.to_json());
-    log::debug("reservation decided", {{"order_id", order_id},
-                                       {"correlation_id", in.event.correlation_id},
-                                       {"status", to_string(decision.status)}});
+    log::info("reservation decided", {{"status", to_string(decision.status)}});
     return {kafka::to_record(topics_.responses, order_id, result_event),
             kafka::to_record(topics_.events, order_id, inventory_event)};
 }
@@ -130,8 +129,7 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::release(const kafka::Inco
     auto released =
         contract::event_caused_by(in.event, EventType::kInventoryReleased,
                                   contract::source::kInventoryService, changed.to_json());
-    log::info("reservation released",
-              {{"order_id", order_id}, {"correlation_id", in.event.correlation_id}});
+    log::info("reservation released");
     return {kafka::to_record(topics_.events, order_id, released)};
 }
 

@@ -104,6 +104,10 @@ void EmailClient::run() {
             transfer->headers = curl_slist_append(nullptr, "Content-Type: application/json");
             transfer->headers = curl_slist_append(
                 transfer->headers, ("Idempotency-Key: " + r.idempotency_key).c_str());
+            if (!r.traceparent.empty()) {
+                transfer->headers =
+                    curl_slist_append(transfer->headers, ("traceparent: " + r.traceparent).c_str());
+            }
             curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
             curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, r.body.c_str());
             curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);

@@ -25,6 +25,7 @@ class EmailClient {
         std::uint64_t id = 0;         ///< echoed in the answer
         std::string body;             ///< the JSON document
         std::string idempotency_key;  ///< the notification_id
+        std::string traceparent{};    ///< the request event's: the provider joins the trace
     };
     using Done = std::function<void(std::uint64_t id, SendResult result)>;
 

@@ -87,6 +87,7 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
     for (auto& in : batch) {
         const Position pos{{in.record->topic, in.record->partition}, in.record->offset};
         if (works_.contains(pos)) continue;  // delivered again after an abort: we hold it
+        log::Scope about(contract::log_fields(in.event));
         if (contract::type_of(in.event) != EventType::kNotificationRequested) {
             out.dead_letter(*in.record, DlqReason::kPoisonMessage,
                             "unexpected event type " + in.event.type + " on " + in.record->topic);
@@ -124,6 +125,8 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
         auto [it, inserted] = works_.emplace(pos, std::move(w));
         if (auto sent = outcomes_.find(kSent, it->second.request.notification_id)) {
             // A replay of a notification that was in fact sent meanwhile: not again.
+            log::info("notification already sent; not sent again",
+                      {{"notification_id", it->second.request.notification_id}});
             it->second.attempts = std::stoi(*sent);
             finish(pos, it->second, /*delivered=*/true);
         }
@@ -156,7 +159,7 @@ void NotificationProcessor::dispatch(Clock::time_point now) {
                      {"text", w.request.text},
                      {"order_id", w.request.order_id},
                      {"notification_id", w.request.notification_id}};
-        send_({w.attempt_id, body.dump(), w.request.notification_id});
+        send_({w.attempt_id, body.dump(), w.request.notification_id, w.event.traceparent});
     }
 }
 
@@ -166,12 +169,15 @@ void NotificationProcessor::on_answer(const Position& pos, Work& w, const SendRe
     w.attempt_id = 0;
     send_seconds_->Observe(std::chrono::duration<double>(now - w.sent_at).count());
     const bool probe = std::exchange(w.probe, false);
+    log::Scope about(contract::log_fields(w.event));
     switch (classify(result)) {
         case Verdict::kSent:
             attempts_total_->Add({{"result", "sent"}}).Increment();
             breaker_.on_answer();
             window_ = std::min(window_ * 2, options_.max_in_flight);
             ++w.attempts;
+            log::info("notification sent",
+                      {{"notification_id", w.request.notification_id}, {"attempts", w.attempts}});
             finish(pos, w, /*delivered=*/true);
             return;
         case Verdict::kPermanent:
@@ -179,6 +185,10 @@ void NotificationProcessor::on_answer(const Position& pos, Work& w, const SendRe
             breaker_.on_answer();
             ++w.attempts;
             w.last_error = describe(result);
+            log::warn("notification failed for good; dead-lettered",
+                      {{"notification_id", w.request.notification_id},
+                       {"attempts", w.attempts},
+                       {"error", w.last_error}});
             w.outcome = failed_outcome(w, DlqReason::kPermanentError);
             finish(pos, w, /*delivered=*/false);
             return;
@@ -198,12 +208,22 @@ void NotificationProcessor::on_answer(const Position& pos, Work& w, const SendRe
                 return;
             }
             if (++w.attempts >= options_.max_attempts) {
+                log::warn("notification failed after its last attempt; dead-lettered",
+                          {{"notification_id", w.request.notification_id},
+                           {"attempts", w.attempts},
+                           {"error", w.last_error}});
                 w.outcome = failed_outcome(w, DlqReason::kMaxRetries);
                 finish(pos, w, /*delivered=*/false);
                 return;
             }
             w.due = now + retry_delay(w.attempts, options_.backoff, result.retry_after,
                                       std::uniform_real_distribution<double>(0, 1)(rng_));
+            log::info("notification send failed; retrying",
+                      {{"notification_id", w.request.notification_id},
+                       {"attempts", w.attempts},
+                       {"retry_in_ms",
+                        std::chrono::duration_cast<std::chrono::milliseconds>(w.due - now).count()},
+                       {"error", w.last_error}});
             return;
     }
 }

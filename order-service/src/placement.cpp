@@ -24,6 +24,15 @@ bool Placement::with_keys(const char* what, const std::function<void()>& f) {
     }
 }
 
+namespace {
+/// The fields of every log line about `order` (docs/CONTRACT.md "Operations").
+nlohmann::json about(const AcceptedOrder& order) {
+    return {{"order_id", order.order_id()},
+            {"correlation_id", order.correlation_id},
+            {"traceparent", order.traceparent}};
+}
+}  // namespace
+
 void Placement::place(std::vector<PlaceRequest>& batch) {
     std::vector<PlaceRequest*> placed;
     placed.reserve(batch.size());
@@ -124,6 +133,9 @@ void Placement::committed(std::vector<PlaceRequest*>& placed) {
                    {{"orders", placed.size()}});
     }
     for (auto& [r, body] : bodies) {
+        log::Scope scope(about(r->order));
+        log::info("order accepted", {{"total", r->order.created.total.to_string()},
+                                     {"items", r->order.created.items.size()}});
         r->done({PlaceOutcome::kCreated, r->order.order_id(), std::move(body), 201, ""});
     }
 }
@@ -135,6 +147,8 @@ void Placement::aborted(std::vector<PlaceRequest*>& placed, const std::string& e
         }
     });
     for (auto* r : placed) {
+        log::Scope scope(about(r->order));
+        log::info("order not created: its transaction was aborted", {{"error", error}});
         r->done({PlaceOutcome::kNotCommitted, r->order.order_id(), "", 0,
                  "the order could not be committed to Kafka and was not created: " + error});
     }
@@ -158,6 +172,9 @@ void Placement::unknown(std::vector<PlaceRequest*>& placed, const std::string& e
             }
         });
         for (auto& [r, body] : found) {
+            log::Scope scope(about(r->order));
+            log::info(body ? "order accepted (its unknown commit outcome was settled)"
+                           : "order not created (its unknown commit outcome was settled)");
             if (body) {
                 r->done({PlaceOutcome::kCreated, r->order.order_id(), std::move(*body), 201, ""});
             } else {
@@ -173,6 +190,8 @@ void Placement::unknown(std::vector<PlaceRequest*>& placed, const std::string& e
         }
     });
     for (auto* r : placed) {
+        log::Scope scope(about(r->order));
+        log::warn("order outcome unknown: answered 504, its Idempotency-Key resolves it later");
         r->done({PlaceOutcome::kOutcomeUnknown, r->order.order_id(), "", 0,
                  "Kafka did not confirm the transaction in time; the order may or may not have "
                  "been created. Check GET /orders/" +

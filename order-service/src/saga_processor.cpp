@@ -62,6 +62,7 @@ void SagaProcessor::apply(const SagaStep& step, const OrderRecord& base, bool ba
 
 void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     for (const auto& in : batch) {
+        log::Scope about(contract::log_fields(in.event));
         if (contract::type_of(in.event) != contract::EventType::kInventoryReserveResult) {
             out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage,
                             "unexpected event type " + in.event.type + " on " + in.record->topic);
@@ -74,9 +75,7 @@ void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOut
             // The read model may not have seen ORDER_CREATED yet: the result carries the order.
             if (!order) order = record_from_result(in.event, result);
             apply(on_reserve_result(*order, in.event, result, topics_), *order, is_new, out);
-            log::debug("reservation answered", {{"order_id", result.order_id},
-                                                {"correlation_id", in.event.correlation_id},
-                                                {"status", contract::to_string(result.status)}});
+            log::debug("reservation answered", {{"status", contract::to_string(result.status)}});
         } catch (const contract::ContractError& e) {
             out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage, e.what());
         }
@@ -104,9 +103,8 @@ void SagaProcessor::idle(kafka::BatchOutput& out) {
         auto step = on_customer_cancel(*order, topics_);
         c.event_id = step.emit.front().second.id;  // the ORDER_CANCELLED
         apply(step, *order, false, out);
-        log::info("customer cancel", {{"order_id", c.order_id},
-                                      {"correlation_id", order->correlation_id},
-                                      {"was", contract::to_string(order->status)}});
+        log::Scope about(contract::log_fields(step.emit.front().second));
+        log::info("customer cancel", {{"was", contract::to_string(order->status)}});
         accepted_.push_back(std::move(c));
     }
 
@@ -122,9 +120,12 @@ void SagaProcessor::idle(kafka::BatchOutput& out) {
         auto order = current(order_id);
         if (!order || order->status != OrderStatus::kPending) continue;
         try {
-            apply(on_timeout(*order, topics_), *order, false, out);
-            log::warn("order timed out",
-                      {{"order_id", order_id}, {"correlation_id", order->correlation_id}});
+            auto step = on_timeout(*order, topics_);
+            apply(step, *order, false, out);
+            if (!step.emit.empty()) {
+                log::Scope about(contract::log_fields(step.emit.front().second));
+                log::warn("order timed out");
+            }
         } catch (const contract::ContractError& e) {
             // Only well-formed orders enter the read model; this cannot be decided.
             log::error("cannot time out an order", {{"order_id", order_id}, {"error", e.what()}});
@@ -152,7 +153,12 @@ void SagaProcessor::committed() {
     for (const auto& id : releases) store_.mark_release_requested(id);
     tx.commit();
     for (const auto& e : events) {
-        if (auto t = transition_for(e)) on_change_(t->order_id, t->status);
+        if (auto t = transition_for(e)) {
+            log::Scope about(contract::log_fields(e));
+            log::info(t->status == OrderStatus::kConfirmed ? "order confirmed" : "order cancelled",
+                      {{"event_id", e.id}});
+            on_change_(t->order_id, t->status);
+        }
     }
 }
 

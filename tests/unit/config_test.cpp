@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 using orderpipe::ConfigError;
 using orderpipe::EnvReader;
 using orderpipe::runtime::ServiceSettings;
@@ -97,6 +99,49 @@ TEST_CASE("other KAFKA_ variables pass through as librdkafka properties", "[conf
           std::map<std::string, std::string>{{"security.protocol", "SASL_SSL"},
                                              {"sasl.mechanism", "SCRAM-SHA-512"}});
     CHECK(c.kafka_client("x").properties == c.kafka_properties);
+}
+
+TEST_CASE("KAFKA_DEBUG reaches librdkafka; the broker scripts' variables do not", "[config]") {
+    EnvReader env(std::map<std::string, std::string>{{"KAFKA_DEBUG", "broker,protocol"},
+                                                     {"KAFKA_HEAP_OPTS", "-Xmx1g"},
+                                                     {"KAFKA_OPTS", "-Dx=y"},
+                                                     {"KAFKA_PORT", "9092"}});
+    auto c = ServiceSettings::read(env, "order-service", 8080);
+    env.finish();
+    CHECK(c.kafka_properties == std::map<std::string, std::string>{{"debug", "broker,protocol"}});
+}
+
+TEST_CASE("a KAFKA_ variable that would override what exactly-once needs is refused, by name",
+          "[config]") {
+    for (const auto& [name, value] :
+         std::map<std::string, std::string>{{"KAFKA_ISOLATION_LEVEL", "read_uncommitted"},
+                                            {"KAFKA_ENABLE_AUTO_COMMIT", "true"},
+                                            {"KAFKA_TRANSACTIONAL_ID", "mine"},
+                                            {"KAFKA_GROUP_ID", "other"},
+                                            {"KAFKA_ENABLE_IDEMPOTENCE", "false"},
+                                            {"KAFKA_AUTO_OFFSET_RESET", "latest"}}) {
+        EnvReader env(std::map<std::string, std::string>{{name, value}});
+        auto c = ServiceSettings::read(env, "order-service", 8080);
+        try {
+            env.finish();
+            FAIL("accepted " << name);
+        } catch (const ConfigError& e) {
+            REQUIRE(e.problems().size() == 1);
+            CHECK(e.problems()[0].rfind(name + ": ", 0) == 0);
+            CHECK(e.problems()[0].find("set by orderpipe") != std::string::npos);
+        }
+        CHECK(c.kafka_properties.empty());
+    }
+}
+
+TEST_CASE("INSTANCE_ID=auto is this host's name", "[config]") {
+    EnvReader env(std::map<std::string, std::string>{{"INSTANCE_ID", "auto"}});
+    auto c = ServiceSettings::read(env, "notification-service", 8082);
+    env.finish();
+    char host[256] = {};
+    REQUIRE(gethostname(host, sizeof host - 1) == 0);
+    CHECK(c.instance_id == host);
+    CHECK(c.transactional_id("") == std::string("notification-service-") + host);
 }
 
 TEST_CASE("topic and group prefixes; every DLQ name comes from the contract", "[config]") {

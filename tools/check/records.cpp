@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <unistd.h>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -49,6 +50,23 @@ Handle consumer(const std::string& bootstrap, Isolation isolation) {
     set(conf, "isolation.level",
         isolation == Isolation::kCommitted ? "read_committed" : "read_uncommitted");
     set(conf, "log_level", "3");
+    // A secured cluster: the security settings the services take from the environment
+    // (KAFKA_SECURITY_PROTOCOL → security.protocol, KAFKA_SASL_*, KAFKA_SSL_*).
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        const std::string entry(*e);
+        const auto eq = entry.find('=');
+        if (eq == std::string::npos) continue;
+        std::string name = entry.substr(0, eq);
+        if (name.rfind("KAFKA_SECURITY_", 0) != 0 && name.rfind("KAFKA_SASL_", 0) != 0 &&
+            name.rfind("KAFKA_SSL_", 0) != 0) {
+            continue;
+        }
+        std::string key = name.substr(6);
+        for (auto& c : key) {
+            c = c == '_' ? '.' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        set(conf, key.c_str(), entry.substr(eq + 1));
+    }
     char err[512];
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (rk == nullptr) {

@@ -501,7 +501,7 @@ int main(int argc, char** argv) {
     o.bootstrap = env.string("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
     o.prefix = env.string("TOPIC_PREFIX", "");
     o.max_replays = static_cast<int>(env.integer("DLQ_MAX_REPLAYS", 3, 1, 1000));
-    o.kafka_properties = env.kafka_passthrough({"KAFKA_BOOTSTRAP_SERVERS"});
+    o.kafka_properties = env.kafka_passthrough();
     o.topic = std::string(contract::topic::kNotificationsDlq);
     const std::string fault_spec = env.string("FAULT_INJECT", "");
     try {

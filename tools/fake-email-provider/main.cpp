@@ -281,6 +281,7 @@ class FakeProvider {
         requests_.push_back({{"at", orderpipe::now_rfc3339()},
                              {"notification_id", id},
                              {"idempotency_key", key},
+                             {"traceparent", r.header("traceparent").value_or("")},
                              {"order_id", body.is_object() ? body.value("order_id", "") : ""},
                              {"attempt", attempt},
                              {"answer", answer}});

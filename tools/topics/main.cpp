@@ -7,6 +7,7 @@
 //
 // Exit codes: 0 done, 1 the cluster refused or did not answer, 2 usage error.
 
+#include "orderpipe/common/config.hpp"
 #include "orderpipe/contract/topics.hpp"
 #include "orderpipe/kafka/admin.hpp"
 
@@ -42,8 +43,17 @@ std::vector<orderpipe::kafka::NewTopic> topic_specs(const std::string& prefix, i
 int main(int argc, char** argv) {
     CLI::App app{"Creates orderpipe's topics (docs/CONTRACT.md, \"Topics\")"};
     app.require_subcommand(1);
-    const char* env_bootstrap = std::getenv("KAFKA_BOOTSTRAP_SERVERS");
-    std::string bootstrap = env_bootstrap != nullptr ? env_bootstrap : "localhost:9092";
+    // KAFKA_BOOTSTRAP_SERVERS and every other KAFKA_* variable (security settings), as the
+    // services read them (docs/CONFIGURATION.md).
+    orderpipe::EnvReader env;
+    std::string bootstrap = env.string("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
+    const auto kafka_properties = env.kafka_passthrough();
+    try {
+        env.finish();
+    } catch (const orderpipe::ConfigError& e) {
+        std::cerr << "orderpipe-topics: " << e.what() << '\n';
+        return 2;
+    }
     std::string prefix;
     int partitions = 3;
     int rf = 1;
@@ -75,7 +85,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
-        orderpipe::kafka::AdminClient admin({bootstrap, "orderpipe-topics", {}});
+        orderpipe::kafka::AdminClient admin({bootstrap, "orderpipe-topics", kafka_properties});
         const auto timeout = std::chrono::seconds(timeout_s);
         const auto until = std::chrono::steady_clock::now() + timeout;
         admin.create_topics(specs, timeout);

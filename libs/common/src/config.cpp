@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <set>
 
 extern char** environ;  // NOLINT: POSIX
 
@@ -135,15 +136,58 @@ std::string EnvReader::choice(const std::string& name, std::string fallback,
     return fallback;
 }
 
-std::map<std::string, std::string> EnvReader::kafka_passthrough(
-    const std::vector<std::string>& except) {
+namespace {
+
+// Variables of scripts/kafka.sh and of Kafka's own launch scripts (kafka-run-class.sh): they
+// share the KAFKA_ prefix but are not librdkafka properties.
+const std::set<std::string, std::less<>> kNotClientProperties = {"KAFKA_BOOTSTRAP_SERVERS",
+                                                                 "KAFKA_PORT",
+                                                                 "KAFKA_CONTROLLER_PORT",
+                                                                 "KAFKA_DATA_DIR",
+                                                                 "KAFKA_HEAP",
+                                                                 "KAFKA_HOST",
+                                                                 "KAFKA_OPTS",
+                                                                 "KAFKA_START_TIMEOUT",
+                                                                 "KAFKA_STOP_TIMEOUT",
+                                                                 "KAFKA_HOME",
+                                                                 "KAFKA_LIBS",
+                                                                 "KAFKA_HEAP_OPTS",
+                                                                 "KAFKA_JVM_PERFORMANCE_OPTS",
+                                                                 "KAFKA_LOG4J_OPTS",
+                                                                 "KAFKA_GC_LOG_OPTS",
+                                                                 "KAFKA_JMX_OPTS",
+                                                                 "KAFKA_VERSION"};
+
+// Properties orderpipe sets itself, and why: overriding one would break a guarantee.
+const std::map<std::string, std::string, std::less<>> kOwnedProperties = {
+    {"transactional.id", "it is <service>-<INSTANCE_ID>; set INSTANCE_ID"},
+    {"group.id", "it is the service's consumer group; set GROUP_PREFIX"},
+    {"group.instance.id", "it follows INSTANCE_ID"},
+    {"isolation.level", "exactly-once reads need read_committed"},
+    {"enable.auto.commit", "offsets are committed inside each transaction"},
+    {"enable.auto.offset.store", "offsets are committed inside each transaction"},
+    {"enable.idempotence", "transactions need the idempotent producer"},
+    {"auto.offset.reset", "a new group must read its topics from the beginning"},
+    {"partition.assignment.strategy", "librdkafka 2.0.2 needs an eager assignor"},
+    {"client.id", "it is <service>-<INSTANCE_ID>-<role>, used in logs and quotas"},
+    {"enable.partition.eof", "the loops rely on their own setting"},
+};
+
+}  // namespace
+
+std::map<std::string, std::string> EnvReader::kafka_passthrough() {
     std::map<std::string, std::string> out;
     auto consider = [&](const std::string& name, const std::string& value) {
         if (name.rfind("KAFKA_", 0) != 0 || name.size() <= 6) return;
-        if (std::find(except.begin(), except.end(), name) != except.end()) return;
+        if (kNotClientProperties.contains(name)) return;
         std::string key = name.substr(6);
         for (auto& c : key) {
             c = c == '_' ? '.' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        if (auto owned = kOwnedProperties.find(key); owned != kOwnedProperties.end()) {
+            problems_.push_back(name + ": " + key + " is set by orderpipe (" + owned->second +
+                                "); remove the variable");
+            return;
         }
         out[key] = value;
     };

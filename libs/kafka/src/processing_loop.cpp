@@ -505,6 +505,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                 }
                 auto decoded = from_record(rec);
                 if (auto* err = std::get_if<EnvelopeError>(&decoded)) {
+                    log::Scope about(contract::log_fields(rec.key, rec.headers));
                     log::warn("poison record sent to the DLQ", {{"loop", options_.name},
                                                                 {"topic", rec.topic},
                                                                 {"partition", rec.partition},
@@ -516,6 +517,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                 if (suspect_ && suspect_->matches(rec)) {
                     // This record alone made the processor throw a contract error: it is poison
                     // the envelope check could not see (e.g. a field of the wrong type).
+                    log::Scope about(contract::log_fields(rec.key, rec.headers));
                     log::error("record refused by its processor; sent to the DLQ",
                                {{"loop", options_.name},
                                 {"topic", rec.topic},

@@ -3,6 +3,8 @@
 #include "orderpipe/common/faults.hpp"
 #include "orderpipe/contract/topics.hpp"
 
+#include <unistd.h>
+
 #include <cctype>
 
 namespace orderpipe::runtime {
@@ -44,6 +46,16 @@ ServiceSettings ServiceSettings::read(EnvReader& env, std::string service,
     s.http_threads = static_cast<unsigned>(env.integer("HTTP_THREADS", s.http_threads, 1, 64));
     s.data_dir = env.string("DATA_DIR", s.data_dir);
     s.instance_id = env.string("INSTANCE_ID", s.instance_id);
+    if (s.instance_id == "auto") {
+        // Scaled replicas (docker compose --scale) get distinct ids from their host names; a
+        // restarted container keeps its name, so it still fences its predecessor.
+        char host[256] = {};
+        if (gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') {
+            s.instance_id = host;
+        } else {
+            env.problem("INSTANCE_ID=auto: this host has no name; set INSTANCE_ID explicitly");
+        }
+    }
     for (char ch : s.instance_id) {
         if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') {
             env.problem("INSTANCE_ID=\"" + s.instance_id +
@@ -68,12 +80,7 @@ ServiceSettings ServiceSettings::read(EnvReader& env, std::string service,
     if (auto problem = faults::validate(s.fault_inject); !problem.empty()) {
         env.problem("FAULT_INJECT=\"" + s.fault_inject + "\": " + problem);
     }
-    // The broker scripts and Kafka's own tools read these; they are not librdkafka properties.
-    s.kafka_properties = env.kafka_passthrough(
-        {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_DATA_DIR",
-         "KAFKA_HEAP", "KAFKA_HOST", "KAFKA_OPTS", "KAFKA_START_TIMEOUT", "KAFKA_STOP_TIMEOUT",
-         "KAFKA_HOME", "KAFKA_LIBS", "KAFKA_HEAP_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS",
-         "KAFKA_LOG4J_OPTS", "KAFKA_DEBUG", "KAFKA_GC_LOG_OPTS", "KAFKA_JMX_OPTS"});
+    s.kafka_properties = env.kafka_passthrough();
     return s;
 }
 

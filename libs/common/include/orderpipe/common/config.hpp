@@ -46,9 +46,13 @@ class EnvReader {
     std::string choice(const std::string& name, std::string fallback,
                        const std::vector<std::string>& allowed);
 
-    /// Every `KAFKA_*` variable except those in `except`, as librdkafka properties:
-    /// `KAFKA_SECURITY_PROTOCOL=SASL_SSL` → `security.protocol=SASL_SSL`.
-    std::map<std::string, std::string> kafka_passthrough(const std::vector<std::string>& except);
+    /// Every `KAFKA_*` variable as a librdkafka property (docs/CONFIGURATION.md):
+    /// `KAFKA_SECURITY_PROTOCOL=SASL_SSL` → `security.protocol=SASL_SSL`, except
+    /// `KAFKA_BOOTSTRAP_SERVERS` (read on its own) and the variables of the broker scripts and
+    /// Kafka's own tools (`KAFKA_HEAP_OPTS`, `KAFKA_OPTS`, ...). A property that orderpipe sets
+    /// itself because exactly-once depends on it (`isolation.level`, `transactional.id`,
+    /// `enable.auto.commit`, ...) is a problem naming the variable: it is never overridden.
+    std::map<std::string, std::string> kafka_passthrough();
 
     /// A variable that was renamed: setting the old name is a problem that names the new one.
     void renamed(const std::string& old_name, const std::string& new_name);

@@ -33,6 +33,28 @@ inline void error(std::string_view msg, const nlohmann::json& fields = nlohmann:
     write(spdlog::level::err, msg, fields);
 }
 
+/// Fields added to every line the current thread logs while the scope lives, e.g. the order,
+/// correlation id and traceparent of the event being processed, so that every line about an
+/// order carries them without each call site repeating them. Scopes nest; a call's own fields
+/// win over a scope's, an inner scope's over an outer one's.
+class Scope {
+  public:
+    explicit Scope(nlohmann::json fields);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+    /// Replaces this scope's fields (the next record of a batch, say). Only while it is the
+    /// innermost scope of its thread.
+    void reset(nlohmann::json fields) { fields_ = std::move(fields); }
+
+  private:
+    friend std::string format_line(std::string_view, spdlog::level::level_enum, std::string_view,
+                                   const nlohmann::json*, spdlog::log_clock::time_point);
+    nlohmann::json fields_;
+    const Scope* outer_;
+};
+
 /// Formats one line; exposed for tests.
 std::string format_line(std::string_view service, spdlog::level::level_enum level,
                         std::string_view msg, const nlohmann::json* fields,

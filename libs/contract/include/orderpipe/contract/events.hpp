@@ -194,6 +194,15 @@ CloudEvent event_caused_by(const CloudEvent& cause, EventType type, std::string_
 /// The event's type, or nullopt when it is not one of the contract.
 std::optional<EventType> type_of(const CloudEvent& event);
 
+/// What every log line about `event` carries (docs/CONTRACT.md "Operations"): `order_id` (its
+/// subject; `sku` for STOCK_ADJUSTED), `correlation_id` and `traceparent`. Use it with
+/// log::Scope around the handling of the event.
+nlohmann::json log_fields(const CloudEvent& event);
+/// The same from a record's key and headers, for a record that may not decode.
+nlohmann::json log_fields(
+    const std::optional<std::string>& key,
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& headers);
+
 /// The dlq.resolutions key of a dead letter.
 std::string dlq_record_key(std::string_view topic, std::int32_t partition, std::int64_t offset);
 

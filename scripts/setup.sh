@@ -3,8 +3,8 @@
 #
 # Installs everything orderpipe needs on Debian bookworm, idempotently (a second run takes a
 # second or two and touches no network):
-#   1. the Debian packages below (apt-get update + install only when one is missing; uses sudo
-#      when not root);
+#   1. the Debian packages listed in scripts/packages/build.txt (apt-get update + install only
+#      when one is missing; uses sudo when not root);
 #   2. Apache Kafka 3.9.1 (broker + console tools) as jars from Maven Central, copied by
 #      `mvn dependency:copy-dependencies` from scripts/kafka/pom.xml into
 #      ${ORDERPIPE_CACHE_DIR:-$HOME/.cache/orderpipe}/kafka-3.9.1/libs/ (outside the repo);
@@ -16,12 +16,18 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
 
-PACKAGES=(
-  build-essential cmake ninja-build pkg-config ccache git curl ca-certificates
-  librdkafka-dev nlohmann-json3-dev libspdlog-dev catch2 libboost1.81-dev libcurl4-openssl-dev
-  prometheus-cpp-dev libsqlite3-dev sqlite3 libcli11-dev kcat clang-format clang-tidy
-  openjdk-17-jre-headless maven python3
-)
+# The package list lives in one file, also read by docker/Dockerfile's build stage: one package
+# a line, '#' starts a comment.
+PACKAGE_LIST="$SCRIPT_DIR/packages/build.txt"
+if [[ ! -r "$PACKAGE_LIST" ]]; then
+  echo "setup: error: cannot read the package list $PACKAGE_LIST" >&2
+  exit 1
+fi
+mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$PACKAGE_LIST")
+if ((${#PACKAGES[@]} == 0)); then
+  echo "setup: error: no package in $PACKAGE_LIST" >&2
+  exit 1
+fi
 
 log() { echo "setup: $*"; }
 

@@ -40,7 +40,10 @@ struct AdminClient::Impl {
 };
 
 AdminClient::AdminClient(const ClientConfig& config) : impl_(std::make_unique<Impl>()) {
-    impl_->rk = impl::make_handle(RD_KAFKA_PRODUCER, impl::make_conf(config, {}));
+    // Asking for a missing topic by name (authorized()) must never create it on a broker that
+    // allows auto-creation.
+    impl_->rk = impl::make_handle(RD_KAFKA_PRODUCER,
+                                  impl::make_conf(config, {{"allow.auto.create.topics", "false"}}));
 }
 
 AdminClient::~AdminClient() = default;
@@ -60,6 +63,21 @@ std::map<std::string, int> AdminClient::topics(std::chrono::milliseconds timeout
         }
     }
     return out;
+}
+
+bool AdminClient::authorized(const std::string& topic, std::chrono::milliseconds timeout) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* raw = nullptr;
+    const auto err = rd_kafka_metadata(impl_->rk.get(), /*all_topics=*/0, rkt, &raw,
+                                       static_cast<int>(timeout.count()));
+    rd_kafka_topic_destroy(rkt);
+    if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) return false;
+    if (err) throw KafkaException(impl::classify(err, "metadata of " + topic, impl_->rk.get()));
+    impl::MetadataHolder md(raw);
+    for (int i = 0; i < md->topic_cnt; ++i) {
+        if (md->topics[i].err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) return false;
+    }
+    return true;
 }
 
 GroupDescription AdminClient::describe_group(const std::string& group,

@@ -98,6 +98,7 @@ class Runtime::Impl {
     mutable std::mutex state_mu_;
     std::optional<std::string> kafka_problem_ = std::string("not checked yet");
     std::vector<std::string> missing_topics_;
+    std::vector<std::string> unauthorized_topics_;
     std::string startup_status_ = "not started";
 
     std::mutex exit_mu_;
@@ -130,7 +131,14 @@ class Runtime::Impl {
             } else {
                 r.checks["kafka"] = "ok";
             }
-            if (!missing_topics_.empty()) {
+            if (!unauthorized_topics_.empty()) {
+                fail("topics",
+                     "not authorized: " + join(unauthorized_topics_) +
+                         " (this service's principal needs ACLs for them: "
+                         "docs/SECURITY.md)" +
+                         (missing_topics_.empty() ? std::string()
+                                                  : "; missing: " + join(missing_topics_)));
+            } else if (!missing_topics_.empty()) {
                 fail("topics", "missing: " + join(missing_topics_) +
                                    " (create them with scripts/create-topics.sh)");
             } else if (!kafka_problem_) {
@@ -197,6 +205,23 @@ class Runtime::Impl {
         for (const auto& t : topics_) {
             if (!present.contains(t)) missing.push_back(t);
         }
+        // A topic this service has no ACL for is left out of the listing as if it did not
+        // exist: ask for it by name to tell the two apart.
+        std::vector<std::string> unauthorized;
+        for (auto it = missing.begin(); it != missing.end();) {
+            bool allowed = true;
+            try {
+                allowed = admin_->authorized(*it, kMetadataTimeout);
+            } catch (const std::exception&) {
+                // Unknown: keep calling it missing.
+            }
+            if (allowed) {
+                ++it;
+            } else {
+                unauthorized.push_back(*it);
+                it = missing.erase(it);
+            }
+        }
         std::lock_guard lock(state_mu_);
         if (kafka_problem_ && kafka_problem_->rfind("unreachable", 0) == 0) {
             log::info("Kafka reachable again", {{"bootstrap", owner_.settings_.bootstrap_servers}});
@@ -205,8 +230,15 @@ class Runtime::Impl {
         if (missing != missing_topics_ && !missing.empty()) {
             log::warn("topics missing", {{"topics", join(missing)}});
         }
+        if (unauthorized != unauthorized_topics_ && !unauthorized.empty()) {
+            log::error(
+                "not authorized to use topics: this service's principal lacks an ACL "
+                "(docs/SECURITY.md)",
+                {{"topics", join(unauthorized)}});
+        }
         missing_topics_ = std::move(missing);
-        return missing_topics_.empty();
+        unauthorized_topics_ = std::move(unauthorized);
+        return missing_topics_.empty() && unauthorized_topics_.empty();
     }
 
     void health_loop() {

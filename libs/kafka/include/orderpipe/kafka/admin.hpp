@@ -45,6 +45,11 @@ class AdminClient {
     /// Every topic of the cluster with its partition count (one metadata request).
     /// @throws KafkaException (retriable) when no broker answered within `timeout`.
     std::map<std::string, int> topics(std::chrono::milliseconds timeout);
+    /// Whether this client may see `topic`: false when the broker answers
+    /// TOPIC_AUTHORIZATION_FAILED for it (an ACL is missing; the listing of topics() leaves such
+    /// topics out, as if they did not exist). A metadata request of its own.
+    /// @throws KafkaException when no broker answered within `timeout`.
+    bool authorized(const std::string& topic, std::chrono::milliseconds timeout);
 
     /// The consumer group `group` as its coordinator describes it.
     /// @throws KafkaException when it cannot be described within `timeout`.

@@ -30,8 +30,8 @@ done
 [[ $print == 1 || -n "$config" ]] || { echo "kafka-acls.sh: --command-config is required" >&2; exit 2; }
 
 DLQS="notifications.dlq orders.events.dlq inventory.requests.dlq inventory.responses.dlq inventory.events.dlq notifications.events.dlq dlq.resolutions.dlq"
-# principal | topics it reads | topics it writes (DLQs included). dlqctl: the notifications'
-# DLQ (replaying to notifications.requests) and the resolutions ledger.
+# principal | topics it reads | topics it writes (DLQs included). dlqctl works on every DLQ and
+# replays a record to the topic it came from; it writes the resolutions ledger.
 ACLS=(
   "order-service|orders.events inventory.responses|orders.events inventory.requests notifications.requests inventory.responses.dlq"
   "inventory-service|inventory.requests|inventory.responses inventory.events inventory.requests.dlq"
@@ -39,7 +39,7 @@ ACLS=(
   # analytics counts what lands in every DLQ, and dead-letters poison of the topics it reads
   # (never of a DLQ)
   "analytics-service|orders.events inventory.events notifications.events dlq.resolutions $DLQS|orders.events.dlq inventory.events.dlq notifications.events.dlq dlq.resolutions.dlq"
-  "dlqctl|notifications.dlq dlq.resolutions|notifications.requests dlq.resolutions"
+  "dlqctl|dlq.resolutions $DLQS|dlq.resolutions notifications.requests orders.events inventory.requests inventory.responses inventory.events notifications.events"
 )
 
 run() {

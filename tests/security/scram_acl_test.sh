@@ -8,7 +8,7 @@
 # (scripts/kafka-acls.sh, derived from docs/CONTRACT.md "Topics"). It checks that
 #   1. every service runs with its own credentials (given as KAFKA_* variables): an order is
 #      confirmed, its email sent and counted by analytics, and orderpipe-check finds no
-#      violation reading the topics as the admin;
+#      violation reading the topics as the admin; dlqctl works as its own principal too;
 #   2. a service started with credentials that have no ACL for its topics is refused and says
 #      so: it stays up (no crash loop), /readyz is 503 naming the topics it is not authorized
 #      for, and its log says which ACLs are missing.
@@ -208,6 +208,11 @@ env $ADMIN_ENV "$BUILD/tools/check/orderpipe-check" --bootstrap "$BOOTSTRAP" \
   --analytics-url "http://127.0.0.1:${HTTP[analytics-service]}" \
   --provider-url "http://127.0.0.1:$PROVIDER_PORT" --catalog "$WORK/seed.json" --wait 60 \
   >"$WORK/check.log" 2>&1 || fail "orderpipe-check found violations (see check.log)"
+
+say "dlqctl as User:dlqctl"
+# shellcheck disable=SC2046
+env $(client_env dlqctl "${PASSWORD[dlqctl]}") "$BUILD/tools/dlqctl" stats >"$WORK/dlqctl.log" 2>&1 ||
+  fail "dlqctl stats with its own credentials (see dlqctl.log)"
 
 # --- 5. credentials without ACLs for the service's topics ----------------------------------------
 say "an inventory-service with the notification-service's credentials"

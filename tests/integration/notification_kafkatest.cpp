@@ -7,6 +7,7 @@
 
 #include "orderpipe/common/time.hpp"
 #include "orderpipe/contract/events.hpp"
+#include "orderpipe/kafka/admin.hpp"
 #include "orderpipe/kafka/producer.hpp"
 
 #include <algorithm>
@@ -457,6 +458,26 @@ TEST_CASE("two instances share the group: the partitions are shared, nothing is 
         CHECK(Pipeline::metric("http://127.0.0.1:" + std::to_string(port),
                                "notification_outcomes_total{outcome=\"sent\"}") > 0);
     }
+
+    // SIGTERM: the stopped instance leaves the group as it closes (no waiting for its 10 s
+    // session timeout), and the other one takes its partitions and carries on.
+    const std::string group = p.prefix + "-notification-service";
+    auto members = [&] {
+        kafka::AdminClient admin(client_config("group-watch"));
+        return admin.describe_group(group, std::chrono::seconds(5)).members.size();
+    };
+    REQUIRE(members() == 2);
+    CHECK(p.notification_processes.back()->terminate() == 0);
+    const auto stopped = std::chrono::steady_clock::now();
+    REQUIRE(eventually([&] { return members() == 1; }, std::chrono::seconds(10)));
+    CHECK(std::chrono::steady_clock::now() - stopped < std::chrono::seconds(5));
+    std::vector<std::string> more;
+    for (int i = 100; i < 130; ++i) more.push_back("o-" + std::to_string(i));
+    request(p, more);
+    REQUIRE(eventually([&] { return finished(p) == 130; }, std::chrono::seconds(60)));
+    sent = http_request("GET", p.provider_url("/sent")).json();
+    CHECK(sent["count"] == 130);
+    CHECK(sent["duplicates"] == 0);
 }
 
 TEST_CASE("dlqctl: clear errors, and the loop guard on a poison record replayed again",

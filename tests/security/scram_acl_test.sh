@@ -240,6 +240,26 @@ for _ in $(seq 1 10); do
 done
 say "refused and says so: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["checks"]["topics"])' "$WORK/refused-readyz.json")"
 
+say "a notification-service whose consumer group has no ACL (GROUP_PREFIX=rogue-)"
+ROGUE_PORT="$(free_port)"
+# shellcheck disable=SC2046
+start notification-rogue "$BUILD/notification-service/notification-service" "$ROGUE_PORT" \
+  INSTANCE_ID=rogue GROUP_PREFIX=rogue- \
+  $(client_env notification-service "${PASSWORD[notification-service]}")
+ROGUE_PID="${PIDS[-1]}"
+group_refused() {
+  local body
+  body="$(curl -sS "http://127.0.0.1:$ROGUE_PORT/readyz")" || return 1
+  [[ "$body" == *"roup authorization failed"* ]]
+}
+wait_for "/readyz says the group is not authorized" 60 group_refused
+for _ in $(seq 1 6); do
+  kill -0 "$ROGUE_PID" 2>/dev/null || fail "the notification-service without a group ACL exited"
+  sleep 0.5
+done
+say "refused and says so: $(curl -sS "http://127.0.0.1:$ROGUE_PORT/readyz" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["detail"])')"
+
 # The pipeline did not notice.
 curl -fsS "http://127.0.0.1:${HTTP[inventory-service]}/readyz" >/dev/null || fail "inventory-service not ready"
 say "passed"

@@ -156,6 +156,11 @@ PollResult Consumer::poll_batch(std::size_t max, std::chrono::milliseconds timeo
                 impl::classify(msg->err, rd_kafka_message_errstr(msg.get()), impl_->rk.get());
             // Fatal (e.g. FENCED_INSTANCE_ID: another member took our group.instance.id).
             if (msg->err == RD_KAFKA_RESP_ERR__FATAL) throw KafkaException(e);
+            if (msg->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+                msg->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+                result.not_authorized = e.describe();  // the loop says it, once
+                continue;
+            }
             log::warn("consumer error", {{"error", e.describe()}});
             continue;
         }

@@ -191,6 +191,17 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         status_ = {ready, std::move(detail)};
     }
     void set_not_ready(std::string why) { set_status(false, std::move(why)); }
+    /// The broker refused this principal the group or a topic: not ready until an ACL is added
+    /// (the consumer keeps trying; the next assignment makes the loop ready again).
+    void not_authorized(const std::string& error) {
+        const std::string why = "not authorized: " + error + " (group " + options_.group_id +
+                                "; this service's principal needs an ACL: docs/SECURITY.md)";
+        if (status().detail != why) {
+            log::error("the broker refused this service's principal",
+                       {{"loop", options_.name}, {"group", options_.group_id}, {"error", error}});
+        }
+        set_not_ready(why);
+    }
     void set_ready() {
         if (producer_->initialised() && joined_) {
             set_status(true, "");
@@ -473,6 +484,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                 fatal(std::string("the consumer failed: ") + e.what());
                 return;
             }
+            if (r.not_authorized) not_authorized(*r.not_authorized);
             if (r.records.empty()) {
                 if (!pending_.empty() || wake_requested_) break;
                 continue;

@@ -44,6 +44,9 @@ struct PollResult {
     /// Partitions whose end (the last stable offset, read_committed) was reached; `offset` is
     /// that end offset.
     std::vector<TopicPartitionOffset> reached_end;
+    /// The broker refused this client's principal the group or a topic (an ACL is missing):
+    /// the error as librdkafka describes it. The consumer keeps retrying.
+    std::optional<std::string> not_authorized;
 };
 
 class Consumer {

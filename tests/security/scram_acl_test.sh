@@ -11,7 +11,8 @@
 #      violation reading the topics as the admin; dlqctl works as its own principal too;
 #   2. a service started with credentials that have no ACL for its topics is refused and says
 #      so: it stays up (no crash loop), /readyz is 503 naming the topics it is not authorized
-#      for, and its log says which ACLs are missing.
+#      for, and its log says which ACLs are missing; likewise one whose consumer group has
+#      no ACL (GROUP_PREFIX=rogue-), named under its loop's check.
 # It starts its own broker on free ports and stops everything it started. ORDERPIPE_KEEP=1
 # keeps the work directory (certificates, broker and service logs).
 set -euo pipefail

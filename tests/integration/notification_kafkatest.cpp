@@ -480,6 +480,29 @@ TEST_CASE("two instances share the group: the partitions are shared, nothing is 
     CHECK(sent["duplicates"] == 0);
 }
 
+TEST_CASE("with the breaker open and nothing held, the next request is taken and probes",
+          "[notification][kafka][breaker]") {
+    // The last attempt of a failing request opens the breaker and finishes the request (to the
+    // DLQ): nothing is held any more. The breaker needs a request to probe with, so the service
+    // must still take one, or it would consume nothing ever again.
+    Pipeline p;
+    p.start_provider();
+    p.provider_rules({{"match", {{"order_id", "o-1"}}}, {"answer", "503"}});
+    p.extra_env = {{"NOTIFY_MAX_ATTEMPTS", "2"},
+                   {"NOTIFY_BREAKER_FAILURES", "2"},
+                   {"NOTIFY_BREAKER_OPEN_MS", "500"},
+                   {"NOTIFY_BACKOFF_MS", "50"}};
+    p.start_notifications();
+    const auto failed = request(p, {"o-1"});
+    REQUIRE(eventually([&] { return finished(p) == 1; }));
+    CHECK(outcomes(p)[failed[0]]["FAILED"] == 1);
+    CHECK(http_request("GET", p.notification_url("/readyz")).body.find("open") !=
+          std::string::npos);
+    const auto next = request(p, {"o-2", "o-3"});
+    REQUIRE(eventually([&] { return finished(p) == 3; }));
+    check_sent_once(p, next);
+}
+
 TEST_CASE("dlqctl: clear errors, and the loop guard on a poison record replayed again",
           "[dlqctl][kafka]") {
     Pipeline p;

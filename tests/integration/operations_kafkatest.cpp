@@ -291,3 +291,40 @@ TEST_CASE(
                        << " ms; " << ok << " orders answered 201, " << refused
                        << " answered 503 during the drain");
 }
+
+TEST_CASE("a drain that hangs: SHUTDOWN_TIMEOUT exits 1, and so does a second SIGTERM at once",
+          "[operations][drain][kafka]") {
+    Pipeline p;
+    // The stop hangs once draining (FAULT_INJECT drain-stall): /readyz is seen draining, then
+    // the watchdog ends it.
+    p.start_order_process(
+        {{"SHUTDOWN_TIMEOUT", "2s"}, {"FAULT_INJECT", "order-service:drain-stall:1"}});
+    const auto log = p.dir.path() + "/order-service.log";
+    const auto signalled = std::chrono::steady_clock::now();
+    auto draining = [&] {
+        auto r = http_request("GET", p.order_url("/readyz"));
+        return r.status == 503 &&
+               r.json()["checks"].value("lifecycle", "").rfind("draining", 0) == 0;
+    };
+    REQUIRE(::kill(p.order_process->pid(), SIGTERM) == 0);
+    REQUIRE(eventually(draining));
+    auto post = http_request("POST", p.order_url("/orders"),
+                             Pipeline::order_body({{"MOUSE-001", 1}}).dump(),
+                             {"Content-Type: application/json"});
+    CHECK(post.status == 503);
+    CHECK(post.headers.count("retry-after") == 1);
+    CHECK(p.order_process->wait_exit(std::chrono::seconds(20)) == std::optional<int>(1));
+    const auto took = std::chrono::steady_clock::now() - signalled;
+    CHECK(took >= std::chrono::seconds(2));
+    CHECK(took < std::chrono::seconds(10));
+    CHECK(run_command("grep -c 'exceeded SHUTDOWN_TIMEOUT' " + log).second == "1\n");
+
+    // Restarted (it loses nothing: nothing was half done), then stopped twice in a row.
+    p.start_order_process(
+        {{"SHUTDOWN_TIMEOUT", "60s"}, {"FAULT_INJECT", "order-service:drain-stall:1"}});
+    REQUIRE(::kill(p.order_process->pid(), SIGTERM) == 0);
+    REQUIRE(eventually(draining));  // the first signal was taken (two at once would merge)
+    REQUIRE(::kill(p.order_process->pid(), SIGTERM) == 0);
+    CHECK(p.order_process->wait_exit(std::chrono::seconds(10)) == std::optional<int>(1));
+    CHECK(run_command("grep -c 'second signal while draining' " + log).second == "1\n");
+}

@@ -1,5 +1,6 @@
 #include "orderpipe/runtime/runtime.hpp"
 
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/topics.hpp"
 #include "orderpipe/kafka/admin.hpp"
@@ -511,6 +512,10 @@ int Runtime::wait_for_exit() {
 
 void Runtime::stop() {
     if (draining_.exchange(true)) return;
+    if (faults::hit(settings_.service, "drain-stall")) {
+        log::warn("FAULT_INJECT drain-stall: the graceful stop hangs");
+        std::this_thread::sleep_for(std::chrono::seconds(60));
+    }
     impl_->stopper_.stop();
     if (impl_->startup_thread_.joinable()) impl_->startup_thread_.join();
     for (auto& [name, hook] : impl_->stop_before_) {

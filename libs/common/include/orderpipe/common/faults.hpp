@@ -16,6 +16,9 @@
 ///   process-fails             processing throws an infrastructure error (like SQLITE_BUSY)
 ///   rewind-partition-error    a committed offset fetched for a rewind comes with an error
 ///   projection-stall          a read-model projection takes 1.5 s to apply a batch
+///   drain-stall               (scope: the service name) a graceful stop hangs for 60 s once
+///                             draining, before it stops anything: for the tests of the
+///                             SHUTDOWN_TIMEOUT watchdog and of a second SIGTERM
 ///
 /// Thread-safe.
 

@@ -287,6 +287,7 @@ class Projection::Impl {
                     sp.release();
                 } catch (const contract::ContractError& e) {
                     ++skipped;  // `sp` undoes what the record did
+                    log::Scope about(contract::log_fields(rec.key, rec.headers));
                     log::warn("record skipped by the read model", {{"projection", options_.name},
                                                                    {"topic", rec.topic},
                                                                    {"partition", rec.partition},

@@ -186,9 +186,9 @@ void InventoryProcessor::aborted() {
 
 kafka::OutgoingRecord stock_adjusted_record(const std::string& topic, const CatalogItem& item) {
     contract::StockAdjusted data{item.sku, item.available, item.reserved};
-    auto event = contract::new_event(EventType::kStockAdjusted, contract::source::kInventoryService,
-                                     item.sku, new_uuid_v7(), std::nullopt,
-                                     TraceContext::fresh().header(), data.to_json());
+    auto event =
+        contract::new_event(EventType::kStockAdjusted, contract::source::kInventoryService,
+                            item.sku, new_uuid_v7(), std::nullopt, next_hop(""), data.to_json());
     return kafka::to_record(topic, item.sku, event);
 }
 

@@ -29,13 +29,17 @@ class KafkaIntakeTransactions final : public IntakeTransactions {
 
     Result commit(const std::vector<const AcceptedOrder*>& orders,
                   Clock::time_point deadline) override {
+        std::vector<kafka::OutgoingRecord> traced;  // only when tracing is on
         try {
             producer_.begin();
             for (const auto* o : orders) {
                 auto [created, reserve] = intake_events(*o);
-                producer_.produce(kafka::to_record(options_.orders_topic, o->order_id(), created));
-                producer_.produce(
-                    kafka::to_record(options_.inventory_topic, o->order_id(), reserve));
+                auto records = {kafka::to_record(options_.orders_topic, o->order_id(), created),
+                                kafka::to_record(options_.inventory_topic, o->order_id(), reserve)};
+                for (const auto& r : records) {
+                    producer_.produce(r);
+                    if (tracing::enabled()) traced.push_back(r);
+                }
             }
             if (options_.before_commit || faults::enabled()) {
                 // Injected faults strike after the records reached the broker, so an abort has
@@ -55,6 +59,7 @@ class KafkaIntakeTransactions final : public IntakeTransactions {
         }
         switch (producer_.commit_or_abort(deadline)) {
             case kafka::TxnOutcome::kCommitted:
+                kafka::trace_committed(traced);
                 return {Outcome::kCommitted, ""};
             case kafka::TxnOutcome::kAborted:
                 return {Outcome::kAborted, "the Kafka transaction was aborted"};

@@ -170,8 +170,9 @@ AcceptedOrder accept(OrderRequest request, const std::optional<std::string>& tra
     o.correlation_id = new_uuid_v7();
     o.created_event_id = new_uuid_v7();
     o.reserve_event_id = new_uuid_v7();
-    auto trace = traceparent ? TraceContext::parse(*traceparent) : std::nullopt;
-    o.traceparent = (trace ? trace->child() : TraceContext::fresh()).header();
+    // The intake's hop: from the request to the commit of ORDER_CREATED, under the caller's
+    // span (a new trace without a valid traceparent).
+    o.traceparent = next_hop(traceparent.value_or(""));
     return o;
 }
 

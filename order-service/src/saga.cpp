@@ -14,9 +14,8 @@ using nlohmann::json;
 /// An event of this order caused by `cause_id`, continuing the trace of `traceparent`.
 CloudEvent order_event(const OrderRecord& o, const std::string& cause_id,
                        const std::string& traceparent, EventType type, json data) {
-    auto parent = TraceContext::parse(traceparent).value_or(TraceContext::fresh());
     return contract::new_event(type, contract::source::kOrderService, o.order_id, o.correlation_id,
-                               cause_id, parent.child().header(), std::move(data));
+                               cause_id, next_hop(traceparent), std::move(data));
 }
 
 CloudEvent notification(const OrderRecord& o, const contract::OrderCreated& order,

@@ -761,7 +761,8 @@ def check_compose(root: Path, r: Report, src: Sources, df: Dockerfile | None):
                         f"{where}: KAFKA_BOOTSTRAP_SERVERS names {hp}, not a broker here")
         for var, value in s.env.items():
             m = re.match(r"https?://([^/:]+):(\d+)", value)
-            if m and m.group(1) in services:
+            if m and m.group(1) in services and services[m.group(1)].binary is not None:
+                # One of ours: it listens on its HTTP_PORT (third-party images have their own).
                 other = services[m.group(1)]
                 r.check(other.http_port == m.group(2), path,
                         f"{where}: {var} uses port {m.group(2)} of {other.name}, which "

@@ -4,6 +4,10 @@
 // duplicated, no order answered 503 committed, and the restarted service carrying on.
 #include "pipeline.hpp"
 
+#include "orderpipe/http/server.hpp"
+
+#include <prometheus/registry.h>
+
 #include <csignal>
 #include <fstream>
 #include <set>
@@ -40,9 +44,46 @@ std::map<std::string, std::string> child_env(const Pipeline& p, const std::strin
 
 }  // namespace
 
+/// An OpenTelemetry collector's OTLP/HTTP traces endpoint: keeps every span it is sent, with
+/// the service.name of its resource.
+struct SpanCollector {
+    std::mutex mu;
+    std::vector<nlohmann::json> spans;
+    http::Server server{http::ServerOptions{}, std::make_shared<prometheus::Registry>()};
+    SpanCollector() {
+        server.route("POST", "/v1/traces", [this](http::Request&& r, http::Responder done) {
+            auto body = nlohmann::json::parse(r.body);
+            std::lock_guard lock(mu);
+            for (auto& rs : body["resourceSpans"]) {
+                std::string service;
+                for (auto& a : rs["resource"]["attributes"])
+                    if (a["key"] == "service.name") service = a["value"]["stringValue"];
+                for (auto& ss : rs["scopeSpans"]) {
+                    for (auto span : ss["spans"]) {
+                        span["service"] = service;
+                        spans.push_back(std::move(span));
+                    }
+                }
+            }
+            done(http::Response::json(200, nlohmann::json::object()));
+        });
+        server.start();
+    }
+    std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(server.port()); }
+    std::vector<nlohmann::json> of_trace(const std::string& trace) {
+        std::lock_guard lock(mu);
+        std::vector<nlohmann::json> out;
+        for (const auto& s : spans)
+            if (s["traceId"] == trace) out.push_back(s);
+        return out;
+    }
+};
+
 TEST_CASE("one order's traceparent is in every event and every log line of its saga",
           "[operations][trace][kafka]") {
+    SpanCollector collector;
     Pipeline p;
+    p.extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.endpoint();
     p.start_provider();
     p.start_inventory_process();
     p.start_order_process();
@@ -102,6 +143,33 @@ TEST_CASE("one order's traceparent is in every event and every log line of its s
         CHECK(trace_id(r["traceparent"].get<std::string>()) == trace);
     }
     CHECK(provider_saw_it);
+
+    // Each hop was exported as a span (OTLP): one per event, all of the caller's trace, each
+    // the child of the span of the event that caused it, the first one of the caller's span.
+    std::vector<nlohmann::json> spans;
+    REQUIRE(eventually([&] {
+        spans = collector.of_trace(trace);
+        return spans.size() >= types.size();
+    }));
+    std::set<std::string> span_names;
+    std::set<std::string> span_ids{"00f067aa0ba902b7"};  // the caller's
+    std::set<std::string> services;
+    for (const auto& s : spans) {
+        span_names.insert(s["name"].get<std::string>());
+        span_ids.insert(s["spanId"].get<std::string>());
+        services.insert(s["service"].get<std::string>());
+    }
+    CHECK(span_names == types);
+    CHECK(services ==
+          std::set<std::string>{"order-service", "inventory-service", "notification-service"});
+    for (const auto& s : spans) {
+        INFO(s.dump());
+        REQUIRE(s.contains("parentSpanId"));
+        CHECK(span_ids.contains(s["parentSpanId"].get<std::string>()));
+        CHECK(std::stoll(s["endTimeUnixNano"].get<std::string>()) >=
+              std::stoll(s["startTimeUnixNano"].get<std::string>()));
+        if (s["name"] == "ORDER_CREATED") CHECK(s["parentSpanId"] == "00f067aa0ba902b7");
+    }
 
     // Every log line about the order, in every service, carries the trace and the saga id (the
     // services flush on exit).

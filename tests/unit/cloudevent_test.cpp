@@ -111,3 +111,17 @@ TEST_CASE("ce_ headers must be UTF-8 text", "[cloudevent]") {
         hs.emplace_back(k, k == "ce_subject" ? std::string("\xed\xa0\x80") : v);  // surrogate
     CHECK(std::holds_alternative<EnvelopeError>(decode_event(hs, std::string_view("{}"))));
 }
+
+TEST_CASE("next_hop continues a valid trace with a new span, or starts one", "[cloudevent]") {
+    const std::string caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    auto next = orderpipe::TraceContext::parse(orderpipe::next_hop(caller));
+    REQUIRE(next.has_value());
+    CHECK(next->trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(next->span_id != "00f067aa0ba902b7");
+    for (const std::string bad :
+         {"", "junk", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}) {
+        auto fresh = orderpipe::TraceContext::parse(orderpipe::next_hop(bad));
+        REQUIRE(fresh.has_value());
+        CHECK(fresh->trace_id != "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+}

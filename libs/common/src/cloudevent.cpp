@@ -2,6 +2,7 @@
 
 #include "orderpipe/common/json.hpp"
 #include "orderpipe/common/time.hpp"
+#include "orderpipe/common/tracing.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -62,11 +63,17 @@ CloudEvent CloudEvent::make(std::string type, std::string source, std::string su
     return e;
 }
 
+std::string next_hop(std::string_view traceparent) {
+    const auto parent = TraceContext::parse(traceparent);
+    const auto hop = parent ? parent->child() : TraceContext::fresh();
+    if (tracing::enabled()) tracing::begin(hop.span_id, parent ? parent->span_id : std::string());
+    return hop.header();
+}
+
 CloudEvent CloudEvent::caused_by(const CloudEvent& cause, std::string type, std::string source,
                                  nlohmann::json data) {
-    auto parent = TraceContext::parse(cause.traceparent).value_or(TraceContext::fresh());
     return make(std::move(type), std::move(source), cause.subject, cause.correlation_id, cause.id,
-                parent.child().header(), std::move(data));
+                next_hop(cause.traceparent), std::move(data));
 }
 
 Headers CloudEvent::headers() const {

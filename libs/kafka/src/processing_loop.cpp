@@ -3,6 +3,7 @@
 #include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/common/time.hpp"
+#include "orderpipe/common/tracing.hpp"
 #include "orderpipe/contract/events.hpp"
 #include "orderpipe/contract/topics.hpp"
 #include "orderpipe/kafka/consumer.hpp"
@@ -625,6 +626,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         if (ending == Ending::kCommitted) {
             for (const auto& o : committing_) committed_next_[{o.topic, o.partition}] = o.offset;
             txn_committed_->Increment();
+            if (tracing::enabled()) trace_committed(out.records());  // event_record.hpp
             isolate_remaining_ -= std::min(isolate_remaining_, pending_.size());
             records_poison_->Increment(static_cast<double>(out.poison()));
             records_dlq_->Increment(static_cast<double>(out.dead_letters() - out.poison()));

@@ -81,6 +81,18 @@ ServiceSettings ServiceSettings::read(EnvReader& env, std::string service,
         env.problem("FAULT_INJECT=\"" + s.fault_inject + "\": " + problem);
     }
     s.kafka_properties = env.kafka_passthrough();
+    // OpenTelemetry's own variable names, so a collector set up for other services just works.
+    const std::string otlp = env.string("OTEL_EXPORTER_OTLP_ENDPOINT", "");
+    s.traces_url = env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "");
+    if (s.traces_url.empty() && !otlp.empty()) {
+        s.traces_url = otlp.back() == '/' ? otlp + "v1/traces" : otlp + "/v1/traces";
+    }
+    if (!s.traces_url.empty() && s.traces_url.rfind("http://", 0) != 0 &&
+        s.traces_url.rfind("https://", 0) != 0) {
+        env.problem("OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"" +
+                    s.traces_url + "\": expected an http:// or https:// URL (OTLP/HTTP)");
+    }
+    s.trace_service = env.string("OTEL_SERVICE_NAME", s.service);
     return s;
 }
 

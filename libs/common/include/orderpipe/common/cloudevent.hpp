@@ -45,6 +45,11 @@ struct CloudEvent {
     std::string value() const;
 };
 
+/// The traceparent of the next hop after `traceparent`: the same trace with a new span id, or a
+/// new trace when `traceparent` is not a valid one. With span export on, the hop begins here
+/// (common/tracing.hpp). Every new traceparent of the pipeline is made by this function.
+std::string next_hop(std::string_view traceparent);
+
 struct EnvelopeError {
     std::string message;  ///< e.g. "missing header ce_type"; becomes dlq.last_error
 };

@@ -2,6 +2,7 @@
 /// CloudEvents ↔ Kafka records (binary mode, docs/CONTRACT.md "Events").
 
 #include "orderpipe/common/cloudevent.hpp"
+#include "orderpipe/common/tracing.hpp"
 #include "orderpipe/kafka/types.hpp"
 
 namespace orderpipe::kafka {
@@ -21,6 +22,24 @@ inline OutgoingRecord to_record(std::string topic, std::string key, const CloudE
 inline std::variant<CloudEvent, EnvelopeError> from_record(const ConsumedRecord& r) {
     return decode_event(r.headers,
                         r.value ? std::optional<std::string_view>(*r.value) : std::nullopt);
+}
+
+/// These records were committed: each event among them ends its hop's span (common/tracing.hpp;
+/// a no-op unless tracing is on).
+inline void trace_committed(const std::vector<OutgoingRecord>& records) {
+    for (const auto& r : records) {
+        const std::string* traceparent = nullptr;
+        const std::string* type = nullptr;
+        for (const auto& [k, v] : r.headers) {
+            if (!v) continue;
+            if (k == "traceparent") traceparent = &*v;
+            if (k == "ce_type") type = &*v;
+        }
+        if (traceparent == nullptr || type == nullptr) continue;
+        tracing::committed(
+            *traceparent, *type,
+            {{"messaging.destination.name", r.topic}, {"orderpipe.key", r.key.value_or("")}});
+    }
 }
 
 /// An outgoing record as JSON, to store a result for re-emission (ProcessedEvents, outbox).

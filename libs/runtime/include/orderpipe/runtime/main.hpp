@@ -16,6 +16,7 @@
 #include "orderpipe/common/config.hpp"
 #include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/tracing.hpp"
 #include "orderpipe/kafka/error.hpp"
 #include "orderpipe/runtime/runtime.hpp"
 
@@ -56,6 +57,7 @@ int run_service() {
     // (docs/BENCHMARKS.md). MALLOC_ARENA_MAX, when set, still decides.
     if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
     faults::configure(config.settings.fault_inject);
+    tracing::configure(config.settings.traces_url, config.settings.trace_service);
 
     // Block the signals in every thread (threads inherit the mask); one thread waits for them,
     // so no signal handler ever runs concurrently with the service's code.
@@ -94,6 +96,7 @@ int run_service() {
         log::error("stop failed", {{"error", e.what()}});
         return kExitFailure;
     }
+    tracing::flush();
     if (code == kExitConfiguration) {
         std::cerr << Service::kName << ": stopped; see the log for why (exit code 2)\n";
     }

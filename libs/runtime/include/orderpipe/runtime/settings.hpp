@@ -31,6 +31,10 @@ struct ServiceSettings {
     std::string topic_prefix;                   ///< TOPIC_PREFIX (shared clusters, tests)
     std::string group_prefix;                   ///< GROUP_PREFIX
     std::string fault_inject;                   ///< FAULT_INJECT (tests and chaos only)
+    /// Where spans go (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT plus
+    /// /v1/traces); empty: tracing off. Named OTEL_SERVICE_NAME (default: the service).
+    std::string traces_url;
+    std::string trace_service;
 
     /// A contract topic name with TOPIC_PREFIX.
     std::string topic(std::string_view name) const;

@@ -124,10 +124,7 @@ class IntakeOrders final : public OrderLookup {
 
     void write_through(const std::vector<const AcceptedOrder*>& orders) override {
         sqlite::Transaction tx(db_);
-        for (const auto* o : orders) {
-            auto [created, reserve] = intake_events(*o);
-            store_.apply(created);
-        }
+        for (const auto* o : orders) store_.apply(created_event(*o));
         tx.commit();
     }
 

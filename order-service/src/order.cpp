@@ -176,16 +176,19 @@ AcceptedOrder accept(OrderRequest request, const std::optional<std::string>& tra
     return o;
 }
 
+CloudEvent created_event(const AcceptedOrder& o) {
+    CloudEvent e = contract::new_event(
+        contract::EventType::kOrderCreated, contract::source::kOrderService, o.order_id(),
+        o.correlation_id, std::nullopt, o.traceparent, o.created.to_json());
+    e.time = o.created.created_at;
+    e.id = o.created_event_id;
+    return e;
+}
+
 std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& o) {
     using contract::EventType;
-    json created = o.created.to_json();
-    CloudEvent first =
-        contract::new_event(EventType::kOrderCreated, contract::source::kOrderService, o.order_id(),
-                            o.correlation_id, std::nullopt, o.traceparent, created);
-    first.time = o.created.created_at;
-    first.id = o.created_event_id;
-    contract::InventoryReserveRequested reserve{o.order_id(), o.created.stock_lines(),
-                                                std::move(created)};
+    CloudEvent first = created_event(o);
+    contract::InventoryReserveRequested reserve{o.order_id(), o.created.stock_lines(), first.data};
     CloudEvent second =
         contract::event_caused_by(first, EventType::kInventoryReserveRequested,
                                   contract::source::kOrderService, reserve.to_json());

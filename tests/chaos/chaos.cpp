@@ -747,7 +747,13 @@ int main(int argc, char** argv) {
     std::string mode_name = "short";
     std::uint64_t seed = std::random_device{}();
     if (const char* s = std::getenv("ORDERPIPE_CHAOS_SEED"); s != nullptr && *s != '\0') {
-        seed = std::stoull(s);
+        try {
+            seed = std::stoull(s);
+        } catch (const std::exception&) {
+            std::cerr << "orderpipe-chaos: ORDERPIPE_CHAOS_SEED=\"" << s
+                      << "\": expected a non-negative integer\n";
+            return 2;
+        }
     }
     long orders = 0;
     double rate = 0;
@@ -763,7 +769,12 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     app.add_option("--work-dir", dir, "logs, journal and reports [a fresh dir under /tmp]");
     app.add_flag("--keep", keep, "keep the work dir when the run passes");
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;  // bad usage: exit code 2
+    }
 
     Mode mode = mode_name == "long" ? Mode{"long", 100000, 250, 5, 2, 2, 4, 2}
                                     : Mode{"short", 3000, 30, 2, 1, 1, 2, 1};

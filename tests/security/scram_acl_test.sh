@@ -129,8 +129,9 @@ say "starting the broker (SASL_SSL on 127.0.0.1:$PORT)"
 KAFKA_HEAP_OPTS="-Xmx512m -Xms128m" \
   KAFKA_JVM_PERFORMANCE_OPTS="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true" \
   KAFKA_LOG4J_OPTS="-Dlog4j.configuration=file:$ROOT/scripts/kafka/log4j.properties -Dkafka.logs.dir=$WORK" \
-  kafka_java kafka.Kafka "$WORK/server.properties" >"$WORK/broker.log" 2>&1 &
-BROKER_PID=$!
+  bash -c 'source "$1/scripts/lib/kafka-env.sh" && kafka_exec kafka.Kafka "$2"' _ "$ROOT" \
+  "$WORK/server.properties" >"$WORK/broker.log" 2>&1 &
+BROKER_PID=$! # the JVM itself (kafka_exec execs it), so cleanup stops the broker, not a shell
 
 BOOTSTRAP="127.0.0.1:$PORT"
 # The client settings of principal $1, as the services take them: KAFKA_* variables.
@@ -189,7 +190,7 @@ ORDER_ID="$(curl -fsS -X POST "http://127.0.0.1:${HTTP[order-service]}/orders" \
   -H 'Content-Type: application/json' -d "$ORDER" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["order_id"])')" || fail "POST /orders"
 STATUS="$(curl -fsS "http://127.0.0.1:${HTTP[order-service]}/orders/$ORDER_ID?wait=terminal&timeout_ms=30000" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')"
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" || fail "GET /orders/$ORDER_ID"
 [[ "$STATUS" == CONFIRMED ]] || fail "order $ORDER_ID is $STATUS, expected CONFIRMED"
 say "order $ORDER_ID confirmed"
 email_sent() { curl -fsS "http://127.0.0.1:$PROVIDER_PORT/sent" | grep -q "$ORDER_ID"; }
@@ -249,15 +250,18 @@ start notification-rogue "$BUILD/notification-service/notification-service" "$RO
   $(client_env notification-service "${PASSWORD[notification-service]}")
 ROGUE_PID="${PIDS[-1]}"
 group_refused() {
-  local body
+  local body code
   body="$(curl -sS "http://127.0.0.1:$ROGUE_PORT/readyz")" || return 1
-  [[ "$body" == *"roup authorization failed"* ]]
+  code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ROGUE_PORT/readyz")"
+  [[ "$code" == 503 && "$body" == *"roup authorization failed"* && "$body" == *rogue-notification-service* ]]
 }
 wait_for "/readyz says the group is not authorized" 60 group_refused
 for _ in $(seq 1 6); do
   kill -0 "$ROGUE_PID" 2>/dev/null || fail "the notification-service without a group ACL exited"
   sleep 0.5
 done
+grep -q '"the broker refused this service'"'"'s principal"' "$WORK/notification-rogue.log" ||
+  fail "its log does not say the group was refused"
 say "refused and says so: $(curl -sS "http://127.0.0.1:$ROGUE_PORT/readyz" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["detail"])')"
 

@@ -45,7 +45,12 @@ int main(int argc, char** argv) {
                    "is still settling); the last report is printed")
         ->check(CLI::Range(0.0, 86400.0));
     app.add_option("--json", json_out, "also write the report as JSON to this file");
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;  // bad usage: exit code 2
+    }
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     try {

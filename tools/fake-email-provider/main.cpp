@@ -211,7 +211,7 @@ class FakeProvider {
             const json rate = j.value("rate", json(1));
             const auto share =
                 rate.is_number() ? std::optional<double>(rate.get<double>()) : number_text(rate);
-            if (!share || *share < 0 || *share > 1) {
+            if (!share || !(*share >= 0 && *share <= 1)) {  // NaN too
                 d(orderpipe::http::problem(422, "Invalid rule",
                                            "rate must be a number from 0 to 1"));
                 return;

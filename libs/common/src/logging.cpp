@@ -1,13 +1,10 @@
 #include "orderpipe/common/logging.hpp"
 
+#include "orderpipe/common/signals.hpp"
 #include "orderpipe/common/time.hpp"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
-
-#include <pthread.h>
-
-#include <csignal>
 
 namespace orderpipe::log {
 namespace {
@@ -77,15 +74,8 @@ void init(std::string service, std::string_view level) {
     // second of info lines, never a warning).
     logger->flush_on(spdlog::level::warn);
     spdlog::set_default_logger(std::move(logger));
-    // The flusher thread must never take a signal meant for the process's own signal thread
-    // (a SIGTERM it took would kill the process instead of draining it): it starts with every
-    // signal blocked.
-    sigset_t all;
-    sigset_t before;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &before);
-    spdlog::flush_every(std::chrono::seconds(1));
-    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    // Its flusher thread never takes a signal meant for the process's signal thread.
+    with_signals_blocked([] { spdlog::flush_every(std::chrono::seconds(1)); });
 }
 
 void write(spdlog::level::level_enum level, std::string_view msg, const nlohmann::json& fields) {

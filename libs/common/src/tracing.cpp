@@ -2,15 +2,14 @@
 
 #include "orderpipe/common/ids.hpp"
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/signals.hpp"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <csignal>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -41,21 +40,8 @@ class Exporter {
   public:
     Exporter(std::string url, std::string service)
         : url_(std::move(url)), service_(std::move(service)) {
-        // Started with every signal blocked: a SIGTERM must reach the runtime's signal thread.
-        sigset_t all;
-        sigset_t before;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &before);
-        thread_ = std::thread([this] { run(); });
-        pthread_sigmask(SIG_SETMASK, &before, nullptr);
-    }
-    ~Exporter() {
-        {
-            std::lock_guard lock(mu_);
-            stopping_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
+        // Lives as long as the process (configure()); it never takes a process signal.
+        with_signals_blocked([this] { std::thread([this] { run(); }).detach(); });
     }
 
     void begin(const std::string& span, const std::string& parent) {
@@ -83,11 +69,8 @@ class Exporter {
                      {"attributes", json::array()}};
         if (!it->second.parent.empty()) span["parentSpanId"] = it->second.parent;
         for (const auto& [k, v] : attributes) span["attributes"].push_back(attribute(k, v));
-        open_.erase(it);  // its key stays in order_ until evicted: harmless
-        if (queue_.size() >= kMaxQueued) {
-            ++dropped_;
-            return;
-        }
+        open_.erase(it);                          // its key stays in order_ until evicted: harmless
+        if (queue_.size() >= kMaxQueued) return;  // the collector is away: dropped
         queue_.push_back(std::move(span));
         if (queue_.size() >= kBatch) cv_.notify_all();
     }
@@ -96,12 +79,8 @@ class Exporter {
         std::unique_lock lock(mu_);
         flush_requested_ = true;
         cv_.notify_all();
-        cv_.wait_for(lock, std::chrono::seconds(3),
-                     [&] { return (queue_.empty() && !posting_) || stopping_; });
+        cv_.wait_for(lock, std::chrono::seconds(3), [&] { return queue_.empty() && !posting_; });
     }
-
-    std::atomic<std::uint64_t> exported_{0};
-    std::atomic<std::uint64_t> dropped_{0};
 
   private:
     struct Hop {
@@ -112,9 +91,9 @@ class Exporter {
     void run() {
         CURL* curl = curl_easy_init();
         std::unique_lock lock(mu_);
-        while (!stopping_) {
+        for (;;) {
             cv_.wait_for(lock, std::chrono::seconds(1),
-                         [&] { return stopping_ || flush_requested_ || queue_.size() >= kBatch; });
+                         [&] { return flush_requested_ || queue_.size() >= kBatch; });
             flush_requested_ = false;
             while (!queue_.empty()) {
                 std::vector<json> batch;
@@ -130,15 +109,10 @@ class Exporter {
             }
             cv_.notify_all();
         }
-        lock.unlock();
-        curl_easy_cleanup(curl);
     }
 
     void post(CURL* curl, std::vector<json>& spans) {
-        if (curl == nullptr) {
-            dropped_ += spans.size();
-            return;
-        }
+        if (curl == nullptr) return;
         json body = {
             {"resourceSpans",
              json::array({{{"resource",
@@ -155,38 +129,33 @@ class Exporter {
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-        const auto n = body["resourceSpans"][0]["scopeSpans"][0]["spans"].size();
         const CURLcode rc = curl_easy_perform(curl);
         long status = 0;
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
         curl_slist_free_all(headers);
         if (rc == CURLE_OK && status >= 200 && status < 300) {
-            exported_ += n;
+            failing_ = false;
             return;
         }
-        dropped_ += n;
-        // Once per outage, not per batch.
+        // The batch is dropped. Said once per outage, not per batch.
         if (!failing_.exchange(true)) {
             log::warn("cannot export spans; dropping them until the collector answers",
                       {{"url", url_},
                        {"error", rc != CURLE_OK ? curl_easy_strerror(rc)
                                                 : "HTTP " + std::to_string(status)}});
         }
-        return;
     }
 
     std::string url_;
     std::string service_;
     std::mutex mu_;
     std::condition_variable cv_;
-    bool stopping_ = false;
     bool flush_requested_ = false;
     bool posting_ = false;
     std::atomic<bool> failing_{false};
     std::unordered_map<std::string, Hop> open_;
     std::deque<std::string> order_;
     std::deque<json> queue_;
-    std::thread thread_;
 };
 
 std::atomic<Exporter*> g_exporter{nullptr};
@@ -214,16 +183,6 @@ void committed(const std::string& traceparent, std::string_view name,
 
 void flush() {
     if (auto* e = g_exporter.load()) e->flush();
-}
-
-std::uint64_t exported() {
-    auto* e = g_exporter.load();
-    return e != nullptr ? e->exported_.load() : 0;
-}
-
-std::uint64_t dropped() {
-    auto* e = g_exporter.load();
-    return e != nullptr ? e->dropped_.load() : 0;
 }
 
 }  // namespace orderpipe::tracing

@@ -320,11 +320,16 @@ std::string dlq_record_key(std::string_view topic, std::int32_t partition, std::
     return std::string(topic) + "/" + std::to_string(partition) + "/" + std::to_string(offset);
 }
 
+namespace {
+/// The log field of an event's subject (its key): the order, or the SKU of a STOCK_ADJUSTED.
+const char* subject_field(std::string_view type) {
+    return type == to_string(EventType::kStockAdjusted) ? "sku" : "order_id";
+}
+}  // namespace
+
 nlohmann::json log_fields(const CloudEvent& event) {
     nlohmann::json f = nlohmann::json::object();
-    if (!event.subject.empty()) {
-        f[type_of(event) == EventType::kStockAdjusted ? "sku" : "order_id"] = event.subject;
-    }
+    if (!event.subject.empty()) f[subject_field(event.type)] = event.subject;
     if (!event.correlation_id.empty()) f["correlation_id"] = event.correlation_id;
     if (!event.traceparent.empty()) f["traceparent"] = event.traceparent;
     return f;
@@ -334,16 +339,14 @@ nlohmann::json log_fields(
     const std::optional<std::string>& key,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& headers) {
     nlohmann::json f = nlohmann::json::object();
-    std::optional<std::string> type;
+    std::string type;
     for (const auto& [name, value] : headers) {
         if (!value) continue;
         if (name == "ce_correlationid") f["correlation_id"] = *value;
         if (name == "traceparent") f["traceparent"] = *value;
         if (name == "ce_type") type = *value;
     }
-    if (key && !key->empty()) {
-        f[type == to_string(EventType::kStockAdjusted) ? "sku" : "order_id"] = *key;
-    }
+    if (key && !key->empty()) f[subject_field(type)] = *key;
     return f;
 }
 

@@ -44,10 +44,6 @@ class Scope {
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
 
-    /// Replaces this scope's fields (the next record of a batch, say). Only while it is the
-    /// innermost scope of its thread.
-    void reset(nlohmann::json fields) { fields_ = std::move(fields); }
-
   private:
     friend std::string format_line(std::string_view, spdlog::level::level_enum, std::string_view,
                                    const nlohmann::json*, spdlog::log_clock::time_point);

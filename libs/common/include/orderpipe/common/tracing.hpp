@@ -7,11 +7,11 @@
 ///
 /// Off unless configured (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
 /// docs/CONFIGURATION.md); then spans are queued without blocking and posted by a background
-/// thread every second. A collector that is down costs dropped spans (counted), never a stall.
+/// thread every second. A collector that is down costs dropped spans (one warning), never a
+/// stall.
 ///
 /// Thread-safe.
 
-#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,11 +34,7 @@ void begin(const std::string& span_id, const std::string& parent_span_id);
 void committed(const std::string& traceparent, std::string_view name,
                std::vector<std::pair<std::string, std::string>> attributes);
 
-/// Posts what is queued (at exit). Bounded by about two seconds.
+/// Posts what is queued (at exit). Bounded by about three seconds.
 void flush();
-
-/// Spans exported, and dropped (queue full or collector unreachable), since start.
-std::uint64_t exported();
-std::uint64_t dropped();
 
 }  // namespace orderpipe::tracing

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -85,36 +86,62 @@ TempDir::~TempDir() {
 
 namespace {
 
+/// Reads `topic` from the beginning to its end: each partition up to the high watermark it had
+/// when the read began, taken from a read_uncommitted view (the end of the log, records of open
+/// transactions included). A read_committed consumer's end of fetch is the last stable offset:
+/// it stops before the first record of a transaction that has no commit or abort marker yet. A
+/// transaction whose commit_transaction has returned can be in that state for a while (the
+/// coordinator writes the markers asynchronously, and a restarted broker's coordinator completes
+/// the commits it had prepared only after it has loaded its log), so the read waits until the
+/// last stable offset has passed the high watermark it started from: what it returns is the
+/// truth about every transaction that had written to the topic before the call.
 std::vector<kafka::ConsumedRecord> read_all(const std::string& topic, const std::string& b,
                                             bool committed) {
-    kafka::Consumer c({b, "test-reader", {}}, [&] {
+    const auto make = [&](bool read_committed) {
         kafka::ConsumerOptions o;
         o.group_id = unique_name("test-reader");
-        o.read_committed = committed;
+        o.read_committed = read_committed;
         o.partition_eof = true;
-        return o;
-    }());
+        return std::make_unique<kafka::Consumer>(kafka::ClientConfig{b, "test-reader", {}}, o);
+    };
+    auto log_view = make(false);
     int partitions = 0;
     for (int i = 0; i < 20 && partitions == 0; ++i) {
-        partitions = c.partition_count(topic, std::chrono::seconds(5));
+        partitions = log_view->partition_count(topic, std::chrono::seconds(5));
     }
     if (partitions == 0) throw std::runtime_error("topic " + topic + " does not exist");
+    std::map<int, std::int64_t> end;      // partition -> high watermark at the start
+    std::map<int, std::int64_t> reached;  // partition -> where its last end of fetch was
     std::vector<kafka::TopicPartitionOffset> assignment;
-    std::set<int> open;
     for (int p = 0; p < partitions; ++p) {
+        end[p] = log_view->watermarks(topic, p, std::chrono::seconds(30)).second;
+        reached[p] = -1;
         assignment.push_back({topic, p, kafka::Consumer::kBeginning});
-        open.insert(p);
     }
-    c.assign(assignment);
+    log_view.reset();
+    auto c = committed ? make(true) : make(false);
+    c->assign(assignment);
     std::vector<kafka::ConsumedRecord> out;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    std::set<int> open;
+    for (const auto& [p, e] : end) open.insert(p);
     while (!open.empty()) {
         if (std::chrono::steady_clock::now() > deadline) {
-            throw std::runtime_error("reading " + topic + " did not reach the end in 60 s");
+            std::string stuck;
+            for (int p : open) {
+                stuck += " [" + std::to_string(p) + "] ends at " + std::to_string(reached[p]) +
+                         ", the log at " + std::to_string(end[p]) + ";";
+            }
+            throw std::runtime_error(
+                "reading " + topic + " did not reach the end of the log in 90 s:" + stuck +
+                " a transaction there is neither committed nor aborted");
         }
-        auto r = c.poll_batch(10000, std::chrono::milliseconds(200));
+        auto r = c->poll_batch(10000, std::chrono::milliseconds(200));
         for (auto& rec : r.records) out.push_back(std::move(rec));
-        for (const auto& tp : r.reached_end) open.erase(tp.partition);
+        for (const auto& tp : r.reached_end) {
+            reached[tp.partition] = tp.offset;
+            if (tp.offset >= end[tp.partition]) open.erase(tp.partition);
+        }
     }
     return out;
 }

@@ -44,10 +44,11 @@ class TempDir {
     std::string path_;
 };
 
-/// Every committed record of `topic` (read_committed, from the beginning to the end).
-/// A transaction's records become visible shortly *after* commit_transaction returns (the
-/// coordinator writes the markers asynchronously), so callers that expect records pass
-/// `at_least`: the read is repeated until that many are visible (or 30 s pass).
+/// Every committed record of `topic` (read_committed, from the beginning to the end of the log
+/// as it was when the call began: a transaction that had written to it by then is waited for
+/// until it is committed or aborted, up to 90 s, then the call throws naming the partition).
+/// Callers that expect records the pipeline has yet to write pass `at_least`: the read is
+/// repeated until that many are visible (or 30 s pass).
 std::vector<kafka::ConsumedRecord> read_committed(
     const std::string& topic, const std::string& bootstrap_servers = bootstrap(),
     std::size_t at_least = 0);

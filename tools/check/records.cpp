@@ -107,15 +107,19 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
     Handle rk = consumer(bootstrap, isolation);
     const int partitions = partition_count(rk.get(), topic, deadline);
 
-    // The end to reach: each partition's high watermark now. Under read_committed the end of
-    // fetch (EOF) is the last stable offset, which reaches it once no transaction is open.
+    // The end to reach: each partition's high watermark now, asked of a read_uncommitted handle
+    // (a read_committed one answers with the last stable offset, which stops before a transaction
+    // whose commit returned but whose markers are not written yet). Under read_committed the end
+    // of fetch (EOF) is the last stable offset, which reaches it once no transaction up to it is
+    // open.
+    Handle log_view = consumer(bootstrap, Isolation::kUncommitted);
     std::map<std::int32_t, std::int64_t> end;
     std::map<std::int32_t, std::int64_t> at;  // where each unfinished partition's EOF was
     rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(partitions);
     for (std::int32_t p = 0; p < partitions; ++p) {
         std::int64_t low = 0;
         std::int64_t high = 0;
-        const auto err = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &low, &high,
+        const auto err = rd_kafka_query_watermark_offsets(log_view.get(), topic.c_str(), p, &low, &high,
                                                           static_cast<int>(deadline.count()));
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_topic_partition_list_destroy(assignment);

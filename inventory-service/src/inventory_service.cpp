@@ -123,6 +123,7 @@ void InventoryService::handle_put(http::Request&& req, const http::Responder& re
         return;
     }
     if (runtime_->draining() || !runtime_->started()) {
+        if (runtime_->draining()) runtime_->refused_while_draining();
         auto r = http::problem(503, "Service Unavailable", "the service is not running");
         r.headers.emplace_back("Retry-After", "1");
         respond(std::move(r));

@@ -236,6 +236,7 @@ void OrderService::handle_create(http::Request&& req, const http::Responder& res
         respond(std::move(r));
     };
     if (runtime_->draining()) {
+        runtime_->refused_while_draining();
         answer("unavailable",
                with_retry_after(
                    http::problem(503, "Service Unavailable", "the service is shutting down"), 1));
@@ -397,6 +398,7 @@ void OrderService::handle_get(http::Request&& req, const http::Responder& respon
 void OrderService::handle_cancel(http::Request&& req, const http::Responder& respond) {
     const std::string id = req.path_params["id"];
     if (runtime_->draining()) {
+        runtime_->refused_while_draining();
         respond(with_retry_after(
             http::problem(503, "Service Unavailable", "the service is shutting down"), 1));
         return;

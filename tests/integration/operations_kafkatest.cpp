@@ -222,6 +222,12 @@ TEST_CASE(
     p.start_inventory_process();
     p.order_port = free_port();
     p.extra_env["SHUTDOWN_TIMEOUT"] = "15s";
+    // Both passing states are held until a caller has seen them (FAULT_INJECT startup-hold and
+    // drain-hold): the start waits for a /readyz that says "starting", the drain for a /readyz
+    // that says "draining" and a POST refused 503, so a busy machine cannot make them too short
+    // to observe. Nothing else of the drain changes.
+    const std::map<std::string, std::string> hold_states{
+        {"FAULT_INJECT", "order-service:startup-hold:1,order-service:drain-hold:1"}};
 
     // /readyz as a load balancer sees it: every distinct state in order, from the first try.
     enum class Seen { kDown, kStarting, kReady, kDraining, kOtherNotReady };
@@ -260,7 +266,7 @@ TEST_CASE(
         watching = false;
         if (watcher.joinable()) watcher.join();
     }};
-    p.start_order_process({}, /*wait=*/false);
+    p.start_order_process(hold_states, /*wait=*/false);
     Pipeline::wait_ready(p.order_port);
 
     // Load: 12 clients, each order with a customer id of its own so that every answer can be

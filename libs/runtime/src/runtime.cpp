@@ -102,6 +102,30 @@ class Runtime::Impl {
     std::vector<std::string> unauthorized_topics_;
     std::string startup_status_ = "not started";
 
+    /// The longest a startup-hold or drain-hold fault holds.
+    static constexpr std::chrono::milliseconds kFaultHold{10000};
+    // /readyz answers given while starting and while draining (for the *-hold faults).
+    std::atomic<long> readyz_starting_{0};
+    std::atomic<long> readyz_draining_{0};
+
+    /// Waits until `seen` holds, at most `limit` (or until the stop, with `stopper`): what the
+    /// startup-hold and drain-hold faults do, so that a test sees those states whatever the
+    /// machine's speed. @returns whether `seen` held.
+    static bool hold_until(const std::function<bool()>& seen, std::chrono::milliseconds limit,
+                           Stopper* stopper = nullptr) {
+        const auto until = std::chrono::steady_clock::now() + limit;
+        while (!seen()) {
+            if (std::chrono::steady_clock::now() >= until) return false;
+            const auto pause = std::chrono::milliseconds(5);  // polling interval
+            if (stopper != nullptr) {
+                if (!stopper->sleep(pause)) return false;
+            } else {
+                std::this_thread::sleep_for(pause);
+            }
+        }
+        return true;
+    }
+
     std::mutex exit_mu_;
     std::condition_variable exit_cv_;
     std::optional<int> exit_code_;
@@ -122,6 +146,7 @@ class Runtime::Impl {
         };
         if (owner_.draining_) {
             fail("lifecycle", "draining: the service is shutting down");
+            readyz_draining_.fetch_add(1);
         } else {
             r.checks["lifecycle"] = "running";
         }
@@ -147,6 +172,7 @@ class Runtime::Impl {
             }
             if (!owner_.started_) {
                 fail("startup", startup_status_);
+                if (!owner_.draining_) readyz_starting_.fetch_add(1);
             } else {
                 r.checks["startup"] = "done";
             }
@@ -279,6 +305,10 @@ class Runtime::Impl {
         }
         for (auto& [name, step] : steps_) {
             if (!retry(name, [&] { return step(stopper_.flag()); })) return;
+        }
+        if (faults::hit(owner_.settings_.service, "startup-hold")) {
+            log::warn("FAULT_INJECT startup-hold: starting waits for a /readyz answer to say so");
+            hold_until([this] { return readyz_starting_.load() > 0; }, kFaultHold, &stopper_);
         }
         if (stopper_.flag()) return;
         for (auto& loop : loops_) loop->start();
@@ -515,6 +545,13 @@ void Runtime::stop() {
     if (faults::hit(settings_.service, "drain-stall")) {
         log::warn("FAULT_INJECT drain-stall: the graceful stop hangs");
         std::this_thread::sleep_for(std::chrono::seconds(60));
+    }
+    if (faults::hit(settings_.service, "drain-hold")) {
+        log::warn("FAULT_INJECT drain-hold: draining waits for a /readyz answer and a refused "
+                  "request to say so");
+        Impl::hold_until(
+            [this] { return impl_->readyz_draining_.load() > 0 && drain_refusals_.load() > 0; },
+            Impl::kFaultHold);
     }
     impl_->stopper_.stop();
     if (impl_->startup_thread_.joinable()) impl_->startup_thread_.join();

@@ -19,6 +19,12 @@
 ///   drain-stall               (scope: the service name) a graceful stop hangs for 60 s once
 ///                             draining, before it stops anything: for the tests of the
 ///                             SHUTDOWN_TIMEOUT watchdog and of a second SIGTERM
+///   startup-hold              (scope: the service name) the start, its steps done, waits until
+///                             a /readyz answer has said "starting" (at most 10 s)
+///   drain-hold                (scope: the service name) a graceful stop, once draining, waits
+///                             until a /readyz answer has said "draining" and a request was
+///                             refused 503 for it (at most 10 s) before it stops anything: tests
+///                             see both states whatever the machine's speed
 ///
 /// Thread-safe.
 

@@ -133,6 +133,9 @@ class Runtime {
     void stop();
 
     bool draining() const { return draining_.load(); }
+    /// A handler answered a request 503 because the service is draining. Counted for the
+    /// drain-hold fault (orderpipe/common/faults.hpp), which holds the stop until one was.
+    void refused_while_draining() { drain_refusals_.fetch_add(1); }
     /// True once the startup steps are done and the loops started.
     bool started() const { return started_.load(); }
     std::uint16_t http_port() const;
@@ -148,6 +151,7 @@ class Runtime {
     bool state_required_ = false;
     std::atomic<bool> draining_{false};
     std::atomic<bool> started_{false};
+    std::atomic<long> drain_refusals_{0};
     std::unique_ptr<Impl> impl_;
 };
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Usage: scripts/kafka.sh start|stop|status|restart [options]
 #
-# Runs a single-node Apache Kafka 3.9.1 broker in KRaft mode (combined broker+controller,
-# node.id=1) from the jars fetched by scripts/setup.sh, in the background.
+# Runs one Apache Kafka 3.9.1 node in KRaft mode (combined broker+controller) from the jars
+# fetched by scripts/setup.sh, in the background: a single-node cluster by default (node.id=1),
+# or one node of a larger cluster (scripts/kafka-cluster.sh runs three of these).
 #
 # Options (environment variable in brackets):
 #   --port N|auto          PLAINTEXT listener port on 127.0.0.1 [KAFKA_PORT, default 9092];
@@ -13,6 +14,13 @@
 #                          [KAFKA_DATA_DIR, default <repo>/.data/kafka-<port>]
 #   --bootstrap-file F     start: write the bootstrap string (127.0.0.1:<port>) into F once up
 #   --timeout S            start: seconds to wait for the broker [KAFKA_START_TIMEOUT, 60]
+# Cluster options (stored in --data-dir on first start, reused by later starts):
+#   --node-id N            node.id [1]
+#   --voters V             controller.quorum.voters, e.g. 1@127.0.0.1:9093,2@127.0.0.1:9095
+#                          [this node alone: N@host:controller-port]
+#   --cluster-id ID        the cluster id every node is formatted with [a new one]
+#   --replication R        replication factor of new and internal topics; R > 1 also sets
+#                          min.insync.replicas (and the transaction log's min ISR) to 2 [1]
 # Other environment: KAFKA_HEAP (default "-Xmx768m -Xms256m"), KAFKA_STOP_TIMEOUT (30 s),
 #   KAFKA_HOST (listen/advertise address, default 127.0.0.1), KAFKA_OPTS (extra JVM options).
 #
@@ -64,6 +72,10 @@ env_port="${KAFKA_PORT:-}"
 opt_cport="${KAFKA_CONTROLLER_PORT:-}"
 opt_data="${KAFKA_DATA_DIR:-}"
 opt_bootstrap_file=""
+opt_node_id=""
+opt_voters=""
+opt_cluster_id=""
+opt_replication=""
 start_timeout="${KAFKA_START_TIMEOUT:-60}"
 stop_timeout="${KAFKA_STOP_TIMEOUT:-30}"
 host="${KAFKA_HOST:-127.0.0.1}"
@@ -81,6 +93,10 @@ while [[ $# -gt 0 ]]; do
     --bootstrap-file) need_arg "$@"; opt_bootstrap_file="$2"; shift 2 ;;
     --bootstrap-file=*) opt_bootstrap_file="${1#*=}"; shift ;;
     --timeout) need_arg "$@"; start_timeout="$2"; shift 2 ;;
+    --node-id) need_arg "$@"; opt_node_id="$2"; shift 2 ;;
+    --voters) need_arg "$@"; opt_voters="$2"; shift 2 ;;
+    --cluster-id) need_arg "$@"; opt_cluster_id="$2"; shift 2 ;;
+    --replication) need_arg "$@"; opt_replication="$2"; shift 2 ;;
     --timeout=*) start_timeout="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
@@ -92,6 +108,13 @@ is_port() { [[ "$1" =~ ^[0-9]+$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
 [[ -z "$env_port" || "$env_port" == auto ]] || is_port "$env_port" || die "bad KAFKA_PORT: $env_port"
 [[ -z "$opt_cport" ]] || is_port "$opt_cport" || die "bad --controller-port: $opt_cport"
 [[ "$start_timeout" =~ ^[0-9]+$ ]] || die "bad start timeout: $start_timeout"
+[[ -z "$opt_node_id" || "$opt_node_id" =~ ^[0-9]+$ ]] || die "bad --node-id: $opt_node_id"
+[[ -z "$opt_replication" || "$opt_replication" =~ ^[1-9]$ ]] ||
+  die "bad --replication: $opt_replication (1 to 9)"
+[[ -z "$opt_voters" || "$opt_voters" =~ ^[0-9]+@[^,@]+:[0-9]+(,[0-9]+@[^,@]+:[0-9]+)*$ ]] ||
+  die "bad --voters: $opt_voters (expected id@host:port,...)"
+[[ -z "$opt_cluster_id" || "$opt_cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] ||
+  die "bad --cluster-id: $opt_cluster_id (22 characters of URL-safe base64)"
 [[ "$stop_timeout" =~ ^[0-9]+$ ]] || die "bad KAFKA_STOP_TIMEOUT: $stop_timeout"
 
 # ---------------------------------------------------------------------------- helpers
@@ -201,7 +224,8 @@ started_logged() {
 }
 
 # Reads PORT, CONTROLLER_PORT, CLUSTER_ID from $data_dir/broker.env (written by start).
-stored_port="" stored_cport="" stored_cluster_id=""
+stored_port="" stored_cport="" stored_cluster_id="" stored_node_id="" stored_voters=""
+stored_replication=""
 load_state() {
   local f="$data_dir/broker.env" k v
   [[ -f "$f" ]] || return 0
@@ -210,6 +234,9 @@ load_state() {
       PORT) stored_port="$v" ;;
       CONTROLLER_PORT) stored_cport="$v" ;;
       CLUSTER_ID) stored_cluster_id="$v" ;;
+      NODE_ID) stored_node_id="$v" ;;
+      VOTERS) stored_voters="$v" ;;
+      REPLICATION) stored_replication="$v" ;;
     esac
   done <"$f"
 }
@@ -379,15 +406,23 @@ do_start() {
     done
   fi
 
-  cluster_id="${stored_cluster_id:-$(new_cluster_id)}"
+  if [[ -n "$opt_cluster_id" && -n "$stored_cluster_id" && "$opt_cluster_id" != "$stored_cluster_id" ]]; then
+    die "$data_dir belongs to cluster $stored_cluster_id, not $opt_cluster_id"
+  fi
+  cluster_id="${opt_cluster_id:-${stored_cluster_id:-$(new_cluster_id)}}"
+  local node_id="${opt_node_id:-${stored_node_id:-1}}"
+  local voters="${opt_voters:-${stored_voters:-$node_id@${bootstrap%:*}:$cport}}"
+  local replication="${opt_replication:-${stored_replication:-1}}"
+  local min_isr=1
+  ((replication > 1)) && min_isr=2
   local logs_dir="$data_dir/kafka-logs"
   mkdir -p "$logs_dir"
 
   cat >"$data_dir/server.properties" <<EOF
 # Written by scripts/kafka.sh on every start: edits are overwritten.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@${bootstrap%:*}:$cport
+node.id=$node_id
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://$bootstrap,CONTROLLER://${bootstrap%:*}:$cport
 advertised.listeners=PLAINTEXT://$bootstrap
 inter.broker.listener.name=PLAINTEXT
@@ -395,12 +430,12 @@ controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$logs_dir
 num.partitions=3
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$replication
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replication
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=3
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
@@ -419,6 +454,9 @@ EOF
     echo "PORT=$port"
     echo "CONTROLLER_PORT=$cport"
     echo "CLUSTER_ID=$cluster_id"
+    echo "NODE_ID=$node_id"
+    echo "VOTERS=$voters"
+    echo "REPLICATION=$replication"
     echo "HOST=$host"
   } >"$data_dir/broker.env"
 

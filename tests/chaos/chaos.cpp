@@ -7,7 +7,11 @@
 // retried with the same key while the answer is 409/429/5xx or none; a few customer cancels),
 // journals every final answer, and meanwhile runs the schedule: SIGKILL and restart each
 // service, SIGSTOP one for longer than its session (it wakes as a zombie and must be fenced),
-// SIGKILL and restart the broker, make the email provider fail, hang and refuse. Then it lets
+// SIGKILL and restart the broker, make the email provider fail, hang and refuse. With --brokers 3
+// it runs a 3-node KRaft cluster instead (scripts/kafka-cluster.sh: RF 3, min.insync.replicas 2)
+// and, in place of the broker restarts, SIGKILLs and restarts the node leading most partitions and
+// the node coordinating the intake's transactions, and stops and starts every node in turn,
+// reporting what the clients and /readyz saw meanwhile (broker-faults.json). Then it lets
 // the pipeline settle, runs orderpipe-check, replays the notification DLQ with dlqctl, and runs
 // orderpipe-check again. Every run prints its seed; the same seed replays the same schedule and
 // the same orders (the moments a fault strikes within a request are up to the machine).
@@ -30,6 +34,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -40,6 +47,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -175,6 +183,31 @@ int shell(const std::string& command) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+/// A command's standard output (empty when it cannot be run).
+std::string capture(const std::string& command) {
+    std::string out;
+    FILE* p = popen(command.c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[8192];
+    std::size_t n = 0;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    return out;
+}
+
+double since_start() { return std::chrono::duration<double>(Clock::now() - g_start).count(); }
+
+/// Java's String.hashCode of an ASCII string: the broker places a transactional.id in
+/// __transaction_state partition abs(hashCode) % partitions (Kafka's Utils.abs: MIN_VALUE is 0).
+int transaction_state_partition(const std::string& transactional_id, int partitions) {
+    std::uint32_t h = 0;
+    for (unsigned char c : transactional_id) h = 31 * h + c;
+    const auto signed_h = static_cast<std::int32_t>(h);
+    const std::int64_t abs_h =
+        signed_h == INT32_MIN ? 0 : std::abs(static_cast<std::int64_t>(signed_h));
+    return static_cast<int>(abs_h % partitions);
+}
+
 std::string shell_quote(const std::string& s) {
     std::string out = "'";
     for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -253,11 +286,16 @@ struct Mode {
     int broker_restarts;
     int short_pauses;
     int provider_outages;  ///< each: one failing window, one hanging window, one refusing window
+    // With --brokers 3 (a KRaft cluster, RF 3, min.insync.replicas 2) instead of broker_restarts:
+    int leader_kills = 0;       ///< SIGKILL the node leading most partitions, restart it
+    int coordinator_kills = 0;  ///< SIGKILL the node coordinating the intake's transactions
+    int rolling_restarts = 0;   ///< stop and start every node in turn, a full ISR between them
 };
 
 struct Fault {
     double at_s = 0;  ///< planned start, seconds after the load starts
-    /// kill, crash, pause, zombie, broker, provider-fail, provider-hang, provider-refuse
+    /// kill, crash, pause, zombie, broker, leader-kill, coordinator-kill, rolling, provider-fail,
+    /// provider-hang, provider-refuse
     std::string kind;
     std::string target;  ///< a service name (kill, pause, zombie)
     double hold_s = 0;   ///< down / paused / failing for this long
@@ -268,6 +306,8 @@ struct Fault {
         if (!target.empty()) o << " " << target;
         if (kind == "crash") {
             o << " (restarted with FAULT_INJECT *:kill-before-commit:" << nth << ")";
+        } else if (kind == "rolling") {
+            o << " (every node stopped and started in turn, a full ISR before the next)";
         } else {
             o << " (" << hold_s << " s)";
         }
@@ -292,6 +332,11 @@ std::vector<Fault> plan(const Mode& m, std::mt19937_64& rng, double load_s) {
     }
     for (int k = 0; k < m.broker_restarts; ++k)
         faults.push_back({0, "broker", "", uniform(1.0, 4.0)});
+    for (int k = 0; k < m.leader_kills; ++k)
+        faults.push_back({0, "leader-kill", "", uniform(1.0, 4.0)});
+    for (int k = 0; k < m.coordinator_kills; ++k)
+        faults.push_back({0, "coordinator-kill", "", uniform(1.0, 4.0)});
+    for (int k = 0; k < m.rolling_restarts; ++k) faults.push_back({0, "rolling", "", 0});
     // Longer than the session timeout (10 s): its partitions go to the other instance, and when it
     // wakes its transaction must be refused.
     const int zombie = std::uniform_int_distribution<>(1, 2)(rng);
@@ -308,9 +353,13 @@ std::vector<Fault> plan(const Mode& m, std::mt19937_64& rng, double load_s) {
     }
     std::shuffle(faults.begin(), faults.end(), rng);
     // One after the other, within the load: each takes about its hold (a broker restart also
-    // ~15 s to come back); what is left of 85 % of the load is spread between them.
+    // ~15 s to come back, a cluster node ~20 s to rejoin the ISR, a rolling restart three times
+    // that); what is left of 85 % of the load is spread between them.
     auto takes = [](const Fault& f) {
-        return f.kind == "broker" ? f.hold_s + 15 : f.kind == "crash" ? 1.0 : f.hold_s + 0.3;
+        if (f.kind == "broker") return f.hold_s + 15;
+        if (f.kind == "leader-kill" || f.kind == "coordinator-kill") return f.hold_s + 20;
+        if (f.kind == "rolling") return 60.0;
+        return f.kind == "crash" ? 1.0 : f.hold_s + 0.3;
     };
     double busy = 0;
     for (const auto& f : faults) busy += takes(f);
@@ -338,14 +387,20 @@ struct Catalog {
 
 class Chaos {
   public:
-    Chaos(std::uint64_t seed, Mode mode, std::string dir, bool keep)
-        : seed_(seed), mode_(mode), dir_(std::move(dir)), keep_(keep), rng_(seed) {}
+    Chaos(std::uint64_t seed, Mode mode, int brokers, std::string dir, bool keep)
+        : seed_(seed),
+          mode_(mode),
+          brokers_(brokers),
+          dir_(std::move(dir)),
+          keep_(keep),
+          rng_(seed) {}
 
     int run() {
         fs::create_directories(dir_);
         say("seed " + std::to_string(seed_) + " (replay: orderpipe-chaos --mode " + mode_.name +
-            " --seed " + std::to_string(seed_) + " --orders " + std::to_string(mode_.orders) +
-            " --rate " + std::to_string(static_cast<long>(mode_.rate)) + "); work dir " + dir_);
+            " --brokers " + std::to_string(brokers_) + " --seed " + std::to_string(seed_) +
+            " --orders " + std::to_string(mode_.orders) + " --rate " +
+            std::to_string(static_cast<long>(mode_.rate)) + "); work dir " + dir_);
         const double load_s = static_cast<double>(mode_.orders) / mode_.rate;
         faults_ = plan(mode_, rng_, load_s);
         for (const auto& f : faults_) say("plan: " + f.describe());
@@ -369,17 +424,117 @@ class Chaos {
 
   private:
     // Broker ---------------------------------------------------------------------------------
+    // One broker (scripts/kafka.sh) or a KRaft cluster of --brokers nodes
+    // (scripts/kafka-cluster.sh: RF 3, min.insync.replicas 2), its data in the work dir.
     std::string kafka_dir() const { return dir_ + "/kafka"; }
+    bool clustered() const { return brokers_ > 1; }
+    std::string kafka_log() const { return dir_ + "/kafka.sh.log"; }
     void start_broker() {
         const std::string cmd =
-            shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/kafka.sh") +
-            " start --port auto --data-dir " + shell_quote(kafka_dir()) + " --bootstrap-file " +
-            shell_quote(dir_ + "/bootstrap") + " >>" + shell_quote(dir_ + "/kafka.sh.log") +
-            " 2>&1";
-        if (shell(cmd) != 0)
-            throw std::runtime_error("the broker did not start; see " + dir_ + "/kafka.sh.log");
+            clustered()
+                ? shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/kafka-cluster.sh") +
+                      " start --nodes " + std::to_string(brokers_)
+                : shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/kafka.sh") +
+                      " start --port auto";
+        if (shell(cmd + " --data-dir " + shell_quote(kafka_dir()) + " --bootstrap-file " +
+                  shell_quote(dir_ + "/bootstrap") + " >>" + shell_quote(kafka_log()) + " 2>&1") !=
+            0)
+            throw std::runtime_error("the broker did not start; see " + kafka_log());
         std::ifstream(dir_ + "/bootstrap") >> bootstrap_;
         if (bootstrap_.empty()) throw std::runtime_error("no bootstrap written by kafka.sh");
+    }
+    /// scripts/kafka-cluster.sh <args> on this run's cluster; throws when it fails.
+    void cluster(const std::string& args) {
+        if (shell(shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/kafka-cluster.sh") +
+                  " " + args + " --data-dir " + shell_quote(kafka_dir()) + " >>" +
+                  shell_quote(kafka_log()) + " 2>&1") != 0)
+            throw std::runtime_error("kafka-cluster.sh " + args + " failed; see " + kafka_log());
+    }
+
+    struct Partition {
+        std::string topic;
+        int partition = 0;
+        int leader = -1;
+        std::size_t replicas = 0, isr = 0;
+    };
+    /// The cluster's metadata as one live node answers it (kcat -L -J), internal topics too.
+    std::vector<Partition> metadata() const {
+        const json m =
+            json::parse(capture("kcat -L -J -m 10 -b " + shell_quote(bootstrap_) + " 2>/dev/null"),
+                        nullptr, false);
+        if (!m.is_object() || !m.contains("topics") || !m["topics"].is_array())
+            throw std::runtime_error("kcat -L gave no metadata for " + bootstrap_);
+        std::vector<Partition> out;
+        for (const auto& t : m["topics"]) {
+            for (const auto& p : t.value("partitions", json::array())) {
+                out.push_back({t.value("topic", ""), p.value("partition", 0), p.value("leader", -1),
+                               p.value("replicas", json::array()).size(),
+                               p.value("isrs", json::array()).size()});
+            }
+        }
+        return out;
+    }
+    /// The node leading most partitions of the pipeline's topics (ties: the leader of
+    /// orders.events partition 0), and why.
+    std::pair<int, std::string> busiest_leader() const {
+        std::map<int, int> led;
+        int tie = -1, total = 0;
+        for (const auto& p : metadata()) {
+            if (p.topic.starts_with("__") || p.leader < 0) continue;
+            ++led[p.leader];
+            ++total;
+            if (p.topic == "orders.events" && p.partition == 0) tie = p.leader;
+        }
+        if (led.empty()) throw std::runtime_error("no partition has a leader");
+        auto best = led.begin();
+        for (auto it = led.begin(); it != led.end(); ++it) {
+            if (it->second > best->second || (it->second == best->second && it->first == tie))
+                best = it;
+        }
+        return {best->first, "leads " + std::to_string(best->second) + " of " +
+                                 std::to_string(total) + " partitions of the pipeline's topics"};
+    }
+    /// The node coordinating the order intake's transactions (the leader of its
+    /// __transaction_state partition), and why.
+    std::pair<int, std::string> coordinator_of(const std::string& transactional_id) const {
+        const auto parts = metadata();
+        int count = 0;
+        for (const auto& p : parts) count += p.topic == "__transaction_state" ? 1 : 0;
+        if (count == 0) throw std::runtime_error("no __transaction_state in the metadata");
+        const int wanted = transaction_state_partition(transactional_id, count);
+        for (const auto& p : parts) {
+            if (p.topic == "__transaction_state" && p.partition == wanted && p.leader >= 0)
+                return {p.leader, "coordinates transactional.id " + transactional_id +
+                                      " (__transaction_state partition " + std::to_string(wanted) +
+                                      ")"};
+        }
+        throw std::runtime_error("__transaction_state partition " + std::to_string(wanted) +
+                                 " has no leader");
+    }
+    /// Waits until every partition has a leader and its whole replica set in sync; @returns
+    /// the seconds it took.
+    double wait_full_isr(std::chrono::seconds deadline) const {
+        const auto t0 = Clock::now();
+        for (;;) {
+            std::string missing;
+            try {
+                for (const auto& p : metadata()) {
+                    if (p.leader < 0 || p.isr < p.replicas) {
+                        missing = p.topic + "[" + std::to_string(p.partition) + "] has " +
+                                  std::to_string(p.isr) + " of " + std::to_string(p.replicas) +
+                                  " replicas in sync, leader " + std::to_string(p.leader);
+                        break;
+                    }
+                }
+            } catch (const std::exception& e) {
+                missing = e.what();
+            }
+            if (missing.empty()) return std::chrono::duration<double>(Clock::now() - t0).count();
+            if (Clock::now() - t0 > deadline)
+                throw std::runtime_error("the cluster did not heal within " +
+                                         std::to_string(deadline.count()) + " s: " + missing);
+            std::this_thread::sleep_for(250ms);
+        }
     }
     void kill_broker() {
         std::string pid;
@@ -399,7 +554,9 @@ class Chaos {
         const std::string topics_cmd =
             "BUILD_DIR=" + shell_quote(ORDERPIPE_BINARY_DIR) + " " +
             shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/create-topics.sh") +
-            " --bootstrap " + bootstrap_ + " >>" + shell_quote(dir_ + "/kafka.sh.log") + " 2>&1";
+            " --bootstrap " + bootstrap_ +
+            (clustered() ? " --replication-factor " + std::to_string(std::min(brokers_, 3)) : "") +
+            " >>" + shell_quote(kafka_log()) + " 2>&1";
         if (shell(topics_cmd) != 0) throw std::runtime_error("creating the topics failed");
 
         catalog_ = {{"LAPTOP-001", "999.99", 400},
@@ -482,9 +639,10 @@ class Chaos {
     void stop_all() {
         for (auto& [name, p] : procs_) p->terminate(15s);
         if (!bootstrap_.empty()) {
-            shell(shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/kafka.sh") +
+            shell(shell_quote(std::string(ORDERPIPE_SOURCE_DIR) +
+                              (clustered() ? "/scripts/kafka-cluster.sh" : "/scripts/kafka.sh")) +
                   " stop --data-dir " + shell_quote(kafka_dir()) + " >>" +
-                  shell_quote(dir_ + "/kafka.sh.log") + " 2>&1");
+                  shell_quote(kafka_log()) + " 2>&1");
         }
     }
 
@@ -542,6 +700,32 @@ class Chaos {
             std::this_thread::sleep_for(hold);
             start_broker();
             ++broker_restarts_;
+        } else if (f.kind == "leader-kill" || f.kind == "coordinator-kill") {
+            const auto [node, why] =
+                f.kind == "leader-kill" ? busiest_leader() : coordinator_of("order-service-0");
+            const std::string n = std::to_string(node);
+            say("  node " + n + " " + why);
+            BrokerFault w{f.kind + " node " + n, since_start()};
+            cluster("kill " + n);
+            std::this_thread::sleep_for(hold);
+            cluster("start-node " + n);
+            w.back_s = since_start() - w.start_s;
+            w.isr_s = w.back_s + wait_full_isr(180s);
+            w.end_s = since_start();
+            record(w);
+            ++node_faults_;
+        } else if (f.kind == "rolling") {
+            for (int node = 1; node <= brokers_; ++node) {
+                const std::string n = std::to_string(node);
+                BrokerFault w{"rolling: node " + n + " stopped and started", since_start()};
+                cluster("stop-node " + n);
+                cluster("start-node " + n);
+                w.back_s = since_start() - w.start_s;
+                w.isr_s = w.back_s + wait_full_isr(180s);
+                w.end_s = since_start();
+                record(w);
+            }
+            ++node_faults_;
         } else if (f.kind == "provider-fail") {
             provider_rule({{"answer", "503"}});
             std::this_thread::sleep_for(hold);
@@ -561,6 +745,117 @@ class Chaos {
         }
     }
 
+    // What clients and probes saw while a broker node was away ---------------------------------
+    struct BrokerFault {
+        std::string what;
+        double start_s = 0;  ///< since the driver started
+        double back_s = 0;   ///< the node answered again, after the start
+        double isr_s = 0;    ///< every partition fully in sync again, after the start
+        double end_s = 0;
+    };
+    struct Attempt {
+        double sent_s, took_s;  ///< since the driver started; how long the answer took
+        long status;            ///< 0: none
+    };
+    void record(const BrokerFault& w) {
+        std::lock_guard lock(observed_mu_);
+        broker_faults_.push_back(w);
+    }
+
+    /// Polls every service's /readyz 4 times a second and keeps the changes.
+    void watch_readiness(const std::atomic<bool>& stop) {
+        Http http;
+        std::map<std::string, bool> last;
+        while (!stop) {
+            for (const auto& name : kServices) {
+                const bool r = http.request("GET", url(name) + "/readyz", "", {}, 1s).status == 200;
+                if (auto it = last.find(name); it == last.end() || it->second != r) {
+                    last[name] = r;
+                    std::lock_guard lock(observed_mu_);
+                    readiness_.push_back({since_start(), name, r});
+                }
+            }
+            std::this_thread::sleep_for(250ms);
+        }
+    }
+    struct ReadinessChange {
+        double at_s;
+        std::string service;
+        bool ready;
+    };
+
+    /// One line and one JSON object per node fault: the intake's answers from the fault until 5 s
+    /// after the cluster healed, its longest stretch without a 201, its slowest answer, and how
+    /// long each service said "not ready".
+    void report_broker_faults() {
+        std::lock_guard lock(observed_mu_);
+        json all = json::array();
+        for (const auto& w : broker_faults_) {
+            const double from = w.start_s, to = w.end_s + 5;
+            std::map<long, long> by_status;
+            double slowest = 0, last_201 = from, gap = 0;
+            std::vector<double> done_201;
+            for (const auto& a : attempts_) {
+                if (a.sent_s < from || a.sent_s > to) continue;
+                ++by_status[a.status];
+                slowest = std::max(slowest, a.took_s);
+                if (a.status == 201) done_201.push_back(a.sent_s + a.took_s);
+            }
+            std::sort(done_201.begin(), done_201.end());
+            for (double t : done_201) {
+                gap = std::max(gap, t - last_201);
+                last_201 = t;
+            }
+            gap = std::max(gap, to - last_201);
+            json not_ready = json::object();
+            for (const auto& name : kServices) {
+                // Ready at `from` unless the last change before it says otherwise.
+                bool ready = true;
+                double since = from, down = 0;
+                for (const auto& c : readiness_) {
+                    if (c.service != name) continue;
+                    if (c.at_s <= from) {
+                        ready = c.ready;
+                        continue;
+                    }
+                    if (c.at_s > to) break;
+                    if (!ready) down += c.at_s - since;
+                    ready = c.ready;
+                    since = c.at_s;
+                }
+                if (!ready) down += to - since;
+                not_ready[name] = std::round(down * 10) / 10;
+            }
+            json statuses = json::object();
+            std::string tally;
+            for (const auto& [st, n] : by_status) {
+                statuses[st == 0 ? "none" : std::to_string(st)] = n;
+                tally += " " + (st == 0 ? std::string("none") : std::to_string(st)) + ":" +
+                         std::to_string(n);
+            }
+            std::ostringstream o;
+            o << std::fixed << std::setprecision(1) << w.what << ": node back after " << w.back_s
+              << " s, full ISR after " << w.isr_s << " s; intake attempts" << tally
+              << "; longest without a 201 " << gap << " s; slowest answer " << slowest
+              << " s; not ready:";
+            for (const auto& [name, d] : not_ready.items()) {
+                if (d.get<double>() > 0) o << " " << name << " " << d.get<double>() << " s";
+            }
+            if (std::all_of(not_ready.begin(), not_ready.end(),
+                            [](const json& d) { return d.get<double>() == 0; }))
+                o << " none";
+            say(o.str());
+            all.push_back({{"fault", w.what},
+                           {"node_back_s", w.back_s},
+                           {"full_isr_s", w.isr_s},
+                           {"intake_attempts", statuses},
+                           {"longest_without_201_s", gap},
+                           {"slowest_answer_s", slowest},
+                           {"not_ready_s", not_ready}});
+        }
+        if (!broker_faults_.empty()) std::ofstream(dir_ + "/broker-faults.json") << all.dump(2);
+    }
+
     // Load -----------------------------------------------------------------------------------
     void journal(const json& line) {
         std::lock_guard lock(journal_mu_);
@@ -574,7 +869,12 @@ class Chaos {
         auto backoff = 100ms;
         const auto give_up = Clock::now() + 120s;
         for (;;) {
+            const double sent = since_start();
             Answer a = http.request("POST", url("order-service") + target, body, headers, 30s);
+            if (target == "/orders") {
+                std::lock_guard lock(observed_mu_);
+                attempts_.push_back({sent, since_start() - sent, a.status});
+            }
             const bool retry =
                 a.status == 0 || a.status == 409 || a.status == 429 || a.status >= 500;
             if (!retry || Clock::now() > give_up) return a;
@@ -648,6 +948,8 @@ class Chaos {
             });
         }
         std::atomic<bool> faults_done{false};
+        std::atomic<bool> load_done{false};
+        std::thread readiness([&] { watch_readiness(load_done); });
         std::thread schedule([&] {
             for (const auto& f : faults_) {
                 std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
@@ -676,6 +978,8 @@ class Chaos {
         }
         schedule.join();
         for (auto& w : workers) w.join();
+        load_done = true;
+        readiness.join();
         journal_.close();
         std::string tally;
         for (const auto& [status, n] : answers_) {
@@ -687,9 +991,10 @@ class Chaos {
             " s (planned " + std::to_string(static_cast<long>(load_s)) + " s); answers" + tally);
         say("faults struck: " + std::to_string(kills_) + " SIGKILLs, " + std::to_string(crashes_) +
             " restarts to crash inside a transaction, " + std::to_string(pauses_) + " SIGSTOPs, " +
-            std::to_string(broker_restarts_) + " broker restarts, " +
-            std::to_string(provider_outages_) + " provider outages; " +
+            std::to_string(broker_restarts_) + " broker restarts, " + std::to_string(node_faults_) +
+            " cluster node faults, " + std::to_string(provider_outages_) + " provider outages; " +
             std::to_string(self_exits_) + " exits by themselves (the injected crashes among them)");
+        report_broker_faults();
 
         // Settle: everyone running and ready, the provider healthy.
         provider_heal();
@@ -721,6 +1026,7 @@ class Chaos {
 
     std::uint64_t seed_;
     Mode mode_;
+    int brokers_;
     std::string dir_;
     bool keep_;
     std::mt19937_64 rng_;
@@ -733,8 +1039,12 @@ class Chaos {
     std::mutex journal_mu_;
     std::ofstream journal_;
     std::map<long, long> answers_;  ///< final POST /orders answers by status (journal_mu_)
-    std::atomic<int> kills_{0}, crashes_{0}, pauses_{0}, broker_restarts_{0}, provider_outages_{0},
-        self_exits_{0}, fault_errors_{0};
+    std::atomic<int> kills_{0}, crashes_{0}, pauses_{0}, broker_restarts_{0}, node_faults_{0},
+        provider_outages_{0}, self_exits_{0}, fault_errors_{0};
+    std::mutex observed_mu_;
+    std::vector<Attempt> attempts_;           ///< every POST /orders (observed_mu_)
+    std::vector<ReadinessChange> readiness_;  ///< (observed_mu_)
+    std::vector<BrokerFault> broker_faults_;  ///< (observed_mu_)
     Clock::time_point last_progress_ = Clock::now();
 };
 
@@ -759,9 +1069,15 @@ int main(int argc, char** argv) {
     double rate = 0;
     std::string dir;
     bool keep = false;
+    int brokers = 1;
     app.add_option("--mode", mode_name,
                    "short (CI: 3,000 orders at 30/s) or long (100,000 orders at 250/s)")
         ->check(CLI::IsMember({"short", "long"}));
+    app.add_option("--brokers", brokers,
+                   "1: one broker, SIGKILLed and restarted; 3: a KRaft cluster (RF 3, "
+                   "min.insync.replicas 2) whose leader, transaction coordinator and every node "
+                   "in turn are stopped")
+        ->check(CLI::IsMember({1, 3}));
     app.add_option("--seed", seed, "the schedule's seed [ORDERPIPE_CHAOS_SEED; default random]");
     app.add_option("--orders", orders, "orders to place (default by mode)")
         ->check(CLI::PositiveNumber);
@@ -778,11 +1094,17 @@ int main(int argc, char** argv) {
 
     Mode mode = mode_name == "long" ? Mode{"long", 100000, 250, 5, 2, 2, 4, 2}
                                     : Mode{"short", 3000, 30, 2, 1, 1, 2, 1};
+    if (brokers > 1) {
+        // The node faults take longer than a single broker's restart: fewer service faults in
+        // the short run (it stays ~3 minutes), the same in the long one.
+        mode = mode_name == "long" ? Mode{"long", 100000, 250, 5, 2, 0, 4, 2, 2, 2, 1}
+                                   : Mode{"short", 3000, 20, 1, 1, 0, 1, 1, 1, 1, 1};
+    }
     if (orders > 0) mode.orders = orders;
     if (rate > 0) mode.rate = rate;
     if (dir.empty())
         dir = "/tmp/orderpipe-chaos-" + std::to_string(seed) + "-" + std::to_string(getpid());
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    return Chaos(seed, mode, dir, keep).run();
+    return Chaos(seed, mode, brokers, dir, keep).run();
 }

@@ -132,9 +132,9 @@ std::vector<kafka::ConsumedRecord> read_all(const std::string& topic, const std:
                 stuck += " [" + std::to_string(p) + "] ends at " + std::to_string(reached[p]) +
                          ", the log at " + std::to_string(end[p]) + ";";
             }
-            throw std::runtime_error(
-                "reading " + topic + " did not reach the end of the log in 90 s:" + stuck +
-                " a transaction there is neither committed nor aborted");
+            throw std::runtime_error("reading " + topic +
+                                     " did not reach the end of the log in 90 s:" + stuck +
+                                     " a transaction there is neither committed nor aborted");
         }
         auto r = c->poll_batch(10000, std::chrono::milliseconds(200));
         for (auto& rec : r.records) out.push_back(std::move(rec));

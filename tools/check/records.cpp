@@ -119,8 +119,8 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
     for (std::int32_t p = 0; p < partitions; ++p) {
         std::int64_t low = 0;
         std::int64_t high = 0;
-        const auto err = rd_kafka_query_watermark_offsets(log_view.get(), topic.c_str(), p, &low, &high,
-                                                          static_cast<int>(deadline.count()));
+        const auto err = rd_kafka_query_watermark_offsets(
+            log_view.get(), topic.c_str(), p, &low, &high, static_cast<int>(deadline.count()));
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_topic_partition_list_destroy(assignment);
             throw std::runtime_error("watermarks of " + topic + "[" + std::to_string(p) +

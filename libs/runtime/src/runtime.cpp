@@ -547,8 +547,9 @@ void Runtime::stop() {
         std::this_thread::sleep_for(std::chrono::seconds(60));
     }
     if (faults::hit(settings_.service, "drain-hold")) {
-        log::warn("FAULT_INJECT drain-hold: draining waits for a /readyz answer and a refused "
-                  "request to say so");
+        log::warn(
+            "FAULT_INJECT drain-hold: draining waits for a /readyz answer and a refused "
+            "request to say so");
         Impl::hold_until(
             [this] { return impl_->readyz_draining_.load() > 0 && drain_refusals_.load() > 0; },
             Impl::kFaultHold);

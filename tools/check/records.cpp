@@ -3,13 +3,16 @@
 #include <librdkafka/rdkafka.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <memory>
 #include <random>
 #include <stdexcept>
+#include <thread>
 
 namespace orderpipe::check {
 
@@ -119,8 +122,23 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
     for (std::int32_t p = 0; p < partitions; ++p) {
         std::int64_t low = 0;
         std::int64_t high = 0;
-        const auto err = rd_kafka_query_watermark_offsets(
-            log_view.get(), topic.c_str(), p, &low, &high, static_cast<int>(deadline.count()));
+        // A leader that is moving (a broker restarted, a preferred-leader election) answers
+        // NOT_LEADER at once; retried with the metadata refresh that triggers, until the deadline.
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (auto backoff = std::chrono::milliseconds(20);;
+             backoff = std::min(backoff * 2, std::chrono::milliseconds(500))) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+            err = rd_kafka_query_watermark_offsets(
+                log_view.get(), topic.c_str(), p, &low, &high,
+                static_cast<int>(std::max<std::int64_t>(1, left.count())));
+            const bool retriable = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                                   err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                                   err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                                   err == RD_KAFKA_RESP_ERR__TRANSPORT;
+            if (!retriable || Clock::now() + backoff >= until) break;
+            std::this_thread::sleep_for(backoff);  // NOLINT: a retry backoff
+        }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_topic_partition_list_destroy(assignment);
             throw std::runtime_error("watermarks of " + topic + "[" + std::to_string(p) +

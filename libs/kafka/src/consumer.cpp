@@ -4,6 +4,10 @@
 #include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 namespace orderpipe::kafka {
 
 namespace {
@@ -313,13 +317,29 @@ void Consumer::commit(const std::vector<TopicPartitionOffset>& offsets) {
 std::pair<std::int64_t, std::int64_t> Consumer::watermarks(const std::string& topic,
                                                            std::int32_t partition,
                                                            std::chrono::milliseconds timeout) {
-    std::int64_t low = 0;
-    std::int64_t high = 0;
-    if (auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low,
-                                                    &high, static_cast<int>(timeout.count()))) {
-        throw KafkaException(impl::classify(err, "watermarks of " + topic));
+    // A ListOffsets request goes to the partition's leader as the client knows it; a topic just
+    // created, or a leader that just moved, answers NOT_LEADER/LEADER_NOT_AVAILABLE at once
+    // (librdkafka does not retry these here). Retriable errors are retried, with the metadata
+    // refresh they trigger, until `timeout` is spent.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto backoff = std::chrono::milliseconds(20);
+    for (;;) {
+        std::int64_t low = 0;
+        std::int64_t high = 0;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), partition,
+                                                    &low, &high,
+                                                    static_cast<int>(std::max<std::int64_t>(
+                                                        1, left.count())));
+        if (!err) return {low, high};
+        auto error = impl::classify(err, "watermarks of " + topic);
+        if (!error.is_retriable() || std::chrono::steady_clock::now() + backoff >= deadline) {
+            throw KafkaException(std::move(error));
+        }
+        std::this_thread::sleep_for(backoff);  // NOLINT: a retry backoff, not synchronisation
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
     }
-    return {low, high};
 }
 
 int Consumer::partition_count(const std::string& topic, std::chrono::milliseconds timeout) {

@@ -1,6 +1,7 @@
 #include "analytics_metrics.hpp"
 
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/contract/names.hpp"
 
 #include <prometheus/registry.h>
 
@@ -73,9 +74,8 @@ AnalyticsMetrics::AnalyticsMetrics(prometheus::Registry& registry,
                 .Register(registry)
                 .Add({}, seconds(latency_bounds_us()))),
       dead_letter_topics_(dead_letter_topics) {
-    for (const char* reason :
-         {"INSUFFICIENT_STOCK", "UNKNOWN_SKU", "CUSTOMER_REQUEST", "TIMEOUT"}) {
-        cancelled_.Add({{"reason", reason}});
+    for (const auto reason : contract::kCancelReasons) {
+        cancelled_.Add({{"reason", std::string(contract::to_string(reason))}});
     }
     set_pending({});
 }

@@ -1,6 +1,7 @@
 #include "figures.hpp"
 
 #include "orderpipe/common/money.hpp"
+#include "orderpipe/contract/names.hpp"
 
 #include <set>
 
@@ -63,8 +64,9 @@ json figures_json(const Figures& f) {
     out[figure::kOrdersCancelled] = value_of(c, figure::kOrdersCancelled);
     add_revenue(c, currencies_in(c), out);
     json reasons = json::object();
-    for (const char* r : {"INSUFFICIENT_STOCK", "UNKNOWN_SKU", "CUSTOMER_REQUEST", "TIMEOUT"}) {
-        reasons[r] = value_of(c, figure::kCancellationReasonPrefix + std::string(r));
+    for (const auto reason : contract::kCancelReasons) {
+        const std::string r(contract::to_string(reason));
+        reasons[r] = value_of(c, figure::kCancellationReasonPrefix + r);
     }
     out["cancellation_reasons"] = std::move(reasons);
     out[figure::kNotificationsSent] = value_of(c, figure::kNotificationsSent);

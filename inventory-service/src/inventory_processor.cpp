@@ -4,6 +4,8 @@
 #include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
+#include <algorithm>
+
 namespace orderpipe::inventory {
 namespace {
 
@@ -14,6 +16,23 @@ std::vector<RequestedLine> to_lines(const std::vector<contract::StockLine>& line
     std::vector<RequestedLine> out;
     out.reserve(lines.size());
     for (const auto& l : lines) out.push_back({l.sku, l.quantity});
+    return out;
+}
+
+/// The request's lines with the prices the order was placed at (its ORDER_CREATED data, copied
+/// into the request), to be checked against the catalog.
+std::vector<RequestedLine> priced_lines(const contract::InventoryReserveRequested& request) {
+    const auto order = contract::OrderCreated::read(request.order);
+    std::vector<RequestedLine> out = to_lines(request.items);
+    for (auto& l : out) {
+        auto it = std::find_if(order.items.begin(), order.items.end(),
+                               [&](const contract::OrderItem& i) { return i.sku == l.sku; });
+        if (it == order.items.end()) {
+            throw contract::ContractError("line " + l.sku + " is not in the request's order");
+        }
+        l.unit_price = it->unit_price;
+        l.currency = order.currency;
+    }
     return out;
 }
 
@@ -86,7 +105,7 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Inco
         // A second reserve request for the same order (a new ce_id): never reserve twice.
         throw contract::ContractError("order " + order_id + " already has a reservation");
     }
-    const auto lines = to_lines(request.items);
+    const auto lines = priced_lines(request);
     auto decision =
         decide_reservation(lines, [&](const std::string& sku) { return store_.stock(sku); });
     const bool reserved = decision.status == ReserveStatus::kReserved;

@@ -26,6 +26,7 @@ nlohmann::json CatalogItem::to_json() const {
     return {{"sku", sku},
             {"name", name},
             {"unit_price", unit_price.to_string()},
+            {"currency", currency},
             {"available", available},
             {"reserved", reserved}};
 }
@@ -45,6 +46,13 @@ InventoryStore::InventoryStore(const std::string& path) : db_(path, /*durable=*/
         id     INTEGER PRIMARY KEY AUTOINCREMENT,
         record TEXT NOT NULL))");
     db_.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    // Each SKU's price currency (the catalog is the price authority): a DATA_DIR from before it
+    // gets the column, its prices having been USD.
+    auto has_currency =
+        db_.prepare("SELECT 1 FROM pragma_table_info('stock') WHERE name = 'currency'");
+    if (!has_currency.step()) {
+        db_.exec("ALTER TABLE stock ADD COLUMN currency TEXT NOT NULL DEFAULT 'USD'");
+    }
 }
 
 bool InventoryStore::seed_once(const std::vector<CatalogItem>& catalog) {
@@ -53,13 +61,14 @@ bool InventoryStore::seed_once(const std::vector<CatalogItem>& catalog) {
     if (seeded.step()) return false;
     seeded.reset();
     auto insert = db_.cached(
-        "INSERT OR REPLACE INTO stock(sku, name, unit_price, available, reserved) "
-        "VALUES (?, ?, ?, ?, 0)");
+        "INSERT OR REPLACE INTO stock(sku, name, unit_price, available, reserved, currency) "
+        "VALUES (?, ?, ?, ?, 0, ?)");
     for (const auto& item : catalog) {
         insert.bind(1, item.sku)
             .bind(2, item.name)
             .bind(3, item.unit_price.minor_units())
-            .bind(4, item.available);
+            .bind(4, item.available)
+            .bind(5, item.currency);
         insert.run();
     }
     db_.exec("INSERT INTO meta(key, value) VALUES ('seeded_at', datetime('now'))");
@@ -68,28 +77,30 @@ bool InventoryStore::seed_once(const std::vector<CatalogItem>& catalog) {
 }
 
 std::optional<StockLevel> InventoryStore::stock(const std::string& sku) {
-    auto q = db_.cached("SELECT available, reserved FROM stock WHERE sku = ?");
+    auto q = db_.cached(
+        "SELECT available, reserved, unit_price, currency FROM stock WHERE sku = ?");
     q.bind(1, sku);
     if (!q.step()) return std::nullopt;
-    return StockLevel{q.column_int(0), q.column_int(1)};
+    return StockLevel{q.column_int(0), q.column_int(1), Money::from_minor_units(q.column_int(2)),
+                      q.column_text(3)};
 }
 
 std::optional<CatalogItem> InventoryStore::item(const std::string& sku) {
-    auto q =
-        db_.cached("SELECT sku, name, unit_price, available, reserved FROM stock WHERE sku = ?");
+    auto q = db_.cached(
+        "SELECT sku, name, unit_price, available, reserved, currency FROM stock WHERE sku = ?");
     q.bind(1, sku);
     if (!q.step()) return std::nullopt;
     return CatalogItem{q.column_text(0), q.column_text(1), Money::from_minor_units(q.column_int(2)),
-                       q.column_int(3), q.column_int(4)};
+                       q.column_int(3), q.column_int(4), q.column_text(5)};
 }
 
 std::vector<CatalogItem> InventoryStore::items() {
     std::vector<CatalogItem> out;
-    auto q =
-        db_.cached("SELECT sku, name, unit_price, available, reserved FROM stock ORDER BY sku");
+    auto q = db_.cached(
+        "SELECT sku, name, unit_price, available, reserved, currency FROM stock ORDER BY sku");
     while (q.step()) {
         out.push_back({q.column_text(0), q.column_text(1), Money::from_minor_units(q.column_int(2)),
-                       q.column_int(3), q.column_int(4)});
+                       q.column_int(3), q.column_int(4), q.column_text(5)});
     }
     return out;
 }
@@ -198,9 +209,14 @@ std::vector<CatalogItem> load_catalog(const std::string& path) {
         if (e.contains("unit_price") && e["unit_price"].is_number_integer())
             p = Money::parse(e["unit_price"].dump());
         if (!p) throw std::runtime_error(at + "needs \"unit_price\", a decimal like \"999.99\"");
+        const std::string currency = string_field(e, "currency", "USD");
+        if (!is_currency_code(currency)) {
+            throw std::runtime_error(at + "\"currency\" must be an ISO 4217 code, not \"" +
+                                     currency + "\"");
+        }
         out.push_back({e["sku"].get<std::string>(),
                        string_field(e, "name", e["sku"].get<std::string>()), *p,
-                       e["stock"].get<std::int64_t>(), 0});
+                       e["stock"].get<std::int64_t>(), 0, currency});
     }
     return out;
 }

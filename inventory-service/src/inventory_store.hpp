@@ -24,6 +24,7 @@ struct CatalogItem {
     Money unit_price;
     std::int64_t available = 0;
     std::int64_t reserved = 0;
+    std::string currency = "USD";  ///< of unit_price (ISO 4217)
     nlohmann::json to_json() const;
 };
 
@@ -69,7 +70,8 @@ class InventoryStore {
 
 /// The default catalog (used when INVENTORY_SEED is not set): LAPTOP-001 50, MOUSE-001 200, ...
 std::vector<CatalogItem> default_catalog();
-/// Parses an INVENTORY_SEED file: [{sku,name,unit_price,stock}]. @throws std::runtime_error
+/// Parses an INVENTORY_SEED file: [{sku,name,unit_price,currency,stock}] (currency optional,
+/// default USD). @throws std::runtime_error
 /// naming the file and the entry that is wrong.
 std::vector<CatalogItem> load_catalog(const std::string& path);
 

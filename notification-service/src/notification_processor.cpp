@@ -30,6 +30,12 @@ json records_json(const std::vector<kafka::OutgoingRecord>& records) {
     return out;
 }
 
+/// Where a request was read: its outcome is stored with it, to tell the same record delivered
+/// again from a copy of it at another offset.
+std::string position_of(const kafka::ConsumedRecord& r) {
+    return contract::dlq_record_key(r.topic, r.partition, r.offset);
+}
+
 }  // namespace
 
 NotificationProcessor::NotificationProcessor(sqlite::Database& db, NotificationOptions options,
@@ -107,28 +113,43 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
         w.request = std::move(request);
         w.outcome_key = key;
         if (auto stored = outcomes_.find(kOutcomes, key)) {
-            // Finished before, but its outcome was never committed (its offset was not: see
-            // idle()): the same records again, in their turn, never a second send.
             out.note_duplicate();
-            for (const auto& r : json::parse(*stored)) {
-                w.outcome.push_back(kafka::record_from_json(r));
-            }
+            const json s = json::parse(*stored);
+            // {"at": position, "records": [...]}; a bare array from before positions were kept.
+            const bool same_record = !s.is_object() || s.value("at", "") == position_of(w.record);
             w.stored = true;
-            w.delivered = !w.outcome.empty() && w.outcome.back().topic == options_.events_topic &&
-                          w.outcome.size() == 1;
             w.state = State::kDone;
+            if (same_record) {
+                // Finished before, but its outcome was never committed (its offset was not: see
+                // idle()): the same records again, in their turn, never a second send.
+                for (const auto& r : s.is_object() ? s.at("records") : s) {
+                    w.outcome.push_back(kafka::record_from_json(r));
+                }
+                w.delivered = !w.outcome.empty() &&
+                              w.outcome.back().topic == options_.events_topic &&
+                              w.outcome.size() == 1;
+            } else {
+                // A copy of a request finished at another offset (one dead letter replayed
+                // twice): its outcome is committed there. Nothing is sent, nothing written.
+                log::info("a copy of a request already finished; nothing sent or written",
+                          {{"notification_id", w.request.notification_id},
+                           {"finished_at", s.value("at", "")}});
+            }
             works_.emplace(pos, std::move(w));
             finished_.push_back(pos);
             emittable_ = true;
             continue;
         }
         auto [it, inserted] = works_.emplace(pos, std::move(w));
-        if (auto sent = outcomes_.find(kSent, it->second.request.notification_id)) {
-            // A replay of a notification that was in fact sent meanwhile: not again.
+        if (outcomes_.find(kSent, it->second.request.notification_id)) {
+            // A replay of a notification that was sent meanwhile: not again, and its
+            // NOTIFICATION_SENT is not written again either (the request that sent it wrote it).
             log::info("notification already sent; not sent again",
                       {{"notification_id", it->second.request.notification_id}});
-            it->second.attempts = std::stoi(*sent);
-            finish(pos, it->second, /*delivered=*/true);
+            out.note_duplicate();
+            it->second.state = State::kDone;
+            finished_.push_back(pos);
+            emittable_ = true;
         }
     }
     dispatch(Clock::now());
@@ -275,7 +296,9 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
         for (const auto& pos : finished_) {
             auto& w = works_.at(pos);
             if (w.stored) continue;
-            outcomes_.record(kOutcomes, w.outcome_key, records_json(w.outcome).dump());
+            outcomes_.record(
+                kOutcomes, w.outcome_key,
+                json{{"at", position_of(w.record)}, {"records", records_json(w.outcome)}}.dump());
             if (w.delivered && !outcomes_.find(kSent, w.request.notification_id)) {
                 outcomes_.record(kSent, w.request.notification_id, std::to_string(w.attempts));
             }
@@ -325,7 +348,10 @@ void NotificationProcessor::committed() {
     for (const auto& pos : writing_) {
         auto it = works_.find(pos);
         if (it == works_.end()) continue;
-        outcomes_total_->Add({{"outcome", it->second.delivered ? "sent" : "failed"}}).Increment();
+        if (!it->second.outcome.empty()) {  // not a copy of a finished request
+            outcomes_total_->Add({{"outcome", it->second.delivered ? "sent" : "failed"}})
+                .Increment();
+        }
         works_.erase(it);
     }
     writing_.clear();

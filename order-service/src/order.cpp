@@ -63,7 +63,7 @@ std::variant<OrderRequest, std::vector<FieldError>> validate_order(const json& b
         errors.push_back({"customer_email", "is not a valid email address"});
     }
     if (text_field("currency", req.currency) && !is_currency_code(req.currency)) {
-        errors.push_back({"currency", "must be an ISO 4217 code of three upper-case letters"});
+        errors.push_back({"currency", "must be a current ISO 4217 currency code, like USD or EUR"});
     }
 
     auto items = body.find("items");

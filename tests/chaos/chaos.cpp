@@ -899,6 +899,7 @@ class Chaos {
         const int kind = std::uniform_int_distribution<>(0, 99)(rng);
         if (kind == 0) items[0]["sku"] = "GHOST-001";  // unknown: cancelled with UNKNOWN_SKU
         if (kind == 1) items[0]["quantity"] = 0;       // invalid: 422, nothing committed
+        if (kind == 2) items[0]["unit_price"] = "0.01";  // not the catalog's: PRICE_MISMATCH
         const json body = {{"customer_id", customer},
                            {"customer_email", customer + "@example.com"},
                            {"currency", "USD"},

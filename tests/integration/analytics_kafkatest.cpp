@@ -114,7 +114,14 @@ TEST_CASE(
     "analytics equals the topics after confirmations, cancels, a timeout, failed "
     "notifications and poison; /metrics passes promtool",
     "[analytics][kafka]") {
-    Pipeline p;
+    Pipeline p(json::array(
+        {{{"sku", "LAPTOP-001"}, {"name", "Laptop"}, {"unit_price", "999.99"}, {"stock", 50}},
+         {{"sku", "MOUSE-001"}, {"name", "Mouse"}, {"unit_price", "29.99"}, {"stock", 200}},
+         {{"sku", "LAPTOP-EU"},
+          {"name", "Laptop (EU)"},
+          {"unit_price", "999.99"},
+          {"currency", "EUR"},
+          {"stock", 50}}}));
     p.order_timeout = std::chrono::milliseconds(2000);
     p.start_provider();
     p.provider_rules({{"match", {{"to", "bounce@example.com"}}}, {"answer", "400"}});
@@ -129,7 +136,13 @@ TEST_CASE(
 
     std::vector<std::string> confirmed;
     for (int i = 0; i < 3; ++i) confirmed.push_back(p.place({{"MOUSE-001", 1 + i}}));
-    confirmed.push_back(place_body(p, order_body("EUR", "eu@example.com", {{"LAPTOP-001", 2}})));
+    confirmed.push_back(place_body(p, order_body("EUR", "eu@example.com", {{"LAPTOP-EU", 2}})));
+    // The catalog is the price authority: another price, or another currency, is cancelled.
+    auto cheap = order_body("USD", "cheap@example.com", {{"LAPTOP-001", 1}});
+    cheap["items"][0]["unit_price"] = "0.01";
+    const auto mispriced = place_body(p, cheap);
+    const auto wrong_currency =
+        place_body(p, order_body("EUR", "eu@example.com", {{"LAPTOP-001", 1}}));
     const auto bounced = place_body(p, order_body("USD", "bounce@example.com", {{"MOUSE-001", 1}}));
     const auto bounced_too =
         place_body(p, order_body("USD", "bounce@example.com", {{"MOUSE-001", 2}}));
@@ -138,6 +151,9 @@ TEST_CASE(
     for (const auto& id : confirmed) CHECK(p.wait_terminal(id)["status"] == "CONFIRMED");
     CHECK(p.wait_terminal(short_of_stock)["reason"] == "INSUFFICIENT_STOCK");
     CHECK(p.wait_terminal(unknown)["reason"] == "UNKNOWN_SKU");
+    CHECK(p.wait_terminal(mispriced)["reason"] == "PRICE_MISMATCH");
+    CHECK(p.wait_terminal(wrong_currency)["reason"] == "PRICE_MISMATCH");
+    CHECK(p.stock("LAPTOP-001")["reserved"] == 0);  // nothing reserved for them
     CHECK(p.wait_terminal(bounced)["status"] == "CONFIRMED");
     CHECK(p.wait_terminal(bounced_too)["status"] == "CONFIRMED");
     // The customer cancels a confirmed order.
@@ -152,17 +168,18 @@ TEST_CASE(
 
     const auto truth = wait_equal_to_truth(p);
     // The recomputation itself must show the scenario (so both cannot be wrong alike).
-    CHECK(truth["orders.created"] == 9);
+    CHECK(truth["orders.created"] == 11);
     CHECK(truth["orders.confirmed"] == 6);
-    CHECK(truth["orders.cancelled"] == 4);
+    CHECK(truth["orders.cancelled"] == 6);
     CHECK(truth["cancellation_reasons"] == json({{"CUSTOMER_REQUEST", 1},
                                                  {"INSUFFICIENT_STOCK", 1},
+                                                 {"PRICE_MISMATCH", 2},
                                                  {"TIMEOUT", 1},
                                                  {"UNKNOWN_SKU", 1}}));
     CHECK(truth["revenue.by_currency"]["EUR"]["confirmed"] == "1999.98");
     CHECK(truth["notifications.failed"] == 2);
-    CHECK(truth["dlq.pending"] == 5);               // a bounce, and the four poison records
-    CHECK(truth["saga_latency_ms"]["count"] == 9);  // every order was decided
+    CHECK(truth["dlq.pending"] == 5);                // a bounce, and the four poison records
+    CHECK(truth["saga_latency_ms"]["count"] == 11);  // every order was decided
 
     const auto m = api_metrics(p);
     CHECK_FALSE(m.contains("revenue.confirmed"));  // two currencies: only per currency
@@ -179,14 +196,15 @@ TEST_CASE(
 
     // Prometheus: the same figures under SPEC's names.
     const auto base = p.analytics_url("");
-    CHECK(Pipeline::metric(base, "orders_created_total") == 9);
+    CHECK(Pipeline::metric(base, "orders_created_total") == 11);
+    CHECK(Pipeline::metric(base, "orders_cancelled_total{reason=\"PRICE_MISMATCH\"}") == 2);
     CHECK(Pipeline::metric(base, "orders_confirmed_total") == 6);
     CHECK(Pipeline::metric(base, "orders_cancelled_total{reason=\"TIMEOUT\"}") == 1);
     CHECK(Pipeline::metric(base, "revenue_confirmed_total{currency=\"EUR\"}") == 1999.98);
     CHECK(Pipeline::metric(base, "notifications_failed_total") == 2);
     CHECK(Pipeline::metric(
               base, "dlq_pending_messages{topic=\"" + p.topic("notifications.dlq") + "\"}") == 1);
-    CHECK(Pipeline::metric(base, "order_saga_duration_seconds_count") == 9);
+    CHECK(Pipeline::metric(base, "order_saga_duration_seconds_count") == 11);
 
     // Per minute: the last hour holds every event of this test.
     auto series = http_request("GET", p.analytics_url("/api/metrics/series?since=1h"));
@@ -194,10 +212,20 @@ TEST_CASE(
     const auto minutes = series.json()["minutes"];
     long long created = 0;
     for (const auto& minute : minutes) created += minute["orders.created"].get<long long>();
-    CHECK(created == 9);
+    CHECK(created == 11);
     CHECK(minutes.size() >= 60);
     CHECK(http_request("GET", p.analytics_url("/api/metrics/series?since=2d")).status == 400);
     CHECK(http_request("GET", p.analytics_url("/api/metrics/series?since=soon")).status == 400);
+    // Spans and times that overflow a nanosecond clock: refused, never wrapped into range (the
+    // first grew the process by gigabytes, the second wrapped to 0.42 h and answered 200).
+    for (const char* since : {"2562048h", "5124096h", "9223372036854775807s", "106751d",
+                              "99999999999999999999h", "0001-01-01T00:00:00Z",
+                              "9999-12-31T23:59:59Z"}) {
+        auto r = http_request("GET", p.analytics_url(std::string("/api/metrics/series?since=") +
+                                                     since));
+        INFO(since);
+        CHECK(r.status == 400);
+    }
 
     check_promtool(p.order_url(""), "order-service");
     check_promtool(p.inventory_url(""), "inventory-service");

@@ -11,6 +11,9 @@
 #include "orderpipe/kafka/producer.hpp"
 
 #include <algorithm>
+#include <fstream>
+#include <future>
+#include <iterator>
 #include <set>
 
 using namespace orderpipe;
@@ -186,14 +189,90 @@ TEST_CASE(
     REQUIRE(listed_json.size() == 1);
     CHECK(listed_json[0]["status"] == "replayed");
     CHECK(listed_json[0]["resolution"]["action"] == "REPLAYED");
-    // A second replay is refused without --force: nothing more written.
+    // A second replay is refused, with --force too (it overrides the replay limit only): a dead
+    // letter is resolved once. Nothing more written.
     auto [rc_again, again] = p.dlqctl("replay --yes");
     CHECK(rc_again == 0);
     CHECK(again.find("already replayed") != std::string::npos);
+    auto [rc_force, forced] = p.dlqctl("replay --force --yes");
+    INFO(forced);
+    CHECK(rc_force == 0);
+    CHECK(forced.find("already replayed") != std::string::npos);
     CHECK(read_committed(p.topic("notifications.requests")).size() == 2);
+    CHECK(read_committed(p.topic("dlq.resolutions")).size() == 1);
     auto o2 = outcomes(p);
     CHECK(o2[notification_id]["SENT"] == 1);
     CHECK(o2[notification_id]["FAILED"] == 1);
+}
+
+TEST_CASE(
+    "two dlqctl replaying one dead letter at once: one replay, one ledger entry, one "
+    "NOTIFICATION_SENT; a copy of a finished request writes nothing",
+    "[notification][kafka][dlqctl]") {
+    Pipeline p;
+    p.start_provider();
+    p.provider_rules({{"match", {{"order_id", "o-twice"}}}, {"answer", "400"}, {"times", 1}});
+    p.start_notifications();
+    const auto ids = request(p, {"o-twice"});
+    const auto& notification_id = ids[0];
+    REQUIRE(eventually([&] { return read_committed(p.topic("notifications.dlq")).size() == 1; }));
+
+    // The first dlqctl reads the ledger (pending) and holds before writing; the second one runs
+    // meanwhile, from start to end. The first must then write nothing.
+    TempDir tmp;
+    const std::string first_log = tmp.path() + "/first.log";
+    auto first = std::async(std::launch::async, [&] {
+        return run_command("FAULT_INJECT=dlqctl:write-hold:1 KAFKA_BOOTSTRAP_SERVERS=" +
+                           bootstrap() + " TOPIC_PREFIX=" + p.prefix + ". " + DLQCTL_BIN +
+                           " replay --order-id o-twice --yes >" + first_log + " 2>&1 </dev/null");
+    });
+    REQUIRE(eventually([&] {
+        std::ifstream in(first_log);
+        const std::string text((std::istreambuf_iterator<char>(in)), {});
+        return text.find("holding before writing") != std::string::npos;
+    }));
+    auto [rc_second, second] = p.dlqctl("replay --order-id o-twice --yes");
+    INFO(second);
+    CHECK(rc_second == 0);
+    CHECK(second.find("replayed 1 of 1") != std::string::npos);
+    const auto [rc_first, ignored] = first.get();
+    std::ifstream in(first_log);
+    const std::string first_out((std::istreambuf_iterator<char>(in)), {});
+    INFO(first_out);
+    CHECK(rc_first == 1);
+    CHECK(first_out.find("another dlqctl took over") != std::string::npos);
+    CHECK(read_committed(p.topic("dlq.resolutions")).size() == 1);
+    auto requests = read_committed(p.topic("notifications.requests"));
+    REQUIRE(requests.size() == 2);  // the request and one replay
+    REQUIRE(eventually([&] { return outcomes(p)[notification_id]["SENT"] == 1; }));
+
+    // The same replayed record written again at another offset (as a second replay would):
+    // not sent, and no outcome written a second time (the same ce_id twice, before).
+    const auto base = p.notification_url("");
+    const std::string duplicates =
+        "kafka_records_processed_total{loop=\"notification-requests\",result=\"duplicate\"}";
+    const double before = Pipeline::metric(base, duplicates);
+    {
+        kafka::ProducerOptions po;
+        po.transactional_id = unique_name("copier");
+        kafka::TransactionalProducer producer(client_config("copier"), po);
+        producer.init_transactions();
+        producer.begin();
+        kafka::OutgoingRecord copy;
+        copy.topic = requests[1].topic;
+        copy.key = requests[1].key;
+        copy.value = requests[1].value;
+        copy.headers = requests[1].headers;
+        producer.produce(copy);
+        REQUIRE(producer.commit_or_abort() == kafka::TxnOutcome::kCommitted);
+    }
+    REQUIRE(eventually([&] { return Pipeline::metric(base, duplicates) > before; }));
+    std::set<std::string> ce_ids;
+    for (const auto& e : p.events("notifications.events")) CHECK(ce_ids.insert(e.id).second);
+    auto o = outcomes(p);
+    CHECK(o[notification_id]["SENT"] == 1);
+    CHECK(o[notification_id]["FAILED"] == 1);
+    CHECK(requests_for(p, notification_id).size() == 2);  // the 400, then the one that went
 }
 
 TEST_CASE("a 400 dead-letters at once; a 429 with Retry-After waits for it",

@@ -189,6 +189,9 @@ TEST_CASE("every 4xx case commits nothing", "[intake][kafka][validation]") {
         {"float price with 3 decimals",
          R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","items":[{"sku":"A","quantity":1,"unit_price":1.999}]})",
          kJson, 422},
+        {"currency not in ISO 4217",
+         R"({"customer_id":"c","customer_email":"a@b.co","currency":"ZZZ","items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]})",
+         kJson, 422},
         {"too large", std::string(70 * 1024, ' ') + kOrder, kJson, 413},
         {"deeply nested", std::string(5000, '[') + std::string(5000, ']'), kJson, 400},
     };

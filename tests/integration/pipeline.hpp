@@ -228,12 +228,18 @@ struct Pipeline {
         return "http://127.0.0.1:" + std::to_string(inventory_port) + path;
     }
 
+    /// The catalog price of the SKUs the tests seed (the catalog is the price authority: any
+    /// other price is cancelled PRICE_MISMATCH); 999.99 for the others.
+    static std::string catalog_price(const std::string& sku) {
+        if (sku == "MOUSE-001") return "29.99";
+        if (sku == "RACE-001") return "10.00";
+        return "999.99";
+    }
+
     static nlohmann::json order_body(const std::vector<std::pair<std::string, int>>& lines) {
         nlohmann::json items = nlohmann::json::array();
         for (const auto& [sku, qty] : lines) {
-            items.push_back({{"sku", sku},
-                             {"quantity", qty},
-                             {"unit_price", sku == "MOUSE-001" ? "29.99" : "999.99"}});
+            items.push_back({{"sku", sku}, {"quantity", qty}, {"unit_price", catalog_price(sku)}});
         }
         return {{"customer_id", "c-42"},
                 {"customer_email", "ana@example.com"},

@@ -40,4 +40,12 @@ TEST_CASE("currency codes are three upper-case letters", "[money]") {
     CHECK_FALSE(orderpipe::is_currency_code("usd"));
     CHECK_FALSE(orderpipe::is_currency_code("US"));
     CHECK_FALSE(orderpipe::is_currency_code("US1"));
+    // The ISO 4217 list, not the shape.
+    CHECK(orderpipe::is_currency_code("JPY"));
+    CHECK(orderpipe::is_currency_code("ZAR"));
+    CHECK(orderpipe::is_currency_code("AED"));
+    CHECK_FALSE(orderpipe::is_currency_code("ZZZ"));
+    CHECK_FALSE(orderpipe::is_currency_code("ABC"));
+    CHECK_FALSE(orderpipe::is_currency_code("XXX"));
+    CHECK_FALSE(orderpipe::is_currency_code("XAU"));
 }

@@ -131,6 +131,14 @@ TEST_CASE("dlqctl: entries, resolutions, filters and the replayed record", "[dlq
     CHECK(f.accepts(pending));
     CHECK_FALSE(parse_when("soon", noon));
     CHECK_FALSE(parse_when("5x", noon));
+    // No span or year wraps a 64-bit nanosecond clock around.
+    CHECK(parse_when("36500d", noon));
+    CHECK_FALSE(parse_when("2562048h", noon));
+    CHECK_FALSE(parse_when("5124096h", noon));
+    CHECK_FALSE(parse_when("9223372036854775807s", noon));
+    CHECK_FALSE(parse_when("0001-01-01T00:00:00Z", noon));
+    CHECK_FALSE(parse_when("9999-12-31T23:59:59Z", noon));
+    CHECK(parse_when("1999-12-31T23:59:59Z", noon));
 
     auto out = replay_record(pending, "notifications.requests");
     CHECK(out.topic == "notifications.requests");

@@ -203,7 +203,7 @@ TEST_CASE("the read model's rule: which event changes what", "[read-model]") {
 
 TEST_CASE("reservations are all or nothing; an unknown SKU wins over a shortage", "[inventory]") {
     using namespace orderpipe::inventory;
-    std::map<std::string, StockLevel> stock{{"A", {5, 0}}, {"B", {1, 3}}};
+    std::map<std::string, StockLevel> stock{{"A", {5, 0, {}, "USD"}}, {"B", {1, 3, {}, "USD"}}};
     auto lookup = [&](const std::string& sku) -> std::optional<StockLevel> {
         auto it = stock.find(sku);
         if (it == stock.end()) return std::nullopt;
@@ -217,4 +217,38 @@ TEST_CASE("reservations are all or nothing; an unknown SKU wins over a shortage"
     auto unknown = decide_reservation({{"A", 100}, {"Z", 1}}, lookup);
     CHECK(unknown.status == ReserveStatus::kUnknownSku);
     CHECK(unknown.reason == "unknown SKU: Z");
+}
+
+TEST_CASE("the catalog is the price authority: another price or currency is PRICE_MISMATCH",
+          "[inventory]") {
+    using namespace orderpipe::inventory;
+    const auto price = [](const char* p) { return *orderpipe::Money::parse(p); };
+    std::map<std::string, StockLevel> stock{{"A", {5, 0, price("999.99"), "USD"}},
+                                            {"B", {1, 0, price("10.00"), "EUR"}}};
+    auto lookup = [&](const std::string& sku) -> std::optional<StockLevel> {
+        auto it = stock.find(sku);
+        if (it == stock.end()) return std::nullopt;
+        return it->second;
+    };
+    const RequestedLine a{"A", 1, price("999.99"), "USD"};
+    CHECK(decide_reservation({a}, lookup).status == ReserveStatus::kReserved);
+    auto cheap = decide_reservation({{"A", 1, price("0.01"), "USD"}}, lookup);
+    CHECK(cheap.status == ReserveStatus::kPriceMismatch);
+    CHECK(cheap.reason.find("A: ordered at 0.01 USD, the catalog says 999.99 USD") !=
+          std::string::npos);
+    CHECK(decide_reservation({{"A", 1, price("999.99"), "EUR"}}, lookup).status ==
+          ReserveStatus::kPriceMismatch);
+    CHECK(decide_reservation({{"A", 1, price("1000.00"), "USD"}}, lookup).status ==
+          ReserveStatus::kPriceMismatch);
+    // An unknown SKU wins over a price mismatch, which wins over a shortage.
+    CHECK(decide_reservation({{"A", 1, price("0.01"), "USD"}, {"Z", 1, price("1.00"), "USD"}},
+                             lookup)
+              .status == ReserveStatus::kUnknownSku);
+    CHECK(decide_reservation({{"A", 100, price("999.99"), "USD"}, {"B", 1, price("9.99"), "EUR"}},
+                             lookup)
+              .status == ReserveStatus::kPriceMismatch);
+    CHECK(orderpipe::contract::cancel_reason_for(ReserveStatus::kPriceMismatch) ==
+          orderpipe::contract::CancelReason::kPriceMismatch);
+    CHECK(orderpipe::contract::to_string(orderpipe::contract::CancelReason::kPriceMismatch) ==
+          "PRICE_MISMATCH");
 }

@@ -90,7 +90,8 @@ json recompute_figures(TopicSet& topics) {
     };
     long long created = 0, confirmed = 0, cancelled = 0, sent = 0, failed = 0;
     std::map<std::string, long long> reasons{
-        {"INSUFFICIENT_STOCK", 0}, {"UNKNOWN_SKU", 0}, {"CUSTOMER_REQUEST", 0}, {"TIMEOUT", 0}};
+        {"INSUFFICIENT_STOCK", 0}, {"UNKNOWN_SKU", 0},    {"PRICE_MISMATCH", 0},
+        {"CUSTOMER_REQUEST", 0},   {"TIMEOUT", 0}};
     std::map<std::string, std::pair<long long, long long>> revenue;  // currency → confirmed, lost
     std::map<std::string, long long> created_at, decided_at;         // order → ce_time (ms)
 

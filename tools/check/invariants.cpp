@@ -127,7 +127,8 @@ struct Trail {
 };
 
 bool is_stock_reason(const std::string& r) {
-    return r == "INSUFFICIENT_STOCK" || r == "UNKNOWN_SKU" || r == "TIMEOUT";
+    return r == "INSUFFICIENT_STOCK" || r == "UNKNOWN_SKU" || r == "PRICE_MISMATCH" ||
+           r == "TIMEOUT";
 }
 
 /// The order's status as its orders.events say: PENDING, CONFIRMED or CANCELLED.

@@ -33,6 +33,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
@@ -118,6 +119,7 @@ std::vector<kafka::ConsumedRecord> read_all(const Options& o, const std::string&
 struct Dlq {
     std::string topic;  // full name
     std::vector<Entry> entries;
+    std::size_t ledger_records = 0;  // dlq.resolutions records read
 };
 
 /// Loads the DLQ topic and the ledger. @throws on an unreachable broker or unknown topic.
@@ -143,8 +145,10 @@ Dlq load(const Options& o) {
     }
     const std::string ledger_topic = o.prefix + std::string(contract::topic::kDlqResolutions);
     std::map<std::string, std::string> ledger;
+    std::size_t ledger_records = 0;
     if (topics.contains(ledger_topic)) {
         for (const auto& r : read_all(o, ledger_topic, topics[ledger_topic])) {
+            ++ledger_records;
             if (!r.key) continue;
             if (r.value) {
                 ledger[*r.key] = *r.value;
@@ -153,7 +157,7 @@ Dlq load(const Options& o) {
             }
         }
     }
-    Dlq dlq{topic, {}};
+    Dlq dlq{topic, {}, ledger_records};
     for (auto& r : read_all(o, topic, topics[topic])) {
         dlq.entries.push_back(make_entry(std::move(r), ledger));
     }
@@ -330,16 +334,60 @@ bool confirm(const Options& o, const std::string& question) {
     return answer == "y" || answer == "Y" || answer == "yes";
 }
 
-/// Writes `pairs` of records in transactions of up to 100 pairs, at `rate` pairs/s at most,
-/// with a progress line when it takes longer than a second. @returns how many committed.
-std::size_t write_transactions(const Options& o, const std::string& what,
+/// The one writer of a DLQ's resolutions. Every dlqctl that replays or discards the dead letters
+/// of a topic uses the same transactional.id, `dlqctl-<that topic>`: registering it
+/// (init_transactions) fences any other dlqctl writing there, aborting what it had not committed
+/// and waiting for what it was committing. The ledger is read only after that, so it holds every
+/// resolution any other dlqctl committed, and whatever this one then writes is either committed
+/// before another one reads, or fenced and never written. Whoever runs it, however many at once, a
+/// dead letter is resolved once (docs/CONTRACT.md "dlqctl").
+class LedgerWriter {
+  public:
+    LedgerWriter(const Options& o, const std::string& dlq_topic) : topic_(dlq_topic) {
+        kafka::ProducerOptions po;
+        po.transactional_id = "dlqctl-" + dlq_topic;
+        po.operation_timeout = std::chrono::seconds(10);
+        po.fault_scope = "dlqctl";
+        producer_ = std::make_unique<kafka::TransactionalProducer>(client(o, "writer"), po);
+        try {
+            producer_->init_transactions();
+        } catch (const kafka::KafkaException& e) {
+            throw std::runtime_error("cannot take the writer of " + dlq_topic + ": " + e.what());
+        }
+    }
+    kafka::TransactionalProducer& producer() { return *producer_; }
+    const std::string& topic() const { return topic_; }
+
+  private:
+    std::string topic_;
+    std::unique_ptr<kafka::TransactionalProducer> producer_;
+};
+
+/// Fault point `write-hold` (tests): between reading the ledger and writing, wait (at most 30 s)
+/// until someone else has committed to dlq.resolutions — a second dlqctl run meanwhile — so a
+/// test sees two dlqctl resolve the same dead letters at once, whatever the machine's speed.
+void hold_for_another_writer(const Options& o, const Dlq& dlq) {
+    if (!faults::hit("dlqctl", "write-hold")) return;
+    std::cerr << "dlqctl: holding before writing (FAULT_INJECT write-hold)" << std::endl;
+    const std::string ledger_topic = o.prefix + std::string(contract::topic::kDlqResolutions);
+    const auto until = Clock::now() + std::chrono::seconds(30);
+    kafka::AdminClient admin(client(o, "admin"));
+    while (Clock::now() < until) {
+        const auto topics = admin.topics(o.timeout);
+        if (topics.contains(ledger_topic) &&
+            read_all(o, ledger_topic, topics.at(ledger_topic)).size() > dlq.ledger_records) {
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // NOLINT: polling
+    }
+}
+
+/// Writes `units` (the records of one dead letter's resolution each) in transactions of up to
+/// 100 units, at `rate` units/s at most, with a progress line when it takes longer than a
+/// second. Stops at once if another dlqctl took the writer over. @returns how many committed.
+std::size_t write_transactions(const Options& o, LedgerWriter& writer, const std::string& what,
                                const std::vector<std::vector<kafka::OutgoingRecord>>& units) {
-    kafka::ProducerOptions po;
-    po.transactional_id = "dlqctl-" + user() + "-" + new_uuid_v7();
-    po.operation_timeout = std::chrono::seconds(10);
-    po.fault_scope = "dlqctl";
-    kafka::TransactionalProducer producer(client(o, "writer"), po);
-    producer.init_transactions();
+    auto& producer = writer.producer();
     const auto started = Clock::now();
     auto last_progress = started;
     std::size_t done = 0;
@@ -358,6 +406,12 @@ std::size_t write_transactions(const Options& o, const std::string& what,
         } catch (const std::exception& e) {
             std::cerr << "dlqctl: " << e.what() << '\n';
             producer.abort();
+        }
+        if (!ok && producer.fenced()) {
+            std::cerr << "dlqctl: another dlqctl took over the dead letters of " << writer.topic()
+                      << ": nothing more was written by this one (" << units.size() - i
+                      << " left); list them again and rerun if needed\n";
+            break;
         }
         if (!ok && !producer.initialised()) {
             try {
@@ -379,8 +433,9 @@ std::size_t write_transactions(const Options& o, const std::string& what,
                       << std::fixed << std::setprecision(1)
                       << static_cast<double>(done + failed) / secs << "/s)\n";
         }
-        if (o.rate > 0) {
-            // Pace: this many units should have taken (done + failed) / rate seconds.
+        if (o.rate > 0 && i + n < units.size()) {
+            // Pace: this many units should have taken (done + failed) / rate seconds (nothing to
+            // wait for after the last one).
             const auto due = started + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>((done + failed) / o.rate));
             std::this_thread::sleep_until(due);
@@ -390,12 +445,19 @@ std::size_t write_transactions(const Options& o, const std::string& what,
 }
 
 int cmd_replay(const Options& o) {
+    if (std::isnan(o.rate)) {  // CLI11's range check lets NaN through (every comparison is false)
+        throw UsageError("--rate: expected records per second from 0.01 to 100000, not nan");
+    }
+    // Fence every other dlqctl on this DLQ before reading what they resolved (not for a dry run,
+    // which writes nothing).
+    std::optional<LedgerWriter> writer;
+    if (!o.dry_run) writer.emplace(o, o.prefix + o.topic);
     const auto dlq = load(o);
     std::vector<const Entry*> todo;
     std::size_t skipped_resolved = 0;
     std::size_t skipped_loop = 0;
     for (const auto* e : selected(dlq, filters(o))) {
-        if (e->status != Status::kPending && !o.force) {
+        if (e->status != Status::kPending) {  // resolved once, whatever --force says
             ++skipped_resolved;
             continue;
         }
@@ -412,7 +474,8 @@ int cmd_replay(const Options& o) {
     }
     if (skipped_resolved > 0) {
         std::cerr << "dlqctl: skipping " << skipped_resolved
-                  << " record(s) already replayed or discarded (--force to replay them anyway)\n";
+                  << " record(s) already replayed or discarded (a dead letter is resolved once; "
+                     "one whose replay failed again is a new dead letter)\n";
     }
     if (skipped_loop > 0) {
         std::cerr << "dlqctl: skipping " << skipped_loop << " record(s) replayed " << o.max_replays
@@ -448,18 +511,20 @@ int cmd_replay(const Options& o) {
         std::cout << "nothing written\n";
         return kExitOk;
     }
-    const auto done = write_transactions(o, "replayed", units);
+    hold_for_another_writer(o, dlq);
+    const auto done = write_transactions(o, *writer, "replayed", units);
     std::cout << "replayed " << done << " of " << units.size() << " record(s)\n";
     return done == units.size() ? kExitOk : kExitFailure;
 }
 
 int cmd_discard(const Options& o) {
     if (o.note.empty()) throw UsageError("discard needs --note \"why\"");
+    LedgerWriter writer(o, o.prefix + o.topic);  // first: see LedgerWriter
     const auto dlq = load(o);
     const std::string ledger = o.prefix + std::string(contract::topic::kDlqResolutions);
     std::vector<std::vector<kafka::OutgoingRecord>> units;
     for (const auto* e : selected(dlq, filters(o))) {
-        if (e->status != Status::kPending && !o.force) continue;
+        if (e->status != Status::kPending) continue;  // resolved once
         contract::DlqResolution res{contract::DlqAction::kDiscarded, now_rfc3339(), o.note, user(),
                                     ""};
         kafka::OutgoingRecord entry;
@@ -477,7 +542,8 @@ int cmd_discard(const Options& o) {
         std::cout << "nothing written\n";
         return kExitOk;
     }
-    const auto done = write_transactions(o, "discarded", units);
+    hold_for_another_writer(o, dlq);
+    const auto done = write_transactions(o, writer, "discarded", units);
     std::cout << "discarded " << done << " of " << units.size() << " record(s)\n";
     return done == units.size() ? kExitOk : kExitFailure;
 }
@@ -526,15 +592,16 @@ int main(int argc, char** argv) {
     auto* replay = app.add_subcommand("replay", "write dead letters back to their topic");
     add_filters(replay, o);
     replay->add_flag("--dry-run", o.dry_run, "say what would be replayed; write nothing");
-    replay->add_option("--rate", o.rate, "records per second at most")->check(CLI::PositiveNumber);
+    replay->add_option("--rate", o.rate, "records per second at most (0.01 to 100000)")
+        ->check(CLI::Range(0.01, 100000.0));
     replay->add_option("--to", o.to, "write to this topic instead of dlq.original_topic");
-    replay->add_flag("--force", o.force, "also replayed/discarded ones, and past DLQ_MAX_REPLAYS");
+    replay->add_flag("--force", o.force,
+                     "past DLQ_MAX_REPLAYS (a replayed or discarded record is never replayed)");
     replay->add_flag("--yes,-y", o.yes, "do not ask");
     replay->add_option("--note", o.note, "recorded in dlq.resolutions");
     auto* discard = app.add_subcommand("discard", "mark dead letters as not to be replayed");
     add_filters(discard, o);
     discard->add_option("--note", o.note, "why (recorded in dlq.resolutions)")->required();
-    discard->add_flag("--force", o.force, "also ones already replayed or discarded");
     discard->add_flag("--yes,-y", o.yes, "do not ask");
     for (auto* cmd : {list, show, stats, replay, discard}) {
         cmd->add_option("--topic", o.topic, "the DLQ topic [notifications.dlq]");

@@ -1,5 +1,7 @@
 #include "orderpipe/common/money.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 
 namespace orderpipe {
@@ -51,12 +53,28 @@ std::optional<Money> Money::times(std::int64_t quantity) const {
     return Money{cents_ * quantity};
 }
 
+namespace {
+/// ISO 4217's current alphabetic codes (Debian iso-codes 4.15, 168 codes), without the ones that
+/// are not money a shop takes: precious metals (XAG, XAU, XPD, XPT), bond-market units (XBA-XBD),
+/// XDR, XSU, XUA, the test code XTS and "no currency" XXX. Sorted, for binary search.
+constexpr std::array<std::string_view, 168> kCurrencies = {
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
+    "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
+    "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF",
+    "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD",
+    "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK",
+    "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP",
+    "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG",
+    "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS",
+    "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW",
+    "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWL",
+};
+}  // namespace
+
 bool is_currency_code(std::string_view code) {
-    if (code.size() != 3) return false;
-    for (char c : code) {
-        if (c < 'A' || c > 'Z') return false;
-    }
-    return true;
+    return std::binary_search(kCurrencies.begin(), kCurrencies.end(), code);
 }
 
 }  // namespace orderpipe

@@ -6,6 +6,11 @@
 
 namespace orderpipe {
 
+namespace {
+constexpr int kMinYear = 1700;
+constexpr int kMaxYear = 2200;
+}  // namespace
+
 std::string format_rfc3339(SystemTime t) {
     using namespace std::chrono;
     const auto ms_total = duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -69,6 +74,9 @@ std::optional<SystemTime> parse_rfc3339(std::string_view s) {
         return std::nullopt;
     }
     if (pos != s.size()) return std::nullopt;
+    // SystemTime counts nanoseconds in 64 bits (years 1678 to 2262): a year outside that would
+    // wrap around. Nothing here needs more than these.
+    if (*y < kMinYear || *y > kMaxYear) return std::nullopt;
     using namespace std::chrono;
     const auto days =
         sys_days(year{*y} / month{static_cast<unsigned>(*mo)} / day{static_cast<unsigned>(*d)});
@@ -86,18 +94,17 @@ std::optional<SystemTime> parse_when(std::string_view text, SystemTime now) {
     std::int64_t n = 0;
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, n);
     if (ec != std::errc{} || p != text.data() + text.size() - 1 || n < 0) return std::nullopt;
+    std::int64_t unit = 0;  // seconds
     switch (text.back()) {
-        case 's':
-            return now - std::chrono::seconds(n);
-        case 'm':
-            return now - std::chrono::minutes(n);
-        case 'h':
-            return now - std::chrono::hours(n);
-        case 'd':
-            return now - std::chrono::hours(24 * n);
-        default:
-            return std::nullopt;
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default: return std::nullopt;
     }
+    // Checked before any multiplication: "2562048h" in nanoseconds does not fit in 64 bits.
+    if (n > kMaxSpan.count() / unit) return std::nullopt;
+    return now - std::chrono::seconds(n * unit);
 }
 
 }  // namespace orderpipe

@@ -29,16 +29,18 @@ constexpr Table<OrderStatus, 3> kOrderStatuses{{
     {OrderStatus::kConfirmed, "CONFIRMED"},
     {OrderStatus::kCancelled, "CANCELLED"},
 }};
-constexpr Table<CancelReason, 4> kCancelReasons{{
+constexpr Table<CancelReason, 5> kCancelReasonNames{{
     {CancelReason::kInsufficientStock, "INSUFFICIENT_STOCK"},
     {CancelReason::kUnknownSku, "UNKNOWN_SKU"},
+    {CancelReason::kPriceMismatch, "PRICE_MISMATCH"},
     {CancelReason::kCustomerRequest, "CUSTOMER_REQUEST"},
     {CancelReason::kTimeout, "TIMEOUT"},
 }};
-constexpr Table<ReserveStatus, 3> kReserveStatuses{{
+constexpr Table<ReserveStatus, 4> kReserveStatuses{{
     {ReserveStatus::kReserved, "RESERVED"},
     {ReserveStatus::kInsufficientStock, "INSUFFICIENT_STOCK"},
     {ReserveStatus::kUnknownSku, "UNKNOWN_SKU"},
+    {ReserveStatus::kPriceMismatch, "PRICE_MISMATCH"},
 }};
 constexpr Table<NotificationKind, 2> kNotificationKinds{{
     {NotificationKind::kOrderConfirmed, "ORDER_CONFIRMED"},
@@ -74,7 +76,7 @@ std::optional<Enum> parse(const Table<Enum, N>& table, std::string_view s) {
 
 std::string_view to_string(EventType v) { return name_of(kEventTypes, v); }
 std::string_view to_string(OrderStatus v) { return name_of(kOrderStatuses, v); }
-std::string_view to_string(CancelReason v) { return name_of(kCancelReasons, v); }
+std::string_view to_string(CancelReason v) { return name_of(kCancelReasonNames, v); }
 std::string_view to_string(ReserveStatus v) { return name_of(kReserveStatuses, v); }
 std::string_view to_string(NotificationKind v) { return name_of(kNotificationKinds, v); }
 std::string_view to_string(DlqReason v) { return name_of(kDlqReasons, v); }
@@ -85,7 +87,7 @@ std::optional<OrderStatus> parse_order_status(std::string_view s) {
     return parse(kOrderStatuses, s);
 }
 std::optional<CancelReason> parse_cancel_reason(std::string_view s) {
-    return parse(kCancelReasons, s);
+    return parse(kCancelReasonNames, s);
 }
 std::optional<ReserveStatus> parse_reserve_status(std::string_view s) {
     return parse(kReserveStatuses, s);

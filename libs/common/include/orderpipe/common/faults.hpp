@@ -25,6 +25,9 @@
 ///                             until a /readyz answer has said "draining" and a request was
 ///                             refused 503 for it (at most 10 s) before it stops anything: tests
 ///                             see both states whatever the machine's speed
+///   write-hold                (scope: dlqctl) between reading the ledger and writing its
+///                             resolutions, wait until another writer committed to
+///                             dlq.resolutions (at most 30 s): two dlqctl at once, on purpose
 ///
 /// Thread-safe.
 

@@ -38,7 +38,7 @@ class Money {
     std::int64_t cents_ = 0;
 };
 
-/// ISO 4217 alphabetic code shape: three upper-case ASCII letters.
+/// A current ISO 4217 currency code ("USD", "EUR"): the list, not just the shape ("ZZZ" is not).
 bool is_currency_code(std::string_view code);
 
 }  // namespace orderpipe

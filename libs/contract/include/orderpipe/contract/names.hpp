@@ -4,6 +4,7 @@
 /// the event sources. Each is an enum with its wire spelling; `parse_*` returns nullopt for a
 /// spelling that is not in the contract (a consumer treats that record as poison).
 
+#include <array>
 #include <optional>
 #include <string_view>
 
@@ -27,10 +28,21 @@ enum class EventType {
 
 enum class OrderStatus { kPending, kConfirmed, kCancelled };
 
-enum class CancelReason { kInsufficientStock, kUnknownSku, kCustomerRequest, kTimeout };
+enum class CancelReason {
+    kInsufficientStock,
+    kUnknownSku,
+    kPriceMismatch,
+    kCustomerRequest,
+    kTimeout
+};
+
+/// Every cancel reason, in the order figures list them.
+inline constexpr std::array<CancelReason, 5> kCancelReasons = {
+    CancelReason::kInsufficientStock, CancelReason::kUnknownSku, CancelReason::kPriceMismatch,
+    CancelReason::kCustomerRequest, CancelReason::kTimeout};
 
 /// The inventory's answer to a reservation request.
-enum class ReserveStatus { kReserved, kInsufficientStock, kUnknownSku };
+enum class ReserveStatus { kReserved, kInsufficientStock, kUnknownSku, kPriceMismatch };
 
 /// What a NOTIFICATION_REQUESTED tells the customer.
 enum class NotificationKind { kOrderConfirmed, kOrderCancelled };
@@ -57,14 +69,20 @@ std::optional<NotificationKind> parse_notification_kind(std::string_view s);
 std::optional<DlqReason> parse_dlq_reason(std::string_view s);
 std::optional<DlqAction> parse_dlq_action(std::string_view s);
 
-/// A cancellation for lack of stock (or an unknown SKU) is the order's decision, like a
+/// A cancellation for lack of stock (or an unknown SKU, or a price that is not the catalog's)
+/// is the order's decision, like a
 /// confirmation; a timeout too. A customer cancel is not a decision (docs/CONTRACT.md, I1).
 constexpr bool is_decision(CancelReason r) { return r != CancelReason::kCustomerRequest; }
 
 /// The reason an order is cancelled when the inventory answered `s` (not kReserved).
 constexpr CancelReason cancel_reason_for(ReserveStatus s) {
-    return s == ReserveStatus::kUnknownSku ? CancelReason::kUnknownSku
-                                           : CancelReason::kInsufficientStock;
+    switch (s) {
+        case ReserveStatus::kUnknownSku: return CancelReason::kUnknownSku;
+        case ReserveStatus::kPriceMismatch: return CancelReason::kPriceMismatch;
+        case ReserveStatus::kReserved:
+        case ReserveStatus::kInsufficientStock: break;
+    }
+    return CancelReason::kInsufficientStock;
 }
 
 /// `ce_source` of each service's events.

@@ -5,6 +5,7 @@
 #include "support.hpp"
 
 #include "orderpipe/common/faults.hpp"
+#include "orderpipe/kafka/consumer.hpp"
 #include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 #include "orderpipe/kafka/processing_loop.hpp"
@@ -251,6 +252,45 @@ TEST_CASE("a rewind whose committed offsets come back with an error is retried, 
     produce_events(h.t["in"], second, "second");
     h.check_echoed_once(60);
     loop.stop();
+}
+
+TEST_CASE("a pause for backpressure does not outlive a rebalance", "[loop][kafka][pause]") {
+    // librdkafka keeps a partition's pause flag across a revoke and a re-assignment; a loop that
+    // paused for backpressure and resumed while nothing was assigned then never fetched that
+    // partition again (the notification-service held one for good after a broker restart).
+    // Partitions a rebalance assigns must start unpaused, as in Kafka's Java consumer.
+    Harness h;
+    kafka::ConsumerOptions co;
+    co.group_id = h.prefix + "-pause";
+    kafka::Consumer a(client_config("pause-a"), co);
+    a.subscribe({h.t["in"]});
+    REQUIRE(eventually([&] {
+        a.poll_batch(10, std::chrono::milliseconds(100));
+        return a.assignment().size() == 3;
+    }));
+    a.pause_all();
+    // A second member joins: the eager assignor revokes all of a's partitions and assigns some
+    // of them back.
+    kafka::Consumer b(client_config("pause-b"), co);
+    b.subscribe({h.t["in"]});
+    REQUIRE(eventually([&] {
+        a.poll_batch(10, std::chrono::milliseconds(50));
+        b.poll_batch(10, std::chrono::milliseconds(50));
+        const auto na = a.assignment().size();
+        return na > 0 && na + b.assignment().size() == 3;
+    }));
+    std::vector<nlohmann::json> events;
+    for (int i = 0; i < 30; ++i) events.push_back({{"n", i}});
+    produce_events(h.t["in"], events);  // 30 keys: every partition gets some
+    std::size_t got_a = 0;
+    std::size_t got_b = 0;
+    CHECK(eventually([&] {
+        got_a += a.poll_batch(100, std::chrono::milliseconds(50)).records.size();
+        got_b += b.poll_batch(100, std::chrono::milliseconds(50)).records.size();
+        return got_a + got_b == 30;
+    }));
+    INFO("a got " << got_a << ", b got " << got_b);
+    CHECK(got_a > 0);
 }
 
 TEST_CASE("a loop fenced by a newer instance stops for good and never fences it back",

@@ -50,6 +50,13 @@ struct Consumer::Impl {
         try {
             if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 rd_kafka_assign(rk, partitions);
+                // An assignment starts unpaused, as in Kafka's Java consumer. librdkafka keeps a
+                // partition's pause flag across a revoke and a re-assignment, so a partition
+                // paused for backpressure before a rebalance came back paused, and a
+                // resume_all() that ran while nothing was assigned never reached it: the
+                // notification-service held a partition for good after a broker restart
+                // (found by the chaos run under load).
+                rd_kafka_resume_partitions(rk, partitions);
                 if (self->listener != nullptr) self->listener->on_assigned(list);
             } else {
                 if (self->listener != nullptr) {

@@ -71,7 +71,8 @@ class Consumer {
 
     std::vector<TopicPartition> assignment() const;
     /// Stops (resumes) fetching every assigned partition; polls keep serving the group
-    /// (backpressure). @throws KafkaException
+    /// (backpressure). A pause lasts until resume_all() or the next rebalance: partitions
+    /// assigned by a rebalance start unpaused. @throws KafkaException
     void pause_all();
     void resume_all();
     /// Moves assigned partitions to the given offsets (kBeginning allowed). Asynchronous: later

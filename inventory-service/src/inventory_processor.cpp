@@ -1,5 +1,6 @@
 #include "inventory_processor.hpp"
 
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/event_record.hpp"
@@ -83,6 +84,11 @@ void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
         sp.release();
         for (auto& r : records) out.produce(std::move(r));
     }
+    // How far this state goes, in the same SQLite transaction: a start compares it with the
+    // group's committed offsets (a DATA_DIR restored from an older backup is refused).
+    for (const auto& [tp, next] : out.consumed()) {
+        processed_.advance(kConsumer, tp.first, tp.second, next);
+    }
     tx.commit();  // before the Kafka commit: see the class comment
 }
 
@@ -158,7 +164,10 @@ void InventoryProcessor::idle(kafka::BatchOutput& out) {
     for (auto& r :
          restocks_.take(1000, std::chrono::milliseconds(0), std::chrono::milliseconds(0))) {
         std::optional<CatalogItem> item;
-        {
+        try {
+            if (faults::hit("inventory-requests", "restock-fails")) {
+                throw faults::InjectedFault("injected failure of the restock's write");
+            }
             // The stock change and its STOCK_ADJUSTED (outbox) commit together.
             sqlite::Transaction tx(store_.db());
             item = store_.set_available(r.sku, r.available);
@@ -167,6 +176,12 @@ void InventoryProcessor::idle(kafka::BatchOutput& out) {
                     kafka::record_to_json(stock_adjusted_record(topics_.events, *item)).dump());
             }
             tx.commit();
+        } catch (const std::exception& e) {
+            // A full disk, SQLITE_BUSY, ...: nothing was changed, and the caller is told so
+            // (503 + Retry-After), never left without an answer.
+            log::error("restock not applied", {{"sku", r.sku}, {"error", e.what()}});
+            r.done(RestockOutcome::kNotApplied, std::nullopt);
+            continue;
         }
         if (item) {
             outbox_pending_ = true;

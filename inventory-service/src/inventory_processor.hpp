@@ -20,6 +20,7 @@
 #include <prometheus/counter.h>
 
 #include <functional>
+#include <map>
 
 namespace orderpipe::inventory {
 
@@ -49,6 +50,11 @@ class InventoryProcessor final : public kafka::BatchProcessor {
                  std::chrono::steady_clock::time_point deadline);
 
     void process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) override;
+    /// How far the state has processed inventory.requests: (topic, partition) → next offset.
+    /// Before the loop starts only (not thread-safe).
+    std::map<std::pair<std::string, std::int32_t>, std::int64_t> positions() {
+        return processed_.positions(kConsumer);
+    }
     void idle(kafka::BatchOutput& out) override;
     bool has_idle_work() override;
     void committed() override;

@@ -65,7 +65,8 @@ void InventoryService::start() {
         {.name = "inventory-requests", .topics = {topics.requests}, .processor = processor_.get()});
     rt.writes({topics.responses, topics.events});
     rt.single_instance();
-    rt.state_is_not_rebuildable();
+    rt.state_is_not_rebuildable("act on its requests twice (sell stock twice)");
+    rt.state_positions([this] { return processor_->positions(); });
 
     rt.route("GET", "/inventory",
              [this](http::Request&& r, const http::Responder& d) { handle_list(std::move(r), d); });

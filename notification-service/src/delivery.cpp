@@ -22,11 +22,12 @@ std::string describe(const SendResult& r) {
 
 std::chrono::milliseconds retry_delay(int failed_attempts, std::chrono::milliseconds base,
                                       std::optional<std::chrono::milliseconds> retry_after,
-                                      double jitter) {
+                                      double jitter, std::chrono::milliseconds cap) {
     const int exponent = std::clamp(failed_attempts - 1, 0, 20);
     const double scaled = static_cast<double>(base.count()) * std::pow(2.0, exponent) *
                           (0.8 + 0.4 * std::clamp(jitter, 0.0, 1.0));
-    auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(scaled));
+    auto delay = std::chrono::milliseconds(
+        static_cast<std::int64_t>(std::min(scaled, static_cast<double>(cap.count()))));
     if (retry_after && *retry_after > delay) delay = *retry_after;
     return delay;
 }

@@ -31,11 +31,13 @@ Verdict classify(const SendResult& result);
 std::string describe(const SendResult& result);
 
 /// The wait before attempt `failed_attempts + 1`: base × 2^(failed_attempts − 1), jittered by
-/// ±20 % (`jitter` is uniform in [0, 1)), and never shorter than the provider's Retry-After.
-/// With base 2 s: about 2 s after the first failure, 4 s after the second.
+/// ±20 % (`jitter` is uniform in [0, 1)), at most `cap`, and never shorter than the provider's
+/// Retry-After (which the caller checks against the cap). With base 2 s: about 2 s after the
+/// first failure, 4 s after the second.
 std::chrono::milliseconds retry_delay(int failed_attempts, std::chrono::milliseconds base,
                                       std::optional<std::chrono::milliseconds> retry_after,
-                                      double jitter);
+                                      double jitter,
+                                      std::chrono::milliseconds cap = std::chrono::hours(1));
 
 /// A circuit breaker over the provider: `failures_to_open` transient failures in a row open
 /// it; while open no attempt is made; after `open_for` one probe is let through (half-open):

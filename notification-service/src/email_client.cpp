@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 #include <mutex>
@@ -31,9 +32,11 @@ std::size_t on_header(char* buffer, std::size_t size, std::size_t count, void* u
             while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
             long seconds = 0;
             auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-            // Only the delay-seconds form; an HTTP-date is left to our own backoff.
-            if (ec == std::errc{} && seconds >= 0 && seconds <= 3600) {
-                t->result.retry_after = std::chrono::seconds(seconds);
+            // Only the delay-seconds form; an HTTP-date is left to our own backoff. Any length
+            // is taken (up to a year, so nothing overflows): one longer than NOTIFY_MAX_WAIT_MS
+            // dead-letters the request rather than holding its partition.
+            if (ec == std::errc{} && seconds >= 0) {
+                t->result.retry_after = std::chrono::seconds(std::min(seconds, 365L * 86400));
             }
         }
     }

@@ -228,6 +228,23 @@ void NotificationProcessor::on_answer(const Position& pos, Work& w, const SendRe
                 w.due = now;  // the breaker's probe: not one of the request's attempts
                 return;
             }
+            if (result.retry_after && *result.retry_after > options_.max_wait) {
+                // Waiting that long would hold every outcome behind it in its partition.
+                ++w.attempts;
+                w.last_error += "; the provider asked to retry in " +
+                                std::to_string(result.retry_after->count() / 1000) +
+                                " s (Retry-After), more than NOTIFY_MAX_WAIT_MS (" +
+                                std::to_string(options_.max_wait.count()) +
+                                " ms): dead-lettered so the requests behind it are not held; "
+                                "replay it with dlqctl";
+                log::warn("notification put off for too long by the provider; dead-lettered",
+                          {{"notification_id", w.request.notification_id},
+                           {"attempts", w.attempts},
+                           {"error", w.last_error}});
+                w.outcome = failed_outcome(w, DlqReason::kMaxRetries);
+                finish(pos, w, /*delivered=*/false);
+                return;
+            }
             if (++w.attempts >= options_.max_attempts) {
                 log::warn("notification failed after its last attempt; dead-lettered",
                           {{"notification_id", w.request.notification_id},
@@ -238,7 +255,8 @@ void NotificationProcessor::on_answer(const Position& pos, Work& w, const SendRe
                 return;
             }
             w.due = now + retry_delay(w.attempts, options_.backoff, result.retry_after,
-                                      std::uniform_real_distribution<double>(0, 1)(rng_));
+                                      std::uniform_real_distribution<double>(0, 1)(rng_),
+                                      options_.max_wait);
             log::info("notification send failed; retrying",
                       {{"notification_id", w.request.notification_id},
                        {"attempts", w.attempts},

@@ -50,6 +50,11 @@ struct NotificationOptions {
     std::string consumer_group;  ///< for dlq.consumer_group
     int max_attempts = 3;
     std::chrono::milliseconds backoff{2000};
+    /// The longest a request waits for its next attempt. Outcomes are written in offset order,
+    /// so a waiting request holds the outcomes of its partition behind it: the backoff is capped
+    /// at this, and a provider asking (Retry-After) for longer gets the request dead-lettered at
+    /// once (MAX_RETRIES), to be replayed later, instead of holding the others.
+    std::chrono::milliseconds max_wait{30000};
     std::size_t max_in_flight = 1000;
     int breaker_failures = 5;
     std::chrono::milliseconds breaker_open{10000};

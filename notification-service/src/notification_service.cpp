@@ -19,6 +19,8 @@ NotificationServiceConfig NotificationServiceConfig::from_env(EnvReader& env) {
     c.max_attempts = static_cast<int>(env.integer("NOTIFY_MAX_ATTEMPTS", c.max_attempts, 1, 100));
     c.backoff = env.millis("NOTIFY_BACKOFF_MS", c.backoff, std::chrono::milliseconds(0),
                            std::chrono::hours(1));
+    c.max_wait = env.millis("NOTIFY_MAX_WAIT_MS", c.max_wait, std::chrono::milliseconds(1000),
+                            std::chrono::hours(1));
     c.max_in_flight = static_cast<std::size_t>(env.integer(
         "NOTIFY_MAX_IN_FLIGHT", static_cast<std::int64_t>(c.max_in_flight), 1, 1000000));
     c.breaker_failures =
@@ -52,6 +54,7 @@ void NotificationService::start() {
     no.consumer_group = s.group(s.service);
     no.max_attempts = config_.max_attempts;
     no.backoff = config_.backoff;
+    no.max_wait = config_.max_wait;
     no.max_in_flight = config_.max_in_flight;
     no.breaker_failures = config_.breaker_failures;
     no.breaker_open = config_.breaker_open;

@@ -19,6 +19,7 @@ struct NotificationServiceConfig {
     std::chrono::milliseconds timeout{5000};               ///< NOTIFY_TIMEOUT_MS
     int max_attempts = 3;                                  ///< NOTIFY_MAX_ATTEMPTS
     std::chrono::milliseconds backoff{2000};               ///< NOTIFY_BACKOFF_MS
+    std::chrono::milliseconds max_wait{30000};             ///< NOTIFY_MAX_WAIT_MS
     std::size_t max_in_flight = 1000;                      ///< NOTIFY_MAX_IN_FLIGHT
     int breaker_failures = 5;                              ///< NOTIFY_BREAKER_FAILURES
     std::chrono::milliseconds breaker_open{10000};         ///< NOTIFY_BREAKER_OPEN_MS

@@ -26,14 +26,17 @@ IdempotencyStore::IdempotencyStore(sqlite::Database& db, std::chrono::hours rete
 }
 
 IdempotencyStore::Claim IdempotencyStore::claim(const std::string& key, const std::string& body,
-                                                const std::string& order_id) {
+                                                const std::string& order_id,
+                                                const std::string& legacy_body) {
     auto find = db_.cached(
         "SELECT body, order_id, state, status, response FROM idempotency_keys WHERE key = ?");
     find.bind(1, key);
     if (find.step()) {
         Claim c{ClaimResult::kReplay, Stored{static_cast<int>(find.column_int(3)),
                                              find.column_text(1), find.column_text(4)}};
-        if (find.column_text(0) != body) {
+        const std::string stored = find.column_text(0);
+        const bool legacy_row = !legacy_body.empty() && stored.rfind("v2:", 0) != 0;
+        if (stored != (legacy_row ? legacy_body : body)) {
             c = {ClaimResult::kMismatch, std::nullopt};
         } else if (find.column_text(2) != "committed") {
             c.result = ClaimResult::kInProgress;

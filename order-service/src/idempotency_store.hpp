@@ -51,8 +51,11 @@ class IdempotencyStore {
     IdempotencyStore(sqlite::Database& db, std::chrono::hours retention);
     sqlite::Database& db() { return db_; }
 
-    /// Claims `key` for a new order, or says why not. Within the caller's transaction.
-    Claim claim(const std::string& key, const std::string& body, const std::string& order_id);
+    /// Claims `key` for a new order, or says why not. Within the caller's transaction. A key
+    /// stored before bodies were kept in canonical_json() form ("v2:" + it) is compared with
+    /// `legacy_body` (the old form), when given.
+    Claim claim(const std::string& key, const std::string& body, const std::string& order_id,
+                const std::string& legacy_body = {});
     /// The order committed: store its answer.
     void complete(const std::string& key, const Stored& answer);
     /// The order surely did not commit: forget the key.

@@ -204,6 +204,5 @@ json created_response(const contract::OrderCreated& o) {
             {"created_at", o.created_at}};
 }
 
-std::string canonical_body(const json& body) { return body.dump(); }  // object keys are sorted
 
 }  // namespace orderpipe::order

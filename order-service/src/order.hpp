@@ -66,7 +66,4 @@ CloudEvent created_event(const AcceptedOrder& order);
 /// The 201 body: {"order_id","status":"PENDING","total","currency","created_at"}.
 nlohmann::json created_response(const contract::OrderCreated& order);
 
-/// A canonical form of a request body for Idempotency-Key comparison: same JSON, same text.
-std::string canonical_body(const nlohmann::json& body);
-
 }  // namespace orderpipe::order

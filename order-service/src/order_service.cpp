@@ -8,8 +8,10 @@
 #include "orderpipe/kafka/producer.hpp"
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace orderpipe::order {
@@ -131,6 +133,11 @@ OrderService::OrderService(Config config)
                      .Name("order_intake_requests_total")
                      .Help("POST /orders, by outcome")
                      .Register(runtime_->registry());
+    waiters_.set_gauge(&prometheus::BuildGauge()
+                            .Name("order_long_polls")
+                            .Help("GET /orders/{id}?wait= requests waiting for their answer")
+                            .Register(runtime_->registry())
+                            .Add({}));
 }
 
 OrderService::~OrderService() { stop(); }
@@ -184,6 +191,9 @@ void OrderService::start() {
     rt.reads({topics_.orders});
     rt.writes({topics_.orders, topics_.inventory_requests, topics_.notifications});
     rt.single_instance();
+    // Its Idempotency-Keys exist only in DATA_DIR (the read model is rebuilt from orders.events).
+    rt.state_is_not_rebuildable(
+        "forget every Idempotency-Key (a client retrying its key would get a second order)");
 
     // Nothing may decide before the read model holds everything already committed, and a
     // dead predecessor's open transactions would hold the read model back (last stable
@@ -214,6 +224,8 @@ void OrderService::start() {
     rt.add_check("intake", [this] { return intake_->not_ready_reason(); });
     rt.add_check("read model", [this] { return projection_->problem(); });
     rt.on_stop("intake", [this] { intake_->stop(); });
+    // Open long-polls are answered (the order's current state) before the HTTP server drains.
+    rt.on_stop("long-polls", [this] { waiters_.close(); });
     rt.on_stop(
         "projection", [this] { projection_->stop(); }, runtime::Runtime::StopPhase::kAfterLoops);
 
@@ -272,9 +284,17 @@ void OrderService::handle_create(http::Request&& req, const http::Responder& res
                http::problem(400, "Bad Request", "send at most one Idempotency-Key header"));
         return;
     }
-    if (!keys.empty() && (keys.front().empty() || keys.front().size() > 255)) {
-        answer("rejected", http::problem(422, "Invalid Idempotency-Key",
-                                         "Idempotency-Key must be 1 to 255 characters"));
+    // Visible ASCII only: bytes are characters, and a value folded over two lines (obs-fold,
+    // which the parser joins with a space) is refused rather than taken as another key.
+    const auto visible = [](const std::string& k) {
+        return std::all_of(k.begin(), k.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+    };
+    if (!keys.empty() &&
+        (keys.front().empty() || keys.front().size() > 255 || !visible(keys.front()))) {
+        answer("rejected",
+               http::problem(422, "Invalid Idempotency-Key",
+                             "Idempotency-Key must be 1 to 255 visible ASCII characters (no "
+                             "spaces or control characters)"));
         return;
     }
     if (auto why = intake_->not_ready_reason()) {
@@ -284,7 +304,9 @@ void OrderService::handle_create(http::Request&& req, const http::Responder& res
     PlaceRequest request;
     request.order = accept(std::move(std::get<OrderRequest>(validated)), req.header("traceparent"));
     if (!keys.empty()) request.key = keys.front();
-    request.canonical_body = canonical_body(body);
+    // The same JSON value, whatever the key order and spacing; 29.99 and "29.99" differ.
+    request.canonical_body = "v2:" + canonical_json(req.body).value_or(req.body);
+    request.legacy_body = body.dump();  // how keys stored by earlier versions hold it
     request.deadline = Clock::now() + runtime_->settings().commit_timeout;
     request.done = [answer](const PlaceResult& r) {
         switch (r.outcome) {
@@ -388,6 +410,7 @@ void OrderService::handle_get(http::Request&& req, const http::Responder& respon
                         : http::problem(404, "Order not found", "no order with id " + id));
         });
     // The client may hang up before the wait is over: stop waiting for it.
+    if (ticket == 0) return;  // stopping: answered at once
     respond.on_cancel([this, id, ticket] { waiters_.cancel(id, ticket); });
     // The state may have changed between the read and the registration: check once more.
     if (auto again = read_order(id); again && settles(again->status)) {

@@ -50,7 +50,8 @@ void Placement::place(std::vector<PlaceRequest>& batch) {
                     placed.push_back(&r);
                     continue;
                 }
-                auto c = keys_.claim(*r.key, r.canonical_body, r.order.order_id());
+                auto c = keys_.claim(*r.key, r.canonical_body, r.order.order_id(),
+                                     r.legacy_body);
                 switch (c.result) {
                     case IdempotencyStore::ClaimResult::kClaimed:
                         placed.push_back(&r);

@@ -50,6 +50,7 @@ struct PlaceRequest {
     AcceptedOrder order;
     std::optional<std::string> key;  ///< Idempotency-Key
     std::string canonical_body;      ///< compared for a reused key
+    std::string legacy_body;         ///< the same in the form keys stored before "v2:" had
     Clock::time_point deadline;      ///< answer by then (bounds a commit and its settling)
     std::function<void(const PlaceResult&)> done;  ///< called exactly once
 };

@@ -6,6 +6,8 @@
 
 #include "orderpipe/contract/names.hpp"
 
+#include <prometheus/gauge.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -39,15 +41,25 @@ class Waiters {
     Waiters(const Waiters&) = delete;
     Waiters& operator=(const Waiters&) = delete;
 
+    /// Keeps `gauge` at the number of open waits (order_long_polls). Before any add().
+    void set_gauge(prometheus::Gauge* gauge) { gauge_ = gauge; }
+
     /// Waits until notify() reports a status that `settles`, or until `deadline`.
     /// @returns a ticket for cancel().
+    /// After close(), `done` is called at once instead (and 0 returned).
     std::uint64_t add(const std::string& order_id, Settles settles,
                       std::chrono::steady_clock::time_point deadline, Done done) {
         std::uint64_t ticket = 0;
         {
-            std::lock_guard lock(mu_);
+            std::unique_lock lock(mu_);
+            if (closed_) {
+                lock.unlock();
+                done();
+                return 0;
+            }
             ticket = ++next_ticket_;
             waiting_[order_id].push_back({ticket, std::move(settles), deadline, std::move(done)});
+            counted_locked();
         }
         cv_.notify_all();
         return ticket;
@@ -60,6 +72,7 @@ class Waiters {
         if (it == waiting_.end()) return;
         std::erase_if(it->second, [&](const Waiter& w) { return w.ticket == ticket; });
         if (it->second.empty()) waiting_.erase(it);
+        counted_locked();
     }
 
     /// The order now has `status`: completes the waiters it settles.
@@ -75,8 +88,26 @@ class Waiters {
                 return true;
             });
             if (it->second.empty()) waiting_.erase(it);
+            counted_locked();
         }
         for (auto& d : ready) d();
+    }
+
+    /// The service is stopping: every waiter is answered now, with the order's current state,
+    /// and so is every later one. A long-poll gets an answer, never a closed connection.
+    void close() {
+        std::vector<Done> all;
+        {
+            std::lock_guard lock(mu_);
+            closed_ = true;
+            for (auto& [id, list] : waiting_) {
+                for (auto& w : list) all.push_back(std::move(w.done));
+            }
+            waiting_.clear();
+            counted_locked();
+        }
+        cv_.notify_all();
+        for (auto& d : all) d();
     }
 
     std::size_t size() const {
@@ -87,6 +118,13 @@ class Waiters {
     }
 
   private:
+    void counted_locked() {
+        if (gauge_ == nullptr) return;
+        std::size_t n = 0;
+        for (const auto& [id, list] : waiting_) n += list.size();
+        gauge_->Set(static_cast<double>(n));
+    }
+
     struct Waiter {
         std::uint64_t ticket;
         Settles settles;
@@ -112,6 +150,7 @@ class Waiters {
                 it = it->second.empty() ? waiting_.erase(it) : std::next(it);
             }
             if (!expired.empty()) {
+                counted_locked();
                 lock.unlock();
                 for (auto& d : expired) d();
                 lock.lock();
@@ -128,6 +167,8 @@ class Waiters {
     mutable std::mutex mu_;
     std::condition_variable cv_;
     bool stopping_ = false;
+    bool closed_ = false;
+    prometheus::Gauge* gauge_ = nullptr;
     std::uint64_t next_ticket_ = 0;
     std::map<std::string, std::vector<Waiter>> waiting_;
     std::thread timer_;  // last

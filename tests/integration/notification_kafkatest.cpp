@@ -275,6 +275,28 @@ TEST_CASE(
     CHECK(requests_for(p, notification_id).size() == 2);  // the 400, then the one that went
 }
 
+TEST_CASE("a provider asking to wait an hour never holds the other outcomes of its partition",
+          "[notification][kafka][isolation]") {
+    Pipeline p;
+    p.start_provider();
+    p.provider_rules({{"match", {{"order_id", "o-hold"}}}, {"answer", "429"}, {"retry_after", 3600}});
+    p.start_notifications();
+    // Behind it, in its partition or another: outcomes are written in offset order, so before,
+    // those behind it waited the hour (notification_requests_held).
+    std::vector<std::string> orders{"o-hold"};
+    for (int i = 0; i < 20; ++i) orders.push_back("o-next-" + std::to_string(i));
+    const auto ids = request(p, orders);
+    REQUIRE(eventually([&] { return finished(p) == ids.size(); }, std::chrono::seconds(30)));
+    auto o = outcomes(p);
+    CHECK(o[ids[0]]["FAILED"] == 1);
+    for (std::size_t i = 1; i < ids.size(); ++i) CHECK(o[ids[i]]["SENT"] == 1);
+    auto dlq = read_committed(p.topic("notifications.dlq"), 1);
+    REQUIRE(dlq.size() == 1);
+    CHECK(dlq[0].header("dlq.reason") == "MAX_RETRIES");
+    CHECK(dlq[0].header("dlq.last_error").value_or("").find("Retry-After") != std::string::npos);
+    CHECK(requests_for(p, ids[0]).size() == 1);  // asked once, not again within the hour
+}
+
 TEST_CASE("a 400 dead-letters at once; a 429 with Retry-After waits for it",
           "[notification][kafka]") {
     Pipeline p;

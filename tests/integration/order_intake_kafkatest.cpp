@@ -145,6 +145,18 @@ TEST_CASE("a retried Idempotency-Key creates nothing new, also after a restart",
         R"({"customer_id":"c-43","customer_email":"bo@example.com","currency":"USD","items":[{"sku":"MOUSE-001","quantity":1,"unit_price":"29.99"}]})",
         headers);
     CHECK(other.status == 422);
+    // Same key, the prices as JSON numbers instead of strings: another JSON value, 422 (it
+    // used to count as the same body).
+    std::string numbers = kOrder;
+    for (const std::string price : {"999.99", "29.99"}) {
+        const auto at = numbers.find("\"" + price + "\"");
+        REQUIRE(at != std::string::npos);
+        numbers.replace(at, price.size() + 2, price);
+    }
+    CHECK(s.post(numbers, headers).status == 422);
+    // Key order and spacing do not matter.
+    auto reordered = nlohmann::json::parse(kOrder).dump(2);
+    CHECK(s.post(reordered, headers).status == 201);
 
     s.stop();
     s.start();
@@ -213,6 +225,17 @@ TEST_CASE("every 4xx case commits nothing", "[intake][kafka][validation]") {
                    kOrder,
                    {"Content-Type: application/json", "Idempotency-Key;"},
                    422});
+    all.push_back({"an Idempotency-Key with a space (as an obs-fold becomes)",
+                   kOrder,
+                   {"Content-Type: application/json", "Idempotency-Key: abc def"},
+                   422});
+    all.push_back({"a non-ASCII Idempotency-Key (its bytes would not be its characters)",
+                   kOrder,
+                   {"Content-Type: application/json", "Idempotency-Key: caf\xc3\xa9"},
+                   422});
+    all.push_back({"the same key twice in the body",
+                   R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]})",
+                   kJson, 400});
     for (const auto& c : all) {
         INFO(c.name);
         auto r = s.post(c.body, c.headers);

@@ -2,6 +2,7 @@
 // last units, poison records, customer cancel and ORDER_TIMEOUT.
 #include "pipeline.hpp"
 
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/kafka/producer.hpp"
 
 #include <future>
@@ -315,6 +316,15 @@ TEST_CASE("restock: JSON only, applied by the inventory loop, STOCK_ADJUSTED emi
     auto unknown = http_request("PUT", p.inventory_url("/inventory/NOPE"), R"({"available":5})",
                                 {"Content-Type: application/json"});
     CHECK(unknown.status == 404);
+    // The write fails (as on a full disk): 503 + Retry-After, nothing changed — never a 500
+    // "handler finished without producing a response".
+    orderpipe::faults::configure("inventory-requests:restock-fails:1");
+    auto failed = http_request("PUT", p.inventory_url("/inventory/MOUSE-001"),
+                               R"({"available":500})", {"Content-Type: application/json"});
+    orderpipe::faults::configure("");
+    CHECK(failed.status == 503);
+    CHECK(failed.headers.count("retry-after") == 1);
+    CHECK(p.stock("MOUSE-001")["available"] == 200);
     auto ok = http_request("PUT", p.inventory_url("/inventory/MOUSE-001"), R"({"available":500})",
                            {"Content-Type: application/json"});
     REQUIRE(ok.status == 200);

@@ -453,6 +453,16 @@ TEST_CASE("errors are problem+json", "[http]") {
         require_problem(client.read_response(), 400);
         CHECK(client.closed_by_peer());
     }
+    SECTION("HTTP/1.1 without a Host, or with two: 400 (RFC 9112, 3.2)") {
+        client.write_raw("GET /orders/1 HTTP/1.1\r\n\r\n");
+        require_problem(client.read_response(), 400);
+        Client again(server.port());
+        again.write_raw("GET /orders/1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+        require_problem(again.read_response(), 400);
+        Client old(server.port());  // HTTP/1.0 needs none
+        old.write_raw("GET /orders/1 HTTP/1.0\r\n\r\n");
+        CHECK(old.read_response().result_int() == 200);
+    }
     SECTION("a bad Content-Length: 400") {
         client.write_raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n");
         require_problem(client.read_response(), 400);

@@ -30,3 +30,28 @@ TEST_CASE("deep nesting is refused, not recursed into", "[json]") {
     CHECK_THAT(std::get<JsonParseError>(r).message, Catch::Contains("nesting"));
     CHECK(std::holds_alternative<nlohmann::json>(parse_untrusted_json("[[[[1]]]]")));
 }
+
+TEST_CASE("an object with the same key twice is refused, at any depth", "[json]") {
+    // Before, the last one won silently ("currency":"USD","currency":"EUR" stored EUR).
+    for (const char* dup : {R"({"currency":"USD","currency":"EUR"})",
+                            R"({"items":[{"sku":"A","sku":"B"}]})", R"({"a":{"b":1,"b":1}})"}) {
+        INFO(dup);
+        auto r = parse_untrusted_json(dup);
+        REQUIRE(std::holds_alternative<JsonParseError>(r));
+        CHECK_THAT(std::get<JsonParseError>(r).message, Catch::Contains("duplicate key"));
+    }
+    // The same key in two objects is fine.
+    CHECK(std::holds_alternative<nlohmann::json>(parse_untrusted_json(R"([{"a":1},{"a":2}])")));
+}
+
+TEST_CASE("canonical JSON: the same value whatever the order and spacing; types matter",
+          "[json]") {
+    using orderpipe::canonical_json;
+    CHECK(canonical_json(R"({"b":1,"a":[29.99,"x"]})") ==
+          canonical_json(R"( { "a" : [ 29.99 , "x" ] , "b" : 1 } )"));
+    CHECK(canonical_json(R"({"p":29.99})") != canonical_json(R"({"p":"29.99"})"));
+    CHECK(canonical_json(R"({"p":"n29.99"})") != canonical_json(R"({"p":29.99})"));
+    CHECK(canonical_json(R"({"p":10})") != canonical_json(R"({"p":"10"})"));
+    CHECK_FALSE(canonical_json(R"({"a":1,"a":2})"));
+    CHECK_FALSE(canonical_json("{"));
+}

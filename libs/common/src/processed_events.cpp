@@ -17,6 +17,12 @@ sqlite::Database& with_table(sqlite::Database& db) {
         processed_ms INTEGER NOT NULL,
         PRIMARY KEY (consumer, ce_id)) WITHOUT ROWID)");
     db.exec("CREATE INDEX IF NOT EXISTS processed_events_age ON processed_events(processed_ms)");
+    db.exec(R"(CREATE TABLE IF NOT EXISTS consumed_positions (
+        consumer    TEXT NOT NULL,
+        topic       TEXT NOT NULL,
+        partition   INTEGER NOT NULL,
+        next_offset INTEGER NOT NULL,
+        PRIMARY KEY (consumer, topic, partition)) WITHOUT ROWID)");
     return db;
 }
 
@@ -27,7 +33,32 @@ ProcessedEvents::ProcessedEvents(sqlite::Database& db, std::chrono::hours retent
       retention_(retention),
       find_(db.prepare("SELECT result FROM processed_events WHERE consumer = ? AND ce_id = ?")),
       insert_(db.prepare("INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
-                         "VALUES (?, ?, ?, ?)")) {}
+                         "VALUES (?, ?, ?, ?)")),
+      advance_(db.prepare(
+          "INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
+          "VALUES (?, ?, ?, ?) ON CONFLICT(consumer, topic, partition) DO UPDATE SET "
+          "next_offset = max(next_offset, excluded.next_offset)")) {}
+
+void ProcessedEvents::advance(const std::string& consumer, const std::string& topic,
+                              std::int32_t partition, std::int64_t next_offset) {
+    advance_.bind(1, consumer)
+        .bind(2, topic)
+        .bind(3, static_cast<std::int64_t>(partition))
+        .bind(4, next_offset);
+    advance_.run();
+}
+
+std::map<std::pair<std::string, std::int32_t>, std::int64_t> ProcessedEvents::positions(
+    const std::string& consumer) {
+    std::map<std::pair<std::string, std::int32_t>, std::int64_t> out;
+    auto q = db_.prepare(
+        "SELECT topic, partition, next_offset FROM consumed_positions WHERE consumer = ?");
+    q.bind(1, consumer);
+    while (q.step()) {
+        out[{q.column_text(0), static_cast<std::int32_t>(q.column_int(1))}] = q.column_int(2);
+    }
+    return out;
+}
 
 std::optional<std::string> ProcessedEvents::find(const std::string& consumer,
                                                  const std::string& ce_id) {

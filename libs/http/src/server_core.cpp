@@ -55,8 +55,10 @@ ServerCore::ServerCore(ServerOptions options, std::shared_ptr<prometheus::Regist
       acceptor_(accept_strand_),
       accept_retry_timer_(accept_strand_) {
     options_.threads = std::max(1U, options_.threads);
-    router_.add("GET", "/livez", [](Request&&, const Responder& respond) {
-        respond(Response::json(200, {{"status", "alive"}}));
+    router_.add("GET", "/livez", [this](Request&&, const Responder& respond) {
+        nlohmann::json body = options_.liveness;
+        body["status"] = "alive";
+        respond(Response::json(200, body));
     });
     router_.add("GET", "/readyz",
                 [this](Request&&, const Responder& respond) { respond(readiness_response()); });

@@ -303,6 +303,16 @@ void Session::on_request() {
         send(problem(400, "Bad Request", target.error));
         return;
     }
+    // RFC 9112 3.2: an HTTP/1.1 request carries exactly one Host; without it, or with two, 400.
+    if (const auto hosts = message.count(bhttp::field::host);
+        hosts > 1 || (hosts == 0 && version_ >= 11)) {
+        route_label_ = kUnmatched;
+        endpoint_ = &core_.metrics().endpoint(kUnmatched, method_label(message));
+        send(problem(400, "Bad Request",
+                     hosts > 1 ? "more than one Host header"
+                               : "an HTTP/1.1 request needs a Host header (RFC 9112, 3.2)"));
+        return;
+    }
     const Router::Match match =
         core_.router().match(request.method, target.segments, request.path_params);
     route_label_ = match.label;

@@ -2,11 +2,6 @@
 
 namespace orderpipe::kafka {
 
-KafkaError KafkaError::with_context(const std::string& context) const {
-    return {code_,  name_, context + ": " + message_, fatal_, retriable_, txn_requires_abort_,
-            fenced_};
-}
-
 std::string KafkaError::describe() const {
     std::string s = name_ + ": " + message_;
     if (fenced_) s += " (fenced: another instance took over)";

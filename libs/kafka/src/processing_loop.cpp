@@ -122,6 +122,8 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                             .Add({{"loop", loop}});
     }
 
+    void set_client_id(std::string client_id) { config_.client_id = std::move(client_id); }
+
     void start() {
         ProducerOptions po;
         po.transactional_id = options_.transactional_id;
@@ -544,8 +546,9 @@ class ProcessingLoop::Impl final : public RebalanceListener {
                 batch.push_back({&rec, std::move(std::get<CloudEvent>(decoded)), true});
             }
             producer_->begin();
-            if (!batch.empty()) {
-                if (faults::hit(options_.name, "process-fails")) {
+            out.consumed_ = next_offsets;
+            if (!pending_.empty()) {
+                if (!batch.empty() && faults::hit(options_.name, "process-fails")) {
                     throw faults::InjectedFault("injected infrastructure failure (process-fails)");
                 }
                 try {
@@ -762,6 +765,9 @@ ProcessingLoop::ProcessingLoop(ClientConfig config, LoopOptions options, BatchPr
 
 ProcessingLoop::~ProcessingLoop() { stop(); }
 
+void ProcessingLoop::set_client_id(std::string client_id) {
+    impl_->set_client_id(std::move(client_id));
+}
 void ProcessingLoop::start() { impl_->start(); }
 void ProcessingLoop::stop() { impl_->stop(); }
 void ProcessingLoop::wake() { impl_->wake(); }

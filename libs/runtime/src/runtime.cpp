@@ -1,11 +1,15 @@
 #include "orderpipe/runtime/runtime.hpp"
 
 #include "orderpipe/common/faults.hpp"
+#include "orderpipe/common/ids.hpp"
+#include "orderpipe/common/json.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/topics.hpp"
 #include "orderpipe/kafka/admin.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 
+#include <curl/curl.h>
+#include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
 
 #include <fcntl.h>
@@ -16,6 +20,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -30,10 +35,39 @@ namespace {
 
 constexpr auto kHealthInterval = std::chrono::seconds(1);
 constexpr auto kMetadataTimeout = std::chrono::milliseconds(2000);
+constexpr auto kTwinProbeTimeout = std::chrono::milliseconds(2000);
 
-std::string join(const std::vector<std::string>& items) {
+std::size_t append_body(char* data, std::size_t size, std::size_t n, void* out) {
+    auto* body = static_cast<std::string*>(out);
+    if (body->size() + size * n > 64 * 1024) return 0;  // more than a /livez answer: stop
+    body->append(data, size * n);
+    return size * n;
+}
+
+/// GET `url`: its JSON body when answered 200, else nullopt (refused, timed out, not JSON).
+std::optional<nlohmann::json> http_get_json(const std::string& url,
+                                            std::chrono::milliseconds timeout) {
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+    if (!curl) return std::nullopt;
+    std::string body;
+    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl.get(), CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, append_body);
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+    if (curl_easy_perform(curl.get()) != CURLE_OK) return std::nullopt;
+    long status = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) return std::nullopt;
+    auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return std::nullopt;
+    return j;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
     std::string out;
-    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    for (const auto& i : items) out += (out.empty() ? "" : separator) + i;
     return out;
 }
 
@@ -95,6 +129,11 @@ class Runtime::Impl {
     std::thread health_thread_;
     std::thread startup_thread_;
     int lock_fd_ = -1;
+    /// This process among the incarnations of the instance: in /livez, to tell a live twin
+    /// with the same INSTANCE_ID from this process when a dead predecessor's member points here.
+    const std::string incarnation_ = new_uuid_v7();
+    /// Markers of state files created by this start, removed once its checks passed.
+    std::vector<std::string> unverified_;
 
     mutable std::mutex state_mu_;
     std::optional<std::string> kafka_problem_ = std::string("not checked yet");
@@ -299,9 +338,13 @@ class Runtime::Impl {
             !retry("checking that no other instance runs", [&] { return check_single(); })) {
             return;
         }
-        if (owner_.state_required_ && owner_.state_was_empty_ &&
+        if (owner_.state_required_ && (owner_.state_was_empty_ || owner_.state_positions_) &&
             !retry("checking the local state", [&] { return check_state(); })) {
             return;
+        }
+        for (const auto& marker : unverified_) {
+            std::error_code ec;
+            std::filesystem::remove(marker, ec);
         }
         for (auto& [name, step] : steps_) {
             if (!retry(name, [&] { return step(stopper_.flag()); })) return;
@@ -311,6 +354,12 @@ class Runtime::Impl {
             hold_until([this] { return readyz_starting_.load() > 0; }, kFaultHold, &stopper_);
         }
         if (stopper_.flag()) return;
+        // Each loop's consumer tells, in its client.id, where this instance answers /livez, so
+        // that a newcomer with the same INSTANCE_ID can ask whether it is alive (check_single).
+        for (std::size_t i = 0; i < loops_.size(); ++i) {
+            loops_[i]->set_client_id(owner_.kafka_client(loop_specs_[i].name).client_id + "@" +
+                                     std::to_string(owner_.http_port()));
+        }
         for (auto& loop : loops_) loop->start();
         owner_.started_ = true;
         set_startup_status("done");
@@ -336,7 +385,22 @@ class Runtime::Impl {
         for (const auto& group : groups()) {
             auto desc = probe.describe_group(group, std::chrono::seconds(10));
             for (const auto& m : desc.members) {
-                if (ours.contains(m.group_instance_id)) continue;  // our previous incarnation
+                if (ours.contains(m.group_instance_id)) {
+                    // Our id: a dead predecessor (its member stays until the session times
+                    // out), or a live twin started with the same INSTANCE_ID, which joining
+                    // would fence (and whose Idempotency-Keys this one does not have).
+                    if (auto twin = live_twin(m)) {
+                        owner_.request_exit(
+                            kExitConfiguration,
+                            "another " + owner_.settings_.service + " with this INSTANCE_ID (" +
+                                m.group_instance_id + ") is running: " + *twin +
+                                ". Two processes with one INSTANCE_ID fence each other; stop "
+                                "the other one first, or give this one its own INSTANCE_ID "
+                                "(docs/CONFIGURATION.md, \"Instances\")");
+                        return false;
+                    }
+                    continue;  // our previous incarnation
+                }
                 const std::string who = m.group_instance_id.empty()
                                             ? "client " + m.client_id
                                             : "instance " + m.group_instance_id;
@@ -353,9 +417,81 @@ class Runtime::Impl {
         return true;
     }
 
-    /// @returns true when the groups have no committed offsets; exits (2) when they have.
+    /// A member with our group.instance.id that is a live process other than this one: where it
+    /// answers (its client.id ends with `@<http port>`, its host is the member's), or nullopt
+    /// when nothing there says it is this instance (a dead predecessor; or this very process,
+    /// restarted on the same port).
+    std::optional<std::string> live_twin(const kafka::GroupMember& m) const {
+        const auto at = m.client_id.rfind('@');
+        if (at == std::string::npos) return std::nullopt;  // a version that did not advertise
+        const std::string port = m.client_id.substr(at + 1);
+        std::string host = m.host;
+        if (!host.empty() && host.front() == '/') host.erase(0, 1);
+        if (host.empty() || port.empty() ||
+            port.find_first_not_of("0123456789") != std::string::npos) {
+            return std::nullopt;
+        }
+        const std::string where =
+            (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
+        const auto answer = http_get_json("http://" + where + "/livez", kTwinProbeTimeout);
+        if (!answer) return std::nullopt;
+        // Whatever answers there: read it without trusting its types.
+        if (string_field(*answer, "instance", "") != owner_.settings_.transactional_id() ||
+            string_field(*answer, "incarnation", "") == incarnation_) {
+            return std::nullopt;
+        }
+        return "its /livez at " + where + " answers (pid " +
+               std::to_string(int_field(*answer, "pid", -1)) + ")";
+    }
+
+    /// Why a state that has processed up to `stored` is older than the group's `committed`
+    /// offsets, with the way out; nullopt when it is not.
+    std::optional<std::string> stale_state(const std::vector<kafka::TopicPartitionOffset>& committed,
+                                           const Runtime::Positions& stored,
+                                           const std::string& group) const {
+        std::vector<std::string> behind;
+        std::vector<std::string> resets;
+        std::int64_t records = 0;
+        const auto& s = owner_.settings_;
+        for (const auto& c : committed) {
+            const auto it = stored.find({c.topic, c.partition});
+            const std::int64_t at = it == stored.end() ? 0 : it->second;
+            if (c.offset <= at) continue;
+            records += c.offset - at;
+            behind.push_back(c.topic + "[" + std::to_string(c.partition) + "] state " +
+                             (it == stored.end() ? "none" : "@" + std::to_string(at)) +
+                             ", group @" + std::to_string(c.offset));
+            resets.push_back("scripts/bin/kafka-consumer-groups --bootstrap-server " +
+                             s.bootstrap_servers + " --group " + group +
+                             " --reset-offsets --execute --topic " + c.topic + ":" +
+                             std::to_string(c.partition) + " --to-offset " + std::to_string(at));
+        }
+        if (behind.empty()) return std::nullopt;
+        if (stored.empty()) {
+            // A state written by a version that did not record positions: nothing to compare
+            // it with. Taken as current; positions are recorded from now on.
+            log::warn("the local state records no positions yet (an earlier version wrote it): "
+                      "taken as current",
+                      {{"group", group}});
+            return std::nullopt;
+        }
+        return "the state in DATA_DIR " + s.data_dir + " is older than what " + s.service +
+               " has processed (" + join(behind) + ": " + std::to_string(records) +
+               " offset(s) consumed after it, transaction markers included; restored from an "
+               "older backup?). Starting from it "
+               "would " + owner_.state_loss_consequence_ +
+               ". Restore a backup taken after the last stop (docs/CONFIGURATION.md, \"Backup and "
+               "restore\"); or, to accept this state and decide those records again from it, "
+               "with the service stopped move the group back to it: " + join(resets, "; ");
+    }
+
+    /// An empty state: @returns true when the groups have no committed offsets; exits (2) when
+    /// they have. A state with positions: @returns true when no partition's committed offset is
+    /// beyond the state's; exits (2) when one is.
     bool check_state() {
         std::map<std::string, int> counts = admin_->topics(kMetadataTimeout);
+        const auto stored = owner_.state_was_empty_ ? Runtime::Positions{}
+                                                    : owner_.state_positions_();
         for (const auto& spec : loop_specs_) {
             std::vector<kafka::TopicPartition> partitions;
             for (const auto& t : spec.topics) {
@@ -363,23 +499,40 @@ class Runtime::Impl {
             }
             kafka::ConsumerOptions co;
             co.group_id = spec.group;
+            // The offsets committed so far, not those a transaction still holds: a
+            // read_committed consumer asks for stable offsets, which the broker refuses
+            // (UNSTABLE_OFFSET_COMMIT) while a transaction of the group is open — and this
+            // service's own, cut short by a crash, stays open until its producer starts again
+            // after this check, or until the transaction timeout (the inventory waited 60 s
+            // after a SIGKILL mid-commit). The open transaction is aborted by that start.
+            co.read_committed = false;
             kafka::Consumer probe(owner_.kafka_client("state-check"), co);
             std::vector<std::string> committed;
+            std::vector<kafka::TopicPartitionOffset> offsets;
             for (const auto& o : probe.committed(partitions, kMetadataTimeout * 5)) {
                 if (o.offset != kafka::Consumer::kNoOffset) {
                     committed.push_back(o.topic + "[" + std::to_string(o.partition) + "]@" +
                                         std::to_string(o.offset));
+                    offsets.push_back(o);
                 }
             }
             probe.close();
             if (committed.empty()) continue;
             const auto& s = owner_.settings_;
+            if (!owner_.state_was_empty_) {
+                if (auto stale = stale_state(offsets, stored, spec.group)) {
+                    owner_.request_exit(kExitConfiguration, *stale);
+                    return false;
+                }
+                continue;
+            }
             owner_.request_exit(
                 kExitConfiguration,
                 "DATA_DIR " + s.data_dir + " holds no state, but consumer group " + spec.group +
                     " has committed offsets (" + join(committed) + "): the state of " + s.service +
-                    " was lost, and starting from nothing would act on it twice (e.g. sell "
-                    "stock twice). Restore DATA_DIR from a backup; or, to start over on "
+                    " was lost, and starting from nothing would " +
+                    owner_.state_loss_consequence_ +
+                    ". Restore DATA_DIR from a backup; or, to start over on "
                     "purpose, delete the group first: scripts/bin/kafka-consumer-groups "
                     "--bootstrap-server " +
                     s.bootstrap_servers + " --delete --group " + spec.group +
@@ -399,7 +552,6 @@ Runtime::~Runtime() {
 }
 
 prometheus::Registry& Runtime::registry() { return *impl_->registry_; }
-std::shared_ptr<prometheus::Registry> Runtime::shared_registry() { return impl_->registry_; }
 
 std::string Runtime::open_state(const std::string& file_name) {
     namespace fs = std::filesystem;
@@ -435,8 +587,22 @@ std::string Runtime::open_state(const std::string& file_name) {
         }
         impl_->lock_fd_ = fd;
     }
+    // A state file is verified once the start-up checks have passed with it. Until then it is
+    // marked: a start refused for lost state (after the file was created, e.g. the catalog
+    // seeded) must be refused the same way next time, not taken for a state that was there.
     const fs::path file = dir / file_name;
-    state_was_empty_ = !fs::exists(file);
+    const fs::path marker = dir / ("." + file_name + ".unverified");
+    const bool absent = !fs::exists(file) || fs::exists(marker);
+    if (absent) {
+        std::ofstream out(marker);
+        out << "created by pid " << ::getpid() << "; not yet checked against the consumer group\n";
+        if (!out) {
+            throw StartupError("DATA_DIR \"" + settings_.data_dir +
+                               "\" is not writable: cannot create " + marker.string());
+        }
+        impl_->unverified_.push_back(marker.string());
+    }
+    state_was_empty_ = absent;
     return file.string();
 }
 
@@ -502,6 +668,10 @@ void Runtime::start() {
     so.port = settings_.http_port;
     so.threads = settings_.http_threads;
     so.service_name = settings_.service;
+    so.liveness = {{"service", settings_.service},
+                   {"instance", settings_.transactional_id()},
+                   {"incarnation", impl_->incarnation_},
+                   {"pid", static_cast<long>(::getpid())}};
     impl_->http_ = std::make_unique<http::Server>(so, impl_->registry_);
     for (auto& r : impl_->routes_) {
         impl_->http_->route(std::move(r.method), std::move(r.pattern), std::move(r.handler));

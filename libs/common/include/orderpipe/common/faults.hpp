@@ -14,6 +14,8 @@
 ///   abort-fails               that abort does not complete (the outcome is then unknown)
 ///   after-commit-fails        the local step after a commit throws
 ///   process-fails             processing throws an infrastructure error (like SQLITE_BUSY)
+///   restock-fails             (scope inventory-requests) a restock's SQLite write throws (as
+///                             on a full disk)
 ///   rewind-partition-error    a committed offset fetched for a rewind comes with an error
 ///   projection-stall          a read-model projection takes 1.5 s to apply a batch
 ///   drain-stall               (scope: the service name) a graceful stop hangs for 60 s once

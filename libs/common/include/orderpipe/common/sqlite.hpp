@@ -105,7 +105,6 @@ class Database {
     /// for one use (see CachedStatement).
     CachedStatement cached(std::string_view sql);
     std::int64_t changes() const;
-    sqlite3* handle() const { return db_.get(); }
 
   private:
     struct Closer {

@@ -119,6 +119,8 @@ struct ServerOptions {
     /// and the deadline to write a response.
     std::chrono::milliseconds read_timeout{30000};
     std::string service_name;  ///< Used in log lines only.
+    /// Fields added to the `/livez` answer (e.g. which instance this is), besides "status".
+    nlohmann::json liveness = nlohmann::json::object();
     /// How long stop() waits for in-flight requests (handler still running, or response being
     /// written) before it closes their connections anyway.
     std::chrono::milliseconds drain_timeout{5000};

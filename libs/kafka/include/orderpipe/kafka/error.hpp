@@ -36,8 +36,6 @@ class KafkaError {
     /// Another consumer joined with this group.instance.id (FENCED_INSTANCE_ID). Not proof of a
     /// second instance: librdkafka 2.0.2 also reports it after a coordinator restart.
     bool is_member_fenced() const { return member_fenced_; }
-    /// The same error with `context` in front of its message.
-    KafkaError with_context(const std::string& context) const;
     std::string describe() const;
 
   private:

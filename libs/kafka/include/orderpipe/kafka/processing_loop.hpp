@@ -60,6 +60,12 @@ class BatchOutput {
     void note_duplicate() { ++duplicates_; }
 
     const std::vector<OutgoingRecord>& records() const { return records_; }
+    /// (topic, partition) → the next offset after this transaction's records, those the loop
+    /// dead-lettered itself included: how far a processor that keeps state has consumed, to
+    /// store with that state (ProcessedEvents::advance).
+    const std::map<std::pair<std::string, std::int32_t>, std::int64_t>& consumed() const {
+        return consumed_;
+    }
     std::size_t dead_letters() const { return dead_letters_; }  ///< poison included
     std::size_t poison() const { return poison_; }              ///< dead letters for POISON_MESSAGE
     std::size_t duplicates() const { return duplicates_; }
@@ -67,6 +73,7 @@ class BatchOutput {
   private:
     friend class ProcessingLoop;
     std::vector<OutgoingRecord> records_;
+    std::map<std::pair<std::string, std::int32_t>, std::int64_t> consumed_;
     std::string consumer_group_;
     std::function<std::string(const std::string&)> dlq_topic_;
     std::size_t dead_letters_ = 0;
@@ -86,7 +93,9 @@ class BatchProcessor {
     virtual ~BatchProcessor() = default;
     /// Decides the outputs of one batch. A record it cannot accept (unknown type, a field
     /// missing): out.dead_letter(), or throw contract::ContractError for it. Any other
-    /// exception aborts the transaction and the batch comes again after a backoff.
+    /// exception aborts the transaction and the batch comes again after a backoff. Called for
+    /// every transaction that consumed records, with an empty batch when the loop dead-lettered
+    /// all of them (out.consumed() still says how far they went).
     virtual void process(std::vector<Incoming>& batch, BatchOutput& out) = 0;
     /// Work that needs no input (queued commands, expired timers); runs in every transaction,
     /// and on its own when has_idle_work() says there is some.
@@ -170,6 +179,8 @@ class ProcessingLoop {
     ProcessingLoop(const ProcessingLoop&) = delete;
     ProcessingLoop& operator=(const ProcessingLoop&) = delete;
 
+    /// The client.id of the loop's clients from start() on (before start() only).
+    void set_client_id(std::string client_id);
     /// Starts the loop thread (which initialises transactions, then subscribes).
     void start();
     /// Finishes the batch in hand (commit), closes the consumer, joins. Idempotent.

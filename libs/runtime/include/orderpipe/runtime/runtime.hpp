@@ -1,6 +1,6 @@
 #pragma once
 /// The service runtime: what every daemon has in common, so that a service is its domain, its
-/// processors and its handlers plus a short `main` (docs/ARCHITECTURE.md "Runtime").
+/// processors and its handlers plus a short `main` (docs/ARCHITECTURE.md "Writing a service on the runtime").
 ///
 /// It owns the metrics registry, the HTTP server with /livez, /readyz and /metrics, the data
 /// directory (locked: one process per directory), the processing loops, and the order in which
@@ -78,17 +78,14 @@ class Runtime {
 
     const ServiceSettings& settings() const { return settings_; }
     prometheus::Registry& registry();
-    std::shared_ptr<prometheus::Registry> shared_registry();
 
     // --- configuration (before start) ------------------------------------------------------
 
     /// Creates DATA_DIR, checks that it is writable and locks it (a second process with the
     /// same DATA_DIR is refused), and returns the path of the service's SQLite file in it.
-    /// Remembers whether that file existed (see state_was_empty()).
+    /// Remembers whether that file held a verified state (for state_is_not_rebuildable()).
     /// @throws StartupError
     std::string open_state(const std::string& file_name);
-    /// True when open_state() found no earlier state.
-    bool state_was_empty() const { return state_was_empty_; }
 
     /// Topics the service reads or writes besides its loops' (readiness checks them all).
     void reads(const std::vector<std::string>& topics);
@@ -112,8 +109,21 @@ class Runtime {
     void single_instance() { single_instance_ = true; }
     /// The service's state lives only in DATA_DIR: refuse to start when open_state() found it
     /// empty while the loops' group has committed offsets (the state was lost; exit code 2
-    /// with how to recover).
-    void state_is_not_rebuildable() { state_required_ = true; }
+    /// with how to recover). `consequence`: what starting from nothing would do, for the
+    /// message (e.g. "sell stock twice").
+    void state_is_not_rebuildable(std::string consequence) {
+        state_required_ = true;
+        state_loss_consequence_ = std::move(consequence);
+    }
+
+    /// How far the state in DATA_DIR has processed each partition of the loops' topics (next
+    /// offsets, stored in the same transactions as the state). With state_is_not_rebuildable(),
+    /// a start refuses (exit 2) a state behind the group's committed offsets: restored from a
+    /// backup older than what was processed, it would act again on what came after it.
+    using Positions = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
+    void state_positions(std::function<Positions()> positions) {
+        state_positions_ = std::move(positions);
+    }
 
     enum class StopPhase { kBeforeLoops, kAfterLoops };
     /// Hooks run in the order added within their phase, after draining() turned true.
@@ -149,6 +159,8 @@ class Runtime {
     bool state_was_empty_ = false;
     bool single_instance_ = false;
     bool state_required_ = false;
+    std::string state_loss_consequence_;
+    std::function<Positions()> state_positions_;
     std::atomic<bool> draining_{false};
     std::atomic<bool> started_{false};
     std::atomic<long> drain_refusals_{0};

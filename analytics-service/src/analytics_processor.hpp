@@ -46,6 +46,11 @@ class AnalyticsProcessor final : public kafka::BatchProcessor {
     /// dead-lettered before a rebuild).
     bool decodes(const std::string& /*topic*/) override { return false; }
     bool resync(std::chrono::milliseconds budget) override;
+    /// Records are counted once per offset: the next offset of `tp` counted so far.
+    std::optional<std::int64_t> stored_position(const kafka::TopicPartition& tp) override {
+        const auto it = positions_.find(tp);
+        return it == positions_.end() ? std::nullopt : std::optional<std::int64_t>(it->second);
+    }
     /// Reads the positions and rebuild marks from the store again (after a rebuild started;
     /// before the loop runs, or on the loop thread).
     void reload();

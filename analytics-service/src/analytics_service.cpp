@@ -2,6 +2,7 @@
 
 #include "figures.hpp"
 
+#include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/topics.hpp"
 #include "orderpipe/http/problem.hpp"
@@ -49,7 +50,7 @@ void AnalyticsService::start() {
     topics_.notifications_events = s.topic(topic::kNotificationsEvents);
     topics_.dlq_resolutions = s.topic(topic::kDlqResolutions);
     for (const auto& t : contract::dlq_topics()) topics_.dead_letters.push_back(s.topic(t));
-    group_ = s.group(s.service);
+    group_id_ = s.group_id(s.service);
 
     metrics_ = std::make_unique<AnalyticsMetrics>(rt.registry(), topics_.dead_letters);
     metrics_->load(*loop_store_);
@@ -59,19 +60,80 @@ void AnalyticsService::start() {
     rt.add_loop({.name = "analytics",
                  .topics = topics_.all(),
                  .processor = processor_.get(),
-                 .group = group_});
+                 .group_id = group_id_});
     rt.single_instance();
+    // Figures are counted once per offset: a state that went further than a topic's end (the
+    // topic recreated) would skip its new records as seen. Read before the loop starts.
+    rt.state_positions([this] {
+        runtime::Runtime::Positions out;
+        for (const auto& [tp, next] : loop_store_->positions())
+            out[{tp.topic, tp.partition}] = next;
+        return out;
+    });
 
     rt.route("GET", "/api/metrics", [this](http::Request&& r, const http::Responder& d) {
-        handle_metrics(std::move(r), d);
+        query(std::move(r), d, &AnalyticsService::handle_metrics);
     });
     rt.route("GET", "/api/metrics/series", [this](http::Request&& r, const http::Responder& d) {
-        handle_series(std::move(r), d);
+        query(std::move(r), d, &AnalyticsService::handle_series);
     });
+    query_thread_ = std::thread([this] { run_queries(); });
     rt.start();
 }
 
-void AnalyticsService::stop() { runtime_->stop(); }
+void AnalyticsService::stop() {
+    runtime_->stop();
+    stop_queries();
+}
+
+void AnalyticsService::query(http::Request&& req, const http::Responder& respond,
+                             void (AnalyticsService::*handler)(http::Request&&,
+                                                               const http::Responder&)) {
+    auto shared = std::make_shared<http::Request>(std::move(req));
+    {
+        std::lock_guard lock(queries_mu_);
+        if (!queries_stopping_ && queries_.size() < kMaxQueuedQueries) {
+            queries_.emplace_back([this, shared, respond, handler] {
+                try {
+                    (this->*handler)(std::move(*shared), respond);
+                } catch (const std::exception& e) {
+                    log::error("query failed", {{"error", e.what()}});
+                    respond(http::problem(500, "Internal Server Error", "the query failed"));
+                }
+            });
+            queries_cv_.notify_one();
+            return;
+        }
+    }
+    auto busy = http::problem(
+        503, "Service Unavailable",
+        "too many queries waiting (" + std::to_string(kMaxQueuedQueries) + "); retry shortly");
+    busy.headers.emplace_back("Retry-After", "1");
+    respond(std::move(busy));
+}
+
+void AnalyticsService::run_queries() {
+    for (;;) {
+        std::function<void()> next;
+        {
+            std::unique_lock lock(queries_mu_);
+            queries_cv_.wait(lock, [this] { return queries_stopping_ || !queries_.empty(); });
+            if (queries_.empty()) return;  // stopping, nothing left
+            next = std::move(queries_.front());
+            queries_.pop_front();
+        }
+        next();
+    }
+}
+
+void AnalyticsService::stop_queries() {
+    {
+        std::lock_guard lock(queries_mu_);
+        queries_stopping_ = true;
+    }
+    queries_cv_.notify_all();
+    if (query_thread_.joinable()) query_thread_.join();
+}
 
 bool AnalyticsService::prepare_rebuild() {
     // Runs before the loop starts: the loop's store is ours here.
@@ -80,7 +142,7 @@ bool AnalyticsService::prepare_rebuild() {
     if (store.rebuild_state() == State::kDone) return true;
 
     kafka::ConsumerOptions co;
-    co.group_id = group_;
+    co.group_id = group_id_;
     kafka::Consumer probe(runtime_->kafka_client("rebuild"), co);
     std::vector<kafka::TopicPartition> partitions;
     for (const auto& t : topics_.all()) {
@@ -100,7 +162,7 @@ bool AnalyticsService::prepare_rebuild() {
         log::warn(
             "no local state, but the consumer group has committed offsets: rebuilding the "
             "figures from the beginning of the topics",
-            {{"group", group_}, {"partitions", marks.size()}});
+            {{"group", group_id_}, {"partitions", marks.size()}});
         store.begin_rebuild(marks);
     }
     // Move the group back to the start of every partition it had offsets for. The broker
@@ -115,7 +177,7 @@ bool AnalyticsService::prepare_rebuild() {
         probe.commit(starts);
     } catch (const kafka::KafkaException& e) {
         probe.close();
-        throw std::runtime_error("cannot move consumer group " + group_ +
+        throw std::runtime_error("cannot move consumer group " + group_id_ +
                                  " back to the beginning (is a previous instance still a member? "
                                  "it leaves after its session timeout): " +
                                  e.what());
@@ -123,11 +185,20 @@ bool AnalyticsService::prepare_rebuild() {
     probe.close();
     store.set_rebuild_done();
     processor_->reload();
-    log::info("consumer group moved back to the beginning of the topics", {{"group", group_}});
+    log::info("consumer group moved back to the beginning of the topics", {{"group", group_id_}});
     return true;
 }
 
+namespace {
+/// A query as slow as a big one on a busy disk (fault injection).
+void maybe_stall() {
+    if (faults::hit("analytics", "query-stall"))
+        std::this_thread::sleep_for(std::chrono::seconds(6));
+}
+}  // namespace
+
 void AnalyticsService::handle_metrics(http::Request&& /*req*/, const http::Responder& respond) {
+    maybe_stall();
     Figures f;
     {
         std::lock_guard lock(http_mu_);
@@ -142,6 +213,7 @@ void AnalyticsService::handle_metrics(http::Request&& /*req*/, const http::Respo
 }
 
 void AnalyticsService::handle_series(http::Request&& req, const http::Responder& respond) {
+    maybe_stall();
     const auto now = std::chrono::system_clock::now();
     const auto since_text = req.query.contains("since") ? req.query["since"] : std::string("1h");
     const auto since = parse_when(since_text, now);

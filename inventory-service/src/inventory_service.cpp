@@ -10,18 +10,6 @@ namespace orderpipe::inventory {
 using nlohmann::json;
 namespace topic = contract::topic;
 
-namespace {
-
-bool is_json_content_type(const std::optional<std::string>& ct) {
-    if (!ct) return false;
-    std::string media = ct->substr(0, ct->find(';'));
-    while (!media.empty() && media.back() == ' ') media.pop_back();
-    for (auto& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return media == "application/json";
-}
-
-}  // namespace
-
 InventoryServiceConfig InventoryServiceConfig::from_env(EnvReader& env) {
     InventoryServiceConfig c;
     c.settings = runtime::ServiceSettings::read(env, "inventory-service", 8081);
@@ -104,7 +92,7 @@ void InventoryService::handle_get(http::Request&& req, const http::Responder& re
 
 void InventoryService::handle_put(http::Request&& req, const http::Responder& respond) {
     const std::string sku = req.path_params["sku"];
-    if (!is_json_content_type(req.header("content-type"))) {
+    if (!req.has_json_body()) {
         respond(http::problem(415, "Unsupported Media Type",
                               "the body must be JSON: send Content-Type: application/json"));
         return;

@@ -106,6 +106,7 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
             out.dead_letter(*in.record, DlqReason::kPoisonMessage, e.what());
             continue;
         }
+        if (adopt_orphan(pos)) continue;
         const std::string key = outcome_key(*in.record, in.event);
         Work w;
         w.record = *in.record;
@@ -168,7 +169,7 @@ void NotificationProcessor::dispatch(Clock::time_point now) {
         const std::string_view order = w.request.order_id;
         if (!blocked.insert(order).second) continue;  // waits for the earlier one
         if (w.state == State::kSending || w.due > now) continue;
-        if (attempts_.size() >= window_) break;
+        if (attempts_.size() + orphans_.size() >= window_) break;
         if (!breaker_.allow(now)) break;  // open: no attempt is spent
         w.probe = breaker_.probing();
         w.attempt_id = ++next_attempt_;
@@ -280,7 +281,7 @@ std::vector<kafka::OutgoingRecord> NotificationProcessor::failed_outcome(const W
                                         reason, w.last_error};
     auto e = contract::event_caused_by(w.event, EventType::kNotificationFailed,
                                        contract::source::kNotificationService, failed.to_json());
-    return {kafka::dead_letter_record(w.record, options_.dlq_topic, options_.consumer_group, reason,
+    return {kafka::dead_letter_record(w.record, options_.dlq_topic, options_.group_id, reason,
                                       w.last_error, w.attempts),
             kafka::to_record(options_.events_topic, w.request.order_id, e)};
 }
@@ -302,7 +303,13 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
     const auto now = Clock::now();
     for (auto& [id, result] : answers) {
         auto it = attempts_.find(id);
-        if (it == attempts_.end()) continue;  // its request was dropped meanwhile
+        if (it == attempts_.end()) {
+            if (auto o = orphans_.find(id); o != orphans_.end()) {
+                on_orphan_answer(o->second, result);
+                orphans_.erase(o);
+            }
+            continue;
+        }
         auto w = works_.find(it->second);
         if (w == works_.end()) continue;
         on_answer(w->first, w->second, result, now);
@@ -387,14 +394,73 @@ void NotificationProcessor::aborted() {
 
 void NotificationProcessor::outcome_unknown() {
     // Which outcomes were written is unknown: start over from the committed offsets. Stored
-    // outcomes are emitted again without a send; answers still out are ignored (a request sent
-    // again carries the same Idempotency-Key).
-    abandon_probe_among([](const Position&) { return true; });
-    works_.clear();
-    attempts_.clear();
-    writing_.clear();
-    finished_.clear();
+    // outcomes are emitted again without a send; attempts still out become orphans, whose
+    // answers are stored when they come (never a second send of an accepted request).
+    drop_works([](const Position&) { return true; });
+}
+
+void NotificationProcessor::drop_works(const std::function<bool(const Position&)>& dropped) {
+    abandon_probe_among(dropped);
+    for (auto it = works_.begin(); it != works_.end();) {
+        if (!dropped(it->first)) {
+            ++it;
+            continue;
+        }
+        Work& w = it->second;
+        if (w.state == State::kSending && w.attempt_id != 0) {
+            attempts_.erase(w.attempt_id);
+            w.probe = false;
+            const auto id = w.attempt_id;
+            orphans_.emplace(id, std::move(w));
+        }
+        it = works_.erase(it);
+    }
+    std::erase_if(attempts_, [&](const auto& entry) { return dropped(entry.second); });
+    std::erase_if(writing_, dropped);
+    std::erase_if(finished_, dropped);
     update_gauges();
+}
+
+bool NotificationProcessor::adopt_orphan(const Position& pos) {
+    for (auto it = orphans_.begin(); it != orphans_.end(); ++it) {
+        const auto& r = it->second.record;
+        if (r.topic != pos.first.topic || r.partition != pos.first.partition ||
+            r.offset != pos.second) {
+            continue;
+        }
+        attempts_[it->first] = pos;
+        works_.emplace(pos, std::move(it->second));
+        orphans_.erase(it);
+        return true;
+    }
+    return false;
+}
+
+void NotificationProcessor::on_orphan_answer(Work& w, const SendResult& result) {
+    const Verdict verdict = classify(result);
+    if (verdict == Verdict::kTransient) return;  // not sent: the request, delivered again, retries
+    ++w.attempts;
+    log::Scope about(contract::log_fields(w.event));
+    if (verdict == Verdict::kSent) {
+        attempts_total_->Add({{"result", "sent"}}).Increment();
+        w.outcome = sent_outcome(w);
+    } else {
+        attempts_total_->Add({{"result", "permanent_error"}}).Increment();
+        w.last_error = describe(result);
+        w.outcome = failed_outcome(w, DlqReason::kPermanentError);
+    }
+    log::info(
+        "answer to an attempt whose request was dropped (abort, rebalance); stored for it",
+        {{"notification_id", w.request.notification_id}, {"sent", verdict == Verdict::kSent}});
+    if (outcomes_.find(kOutcomes, w.outcome_key)) return;
+    sqlite::Transaction tx(db_);
+    outcomes_.record(
+        kOutcomes, w.outcome_key,
+        json{{"at", position_of(w.record)}, {"records", records_json(w.outcome)}}.dump());
+    if (verdict == Verdict::kSent && !outcomes_.find(kSent, w.request.notification_id)) {
+        outcomes_.record(kSent, w.request.notification_id, std::to_string(w.attempts));
+    }
+    tx.commit();
 }
 
 void NotificationProcessor::abandon_probe_among(
@@ -425,13 +491,11 @@ std::size_t NotificationProcessor::room() {
 }
 
 void NotificationProcessor::partitions_revoked(const std::vector<kafka::TopicPartition>& ps) {
+    // Attempts out become orphans: when the partition comes back (static membership gives it
+    // back after a broker restart), their requests find the stored answer. A partition that
+    // moves to another instance meanwhile may be sent there again.
     const std::set<kafka::TopicPartition> gone(ps.begin(), ps.end());
-    abandon_probe_among([&](const Position& p) { return gone.contains(p.first); });
-    std::erase_if(works_, [&](const auto& entry) { return gone.contains(entry.first.first); });
-    std::erase_if(attempts_, [&](const auto& entry) { return gone.contains(entry.second.first); });
-    std::erase_if(writing_, [&](const Position& p) { return gone.contains(p.first); });
-    std::erase_if(finished_, [&](const Position& p) { return gone.contains(p.first); });
-    update_gauges();
+    drop_works([&](const Position& p) { return gone.contains(p.first); });
 }
 
 std::string NotificationProcessor::breaker_state() const {
@@ -440,7 +504,7 @@ std::string NotificationProcessor::breaker_state() const {
 
 void NotificationProcessor::update_gauges() {
     held_->Set(static_cast<double>(works_.size()));
-    sending_->Set(static_cast<double>(attempts_.size()));
+    sending_->Set(static_cast<double>(attempts_.size() + orphans_.size()));
     switch (breaker_.state(Clock::now())) {
         case CircuitBreaker::State::kClosed:
             breaker_gauge_->Set(0);

@@ -14,7 +14,10 @@
 ///   open, the loop pauses consumption.
 /// - A send the provider accepted is recorded (SQLite) before the Kafka commit, with the
 ///   records of its outcome, so a redelivered request is not sent again: its stored outcome is
-///   emitted again (same ce_ids). A replayed request (header dlq.replay_count) is a new unit of
+///   emitted again (same ce_ids). An attempt still out when its request is dropped (an abort,
+///   an unknown outcome, a revoke) is kept: its answer is stored when it comes, and the request
+///   delivered again meanwhile waits for it. So only a crash (SIGKILL) sends again, and only
+///   what was out at that moment. A replayed request (header dlq.replay_count) is a new unit of
 ///   work — sent, since it never succeeded — unless its notification was sent meanwhile.
 ///
 /// Thread-safety: the BatchProcessor methods run on the loop thread; answers of the email
@@ -45,9 +48,9 @@ class Registry;
 namespace orderpipe::notification {
 
 struct NotificationOptions {
-    std::string events_topic;    ///< notifications.events (with its prefix)
-    std::string dlq_topic;       ///< notifications.dlq
-    std::string consumer_group;  ///< for dlq.consumer_group
+    std::string events_topic;  ///< notifications.events (with its prefix)
+    std::string dlq_topic;     ///< notifications.dlq
+    std::string group_id;      ///< the consumer group: for dlq.consumer_group
     int max_attempts = 3;
     std::chrono::milliseconds backoff{2000};
     /// The longest a request waits for its next attempt. Outcomes are written in offset order,
@@ -118,6 +121,14 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     void finish(const Position& pos, Work& w, bool delivered);
     /// Before works are dropped (`dropped` says which): a probe among them is never answered.
     void abandon_probe_among(const std::function<bool(const Position&)>& dropped);
+    /// Drops the works `dropped` says (an abort, an unknown outcome, a revoke); an attempt
+    /// still out is kept as an orphan: its answer is stored all the same.
+    void drop_works(const std::function<bool(const Position&)>& dropped);
+    /// The answer to an orphan's attempt: an accepted send (or a refusal for good) is stored
+    /// with its outcome now, so the request, delivered again, finds it and is not sent again.
+    void on_orphan_answer(Work& w, const SendResult& result);
+    /// A request delivered again while its attempt is still out takes that attempt over.
+    bool adopt_orphan(const Position& pos);
     void update_gauges();
 
     ProcessedEvents outcomes_;
@@ -132,6 +143,10 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     /// A work finished since idle() last wrote outcomes: some may be writable now.
     bool emittable_ = false;
     std::map<std::uint64_t, Position> attempts_;  // attempt id → its work
+    /// Attempts out whose work was dropped (abort, unknown outcome, revoke), by attempt id.
+    /// Forgetting them sent the request a second time once it came again, although the
+    /// provider had accepted it: a duplicate email at a provider that does not deduplicate.
+    std::map<std::uint64_t, Work> orphans_;
     /// Attempts allowed in flight: 1 while the provider's health is unknown or failing, doubled
     /// by each success up to max_in_flight. So an outage costs a handful of attempts (then the
     /// breaker opens), not one per request held.

@@ -51,7 +51,7 @@ void NotificationService::start() {
     NotificationOptions no;
     no.events_topic = s.topic(topic::kNotificationsEvents);
     no.dlq_topic = s.dlq_topic(requests);
-    no.consumer_group = s.group(s.service);
+    no.group_id = s.group_id(s.service);
     no.max_attempts = config_.max_attempts;
     no.backoff = config_.backoff;
     no.max_wait = config_.max_wait;

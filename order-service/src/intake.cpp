@@ -111,21 +111,79 @@ class KafkaIntakeTransactions final : public IntakeTransactions {
 };
 
 /// The read model as the intake thread sees it: its own connection.
+///
+/// Read-your-writes when the read model cannot be written (a full disk): the orders of the batch
+/// whose write-through failed were answered 201 already, so they are kept in memory for GET
+/// until they can be written; and while that lasts no further order is taken (writable() is
+/// false: 503, nothing committed), so what memory holds stays one batch.
 class IntakeOrders final : public OrderLookup {
   public:
     IntakeOrders(const std::string& path, const IntakeOptions& options)
-        : db_(path, /*durable=*/false), store_(db_), options_(options) {}
+        : db_(path, /*durable=*/false),
+          store_(db_),
+          mem_db_(":memory:", false),
+          mem_(mem_db_),
+          options_(options) {}
 
     std::optional<std::string> created_body(const std::string& order_id) override {
         auto r = store_.get(order_id, false);
+        if (!r) r = unwritten(order_id);
         if (!r) return std::nullopt;
         return created_response(r->order()).dump();
     }
 
     void write_through(const std::vector<const AcceptedOrder*>& orders) override {
-        sqlite::Transaction tx(db_);
-        for (const auto* o : orders) store_.apply(created_event(*o));
-        tx.commit();
+        std::vector<CloudEvent> events;
+        for (const auto* o : orders) events.push_back(created_event(*o));
+        try {
+            if (faults::hit("intake", "write-through-fails")) {
+                throw sqlite::SqliteError(13, "database or disk is full (FAULT_INJECT)");
+            }
+            sqlite::Transaction tx(db_);
+            for (const auto& e : events) store_.apply(e);
+            tx.commit();
+        } catch (const std::exception&) {
+            std::lock_guard lock(mem_mu_);
+            sqlite::Transaction tx(mem_db_);
+            for (const auto& e : events) mem_.apply(e);
+            tx.commit();
+            for (auto& e : events) unwritten_.push_back(std::move(e));
+            throw;
+        }
+    }
+
+    bool writable() override {
+        std::vector<CloudEvent> pending;
+        {
+            std::lock_guard lock(mem_mu_);
+            if (unwritten_.empty()) return true;
+            pending = unwritten_;
+        }
+        try {
+            if (faults::hit("intake", "write-through-fails")) {
+                throw sqlite::SqliteError(13, "database or disk is full (FAULT_INJECT)");
+            }
+            sqlite::Transaction tx(db_);
+            for (const auto& e : pending) store_.apply(e);  // the projection may have: no-op
+            tx.commit();
+        } catch (const std::exception& e) {
+            log::warn("the read model still cannot be written; refusing orders",
+                      {{"error", e.what()}, {"orders_in_memory", pending.size()}});
+            return false;
+        }
+        std::lock_guard lock(mem_mu_);
+        unwritten_.clear();
+        mem_db_.exec("DELETE FROM orders");
+        mem_db_.exec("DELETE FROM order_history");
+        log::info("the read model can be written again; taking orders");
+        return true;
+    }
+
+    /// An order answered 201 whose write-through failed, until it is written. Thread-safe.
+    std::optional<OrderRecord> unwritten(const std::string& order_id) {
+        std::lock_guard lock(mem_mu_);
+        if (unwritten_.empty()) return std::nullopt;
+        return mem_.get(order_id, false);
     }
 
     bool caught_up(std::chrono::milliseconds deadline) override {
@@ -135,6 +193,10 @@ class IntakeOrders final : public OrderLookup {
   private:
     sqlite::Database db_;
     OrderStore store_;
+    std::mutex mem_mu_;
+    sqlite::Database mem_db_;            // guarded by mem_mu_
+    OrderStore mem_;                     // guarded by mem_mu_
+    std::vector<CloudEvent> unwritten_;  // guarded by mem_mu_
     const IntakeOptions& options_;
 };
 
@@ -217,6 +279,8 @@ class Intake::Impl {
         }
         return Submit::kStopping;
     }
+
+    IntakeOrders& orders() { return orders_; }
 
     std::optional<std::string> not_ready_reason() const {
         std::lock_guard lock(mu_);
@@ -325,5 +389,9 @@ void Intake::start() { impl_->start(); }
 void Intake::stop() { impl_->stop(); }
 Intake::Submit Intake::submit(PlaceRequest request) { return impl_->submit(std::move(request)); }
 std::optional<std::string> Intake::not_ready_reason() const { return impl_->not_ready_reason(); }
+
+std::optional<OrderRecord> Intake::unwritten(const std::string& order_id) {
+    return impl_->orders().unwritten(order_id);
+}
 
 }  // namespace orderpipe::order

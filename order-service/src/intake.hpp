@@ -12,6 +12,7 @@
 
 #include "orderpipe/runtime/deadline_queue.hpp"
 #include "placement.hpp"
+#include "read_model.hpp"
 
 #include "orderpipe/kafka/producer.hpp"
 
@@ -65,6 +66,10 @@ class Intake {
 
     /// nullopt when orders can be taken; otherwise why not.
     std::optional<std::string> not_ready_reason() const;
+
+    /// An order answered 201 that the read model could not store yet (a full disk): GET must
+    /// find it all the same (read-your-writes). Thread-safe.
+    std::optional<OrderRecord> unwritten(const std::string& order_id);
 
   private:
     class Impl;

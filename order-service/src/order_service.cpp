@@ -21,36 +21,6 @@ using contract::OrderStatus;
 using nlohmann::json;
 namespace topic = contract::topic;
 
-bool is_json_content_type(const std::optional<std::string>& ct) {
-    if (!ct) return false;
-    std::string media = ct->substr(0, ct->find(';'));
-    while (!media.empty() && media.back() == ' ') media.pop_back();
-    for (auto& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return media == "application/json" ||
-           (media.rfind("application/", 0) == 0 && media.size() > 5 &&
-            media.compare(media.size() - 5, 5, "+json") == 0);
-}
-
-/// Every value of the header `name` (case-insensitive).
-std::vector<std::string> header_values(const http::Request& req, std::string_view name) {
-    std::vector<std::string> out;
-    for (const auto& [k, v] : req.headers) {
-        if (k.size() == name.size() &&
-            std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-                return std::tolower(static_cast<unsigned char>(a)) ==
-                       std::tolower(static_cast<unsigned char>(b));
-            })) {
-            out.push_back(v);
-        }
-    }
-    return out;
-}
-
-http::Response with_retry_after(http::Response r, int seconds) {
-    r.headers.emplace_back("Retry-After", std::to_string(seconds));
-    return r;
-}
-
 http::Response created(int status, const std::string& order_id, std::string body) {
     http::Response r;
     r.status = status;
@@ -254,7 +224,7 @@ void OrderService::handle_create(http::Request&& req, const http::Responder& res
                    http::problem(503, "Service Unavailable", "the service is shutting down"), 1));
         return;
     }
-    if (!is_json_content_type(req.header("content-type"))) {
+    if (!req.has_json_body()) {
         answer("rejected", http::problem(415, "Unsupported Media Type",
                                          "the body must be JSON: send Content-Type: "
                                          "application/json"));
@@ -278,7 +248,7 @@ void OrderService::handle_create(http::Request&& req, const http::Responder& res
                http::problem(422, "Invalid order", detail, {{"errors", std::move(list)}}));
         return;
     }
-    const auto keys = header_values(req, "idempotency-key");
+    const auto keys = req.header_values("idempotency-key");
     if (keys.size() > 1) {
         answer("rejected",
                http::problem(400, "Bad Request", "send at most one Idempotency-Key header"));
@@ -359,8 +329,11 @@ void OrderService::handle_create(http::Request&& req, const http::Responder& res
 }
 
 std::optional<OrderRecord> OrderService::read_order(const std::string& id) {
-    std::lock_guard lock(read_mu_);
-    return read_store_->get(id);
+    {
+        std::lock_guard lock(read_mu_);
+        if (auto found = read_store_->get(id)) return found;
+    }
+    return intake_->unwritten(id);  // answered 201 while the read model could not be written
 }
 
 void OrderService::handle_get(http::Request&& req, const http::Responder& respond) {

@@ -50,8 +50,7 @@ void Placement::place(std::vector<PlaceRequest>& batch) {
                     placed.push_back(&r);
                     continue;
                 }
-                auto c = keys_.claim(*r.key, r.canonical_body, r.order.order_id(),
-                                     r.legacy_body);
+                auto c = keys_.claim(*r.key, r.canonical_body, r.order.order_id(), r.legacy_body);
                 switch (c.result) {
                     case IdempotencyStore::ClaimResult::kClaimed:
                         placed.push_back(&r);
@@ -89,6 +88,20 @@ void Placement::place(std::vector<PlaceRequest>& batch) {
     }
     if (placed.empty()) return;
 
+    if (!orders_.writable()) {
+        // Read-your-writes cannot be kept: refuse before anything is committed (a 503).
+        with_keys("release", [&] {
+            for (const auto* r : placed) {
+                if (r->key) keys_.release(*r->key);
+            }
+        });
+        for (auto* r : placed) {
+            r->done({PlaceOutcome::kNotCommitted, r->order.order_id(), "", 0,
+                     "the read model cannot be written (disk full?): the order was not created, "
+                     "so that GET /orders/{id} finds every order answered 201; retry later"});
+        }
+        return;
+    }
     std::vector<const AcceptedOrder*> orders;
     orders.reserve(placed.size());
     auto deadline = Clock::time_point::max();
@@ -117,8 +130,12 @@ void Placement::committed(std::vector<PlaceRequest*>& placed) {
     try {
         orders_.write_through(orders);
     } catch (const std::exception& e) {
-        // The orders are committed; the projection of orders.events fills the gap.
-        log::error("read model write-through failed", {{"error", e.what()}});
+        // The orders are committed: kept in memory for GET until they are written (the
+        // projection of orders.events fills the gap too); no more orders until then.
+        log::error(
+            "read model write-through failed; these orders are served from memory and "
+            "no more are taken until it can be written",
+            {{"error", e.what()}, {"orders", orders.size()}});
     }
     std::vector<std::pair<PlaceRequest*, std::string>> bodies;
     for (auto* r : placed) bodies.emplace_back(r, created_response(r->order.created).dump());

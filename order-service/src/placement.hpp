@@ -86,6 +86,9 @@ class OrderLookup {
     virtual void write_through(const std::vector<const AcceptedOrder*>& orders) = 0;
     /// Waits until the read model has applied everything committed up to now.
     virtual bool caught_up(std::chrono::milliseconds deadline) = 0;
+    /// False while orders answered 201 could not be written through yet (and still cannot):
+    /// no more orders are taken then, or GET after 201 would find nothing.
+    virtual bool writable() { return true; }
 };
 
 class Placement {

@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -64,6 +65,20 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 Clock::time_point g_start = Clock::now();
+
+/// Now, in UTC RFC 3339 with milliseconds (the provider's format: compared as text).
+std::string utc_now() {
+    const auto now = std::chrono::system_clock::now();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+    const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms.count() % 1000));
+    return buf;
+}
 
 void say(const std::string& what) {
     static std::mutex mu;
@@ -118,6 +133,12 @@ class Process {
         }
         std::lock_guard lock(mu_);
         pid_ = pid;
+        started_at_ = utc_now();
+    }
+    /// When it was last started (UTC, RFC 3339).
+    std::string started_at() {
+        std::lock_guard lock(mu_);
+        return started_at_;
     }
     /// SIGKILL and reap.
     void kill_hard() {
@@ -176,6 +197,7 @@ class Process {
     std::string log_;
     std::mutex mu_;
     pid_t pid_ = -1;
+    std::string started_at_;
 };
 
 int shell(const std::string& command) {
@@ -314,6 +336,9 @@ struct Fault {
         return o.str();
     }
 };
+
+/// NOTIFY_MAX_IN_FLIGHT of the notification-services: what one may have out when it is lost.
+constexpr long kNotifyMaxInFlight = 200;
 
 const std::vector<std::string> kServices{"inventory-service", "order-service",
                                          "notification-service-1", "notification-service-2",
@@ -590,7 +615,8 @@ class Chaos {
             {"NOTIFY_EMAIL_URL", url("fake-email-provider") + "/send"},
             {"NOTIFY_TIMEOUT_MS", "1000"},
             {"NOTIFY_BACKOFF_MS", "200"},
-            {"NOTIFY_BREAKER_OPEN_MS", "1000"}};
+            {"NOTIFY_BREAKER_OPEN_MS", "1000"},
+            {"NOTIFY_MAX_IN_FLIGHT", std::to_string(kNotifyMaxInFlight)}};
         auto add = [&](const std::string& name, const char* binary,
                        std::map<std::string, std::string> more) {
             auto env = common;
@@ -599,7 +625,10 @@ class Chaos {
             for (auto& [k, v] : more) env[k] = v;
             procs_[name] = std::make_unique<Process>(name, binary, env, dir_ + "/" + name + ".log");
         };
-        add("fake-email-provider", FAKE_EMAIL_PROVIDER_BIN, {{"LOG_LEVEL", "warn"}});
+        // Like many real email APIs, it does not honour Idempotency-Key: a notification sent
+        // twice is two emails, and the checker bounds how often that may happen.
+        add("fake-email-provider", FAKE_EMAIL_PROVIDER_BIN,
+            {{"LOG_LEVEL", "warn"}, {"PROVIDER_DEDUPE", "off"}});
         add("inventory-service", INVENTORY_SERVICE_BIN, {});
         add("order-service", ORDER_SERVICE_BIN, {});
         add("notification-service-1", NOTIFICATION_SERVICE_BIN, {{"INSTANCE_ID", "1"}});
@@ -629,6 +658,7 @@ class Chaos {
         for (auto& [name, p] : procs_) {
             if (auto code = p->reap()) {
                 ++self_exits_;
+                lost(name, p->started_at(), utc_now());  // died some time since its start
                 say(name + " exited by itself with code " + std::to_string(*code) +
                     "; restarting it");
                 p->start();
@@ -677,11 +707,14 @@ class Chaos {
             // It dies by itself at its nth commit with records produced: an open transaction
             // the next instance must abort. The supervisor restarts it (without the fault).
             std::lock_guard lock(faults_mu_);
+            const auto from = utc_now();
             procs_.at(f.target)->kill_hard();
+            lost(f.target, from, utc_now());
             procs_.at(f.target)->start(
                 {{"FAULT_INJECT", "*:kill-before-commit:" + std::to_string(f.nth)}});
             ++crashes_;
         } else if (f.kind == "kill") {
+            const auto from = utc_now();
             {
                 std::lock_guard lock(faults_mu_);
                 procs_.at(f.target)->kill_hard();
@@ -689,11 +722,15 @@ class Chaos {
             std::this_thread::sleep_for(hold);  // down for a while: the fault's length
             std::lock_guard lock(faults_mu_);
             procs_.at(f.target)->start();
+            lost(f.target, from, utc_now());
             ++kills_;
         } else if (f.kind == "pause" || f.kind == "zombie") {
+            // Stopped longer than its session, its partitions move on with its sends out.
+            const auto from = utc_now();
             procs_.at(f.target)->pause();
             std::this_thread::sleep_for(hold);
             procs_.at(f.target)->resume();
+            lost(f.target, from, utc_now());
             ++pauses_;
         } else if (f.kind == "broker") {
             kill_broker();
@@ -862,6 +899,17 @@ class Chaos {
         journal_ << line.dump() << "\n";
         if (line["op"] == "place") ++answers_[line["status"].get<long>()];
     }
+    /// A notification-service instance lost between `from` and `until` with its sends out: the
+    /// checker allows notifications the provider had accepted to reach it again only across
+    /// such a loss, at most NOTIFY_MAX_IN_FLIGHT per loss.
+    void lost(const std::string& service, const std::string& from, const std::string& until) {
+        if (service.rfind("notification-service", 0) != 0) return;
+        journal({{"op", "lost"},
+                 {"service", service},
+                 {"from", from},
+                 {"until", until},
+                 {"max_in_flight", kNotifyMaxInFlight}});
+    }
 
     /// POSTs until the answer is final (not 409/429/5xx/none) or `give_up` passes.
     Answer post_until_final(Http& http, const std::string& target, const std::string& body,
@@ -897,8 +945,8 @@ class Chaos {
                              {"unit_price", c.price}});
         }
         const int kind = std::uniform_int_distribution<>(0, 99)(rng);
-        if (kind == 0) items[0]["sku"] = "GHOST-001";  // unknown: cancelled with UNKNOWN_SKU
-        if (kind == 1) items[0]["quantity"] = 0;       // invalid: 422, nothing committed
+        if (kind == 0) items[0]["sku"] = "GHOST-001";    // unknown: cancelled with UNKNOWN_SKU
+        if (kind == 1) items[0]["quantity"] = 0;         // invalid: 422, nothing committed
         if (kind == 2) items[0]["unit_price"] = "0.01";  // not the catalog's: PRICE_MISMATCH
         const json body = {{"customer_id", customer},
                            {"customer_email", customer + "@example.com"},
@@ -981,7 +1029,6 @@ class Chaos {
         for (auto& w : workers) w.join();
         load_done = true;
         readiness.join();
-        journal_.close();
         std::string tally;
         for (const auto& [status, n] : answers_) {
             tally += " " + std::to_string(status) + ":" + std::to_string(n);
@@ -1002,6 +1049,10 @@ class Chaos {
         for (auto& [name, p] : procs_) p->resume();
         supervise();
         wait_all_ready(180s);
+        {
+            std::lock_guard lock(journal_mu_);
+            journal_.close();
+        }
         say("every service ready again; checking");
 
         const std::string check =

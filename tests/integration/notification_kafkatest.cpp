@@ -279,7 +279,8 @@ TEST_CASE("a provider asking to wait an hour never holds the other outcomes of i
           "[notification][kafka][isolation]") {
     Pipeline p;
     p.start_provider();
-    p.provider_rules({{"match", {{"order_id", "o-hold"}}}, {"answer", "429"}, {"retry_after", 3600}});
+    p.provider_rules(
+        {{"match", {{"order_id", "o-hold"}}}, {"answer", "429"}, {"retry_after", 3600}});
     p.start_notifications();
     // Behind it, in its partition or another: outcomes are written in offset order, so before,
     // those behind it waited the hour (notification_requests_held).
@@ -473,6 +474,32 @@ TEST_CASE("aborted transactions write each outcome once, with its offsets (I4)",
               p.notification_url(""),
               "kafka_transactions_total{loop=\"notification-requests\",result=\"aborted\"}") >= 5);
     check_sent_once(p, ids);
+}
+
+TEST_CASE("an abort never sends an accepted request again (a provider that does not deduplicate)",
+          "[notification][kafka][crash][duplicates]") {
+    // Found from outside: a provider without Idempotency-Key support received hundreds of
+    // emails twice around aborts and broker restarts. An abort dropped the attempts still out;
+    // their answers were ignored, and the requests, delivered again, were sent again. Sends take
+    // 400 ms here, so every abort catches some out.
+    Pipeline p;
+    p.start_provider();
+    p.provider_rules({{"answer", "ok"}, {"latency_ms", 400}});
+    auto env = child_env(p);
+    env["FAULT_INJECT"] = "notification-requests:commit-abortable:2-6";
+    ChildProcess child(NOTIFICATION_SERVICE_BIN, env, p.dir.path() + "/notification-service.log");
+    Pipeline::wait_ready(p.notification_port);
+    std::vector<std::string> orders;
+    for (int i = 0; i < 200; ++i) orders.push_back("o-" + std::to_string(i));
+    auto ids = request(p, orders);
+    REQUIRE(eventually([&] { return finished(p) == 200; }, std::chrono::seconds(90)));
+    CHECK(Pipeline::metric(
+              p.notification_url(""),
+              "kafka_transactions_total{loop=\"notification-requests\",result=\"aborted\"}") >= 5);
+    check_sent_once(p, ids);
+    auto sent = http_request("GET", p.provider_url("/sent")).json();
+    CHECK(sent["count"] == 200);
+    CHECK(sent["duplicates"] == 0);  // no request reached the provider after it was accepted
 }
 
 TEST_CASE("outcomes finished behind a request still retrying are written once, across a crash (I4)",

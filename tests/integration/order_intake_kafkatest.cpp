@@ -1,6 +1,8 @@
 // order-service intake against a real broker: atomic intake, idempotency, 4xx, faults.
 #include "pipeline.hpp"
 
+#include "orderpipe/common/faults.hpp"
+
 #include "orderpipe/kafka/admin.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 #include "orderpipe/kafka/producer.hpp"
@@ -233,9 +235,10 @@ TEST_CASE("every 4xx case commits nothing", "[intake][kafka][validation]") {
                    kOrder,
                    {"Content-Type: application/json", "Idempotency-Key: caf\xc3\xa9"},
                    422});
-    all.push_back({"the same key twice in the body",
-                   R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]})",
-                   kJson, 400});
+    all.push_back(
+        {"the same key twice in the body",
+         R"({"customer_id":"c","customer_email":"a@b.co","currency":"USD","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]})",
+         kJson, 400});
     for (const auto& c : all) {
         INFO(c.name);
         auto r = s.post(c.body, c.headers);
@@ -278,6 +281,42 @@ TEST_CASE("a transaction aborted by a fault leaves neither record and answers 50
     REQUIRE(requests.size() == 1);
     CHECK(requests[0].key == id);
     CHECK(read_uncommitted(s.p.topic("orders.events")).size() == 2);
+}
+
+TEST_CASE(
+    "while the read model cannot be written, GET finds every order answered 201 and no "
+    "more orders are taken",
+    "[intake][kafka][fault][disk]") {
+    // Found from outside: on a full disk an order was answered 201 and the GET right after was
+    // 404. The write-through fails three times (as SQLITE_FULL would) and the projection is slow
+    // (1.5 s a batch), so only the intake can keep the promise.
+    ServiceUnderTest s;
+    s.start();
+    struct Plan {
+        Plan() {
+            faults::configure("intake:write-through-fails:1-3,orders:projection-stall:1-1000");
+        }
+        ~Plan() { faults::configure(""); }
+    } plan;
+    auto first = s.post(kOrder);
+    REQUIRE(first.status == 201);
+    const std::string id = first.json()["order_id"];
+    auto got = http_request("GET", s.url("/orders/" + id));
+    CHECK(got.status == 200);
+    CHECK(got.json().value("status", "") == "PENDING");
+    // Still not writable: refused before anything is committed.
+    auto refused = s.post(kOrder);
+    CHECK(refused.status == 503);
+    CHECK(refused.headers.count("retry-after") == 1);
+    CHECK(refused.body.find("read model cannot be written") != std::string::npos);
+    CHECK(s.post(kOrder).status == 503);
+    // Writable again: the order kept in memory is written, new orders are taken.
+    auto next = s.post(kOrder);
+    REQUIRE(next.status == 201);
+    CHECK(http_request("GET", s.url("/orders/" + id)).status == 200);
+    CHECK(http_request("GET", s.url("/orders/" + next.json()["order_id"].get<std::string>()))
+              .status == 200);
+    CHECK(s.orders(2).size() == 2);  // the refused ones committed nothing
 }
 
 TEST_CASE("the intake answers 429 with Retry-After when its queue is full", "[intake][kafka]") {

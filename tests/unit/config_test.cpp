@@ -150,7 +150,7 @@ TEST_CASE("topic and group prefixes; every DLQ name comes from the contract", "[
     auto c = ServiceSettings::read(env, "order-service", 8080);
     env.finish();
     CHECK(c.topic("orders.events") == "t.orders.events");
-    CHECK(c.group("order-service") == "g-order-service");
+    CHECK(c.group_id("order-service") == "g-order-service");
     CHECK(c.dlq_topic("t.inventory.requests") == "t.inventory.requests.dlq");
     CHECK(c.dlq_topic("t.notifications.requests") == "t.notifications.dlq");
 }

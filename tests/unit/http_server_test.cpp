@@ -697,6 +697,41 @@ TEST_CASE("timeouts, stop() and lifetime", "[http]") {
     }
 }
 
+TEST_CASE("idle and half-sent connections cannot lock clients out", "[http][limits]") {
+    // Found from outside: 21,000 half-sent requests held every descriptor and the service was
+    // unreachable ("accept failed: Too many open files") until they timed out.
+    SECTION("a request's headers must come within header_timeout") {
+        ServerOptions options = local_options();
+        options.header_timeout = 200ms;
+        options.read_timeout = 60s;  // the body's deadline: not what closes these
+        Server server(options, std::make_shared<prometheus::Registry>());
+        server.start();
+        Client half(server.port());
+        half.write_raw("GET /livez HTTP/1.1\r\nHost: x\r\n");
+        CHECK(half.closed_by_peer());
+    }
+    SECTION("at the connection limit, the connection waiting longest for headers makes room") {
+        ServerOptions options = local_options();
+        options.max_connections = 4;
+        options.header_timeout = 60s;
+        auto registry = std::make_shared<prometheus::Registry>();
+        Server server(options, registry);
+        server.start();
+        std::vector<std::unique_ptr<Client>> idle;
+        for (int i = 0; i < 12; ++i) {
+            idle.push_back(std::make_unique<Client>(server.port()));
+            idle.back()->write_raw("GET /livez HTTP/1.1\r\nHo");
+        }
+        Client health(server.port());
+        CHECK(health.get("/livez").result_int() == 200);
+        CHECK(idle.front()->closed_by_peer());  // the oldest went first
+        Client metrics(server.port());
+        const auto text = metrics.get("/metrics").body();
+        CHECK(text.find("http_connections_shed_total") != std::string::npos);
+        CHECK(text.find("http_connections_shed_total 0") == std::string::npos);
+    }
+}
+
 TEST_CASE("start() and route() report misuse clearly", "[http]") {
     Server first(local_options(), nullptr);  // null registry: a private one is used
     first.start();

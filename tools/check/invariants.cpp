@@ -165,10 +165,25 @@ Journal Journal::read(const std::string& path) {
             return std::runtime_error(path + ":" + std::to_string(n) +
                                       ": not a journal line (see orderpipe-check --help): " + line);
         };
-        if (!v.is_object() || !v.contains("op") || !v.contains("status") ||
-            !v["status"].is_number_integer()) {
-            throw bad();
+        if (!v.is_object() || !v.contains("op")) throw bad();
+        if (v["op"] == "lost") {
+            const auto time = [&](const char* k) {
+                const json t = v.value(k, json());
+                // 2026-12-05T09:28:12.465Z: one format, so that text order is time order
+                if (!t.is_string() || t.get<std::string>().size() != 24 ||
+                    t.get<std::string>().back() != 'Z') {
+                    throw bad();
+                }
+                return t.get<std::string>();
+            };
+            if (!v.value("service", json()).is_string() ||
+                !v.value("max_in_flight", json()).is_number_integer()) {
+                throw bad();
+            }
+            j.losses.push_back({v["service"], time("from"), time("until"), v["max_in_flight"]});
+            continue;
         }
+        if (!v.contains("status") || !v["status"].is_number_integer()) throw bad();
         if (v["op"] == "place" && v.value("customer_id", json()).is_string()) {
             j.placements.push_back({v["customer_id"], v["status"], v.value("order_id", "")});
         } else if (v["op"] == "cancel" && v.value("order_id", json()).is_string()) {
@@ -232,13 +247,30 @@ json Report::to_json() const {
 
 // --- The checks -------------------------------------------------------------------------------
 
-Report check(TopicSet& topics, const Inputs& in) {
-    Report report;
-    Http http;
+namespace {
 
-    // Every event of the event topics, and each order's trail through them.
+/// What every invariant is checked against: the topics' events, each order's trail through
+/// them, the clients' answers, and where to ask the services.
+struct Facts {
+    Facts(TopicSet& t, const Inputs& i, Http& h) : topics(t), in(i), http(h) {}
+    TopicSet& topics;
+    const Inputs& in;
+    Http& http;
     std::vector<Event> events;
     std::size_t unreadable = 0;
+    std::map<std::string, Trail> orders;
+    std::unordered_map<std::string, const Event*> by_id;
+    std::vector<std::string> duplicate_ids;
+    std::map<std::string, const Journal::Placement*> placement_of;  // customer_id →
+    std::map<std::string, const Journal::Placement*> accepted;      // order_id → (201)
+    std::map<std::string, std::string> status_of;  // order → PENDING/CONFIRMED/CANCELLED
+};
+
+/// Reads every topic once into Facts (and the topics' record counts into the report).
+void gather(Facts& f, Report& report) {
+    auto& topics = f.topics;
+    const auto& in = f.in;
+    // Every event of the event topics, and each order's trail through them.
     for (const auto& name : event_topics()) {
         const auto& records = topics.committed(name);
         const auto uncommitted = topics.uncommitted(name).size();
@@ -258,10 +290,10 @@ Report check(TopicSet& topics, const Inputs& in) {
             e.replay = r.header("dlq.replay_count").has_value();
             e.data = r.value ? json::parse(*r.value, nullptr, false) : json();
             if (e.id.empty() || e.type.empty() || !e.data.is_object()) {
-                ++unreadable;
+                ++f.unreadable;
                 continue;
             }
-            events.push_back(std::move(e));
+            f.events.push_back(std::move(e));
         }
     }
     for (const auto& name : all_topics()) {
@@ -272,33 +304,37 @@ Report check(TopicSet& topics, const Inputs& in) {
             {"committed", committed},
             {"aborted", static_cast<long long>(uncommitted) - static_cast<long long>(committed)}};
     }
-    std::map<std::string, Trail> orders;
-    std::unordered_map<std::string, const Event*> by_id;
-    std::vector<std::string> duplicate_ids;
-    for (const auto& e : events) {
+    for (const auto& e : f.events) {
         if (e.type == "STOCK_ADJUSTED") continue;  // a snapshot of a SKU, not of an order
-        orders[e.order()].by_topic[e.topic].push_back(&e);
-        auto [it, fresh] = by_id.emplace(e.id, &e);
+        f.orders[e.order()].by_topic[e.topic].push_back(&e);
+        auto [it, fresh] = f.by_id.emplace(e.id, &e);
         if (!fresh && !e.replay && !it->second->replay) {
-            duplicate_ids.push_back("order " + e.order() + ": ce_id " + e.id +
-                                    " twice: " + it->second->label() + " and " + e.label());
+            f.duplicate_ids.push_back("order " + e.order() + ": ce_id " + e.id +
+                                      " twice: " + it->second->label() + " and " + e.label());
         }
     }
 
     // The client's answers.
-    std::map<std::string, const Journal::Placement*> placement_of;  // customer_id →
-    std::map<std::string, const Journal::Placement*> accepted;      // order_id → (201)
     if (in.journal) {
         for (const auto& p : in.journal->placements) {
-            placement_of[p.customer_id] = &p;
-            if (p.status == 201) accepted[p.order_id] = &p;
+            f.placement_of[p.customer_id] = &p;
+            if (p.status == 201) f.accepted[p.order_id] = &p;
         }
     }
+    for (const auto& [order, t] : f.orders) f.status_of[order] = final_status(t);
+}
 
-    // ---- I1 ----
+/// I1 (docs/CONTRACT.md "Guarantees").
+Invariant check_i1(Facts& f) {
+    const auto& in = f.in;
+    auto& http = f.http;
+    const auto unreadable = f.unreadable;
+    const auto& orders = f.orders;
+    const auto& duplicate_ids = f.duplicate_ids;
+    const auto& accepted = f.accepted;
+    const auto& status_of = f.status_of;
     Invariant i1{"I1",
                  "an order answered 201 has exactly one ORDER_CREATED and exactly one decision"};
-    std::map<std::string, std::string> status_of;  // order → PENDING/CONFIRMED/CANCELLED
     long long created_total = 0, confirmed = 0, cancelled_decision = 0, customer_cancels = 0;
     for (const auto& [order, t] : orders) {
         const auto created = t.count("orders.events", "ORDER_CREATED");
@@ -343,10 +379,9 @@ Report check(TopicSet& topics, const Inputs& in) {
             (decisions[0] == "CONFIRMED" ? confirmed : cancelled_decision) += 1;
             customer_cancels += std::count(decisions.begin(), decisions.end(), "CUSTOMER_REQUEST");
         }
-        status_of[order] = final_status(t);
     }
     for (const auto& [order, p] : accepted) {
-        if (!orders.contains(order) || orders[order].count("orders.events", "ORDER_CREATED") == 0) {
+        if (!orders.contains(order) || orders.at(order).count("orders.events", "ORDER_CREATED") == 0) {
             i1.violations.push_back("order " + order + ": answered 201 (customer " +
                                     p->customer_id + ") but no ORDER_CREATED is committed");
         }
@@ -392,9 +427,14 @@ Report check(TopicSet& topics, const Inputs& in) {
                 fact("read model checked", read_model_checked)};
     if (unreadable > 0)
         i1.facts.push_back(fact("unreadable records", static_cast<long long>(unreadable)));
-    report.invariants.push_back(std::move(i1));
+    return i1;
+}
 
-    // ---- I2 ----
+/// I2 (docs/CONTRACT.md "Guarantees").
+Invariant check_i2(Facts& f) {
+    const auto& in = f.in;
+    const auto& orders = f.orders;
+    const auto& placement_of = f.placement_of;
     Invariant i2{"I2", "a POST answered 4xx/5xx left nothing committed"};
     if (!in.journal) {
         i2.checked = false;
@@ -443,9 +483,16 @@ Report check(TopicSet& topics, const Inputs& in) {
         i2.facts.push_back(fact("unknown outcome, committed", unknown_committed));
         i2.facts.push_back(fact("unknown outcome, not committed", unknown_not));
     }
-    report.invariants.push_back(std::move(i2));
+    return i2;
+}
 
-    // ---- I3 ----
+/// I3 (docs/CONTRACT.md "Guarantees").
+Invariant check_i3(Facts& f) {
+    const auto& in = f.in;
+    auto& http = f.http;
+    const auto& events = f.events;
+    const auto& orders = f.orders;
+    const auto& status_of = f.status_of;
     Invariant i3{"I3",
                  "per SKU: initial = available + reserved, reserved = confirmed orders' units, "
                  "available ≥ 0"};
@@ -521,9 +568,16 @@ Report check(TopicSet& topics, const Inputs& in) {
             }
         }
     }
-    report.invariants.push_back(std::move(i3));
+    return i3;
+}
 
-    // ---- I4 ----
+/// I4 (docs/CONTRACT.md "Guarantees").
+Invariant check_i4(Facts& f) {
+    auto& topics = f.topics;
+    const auto& in = f.in;
+    auto& http = f.http;
+    const auto& events = f.events;
+    const auto& orders = f.orders;
     Invariant i4{"I4",
                  "every NOTIFICATION_REQUESTED gets one SENT, or one FAILED with one DLQ record; "
                  "at most one send accepted per notification"};
@@ -557,10 +611,52 @@ Report check(TopicSet& topics, const Inputs& in) {
         }
         std::map<std::string, long long> accepted_sends;
         long long provider_duplicates = 0;
+        bool provider_dedupes = true;
+        // A notification the provider had accepted must reach it again only after the
+        // notification-service instance that sent it was lost with the send out (its answer
+        // not yet stored): never after an abort, a rebalance or a broker restart, and at most
+        // what one instance had out per loss.
+        std::map<std::size_t, long long> explained;  // journal loss → sends again it explains
+        long long unexplained = 0;
         if (!in.provider_url.empty()) {
             const json sent = http.get_json(in.provider_url + "/sent");
             provider_duplicates = sent.value("duplicates", 0LL);
-            for (const auto& s : sent["accepted"]) ++accepted_sends[s.value("notification_id", "")];
+            provider_dedupes = sent.value("deduplicates", true);
+            for (const auto& s : sent["accepted"]) {
+                const std::string nid = s.value("notification_id", "");
+                ++accepted_sends[nid];
+                if (!in.journal) continue;
+                const std::string first = s.value("accepted_at", "");
+                for (const auto& again : s.value("sent_again_at", json::array())) {
+                    const std::string t = again.get<std::string>();
+                    std::optional<std::size_t> by;
+                    for (std::size_t k = 0; k < in.journal->losses.size(); ++k) {
+                        const auto& l = in.journal->losses[k];
+                        if (l.from <= t && first <= l.until) by = k;  // the latest one
+                    }
+                    if (by) {
+                        ++explained[*by];
+                    } else {
+                        ++unexplained;
+                        i4.violations.push_back(
+                            "notification " + nid + ": the provider accepted it at " + first +
+                            " and it was sent again at " + t +
+                            " with no notification-service instance lost in between (an abort, "
+                            "a rebalance or a broker restart must never send it again)");
+                    }
+                }
+            }
+            if (in.journal) {
+                for (const auto& [k, n] : explained) {
+                    const auto& l = in.journal->losses[k];
+                    if (n > l.max_in_flight) {
+                        i4.violations.push_back(
+                            l.service + " lost between " + l.from + " and " + l.until + ": " +
+                            std::to_string(n) + " notifications sent again, more than the " +
+                            std::to_string(l.max_in_flight) + " it may have out at once");
+                    }
+                }
+            }
         }
         long long total = 0, sent = 0, failed = 0, dead = 0, replays = 0;
         for (const auto& [nid, n] : notes) {
@@ -608,13 +704,30 @@ Report check(TopicSet& topics, const Inputs& in) {
         i4.facts = {fact("requested", total), fact("replayed", replays), fact("sent", sent),
                     fact("failed", failed), fact("dead letters", dead)};
         if (!in.provider_url.empty()) {
-            i4.facts.push_back(
-                fact("provider: same key sent again (deduplicated)", provider_duplicates));
+            i4.facts.push_back(fact(provider_dedupes
+                                        ? "provider: same key sent again (deduplicated)"
+                                        : "provider: same key sent again (sent twice: it does "
+                                          "not deduplicate)",
+                                    provider_duplicates));
+            if (in.journal) {
+                long long most = 0;
+                for (const auto& [k, n] : explained) most = std::max(most, n);
+                i4.facts.push_back(fact("sent again after an instance was lost",
+                                        provider_duplicates - unexplained));
+                i4.facts.push_back(
+                    fact("instance losses", static_cast<long long>(in.journal->losses.size())));
+                i4.facts.push_back(fact("most sent again after one loss", most));
+            }
         }
     }
-    report.invariants.push_back(std::move(i4));
+    return i4;
+}
 
-    // ---- I5 ----
+/// I5 (docs/CONTRACT.md "Guarantees").
+Invariant check_i5(Facts& f) {
+    auto& topics = f.topics;
+    const auto& in = f.in;
+    auto& http = f.http;
     Invariant i5{"I5", "analytics equals the figures recomputed from the topics"};
     if (in.analytics_url.empty()) {
         i5.checked = false;
@@ -630,9 +743,14 @@ Report check(TopicSet& topics, const Inputs& in) {
                     "dlq.pending " + truth["dlq.pending"].dump(),
                     "saga_latency_ms p50 " + truth["saga_latency_ms"]["p50"].dump()};
     }
-    report.invariants.push_back(std::move(i5));
+    return i5;
+}
 
-    // ---- I7 ----
+/// I7 (docs/CONTRACT.md "Guarantees").
+Invariant check_i7(Facts& f) {
+    const auto& events = f.events;
+    const auto& orders = f.orders;
+    const auto& by_id = f.by_id;
     Invariant i7{"I7", "per order, events keep their causal order in every topic"};
     {
         long long causes_checked = 0;
@@ -713,7 +831,22 @@ Report check(TopicSet& topics, const Inputs& in) {
         i7.facts = {fact("orders", static_cast<long long>(orders.size())),
                     fact("causes checked", causes_checked)};
     }
-    report.invariants.push_back(std::move(i7));
+    return i7;
+}
+
+}  // namespace
+
+Report check(TopicSet& topics, const Inputs& in) {
+    Report report;
+    Http http;
+    Facts f{topics, in, http};
+    gather(f, report);
+    report.invariants.push_back(check_i1(f));
+    report.invariants.push_back(check_i2(f));
+    report.invariants.push_back(check_i3(f));
+    report.invariants.push_back(check_i4(f));
+    report.invariants.push_back(check_i5(f));
+    report.invariants.push_back(check_i7(f));
     return report;
 }
 

@@ -16,6 +16,7 @@ namespace orderpipe::check {
 /// What a client was finally answered, one JSON object per line of the journal:
 ///   {"op":"place","customer_id":"...","status":201,"order_id":"..."}   (status 0: no answer)
 ///   {"op":"cancel","order_id":"...","status":202}
+///   {"op":"lost",...}                                                   (see Lost)
 /// Every request must carry its own customer_id: that is how an ORDER_CREATED is traced back to
 /// the request that made it.
 struct Journal {
@@ -28,8 +29,20 @@ struct Journal {
         std::string order_id;
         int status = 0;
     };
+    /// A notification-service instance that lost the sends it had out (SIGKILL, a crash, a
+    /// stop longer than its session), between two UTC times in RFC 3339 with milliseconds:
+    ///   {"op":"lost","service":"notification-service-1","from":"2026-12-05T09:28:12.465Z",
+    ///    "until":"...","max_in_flight":1000}
+    /// Only such a loss may make a notification the provider accepted reach it again (I4), and
+    /// at most max_in_flight of them per loss.
+    struct Lost {
+        std::string service;
+        std::string from, until;  ///< RFC 3339, UTC, milliseconds: compared as text
+        long max_in_flight = 0;
+    };
     std::vector<Placement> placements;
     std::vector<Cancel> cancels;
+    std::vector<Lost> losses;
 
     /// Throws std::runtime_error naming the line that is not one of the above.
     static Journal read(const std::string& path);

@@ -36,7 +36,10 @@ int main(int argc, char** argv) {
     app.add_option("--provider-url", in.provider_url, "the fake email provider (I4's sends)");
     app.add_option("--journal", journal,
                    "the clients' answers, JSON lines: {\"op\":\"place\",\"customer_id\",\"status\","
-                   "\"order_id\"} and {\"op\":\"cancel\",\"order_id\",\"status\"} (I1, I2)")
+                   "\"order_id\"} and {\"op\":\"cancel\",\"order_id\",\"status\"} (I1, I2); "
+                   "{\"op\":\"lost\",\"service\",\"from\",\"until\",\"max_in_flight\"}: a "
+                   "notification-service instance lost with sends out, the only reason a "
+                   "notification the provider accepted may reach it again (I4)")
         ->check(CLI::ExistingFile);
     app.add_option("--catalog", catalog, "the inventory's seed file (INVENTORY_SEED), for I3")
         ->check(CLI::ExistingFile);

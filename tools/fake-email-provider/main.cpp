@@ -4,7 +4,9 @@
 //
 //   POST /send                    {"to","subject","text","order_id","notification_id"} with
 //                                 Idempotency-Key: 202 accepted; a key seen before: 200
-//                                 {"status":"duplicate"} (counted, not sent again)
+//                                 {"status":"duplicate"} (counted, not sent again) — or, with
+//                                 --no-dedupe (like many real email APIs), 202 and sent again
+//                                 (counted in "duplicates" and the key's "sent_again_at")
 //   GET  /sent                    what was accepted, with the arrival time of every attempt
 //   GET  /sent/{notification_id}  one notification
 //   GET  /requests                every request in order, with the answer it got
@@ -21,7 +23,8 @@
 // The first rule that matches and is not used up decides. "timeout" never answers (the client
 // gives up); "reset" closes the connection without an answer.
 //
-// Environment: HTTP_PORT (8025), LOG_LEVEL. Option: --port N.
+// Environment: HTTP_PORT (8025), LOG_LEVEL, PROVIDER_DEDUPE (on). Options: --port N,
+// --no-dedupe.
 
 #include "orderpipe/common/json.hpp"
 #include "orderpipe/common/logging.hpp"
@@ -137,6 +140,7 @@ class Delayer {
 
 class FakeProvider {
   public:
+    explicit FakeProvider(bool dedupe) : dedupe_(dedupe) {}
     void route(orderpipe::http::Server& server) {
         server.route("POST", "/send", [this](Request&& r, Responder d) { send(std::move(r), d); });
         server.route("GET", "/sent", [this](Request&&, const Responder& d) {
@@ -146,6 +150,7 @@ class FakeProvider {
             d(Response::json(200, {{"accepted", list},
                                    {"count", sent_.size()},
                                    {"duplicates", duplicates_},
+                                   {"deduplicates", dedupe_},
                                    {"requests", requests_.size()}}));
         });
         server.route("GET", "/sent/{id}", [this](Request&& r, const Responder& d) {
@@ -288,9 +293,15 @@ class FakeProvider {
         Response response;
         if (answer == "ok") {
             if (sent_.contains(key)) {
+                // The same key again after it was accepted: with deduplication it is answered
+                // and not sent; without, a second email goes out. Either way it is counted, with
+                // its time, for the checker's duplicate bound.
                 ++duplicates_;
-                sent_[key]["duplicates"] = sent_[key]["duplicates"].get<long>() + 1;
-                response = Response::json(200, {{"status", "duplicate"}, {"id", key}});
+                auto& s = sent_[key];
+                s["duplicates"] = s["duplicates"].get<long>() + 1;
+                s["sent_again_at"].push_back(orderpipe::now_rfc3339());
+                response = dedupe_ ? Response::json(200, {{"status", "duplicate"}, {"id", key}})
+                                   : Response::json(202, {{"status", "accepted"}, {"id", key}});
             } else {
                 sent_[key] = {{"notification_id", id},
                               {"order_id", body.value("order_id", "")},
@@ -299,7 +310,8 @@ class FakeProvider {
                               {"text", body.value("text", "")},
                               {"accepted_at", orderpipe::now_rfc3339()},
                               {"attempts", attempt},
-                              {"duplicates", 0}};
+                              {"duplicates", 0},
+                              {"sent_again_at", json::array()}};
                 response = Response::json(202, {{"status", "accepted"}, {"id", key}});
             }
         } else if (answer == "timeout") {
@@ -330,6 +342,7 @@ class FakeProvider {
         }
     }
 
+    const bool dedupe_;
     std::mutex mu_;
     std::vector<Rule> rules_;
     std::map<std::string, json> sent_;
@@ -350,6 +363,20 @@ int main(int argc, char** argv) {
     if (const char* p = std::getenv("HTTP_PORT"); p != nullptr && *p != 0) port = std::atoi(p);
     app.add_option("--port", port, "port to listen on [HTTP_PORT, default 8025]")
         ->check(CLI::Range(0, 65535));
+    bool dedupe = true;
+    if (const char* d = std::getenv("PROVIDER_DEDUPE"); d != nullptr && *d != 0) {
+        const std::string v = d;
+        if (v != "on" && v != "off") {
+            std::cerr << "fake-email-provider: PROVIDER_DEDUPE must be on or off, not \"" << v
+                      << "\"\n";
+            return 2;
+        }
+        dedupe = v == "on";
+    }
+    bool no_dedupe = false;
+    app.add_flag("--no-dedupe", no_dedupe,
+                 "send a key accepted before again, as providers without Idempotency-Key support "
+                 "do [PROVIDER_DEDUPE=off]");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -363,7 +390,7 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    FakeProvider provider;
+    FakeProvider provider(dedupe && !no_dedupe);
     orderpipe::http::ServerOptions so;
     so.port = static_cast<std::uint16_t>(port);
     so.threads = 2;

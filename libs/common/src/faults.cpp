@@ -1,5 +1,7 @@
 #include "orderpipe/common/faults.hpp"
 
+#include <algorithm>
+
 #include <atomic>
 #include <charconv>
 #include <map>
@@ -95,6 +97,18 @@ bool hit(std::string_view scope, std::string_view point) {
         if (n >= e.first && n <= e.last) strike = true;
     }
     return strike;
+}
+
+long hits(std::string_view scope, std::string_view point) {
+    auto& s = state();
+    std::lock_guard lock(s.mu);
+    long most = 0;
+    for (const auto& e : s.plan) {
+        if (e.point != point || (e.scope != "*" && e.scope != scope)) continue;
+        auto it = s.counts.find({e.scope + "\x1f" + std::string(scope), e.point});
+        if (it != s.counts.end()) most = std::max(most, it->second);
+    }
+    return most;
 }
 
 }  // namespace orderpipe::faults

@@ -2,6 +2,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -49,7 +50,22 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
                     .Name("http_request_duration_seconds")
                     .Help("Time from a complete HTTP request to its response being written, by "
                           "route pattern and method")
-                    .Register(registry)) {}
+                    .Register(registry)),
+      shed_(prometheus::BuildCounter()
+                .Name("http_connections_shed_total")
+                .Help("Connections closed while waiting for a request's headers because the "
+                      "server was at its connection limit")
+                .Register(registry)
+                .Add({})),
+      open_(prometheus::BuildGauge()
+                .Name("http_connections_open")
+                .Help("HTTP connections open")
+                .Register(registry)
+                .Add({})) {}
+
+void HttpMetrics::connection_shed() { shed_.Increment(); }
+
+void HttpMetrics::connections(std::size_t n) { open_.Set(static_cast<double>(n)); }
 
 EndpointMetrics& HttpMetrics::endpoint(std::string_view route, std::string_view method) {
     std::string key;

@@ -13,6 +13,7 @@
 
 namespace prometheus {
 class Counter;
+class Gauge;
 class Histogram;
 class Registry;
 template <typename T>
@@ -51,9 +52,16 @@ class HttpMetrics {
     /// Takes a lock: the hot path keeps the returned reference (see Router::bind_metrics).
     EndpointMetrics& endpoint(std::string_view route, std::string_view method);
 
+    /// A connection closed to make room (the server was full). Thread-safe.
+    void connection_shed();
+    /// Connections open now. Thread-safe.
+    void connections(std::size_t n);
+
   private:
     prometheus::Family<prometheus::Counter>& requests_;
     prometheus::Family<prometheus::Histogram>& duration_;
+    prometheus::Counter& shed_;
+    prometheus::Gauge& open_;
     std::mutex mutex_;
     std::map<std::string, std::unique_ptr<EndpointMetrics>> endpoints_;  // key: "method route"
 };

@@ -34,6 +34,25 @@ std::optional<std::string> Request::header(std::string_view name) const {
     return std::nullopt;
 }
 
+std::vector<std::string> Request::header_values(std::string_view name) const {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : headers) {
+        if (iequals_ascii(key, name)) out.push_back(value);
+    }
+    return out;
+}
+
+bool Request::has_json_body() const {
+    const auto type = header("content-type");
+    if (!type) return false;
+    std::string media = type->substr(0, type->find(';'));
+    while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.pop_back();
+    for (auto& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return media == "application/json" ||
+           (media.rfind("application/", 0) == 0 && media.size() > 17 &&
+            media.compare(media.size() - 5, 5, "+json") == 0);
+}
+
 Response Response::json(int status, const nlohmann::json& body) {
     Response response;
     response.status = status;

@@ -1,6 +1,7 @@
 #include "server_core.hpp"
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -41,6 +42,30 @@ std::string endpoint_text(const std::string& address, std::uint16_t port) {
 
 [[noreturn]] void throw_bind_error(const boost::system::error_code& ec, const std::string& what) {
     throw std::system_error(static_cast<std::error_code>(ec), what);
+}
+
+/// Descriptors kept for what is not an HTTP connection: Kafka clients, SQLite, logs, pipes.
+constexpr std::size_t kReservedDescriptors = 256;
+
+/// The connection limit: `configured`, or what the descriptor limit leaves. The soft limit is
+/// raised to the hard one first (as nginx and Go do): Debian's default of 1024 is a limit for
+/// select(), which nothing here uses.
+std::size_t connection_limit(std::size_t configured) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    std::size_t available = 4096;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur > 0) {
+        const auto n = static_cast<std::size_t>(limit.rlim_cur);
+        available = n > 2 * kReservedDescriptors ? n - kReservedDescriptors : n / 2;
+    } else if (limit.rlim_cur == RLIM_INFINITY) {
+        available = 1'000'000;
+    }
+    const std::size_t chosen = configured == 0 ? available : std::min(configured, available);
+    return std::max<std::size_t>(chosen, 2);
 }
 
 }  // namespace
@@ -123,6 +148,7 @@ void ServerCore::start() {
     }
     port_.store(acceptor_.local_endpoint().port(), std::memory_order_release);
 
+    max_connections_ = connection_limit(options_.max_connections);
     router_.bind_metrics(metrics_);
     work_.emplace(ioc_.get_executor());
     net::post(accept_strand_, [this] { do_accept(); });
@@ -216,6 +242,7 @@ void ServerCore::unregister_session(Session* session) {
             sessions_.erase(it);
         }
         drained = sessions_.empty();
+        metrics_.connections(sessions_.size());
     }
     if (drained) {
         sessions_drained_.notify_all();
@@ -253,10 +280,26 @@ void ServerCore::on_accept(boost::system::error_code ec, tcp::socket socket) {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);  // small responses must not wait for Nagle
     auto session = std::make_shared<Session>(*this, std::move(socket));
+    std::shared_ptr<Session> shed;
     {
         const std::lock_guard lock(sessions_mutex_);
+        if (sessions_.size() >= max_connections_) {
+            // Full: make room by closing the connection that has waited longest for a request's
+            // headers (idle keep-alive, or a request sent by halves). Those hold descriptors
+            // for nothing; a health check or a client with a request gets in.
+            std::int64_t oldest = 0;
+            for (const auto& [raw, s] : sessions_) {
+                const auto since = s->waiting_since();
+                if (since != 0 && (oldest == 0 || since < oldest)) {
+                    oldest = since;
+                    shed = s;
+                }
+            }
+        }
         sessions_.emplace(session.get(), session);
+        metrics_.connections(sessions_.size());
     }
+    if (shed) shed->shed();
     session->start();
     do_accept();
 }

@@ -104,6 +104,7 @@ class ServerCore {
     std::mutex sessions_mutex_;
     std::condition_variable sessions_drained_;
     std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
+    std::size_t max_connections_ = 0;  ///< set by start()
 };
 
 }  // namespace orderpipe::http::detail

@@ -162,6 +162,15 @@ void Session::shutdown() {
     });
 }
 
+void Session::shed() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+        if (self->state_ == State::reading && self->waiting_since_.load() != 0) {
+            self->core_.metrics().connection_shed();
+            self->close_now();
+        }
+    });
+}
+
 void Session::post_response(Response response, bool dropped) {
     net::post(stream_.get_executor(),
               [self = shared_from_this(), response = std::move(response), dropped]() mutable {
@@ -174,15 +183,19 @@ void Session::do_read_header() {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(core_.options().max_body_bytes);
-    // One deadline for the whole request (headers and body); it is also the keep-alive idle
-    // timeout and the defence against slow-loris clients.
-    stream_.expires_after(core_.options().read_timeout);
+    // The request line and headers must come within header_timeout (also the keep-alive idle
+    // timeout): the defence against slow-loris clients and idle connections piling up; the
+    // body then has read_timeout.
+    stream_.expires_after(std::min(core_.options().header_timeout, core_.options().read_timeout));
+    waiting_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                         std::memory_order_release);
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
         beast::bind_front_handler(&Session::on_read_header, shared_from_this()));
 }
 
 void Session::on_read_header(beast::error_code ec, std::size_t /*bytes*/) {
+    waiting_since_.store(0, std::memory_order_release);
     if (state_ == State::closed) {
         return;
     }
@@ -219,6 +232,7 @@ void Session::do_read_body() {
         on_request();
         return;
     }
+    stream_.expires_after(core_.options().read_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&Session::on_read_body, shared_from_this()));
 }

@@ -67,6 +67,13 @@ class Session : public std::enable_shared_from_this<Session> {
     /// Queues `response` on the strand. Thread-safe; called by ResponderState.
     void post_response(Response response, bool dropped);
 
+    /// Since when it has waited for a request's headers without a request in flight
+    /// (steady_clock ticks), or 0 while a request is handled or answered. Thread-safe: read by
+    /// the acceptor to pick the connection to shed when the server is full.
+    std::int64_t waiting_since() const { return waiting_since_.load(std::memory_order_acquire); }
+    /// Closes the connection if it is still only waiting for headers. Thread-safe.
+    void shed();
+
   private:
     enum class State { reading, handling, writing, lingering, closed };
 
@@ -103,6 +110,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string remote_;
     State state_ = State::reading;
     bool stopping_ = false;
+    std::atomic<std::int64_t> waiting_since_{0};
 
     // The request in flight (one at a time: no pipelining).
     EndpointMetrics* endpoint_ = nullptr;

@@ -19,7 +19,10 @@
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <set>
+#include <stdexcept>
 #include <thread>
+#include <tuple>
 
 namespace orderpipe::kafka {
 
@@ -27,7 +30,7 @@ using Clock = std::chrono::steady_clock;
 namespace dlqh = contract::dlq_header;
 
 OutgoingRecord dead_letter_record(const ConsumedRecord& r, const std::string& dlq_topic,
-                                  const std::string& consumer_group, contract::DlqReason reason,
+                                  const std::string& group_id, contract::DlqReason reason,
                                   const std::string& error, int retry_count) {
     OutgoingRecord out;
     out.topic = dlq_topic;
@@ -37,7 +40,7 @@ OutgoingRecord dead_letter_record(const ConsumedRecord& r, const std::string& dl
     out.headers.emplace_back(dlqh::kOriginalTopic, r.topic);
     out.headers.emplace_back(dlqh::kOriginalPartition, std::to_string(r.partition));
     out.headers.emplace_back(dlqh::kOriginalOffset, std::to_string(r.offset));
-    out.headers.emplace_back(dlqh::kConsumerGroup, consumer_group);
+    out.headers.emplace_back(dlqh::kConsumerGroup, group_id);
     out.headers.emplace_back(dlqh::kFailureTimestamp, now_rfc3339());
     out.headers.emplace_back(dlqh::kRetryCount, std::to_string(retry_count));
     out.headers.emplace_back(dlqh::kReason, std::string(contract::to_string(reason)));
@@ -49,7 +52,7 @@ void BatchOutput::dead_letter(const ConsumedRecord& r, contract::DlqReason reaso
                               const std::string& error, int retry_count) {
     records_.push_back(
         dead_letter_record(r, dlq_topic_ ? dlq_topic_(r.topic) : contract::dlq_topic_for(r.topic),
-                           consumer_group_, reason, error, retry_count));
+                           group_id_, reason, error, retry_count));
     ++dead_letters_;
     if (reason == contract::DlqReason::kPoisonMessage) ++poison_;
 }
@@ -168,6 +171,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     // RebalanceListener: called inside poll_batch() on the loop thread, never mid-transaction.
     void on_assigned(const std::vector<TopicPartition>& partitions) override {
         joined_ = true;
+        unverified_.insert(partitions.begin(), partitions.end());
         log::info("partitions assigned", {{"loop", options_.name}, {"count", partitions.size()}});
         if (!failing_) set_ready();
     }
@@ -188,7 +192,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
 
   private:
     void set_status(bool ready, std::string detail, bool final = false) {
-        if (dead_ && !final) return;  // a loop that stopped for good keeps saying why
+        if ((dead_ || halted_) && !final) return;  // a loop that stopped keeps saying why
         ready_gauge_->Set(ready ? 1 : 0);
         std::lock_guard lock(status_mu_);
         status_ = {ready, std::move(detail)};
@@ -228,6 +232,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         for (const auto& p : partitions) {
             consumed_next_.erase(p);
             committed_next_.erase(p);
+            unverified_.erase(p);
         }
         processor_.partitions_revoked(partitions);
     }
@@ -351,6 +356,10 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
         set_ready();
         while (!stopping_ && !dead_) {
+            if (halted_) {
+                hold();
+                continue;
+            }
             if (!recover()) continue;
             processor_.tick();
             apply_backpressure();
@@ -494,103 +503,109 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             }
             if (pending_.empty()) first_at = Clock::now();
             for (auto& rec : r.records) pending_.push_back(std::move(rec));
+            if (went_backwards()) return;
         }
     }
 
-    /// One transaction over pending_ (maybe empty) plus idle work.
+    /// A record of a partition at an offset below one this loop consumed there since it last
+    /// positioned itself (assignment, rewind): the log went backwards under the consumer, which
+    /// moved to the beginning on its own (auto.offset.reset). The topic was deleted and created
+    /// again (a broker's data wiped, a dev reset) or truncated. Nothing of it may be skipped as
+    /// "seen" nor acted on as new until an operator has looked: the loop holds, not ready,
+    /// naming the partition. @returns true when it holds now.
+    bool went_backwards() {
+        std::map<TopicPartition, std::int64_t> seen = consumed_next_;
+        for (const auto& rec : pending_) {
+            const TopicPartition tp{rec.topic, rec.partition};
+            auto it = seen.find(tp);
+            if (it != seen.end() && rec.offset < it->second) {
+                return halt(rec, it->second,
+                            "this loop had consumed up to offset " + std::to_string(it->second));
+            }
+            seen[tp] = std::max(it == seen.end() ? 0 : it->second, rec.offset + 1);
+            if (unverified_.erase(tp) == 0) continue;
+            const auto stored = processor_.stored_position(tp);
+            if (!stored || rec.offset >= *stored) continue;
+            // Below what the state has processed: a redelivery after a crash — or a topic
+            // that is not the one the state was built from. Its end tells.
+            try {
+                const auto high =
+                    consumer_->watermarks(rec.topic, rec.partition, std::chrono::seconds(5)).second;
+                if (high < *stored) {
+                    return halt(rec, *stored,
+                                "the local state has processed it up to offset " +
+                                    std::to_string(*stored) + " but it ends at " +
+                                    std::to_string(high));
+                }
+            } catch (const std::exception& e) {
+                log::warn("cannot check a partition's end against the local state",
+                          {{"loop", options_.name},
+                           {"topic", rec.topic},
+                           {"partition", rec.partition},
+                           {"error", e.what()}});
+            }
+        }
+        return false;
+    }
+
+    bool halt(const ConsumedRecord& rec, std::int64_t from, const std::string& what) {
+        const std::string why =
+            rec.topic + "[" + std::to_string(rec.partition) + "] went back to offset " +
+            std::to_string(rec.offset) + " (" + what +
+            "): the topic was deleted and created again, or truncated, under this service (a "
+            "broker's data wiped?). Its records are neither skipped nor processed until the "
+            "service is restarted after deciding what its local state should be "
+            "(docs/CONFIGURATION.md, \"Topics recreated\")";
+        log::error("a partition's offsets went backwards; holding", {{"loop", options_.name},
+                                                                     {"topic", rec.topic},
+                                                                     {"partition", rec.partition},
+                                                                     {"from", from},
+                                                                     {"to", rec.offset}});
+        halted_ = true;
+        set_status(false, why, /*final=*/true);
+        pending_.clear();
+        return true;
+    }
+
+    /// Halted: keep serving the group (it must see us poll) with everything paused.
+    void hold() {
+        try {
+            consumer_->pause_all();
+            consumer_->poll_batch(1, std::chrono::milliseconds(200));
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): held either way
+        }
+        pending_.clear();
+    }
+
+    /// One transaction over pending_ (maybe empty) plus idle work: decode, process, produce
+    /// and send the offsets, commit.
     Ending transact() {
         const auto started = Clock::now();
         committing_.clear();
         BatchOutput out;
-        out.consumer_group_ = options_.group_id;
+        out.group_id_ = options_.group_id;
         out.dlq_topic_ = options_.dlq_topic;
-        std::map<std::pair<std::string, std::int32_t>, std::int64_t> next_offsets;
         Ending ending = Ending::kAborted;
         std::string failure;
-        bool poison = false;
         try {
-            std::vector<Incoming> batch;
-            batch.reserve(pending_.size());
-            for (const auto& rec : pending_) {
-                auto& next = next_offsets[{rec.topic, rec.partition}];
-                next = std::max(next, rec.offset + 1);
-                if (!processor_.decodes(rec.topic)) {
-                    batch.push_back({&rec, CloudEvent{}, false});
-                    continue;
-                }
-                auto decoded = from_record(rec);
-                if (auto* err = std::get_if<EnvelopeError>(&decoded)) {
-                    log::Scope about(contract::log_fields(rec.key, rec.headers));
-                    log::warn("poison record sent to the DLQ", {{"loop", options_.name},
-                                                                {"topic", rec.topic},
-                                                                {"partition", rec.partition},
-                                                                {"offset", rec.offset},
-                                                                {"error", err->message}});
-                    out.dead_letter(rec, contract::DlqReason::kPoisonMessage, err->message);
-                    continue;
-                }
-                if (suspect_ && suspect_->matches(rec)) {
-                    // This record alone made the processor throw a contract error: it is poison
-                    // the envelope check could not see (e.g. a field of the wrong type).
-                    log::Scope about(contract::log_fields(rec.key, rec.headers));
-                    log::error("record refused by its processor; sent to the DLQ",
-                               {{"loop", options_.name},
-                                {"topic", rec.topic},
-                                {"partition", rec.partition},
-                                {"offset", rec.offset},
-                                {"error", suspect_->error}});
-                    out.dead_letter(rec, contract::DlqReason::kPoisonMessage, suspect_->error);
-                    suspect_.reset();
-                    continue;
-                }
-                batch.push_back({&rec, std::move(std::get<CloudEvent>(decoded)), true});
-            }
+            Decoded decoded = decode(out);
             producer_->begin();
-            out.consumed_ = next_offsets;
-            if (!pending_.empty()) {
-                if (!batch.empty() && faults::hit(options_.name, "process-fails")) {
-                    throw faults::InjectedFault("injected infrastructure failure (process-fails)");
-                }
-                try {
-                    processor_.process(batch, out);
-                } catch (const contract::ContractError& e) {
-                    poison = true;
-                    note_poison(e.what());
-                    throw;
-                }
-            }
-            processor_.idle(out);
+            out.consumed_ = decoded.next_offsets;
+            process(decoded.batch, out);
             for (const auto& r : out.records()) producer_->produce(r);
-            committing_ = offsets_to_commit(next_offsets);
+            committing_ = offsets_to_commit(decoded.next_offsets);
             if (!committing_.empty()) producer_->send_offsets(committing_, *consumer_);
-            if (!pending_.empty() && faults::hit(options_.name, "kill-before-commit")) {
-                producer_->flush(options_.operation_timeout);
-                log::warn("FAULT_INJECT kill-before-commit: killing this process before the commit",
-                          {{"loop", options_.name}, {"records", pending_.size()}});
-                std::raise(SIGKILL);
-            }
-            switch (producer_->commit_or_abort()) {
-                case TxnOutcome::kCommitted:
-                    ending = Ending::kCommitted;
-                    break;
-                case TxnOutcome::kAborted:
-                    ending = Ending::kAborted;
-                    failure = "the Kafka transaction was aborted";
-                    break;
-                case TxnOutcome::kUnknown:
-                    ending = Ending::kUnknown;
-                    failure = "the outcome of the Kafka commit is unknown";
-                    break;
-                case TxnOutcome::kFenced:
-                    ending = Ending::kFenced;
-                    break;
-            }
+            maybe_kill_before_commit();
+            std::tie(ending, failure) = commit();
         } catch (const KafkaException& e) {
             failure = e.what();
             ending = e.error().is_fenced() ? Ending::kFenced : Ending::kAborted;
+        } catch (const PoisonBatch& e) {
+            failure = e.what();
+            ending = Ending::kPoisonRetry;
         } catch (const std::exception& e) {
             failure = e.what();
-            ending = poison ? Ending::kPoisonRetry : Ending::kAborted;
+            ending = Ending::kAborted;
         }
         if (ending != Ending::kCommitted && ending != Ending::kFenced && !producer_->abort()) {
             // The abort did not complete: the producer was recreated, and only its next
@@ -599,6 +614,98 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
         batch_seconds_->Observe(std::chrono::duration<double>(Clock::now() - started).count());
         return finish_transaction(ending, out, failure);
+    }
+
+    struct Decoded {
+        std::vector<Incoming> batch;  ///< what the processor gets (points into pending_)
+        std::map<std::pair<std::string, std::int32_t>, std::int64_t> next_offsets;
+    };
+
+    /// pending_ as the processor's batch. A record whose envelope is not a CloudEvent, or the
+    /// one record isolated as the cause of a processor's contract error, goes to the DLQ
+    /// instead (in this transaction, with its offset).
+    Decoded decode(BatchOutput& out) {
+        Decoded d;
+        d.batch.reserve(pending_.size());
+        for (const auto& rec : pending_) {
+            auto& next = d.next_offsets[{rec.topic, rec.partition}];
+            next = std::max(next, rec.offset + 1);
+            if (!processor_.decodes(rec.topic)) {
+                d.batch.push_back({&rec, CloudEvent{}, false});
+                continue;
+            }
+            auto decoded = from_record(rec);
+            if (auto* err = std::get_if<EnvelopeError>(&decoded)) {
+                log::Scope about(contract::log_fields(rec.key, rec.headers));
+                log::warn("poison record sent to the DLQ", {{"loop", options_.name},
+                                                            {"topic", rec.topic},
+                                                            {"partition", rec.partition},
+                                                            {"offset", rec.offset},
+                                                            {"error", err->message}});
+                out.dead_letter(rec, contract::DlqReason::kPoisonMessage, err->message);
+                continue;
+            }
+            if (suspect_ && suspect_->matches(rec)) {
+                // This record alone made the processor throw a contract error: it is poison
+                // the envelope check could not see (e.g. a field of the wrong type).
+                log::Scope about(contract::log_fields(rec.key, rec.headers));
+                log::error("record refused by its processor; sent to the DLQ",
+                           {{"loop", options_.name},
+                            {"topic", rec.topic},
+                            {"partition", rec.partition},
+                            {"offset", rec.offset},
+                            {"error", suspect_->error}});
+                out.dead_letter(rec, contract::DlqReason::kPoisonMessage, suspect_->error);
+                suspect_.reset();
+                continue;
+            }
+            d.batch.push_back({&rec, std::move(std::get<CloudEvent>(decoded)), true});
+        }
+        return d;
+    }
+
+    /// The processor refused the batch with a contract error: a poison record to isolate.
+    struct PoisonBatch : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+
+    /// The processor's turn: its batch, then its idle work. @throws PoisonBatch
+    void process(std::vector<Incoming>& batch, BatchOutput& out) {
+        if (!pending_.empty()) {
+            if (!batch.empty() && faults::hit(options_.name, "process-fails")) {
+                throw faults::InjectedFault("injected infrastructure failure (process-fails)");
+            }
+            try {
+                processor_.process(batch, out);
+            } catch (const contract::ContractError& e) {
+                note_poison(e.what());
+                throw PoisonBatch(e.what());
+            }
+        }
+        processor_.idle(out);
+    }
+
+    void maybe_kill_before_commit() {
+        if (!pending_.empty() && faults::hit(options_.name, "kill-before-commit")) {
+            producer_->flush(options_.operation_timeout);
+            log::warn("FAULT_INJECT kill-before-commit: killing this process before the commit",
+                      {{"loop", options_.name}, {"records", pending_.size()}});
+            std::raise(SIGKILL);
+        }
+    }
+
+    std::pair<Ending, std::string> commit() {
+        switch (producer_->commit_or_abort()) {
+            case TxnOutcome::kCommitted:
+                return {Ending::kCommitted, ""};
+            case TxnOutcome::kAborted:
+                return {Ending::kAborted, "the Kafka transaction was aborted"};
+            case TxnOutcome::kUnknown:
+                return {Ending::kUnknown, "the outcome of the Kafka commit is unknown"};
+            case TxnOutcome::kFenced:
+                break;
+        }
+        return {Ending::kFenced, ""};
     }
 
     /// The offsets this transaction commits: past every consumed record, but never past a
@@ -729,6 +836,11 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     bool needs_rewind_ = false;
     bool needs_resync_ = false;
     bool failing_ = false;  ///< the last batch failed: not ready until one commits
+    /// A partition's offsets went backwards under us (see went_backwards()): the loop holds
+    /// everything, not ready, until an operator restarts it.
+    bool halted_ = false;
+    /// Assigned since their first record: checked against the processor's stored position.
+    std::set<TopicPartition> unverified_;
     std::size_t isolate_remaining_ = 0;
     std::chrono::milliseconds backoff_ = kMinBackoff;
     std::atomic<bool> stopping_{false};

@@ -9,8 +9,8 @@
 #include "orderpipe/kafka/consumer.hpp"
 
 #include <curl/curl.h>
-#include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -342,6 +342,11 @@ class Runtime::Impl {
             !retry("checking the local state", [&] { return check_state(); })) {
             return;
         }
+        if (!owner_.state_was_empty_ && owner_.state_positions_ &&
+            !retry("checking the local state against the topics",
+                   [&] { return check_topics_not_behind_state(); })) {
+            return;
+        }
         for (const auto& marker : unverified_) {
             std::error_code ec;
             std::filesystem::remove(marker, ec);
@@ -368,7 +373,7 @@ class Runtime::Impl {
 
     std::set<std::string> groups() const {
         std::set<std::string> out;
-        for (const auto& l : loop_specs_) out.insert(l.group);
+        for (const auto& l : loop_specs_) out.insert(l.group_id);
         return out;
     }
 
@@ -446,9 +451,9 @@ class Runtime::Impl {
 
     /// Why a state that has processed up to `stored` is older than the group's `committed`
     /// offsets, with the way out; nullopt when it is not.
-    std::optional<std::string> stale_state(const std::vector<kafka::TopicPartitionOffset>& committed,
-                                           const Runtime::Positions& stored,
-                                           const std::string& group) const {
+    std::optional<std::string> stale_state(
+        const std::vector<kafka::TopicPartitionOffset>& committed, const Runtime::Positions& stored,
+        const std::string& group) const {
         std::vector<std::string> behind;
         std::vector<std::string> resets;
         std::int64_t records = 0;
@@ -470,19 +475,57 @@ class Runtime::Impl {
         if (stored.empty()) {
             // A state written by a version that did not record positions: nothing to compare
             // it with. Taken as current; positions are recorded from now on.
-            log::warn("the local state records no positions yet (an earlier version wrote it): "
-                      "taken as current",
-                      {{"group", group}});
+            log::warn(
+                "the local state records no positions yet (an earlier version wrote it): "
+                "taken as current",
+                {{"group", group}});
             return std::nullopt;
         }
         return "the state in DATA_DIR " + s.data_dir + " is older than what " + s.service +
                " has processed (" + join(behind) + ": " + std::to_string(records) +
                " offset(s) consumed after it, transaction markers included; restored from an "
                "older backup?). Starting from it "
-               "would " + owner_.state_loss_consequence_ +
+               "would " +
+               owner_.state_loss_consequence_ +
                ". Restore a backup taken after the last stop (docs/CONFIGURATION.md, \"Backup and "
                "restore\"); or, to accept this state and decide those records again from it, "
-               "with the service stopped move the group back to it: " + join(resets, "; ");
+               "with the service stopped move the group back to it: " +
+               join(resets, "; ");
+    }
+
+    /// A state that has processed a partition further than the partition's end belongs to
+    /// another life of the topic: it was deleted and created again (a broker's data wiped, a
+    /// dev reset) or truncated. Started on it, a service that skips what it has seen by offset
+    /// would skip the new records. Exits (2) naming the partitions; @returns true otherwise.
+    bool check_topics_not_behind_state() {
+        const auto stored = owner_.state_positions_();
+        if (stored.empty()) return true;
+        kafka::ConsumerOptions co;
+        co.group_id = owner_.settings_.service + "-state-check";
+        co.read_committed = false;  // the log's end, open transactions included
+        kafka::Consumer probe(owner_.kafka_client("state-check"), co);
+        std::vector<std::string> ahead;
+        for (const auto& [tp, next] : stored) {
+            const auto [low, high] = probe.watermarks(tp.first, tp.second, kMetadataTimeout);
+            if (next > high) {
+                ahead.push_back(tp.first + "[" + std::to_string(tp.second) + "] state @" +
+                                std::to_string(next) + ", topic ends @" + std::to_string(high));
+            }
+        }
+        probe.close();
+        if (ahead.empty()) return true;
+        const auto& s = owner_.settings_;
+        owner_.request_exit(
+            kExitConfiguration,
+            "the state in DATA_DIR " + s.data_dir + " has processed topics further than they go (" +
+                join(ahead) +
+                "): they were deleted and created again, or truncated, after this state was "
+                "written (a broker's data wiped? a dev reset?). This state belongs to their "
+                "previous life. If the topics were reset on purpose, start " +
+                s.service + " over: stop it, move DATA_DIR " + s.data_dir +
+                " away, and start it (docs/CONFIGURATION.md, \"Topics recreated\"); if not, "
+                "find out what happened to the topics before going on");
+        return false;
     }
 
     /// An empty state: @returns true when the groups have no committed offsets; exits (2) when
@@ -490,15 +533,15 @@ class Runtime::Impl {
     /// beyond the state's; exits (2) when one is.
     bool check_state() {
         std::map<std::string, int> counts = admin_->topics(kMetadataTimeout);
-        const auto stored = owner_.state_was_empty_ ? Runtime::Positions{}
-                                                    : owner_.state_positions_();
+        const auto stored =
+            owner_.state_was_empty_ ? Runtime::Positions{} : owner_.state_positions_();
         for (const auto& spec : loop_specs_) {
             std::vector<kafka::TopicPartition> partitions;
             for (const auto& t : spec.topics) {
                 for (int p = 0; p < counts[t]; ++p) partitions.push_back({t, p});
             }
             kafka::ConsumerOptions co;
-            co.group_id = spec.group;
+            co.group_id = spec.group_id;
             // The offsets committed so far, not those a transaction still holds: a
             // read_committed consumer asks for stable offsets, which the broker refuses
             // (UNSTABLE_OFFSET_COMMIT) while a transaction of the group is open — and this
@@ -520,7 +563,7 @@ class Runtime::Impl {
             if (committed.empty()) continue;
             const auto& s = owner_.settings_;
             if (!owner_.state_was_empty_) {
-                if (auto stale = stale_state(offsets, stored, spec.group)) {
+                if (auto stale = stale_state(offsets, stored, spec.group_id)) {
                     owner_.request_exit(kExitConfiguration, *stale);
                     return false;
                 }
@@ -528,14 +571,13 @@ class Runtime::Impl {
             }
             owner_.request_exit(
                 kExitConfiguration,
-                "DATA_DIR " + s.data_dir + " holds no state, but consumer group " + spec.group +
+                "DATA_DIR " + s.data_dir + " holds no state, but consumer group " + spec.group_id +
                     " has committed offsets (" + join(committed) + "): the state of " + s.service +
-                    " was lost, and starting from nothing would " +
-                    owner_.state_loss_consequence_ +
+                    " was lost, and starting from nothing would " + owner_.state_loss_consequence_ +
                     ". Restore DATA_DIR from a backup; or, to start over on "
                     "purpose, delete the group first: scripts/bin/kafka-consumer-groups "
                     "--bootstrap-server " +
-                    s.bootstrap_servers + " --delete --group " + spec.group +
+                    s.bootstrap_servers + " --delete --group " + spec.group_id +
                     " (docs/CONFIGURATION.md, \"Local state\")");
             return false;
         }
@@ -630,10 +672,10 @@ void Runtime::add_startup_step(std::string name, StartupStep step) {
 }
 
 kafka::ProcessingLoop& Runtime::add_loop(LoopSpec spec) {
-    if (spec.group.empty()) spec.group = settings_.group(settings_.service);
+    if (spec.group_id.empty()) spec.group_id = settings_.group_id(settings_.service);
     kafka::LoopOptions lo;
     lo.name = spec.name;
-    lo.group_id = spec.group;
+    lo.group_id = spec.group_id;
     lo.topics = spec.topics;
     lo.transactional_id = settings_.transactional_id(spec.transactional_suffix);
     lo.static_membership = spec.static_membership;

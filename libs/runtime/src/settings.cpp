@@ -23,7 +23,7 @@ std::string ServiceSettings::dlq_topic(const std::string& consumed) const {
     return topic(contract::dlq_topic_for(contract_name(consumed)));
 }
 
-std::string ServiceSettings::group(std::string_view name) const {
+std::string ServiceSettings::group_id(std::string_view name) const {
     return group_prefix + std::string(name);
 }
 

@@ -16,8 +16,11 @@
 ///   process-fails             processing throws an infrastructure error (like SQLITE_BUSY)
 ///   restock-fails             (scope inventory-requests) a restock's SQLite write throws (as
 ///                             on a full disk)
+///   write-through-fails       (scope intake) writing new orders to the read model, or trying
+///                             to again, throws (as on a full disk)
 ///   rewind-partition-error    a committed offset fetched for a rewind comes with an error
 ///   projection-stall          a read-model projection takes 1.5 s to apply a batch
+///   query-stall               (scope analytics) a query of /api/metrics takes 6 s more
 ///   drain-stall               (scope: the service name) a graceful stop hangs for 60 s once
 ///                             draining, before it stops anything: for the tests of the
 ///                             SHUTDOWN_TIMEOUT watchdog and of a second SIGTERM
@@ -46,6 +49,9 @@ std::string validate(std::string_view spec);
 bool hit(std::string_view scope, std::string_view point);
 /// True once any entry is configured (cheap).
 bool enabled();
+/// How many occurrences of `point` in `scope` the plan has counted so far (for tests that wait
+/// until a fault has struck).
+long hits(std::string_view scope, std::string_view point);
 
 /// What `process-fails` throws: an infrastructure error, never poison.
 class InjectedFault : public std::runtime_error {

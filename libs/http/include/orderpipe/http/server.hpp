@@ -45,6 +45,11 @@ struct Request {
 
     /// First header named `name`, compared case-insensitively; nullopt when absent.
     [[nodiscard]] std::optional<std::string> header(std::string_view name) const;
+    /// Every header named `name` (case-insensitive), in the order received.
+    [[nodiscard]] std::vector<std::string> header_values(std::string_view name) const;
+    /// The body is JSON: Content-Type application/json or application/<something>+json
+    /// (RFC 6839), parameters (charset) ignored.
+    [[nodiscard]] bool has_json_body() const;
 };
 
 /// A response to write. Content-Length, Server and Connection are set by the server.
@@ -104,6 +109,12 @@ struct Readiness {
     nlohmann::json checks = nlohmann::json::object();
 };
 
+/// `r` with `Retry-After: seconds` added (for 429 and 503 answers).
+[[nodiscard]] inline Response with_retry_after(Response r, int seconds) {
+    r.headers.emplace_back("Retry-After", std::to_string(seconds));
+    return r;
+}
+
 /// Request handler. Called on an io thread: it must not block (hand slow work elsewhere and keep
 /// the Responder). An exception escaping it becomes a logged 500, unless it already responded.
 using Handler = std::function<void(Request&&, Responder)>;
@@ -115,9 +126,15 @@ struct ServerOptions {
     unsigned threads = 1;             ///< io threads; 0 is treated as 1.
     std::size_t max_body_bytes =
         std::size_t{64} * 1024;  ///< Larger request bodies are answered with 413.
-    /// Deadline to receive a whole request (headers and body); also the keep-alive idle timeout
-    /// and the deadline to write a response.
+    /// Deadline to receive a request's line and headers; also the keep-alive idle timeout.
+    std::chrono::milliseconds header_timeout{10000};
+    /// Deadline to receive a request's body once its headers are in, and to write a response.
     std::chrono::milliseconds read_timeout{30000};
+    /// Open connections at most; 0: the process's descriptor limit (raised to its hard limit
+    /// at start) less a reserve for Kafka, files and the rest. When full, the connection that
+    /// has waited longest for a request's headers is closed to make room: idle or half-sent
+    /// connections cannot lock out health checks and clients.
+    std::size_t max_connections = 0;
     std::string service_name;  ///< Used in log lines only.
     /// Fields added to the `/livez` answer (e.g. which instance this is), besides "status".
     nlohmann::json liveness = nlohmann::json::object();

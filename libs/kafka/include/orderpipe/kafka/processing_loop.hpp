@@ -74,7 +74,7 @@ class BatchOutput {
     friend class ProcessingLoop;
     std::vector<OutgoingRecord> records_;
     std::map<std::pair<std::string, std::int32_t>, std::int64_t> consumed_;
-    std::string consumer_group_;
+    std::string group_id_;
     std::function<std::string(const std::string&)> dlq_topic_;
     std::size_t dead_letters_ = 0;
     std::size_t poison_ = 0;
@@ -137,12 +137,20 @@ class BatchProcessor {
     /// These partitions were revoked or lost: drop their work (the next owner reads them again
     /// from the committed offsets).
     virtual void partitions_revoked(const std::vector<TopicPartition>& /*partitions*/) {}
+    /// For a processor that skips records by offset (it stores the next offset of each
+    /// partition with its state): that offset for `tp`, if it has one. When a partition is
+    /// assigned and its first record is below it, the loop checks the partition's end: a state
+    /// further than the end belongs to a topic deleted and created again (or truncated), whose
+    /// new records must not be skipped as seen; the loop then holds, not ready, naming it.
+    virtual std::optional<std::int64_t> stored_position(const TopicPartition& /*tp*/) {
+        return std::nullopt;
+    }
 };
 
 /// The DLQ record for `record` (what BatchOutput::dead_letter produces): the original key,
 /// value and headers byte for byte, plus the dlq.* headers.
 OutgoingRecord dead_letter_record(const ConsumedRecord& record, const std::string& dlq_topic,
-                                  const std::string& consumer_group, contract::DlqReason reason,
+                                  const std::string& group_id, contract::DlqReason reason,
                                   const std::string& error, int retry_count);
 
 struct LoopOptions {

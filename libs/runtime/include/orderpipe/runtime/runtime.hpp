@@ -1,6 +1,7 @@
 #pragma once
 /// The service runtime: what every daemon has in common, so that a service is its domain, its
-/// processors and its handlers plus a short `main` (docs/ARCHITECTURE.md "Writing a service on the runtime").
+/// processors and its handlers plus a short `main` (docs/ARCHITECTURE.md "Writing a service on the
+/// runtime").
 ///
 /// It owns the metrics registry, the HTTP server with /livez, /readyz and /metrics, the data
 /// directory (locked: one process per directory), the processing loops, and the order in which
@@ -57,7 +58,7 @@ struct LoopSpec {
     std::vector<std::string> topics{};  ///< full names (ServiceSettings::topic)
     kafka::BatchProcessor* processor = nullptr;
     /// Consumer group; default: the service name with GROUP_PREFIX.
-    std::string group{};
+    std::string group_id{};
     /// transactional.id is `<service>-<instance>` plus `-<suffix>` when set.
     std::string transactional_suffix{};
     /// Single-instance services keep static membership; a service that scales out turns it off.
@@ -119,7 +120,9 @@ class Runtime {
     /// How far the state in DATA_DIR has processed each partition of the loops' topics (next
     /// offsets, stored in the same transactions as the state). With state_is_not_rebuildable(),
     /// a start refuses (exit 2) a state behind the group's committed offsets: restored from a
-    /// backup older than what was processed, it would act again on what came after it.
+    /// backup older than what was processed, it would act again on what came after it. Any
+    /// start refuses (exit 2) a state ahead of a partition's end: the topic was recreated or
+    /// truncated since. Called on the start-up thread before the loops start.
     using Positions = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
     void state_positions(std::function<Positions()> positions) {
         state_positions_ = std::move(positions);

@@ -43,7 +43,7 @@ struct ServiceSettings {
     /// The DLQ of a consumed topic (full names).
     std::string dlq_topic(const std::string& consumed) const;
     /// A consumer group name with GROUP_PREFIX.
-    std::string group(std::string_view name) const;
+    std::string group_id(std::string_view name) const;
     /// `<service>-<instance>[-<suffix>]`: stable across restarts, so a restarted instance
     /// fences its predecessor.
     std::string transactional_id(std::string_view suffix = {}) const;

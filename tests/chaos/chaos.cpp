@@ -43,8 +43,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1065,15 +1067,34 @@ class Chaos {
         say(std::string("check before the DLQ replay: ") +
             (first == 0 ? "every invariant holds" : "FAILED"));
 
-        const int replay =
-            shell(shell_quote(DLQCTL_BIN) + " --bootstrap " + bootstrap_ +
-                  " replay --yes --note chaos >" + shell_quote(dir_ + "/dlqctl.log") + " 2>&1");
-        say("dlqctl replay: exit " + std::to_string(replay) + " (" + dir_ + "/dlqctl.log)");
+        // Two operators replaying the DLQ at once: every dead letter must be replayed once
+        // (one ledger entry, one new request, one outcome), whoever wins. The one that loses
+        // the race is fenced before it reads the ledger (exit 1, "another dlqctl took over"),
+        // or finds every dead letter resolved (exit 0, nothing replayed).
+        const auto replay_cmd = [&](const std::string& log) {
+            return shell_quote(DLQCTL_BIN) + " --bootstrap " + bootstrap_ +
+                   " replay --yes --note chaos >" + shell_quote(dir_ + "/" + log) + " 2>&1";
+        };
+        auto other = std::async(std::launch::async,
+                                [&] { return shell(replay_cmd("dlqctl-concurrent.log")); });
+        const int mine = shell(replay_cmd("dlqctl.log"));
+        const int theirs = other.get();
+        const auto took_over = [&](const std::string& log) {
+            std::ifstream in(dir_ + "/" + log);
+            const std::string text((std::istreambuf_iterator<char>(in)), {});
+            return text.find("another dlqctl took over") != std::string::npos;
+        };
+        const bool replay_ok = (mine == 0 || (mine == 1 && took_over("dlqctl.log"))) &&
+                               (theirs == 0 || (theirs == 1 && took_over("dlqctl-concurrent.log"))) &&
+                               (mine == 0 || theirs == 0);
+        say("two dlqctl replay at once: exit " + std::to_string(mine) + " and " +
+            std::to_string(theirs) + " (" + dir_ + "/dlqctl.log, dlqctl-concurrent.log)" +
+            (replay_ok ? "" : ": FAILED"));
         const int second = shell(check + " --json " + shell_quote(dir_ + "/check-2.json"));
         say(std::string("check after the DLQ replay: ") +
             (second == 0 ? "every invariant holds" : "FAILED"));
         if (fault_errors_ > 0) say(std::to_string(fault_errors_) + " faults could not be applied");
-        return first == 0 && second == 0 && replay == 0 && fault_errors_ == 0 ? 0 : 1;
+        return first == 0 && second == 0 && replay_ok && fault_errors_ == 0 ? 0 : 1;
     }
 
     std::uint64_t seed_;

@@ -643,6 +643,13 @@ TEST_CASE("dlqctl: clear errors, and the loop guard on a poison record replayed 
     auto [rc_filter, filter] = p.dlqctl("list --since soon");
     CHECK(rc_filter == 2);
     CHECK(filter.find("--since") != std::string::npos);
+    // --rate: a number from 0.01 to 100000 (nan was accepted; 0.001 meant a 1,000 s wait).
+    for (const char* rate : {"nan", "0.001", "0", "-1", "1e9"}) {
+        auto [rc_rate, said] = p.dlqctl(std::string("replay --yes --rate ") + rate);
+        INFO(rate << ": " << said);
+        CHECK(rc_rate == 2);
+        CHECK(said.find("--rate") != std::string::npos);
+    }
     const auto started = Clock::now();
     auto [rc_down, down] =
         run_command("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:" + std::to_string(free_port()) + " " +
@@ -658,7 +665,10 @@ TEST_CASE("dlqctl: clear errors, and the loop guard on a poison record replayed 
                 .first == 0);
     REQUIRE(
         eventually([&] { return read_committed(p.topic("inventory.requests.dlq")).size() == 1; }));
-    auto [rc1, out1] = p.dlqctl("replay --topic inventory.requests.dlq --yes", "DLQ_MAX_REPLAYS=1");
+    // At the slowest rate (one record per 100 s) the one record goes at once and nothing waits
+    // after it: `timeout` would end a wait (exit 124).
+    auto [rc1, out1] = p.dlqctl("replay --topic inventory.requests.dlq --yes --rate 0.01",
+                                "DLQ_MAX_REPLAYS=1 timeout 60 env");
     INFO(out1);
     CHECK(rc1 == 0);
     std::vector<kafka::ConsumedRecord> dlq;

@@ -106,7 +106,7 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
             out.dead_letter(*in.record, DlqReason::kPoisonMessage, e.what());
             continue;
         }
-        if (adopt_orphan(pos)) continue;
+        if (adopt_orphan(pos, in.event.id)) continue;
         const std::string key = outcome_key(*in.record, in.event);
         Work w;
         w.record = *in.record;
@@ -305,8 +305,17 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
         auto it = attempts_.find(id);
         if (it == attempts_.end()) {
             if (auto o = orphans_.find(id); o != orphans_.end()) {
-                on_orphan_answer(o->second, result);
+                Work orphan = std::move(o->second);
                 orphans_.erase(o);
+                try {
+                    on_orphan_answer(orphan, result);
+                } catch (const std::exception& e) {
+                    // Not stored: its request, delivered again, is sent again. Never left
+                    // holding a place in the window.
+                    log::warn(
+                        "could not store the answer to an orphaned attempt",
+                        {{"notification_id", orphan.request.notification_id}, {"error", e.what()}});
+                }
             }
             continue;
         }
@@ -421,11 +430,11 @@ void NotificationProcessor::drop_works(const std::function<bool(const Position&)
     update_gauges();
 }
 
-bool NotificationProcessor::adopt_orphan(const Position& pos) {
+bool NotificationProcessor::adopt_orphan(const Position& pos, const std::string& event_id) {
     for (auto it = orphans_.begin(); it != orphans_.end(); ++it) {
         const auto& r = it->second.record;
         if (r.topic != pos.first.topic || r.partition != pos.first.partition ||
-            r.offset != pos.second) {
+            r.offset != pos.second || it->second.event.id != event_id) {
             continue;
         }
         attempts_[it->first] = pos;

@@ -128,7 +128,7 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     /// with its outcome now, so the request, delivered again, finds it and is not sent again.
     void on_orphan_answer(Work& w, const SendResult& result);
     /// A request delivered again while its attempt is still out takes that attempt over.
-    bool adopt_orphan(const Position& pos);
+    bool adopt_orphan(const Position& pos, const std::string& event_id);
     void update_gauges();
 
     ProcessedEvents outcomes_;

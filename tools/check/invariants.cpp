@@ -321,7 +321,9 @@ void gather(Facts& f, Report& report) {
             if (p.status == 201) f.accepted[p.order_id] = &p;
         }
     }
-    for (const auto& [order, t] : f.orders) f.status_of[order] = final_status(t);
+    for (const auto& [order, t] : f.orders) {
+        if (t.count("orders.events", "ORDER_CREATED") > 0) f.status_of[order] = final_status(t);
+    }
 }
 
 /// I1 (docs/CONTRACT.md "Guarantees").
@@ -381,7 +383,8 @@ Invariant check_i1(Facts& f) {
         }
     }
     for (const auto& [order, p] : accepted) {
-        if (!orders.contains(order) || orders.at(order).count("orders.events", "ORDER_CREATED") == 0) {
+        if (!orders.contains(order) ||
+            orders.at(order).count("orders.events", "ORDER_CREATED") == 0) {
             i1.violations.push_back("order " + order + ": answered 201 (customer " +
                                     p->customer_id + ") but no ORDER_CREATED is committed");
         }

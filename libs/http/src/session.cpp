@@ -163,10 +163,13 @@ void Session::shutdown() {
 }
 
 void Session::shed() {
+    if (shedding_.exchange(true, std::memory_order_acq_rel)) return;
     net::post(stream_.get_executor(), [self = shared_from_this()] {
         if (self->state_ == State::reading && self->waiting_since_.load() != 0) {
             self->core_.metrics().connection_shed();
             self->close_now();
+        } else {
+            self->shedding_.store(false, std::memory_order_release);  // busy now: keep it
         }
     });
 }

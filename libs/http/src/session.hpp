@@ -70,8 +70,13 @@ class Session : public std::enable_shared_from_this<Session> {
     /// Since when it has waited for a request's headers without a request in flight
     /// (steady_clock ticks), or 0 while a request is handled or answered. Thread-safe: read by
     /// the acceptor to pick the connection to shed when the server is full.
-    std::int64_t waiting_since() const { return waiting_since_.load(std::memory_order_acquire); }
-    /// Closes the connection if it is still only waiting for headers. Thread-safe.
+    std::int64_t waiting_since() const {
+        return shedding_.load(std::memory_order_acquire)
+                   ? 0
+                   : waiting_since_.load(std::memory_order_acquire);
+    }
+    /// Closes the connection if it is still only waiting for headers (at most once: a session
+    /// chosen is not chosen again by the accepts that follow). Thread-safe.
     void shed();
 
   private:
@@ -111,6 +116,7 @@ class Session : public std::enable_shared_from_this<Session> {
     State state_ = State::reading;
     bool stopping_ = false;
     std::atomic<std::int64_t> waiting_since_{0};
+    std::atomic<bool> shedding_{false};
 
     // The request in flight (one at a time: no pipelining).
     EndpointMetrics* endpoint_ = nullptr;

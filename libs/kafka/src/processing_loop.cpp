@@ -365,6 +365,9 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             apply_backpressure();
             collect();
             if (dead_) break;
+            // Every record is checked once, before any transaction: also those kept from a
+            // poll while paused.
+            if (went_backwards()) continue;
             if (stopping_ && pending_.empty()) break;
             const bool idle_work = wake_requested_.exchange(false) || processor_.has_idle_work();
             if (pending_.empty() && !idle_work) {
@@ -503,7 +506,6 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             }
             if (pending_.empty()) first_at = Clock::now();
             for (auto& rec : r.records) pending_.push_back(std::move(rec));
-            if (went_backwards()) return;
         }
     }
 
@@ -572,7 +574,9 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         try {
             consumer_->pause_all();
             consumer_->poll_batch(1, std::chrono::milliseconds(200));
-        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): held either way
+        } catch (const std::exception&) {
+            // Held either way; a consumer that fails at once must not spin.
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
         }
         pending_.clear();
     }

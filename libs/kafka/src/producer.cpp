@@ -85,6 +85,11 @@ struct TransactionalProducer::Impl {
         if (fenced) return;
         log::warn("recreating the transactional producer",
                   {{"transactional_id", options.transactional_id}, {"why", why}});
+        // Let the old handle's requests come back before it is destroyed: librdkafka 2.0.2
+        // asserts (rd_kafka_txn_handle_AddPartitionsToTxn: txn_req_cnt > 0, SIGABRT) when an
+        // AddPartitionsToTxn answer meets a handle being torn down (seen once in
+        // outcomes_kafkatest). Bounded: a broken handle does not hold us longer than this.
+        if (rk) rd_kafka_flush(rk.get(), 1000);
         create();
     }
 

@@ -505,7 +505,16 @@ class Runtime::Impl {
         co.read_committed = false;  // the log's end, open transactions included
         kafka::Consumer probe(owner_.kafka_client("state-check"), co);
         std::vector<std::string> ahead;
+        std::map<std::string, int> partitions;
         for (const auto& [tp, next] : stored) {
+            if (!partitions.contains(tp.first)) {
+                partitions[tp.first] = probe.partition_count(tp.first, kMetadataTimeout);
+            }
+            if (tp.second >= partitions[tp.first]) {  // fewer partitions than the state knows
+                ahead.push_back(tp.first + "[" + std::to_string(tp.second) + "] state @" +
+                                std::to_string(next) + ", the partition no longer exists");
+                continue;
+            }
             const auto [low, high] = probe.watermarks(tp.first, tp.second, kMetadataTimeout);
             if (next > high) {
                 ahead.push_back(tp.first + "[" + std::to_string(tp.second) + "] state @" +
@@ -566,6 +575,11 @@ class Runtime::Impl {
                 if (auto stale = stale_state(offsets, stored, spec.group_id)) {
                     owner_.request_exit(kExitConfiguration, *stale);
                     return false;
+                }
+                if (stored.empty() && owner_.seed_positions_) {
+                    Runtime::Positions seeded;
+                    for (const auto& o : offsets) seeded[{o.topic, o.partition}] = o.offset;
+                    owner_.seed_positions_(seeded);
                 }
                 continue;
             }

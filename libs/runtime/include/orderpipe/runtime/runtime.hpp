@@ -124,8 +124,14 @@ class Runtime {
     /// start refuses (exit 2) a state ahead of a partition's end: the topic was recreated or
     /// truncated since. Called on the start-up thread before the loops start.
     using Positions = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
-    void state_positions(std::function<Positions()> positions) {
+    /// `seed`, if given, stores positions into a state that has none yet (written by a
+    /// version that did not record them): the group's committed offsets are taken as the
+    /// state's, once, so a partition that has no traffic later is not taken for one the state
+    /// is behind on.
+    void state_positions(std::function<Positions()> positions,
+                         std::function<void(const Positions&)> seed = {}) {
         state_positions_ = std::move(positions);
+        seed_positions_ = std::move(seed);
     }
 
     enum class StopPhase { kBeforeLoops, kAfterLoops };
@@ -164,6 +170,7 @@ class Runtime {
     bool state_required_ = false;
     std::string state_loss_consequence_;
     std::function<Positions()> state_positions_;
+    std::function<void(const Positions&)> seed_positions_;
     std::atomic<bool> draining_{false};
     std::atomic<bool> started_{false};
     std::atomic<long> drain_refusals_{0};

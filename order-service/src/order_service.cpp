@@ -1,5 +1,7 @@
 #include "order_service.hpp"
 
+#include "order_view.hpp"
+
 #include "orderpipe/common/json.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/topics.hpp"

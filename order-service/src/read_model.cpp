@@ -1,74 +1,12 @@
 #include "read_model.hpp"
 
 #include "orderpipe/common/json.hpp"
-#include "orderpipe/common/time.hpp"
 
 namespace orderpipe::order {
 
-using contract::CancelReason;
 using contract::EventType;
 using contract::OrderStatus;
 using nlohmann::json;
-
-namespace {
-
-std::int64_t epoch_ms(const std::string& rfc3339) {
-    auto t = parse_rfc3339(rfc3339);
-    if (!t) return 0;
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
-}
-
-}  // namespace
-
-std::optional<Transition> transition_for(const CloudEvent& e) {
-    const auto type = contract::type_of(e);
-    if (type == EventType::kOrderConfirmed) {
-        auto c = contract::OrderConfirmed::read(e.data);
-        return Transition{c.order_id, OrderStatus::kConfirmed, std::nullopt, "", true, false,
-                          e.time};
-    }
-    if (type == EventType::kOrderCancelled) {
-        auto c = contract::OrderCancelled::read(e.data);
-        // Stock reasons and timeouts are the order's decision; a customer cancel comes on top.
-        // Customer cancels and timeouts always come with a release request.
-        const bool releases =
-            c.reason == CancelReason::kCustomerRequest || c.reason == CancelReason::kTimeout;
-        return Transition{c.order_id, OrderStatus::kCancelled,         c.reason,
-                          c.detail,   contract::is_decision(c.reason), releases,
-                          e.time};
-    }
-    return std::nullopt;
-}
-
-OrderRecord pending_record(const contract::OrderCreated& order, json doc,
-                           std::string correlation_id, std::string traceparent) {
-    OrderRecord r;
-    r.order_id = order.order_id;
-    r.doc = std::move(doc);
-    r.correlation_id = std::move(correlation_id);
-    r.traceparent = std::move(traceparent);
-    r.created_ms = epoch_ms(order.created_at);
-    r.history = json::array(
-        {{{"status", contract::to_string(OrderStatus::kPending)}, {"at", order.created_at}}});
-    return r;
-}
-
-OrderRecord record_for_created(const CloudEvent& created) {
-    auto r = pending_record(contract::OrderCreated::read(created.data), created.data,
-                            created.correlation_id, created.traceparent);
-    r.last_event_id = created.id;
-    return r;
-}
-
-void apply_transition(OrderRecord& r, const std::string& event_id, const Transition& t) {
-    r.status = t.status;
-    r.reason = t.reason;
-    r.detail = t.detail;
-    r.decided = r.decided || t.decided;
-    r.release_requested = r.release_requested || t.releases;
-    r.last_event_id = event_id;
-    r.history.push_back({{"status", contract::to_string(t.status)}, {"at", t.at}});
-}
 
 OrderStore::OrderStore(sqlite::Database& db) : db_(db) {
     db_.exec(R"(CREATE TABLE IF NOT EXISTS orders (
@@ -120,14 +58,6 @@ std::optional<OrderRecord> OrderStore::get(const std::string& order_id, bool wit
             r.history.push_back({{"status", h.column_text(0)}, {"at", h.column_text(1)}});
     }
     return r;
-}
-
-bool OrderStore::exists(const std::string& order_id) {
-    auto q = db_.cached("SELECT 1 FROM orders WHERE order_id = ?");
-    q.bind(1, order_id);
-    const bool found = q.step();
-    q.reset();
-    return found;
 }
 
 bool OrderStore::has_event(const std::string& event_id) {
@@ -214,20 +144,6 @@ std::vector<std::string> OrderStore::pending_before(std::int64_t created_before_
     while (q.step()) out.push_back(q.column_text(0));
     q.reset();
     return out;
-}
-
-json order_view(const OrderRecord& r) {
-    json v = {{"order_id", r.order_id},
-              {"status", contract::to_string(r.status)},
-              {"customer_id", string_field(r.doc, "customer_id")},
-              {"items", r.doc.value("items", json::array())},
-              {"total", string_field(r.doc, "total")},
-              {"currency", string_field(r.doc, "currency")},
-              {"created_at", string_field(r.doc, "created_at")},
-              {"history", r.history}};
-    if (r.reason) v["reason"] = contract::to_string(*r.reason);
-    if (!r.detail.empty()) v["detail"] = r.detail;
-    return v;
 }
 
 }  // namespace orderpipe::order

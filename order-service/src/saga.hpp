@@ -2,9 +2,9 @@
 /// The order saga's decisions (docs/CONTRACT.md "The saga"), as pure functions of the order's
 /// current state and what happened. No I/O: the SagaProcessor applies them. The state change an
 /// emitted orders.events event makes is not decided here: it is the read model's rule
-/// (transition_for), applied to the events.
+/// (order_record.hpp transition_for), applied to the events.
 
-#include "read_model.hpp"
+#include "order_record.hpp"
 
 #include "orderpipe/common/cloudevent.hpp"
 #include "orderpipe/contract/events.hpp"

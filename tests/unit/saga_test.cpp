@@ -1,7 +1,7 @@
 // The order saga's decisions, the read model's rule, and the inventory's reservation rule,
 // without Kafka.
 #include "saga.hpp"
-#include "read_model.hpp"
+#include "order_record.hpp"
 #include "reservation.hpp"
 
 #include <catch2/catch.hpp>

@@ -46,11 +46,9 @@ std::vector<contract::StockLine> to_stock_lines(const std::vector<RequestedLine>
 
 }  // namespace
 
-InventoryProcessor::InventoryProcessor(InventoryStore& store, InventoryTopics topics,
-                                       std::chrono::hours processed_retention)
-    : store_(store),
+InventoryProcessor::InventoryProcessor(InventoryState& state, InventoryTopics topics)
+    : state_(state),
       topics_(std::move(topics)),
-      processed_(store.db(), processed_retention),
       restocks_(1000, [](Restock&& r) { r.done(RestockOutcome::kNotApplied, std::nullopt); }) {}
 
 bool InventoryProcessor::restock(std::string sku, std::int64_t available, RestockDone done,
@@ -60,65 +58,71 @@ bool InventoryProcessor::restock(std::string sku, std::int64_t available, Restoc
 }
 
 void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
-    sqlite::Transaction tx(store_.db());
+    auto work = state_.begin();
     for (const auto& in : batch) {
         log::Scope about(contract::log_fields(in.event));
-        if (auto stored = processed_.find(kConsumer, in.event.id)) {
+        if (auto stored = work->produced_by(in.event.id)) {
             // Delivered again (the Kafka transaction of the first delivery aborted or the
             // process died after the SQLite commit): re-emit exactly what was decided.
             out.note_duplicate();
             for (const auto& r : json::parse(*stored)) out.produce(kafka::record_from_json(r));
             continue;
         }
-        sqlite::Savepoint sp(store_.db());
         std::vector<kafka::OutgoingRecord> records;
         try {
-            records = decide(in);
+            work->step([&] {
+                records = decide(*work, in);
+                json stored = json::array();
+                for (const auto& r : records) stored.push_back(kafka::record_to_json(r));
+                work->record_processed(in.event.id, stored.dump());
+            });
         } catch (const contract::ContractError& e) {
+            // The step undid whatever the record changed.
             out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage, e.what());
-            continue;  // `sp` undoes whatever the record changed
+            continue;
         }
-        json stored = json::array();
-        for (const auto& r : records) stored.push_back(kafka::record_to_json(r));
-        processed_.record(kConsumer, in.event.id, stored.dump());
-        sp.release();
         for (auto& r : records) out.produce(std::move(r));
     }
-    // How far this state goes, in the same SQLite transaction: a start compares it with the
-    // group's committed offsets (a DATA_DIR restored from an older backup is refused).
-    for (const auto& [tp, next] : out.consumed()) {
-        processed_.advance(kConsumer, tp.first, tp.second, next);
-    }
-    tx.commit();  // before the Kafka commit: see the class comment
+    // How far this state goes, in the same unit of work: a start compares it with the group's
+    // committed offsets (a state restored from an older backup is refused).
+    for (const auto& [tp, next] : out.consumed()) work->advance(tp.first, tp.second, next);
+    work->commit();  // before the Kafka commit: see the class comment
 }
 
-std::vector<kafka::OutgoingRecord> InventoryProcessor::decide(const kafka::Incoming& in) {
+std::vector<kafka::OutgoingRecord> InventoryProcessor::decide(InventoryWork& work,
+                                                              const kafka::Incoming& in) {
     switch (contract::type_of(in.event).value_or(EventType::kOrderCreated)) {
         case EventType::kInventoryReserveRequested:
-            return reserve(in);
+            return reserve(work, in);
         case EventType::kInventoryReleaseRequested:
-            return release(in);
+            return release(work, in);
         default:
             throw contract::ContractError("unexpected event type " + in.event.type + " on " +
                                           in.record->topic);
     }
 }
 
-std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Incoming& in) {
+std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(InventoryWork& work,
+                                                               const kafka::Incoming& in) {
     const auto request = contract::InventoryReserveRequested::read(in.event.data);
     const std::string& order_id = request.order_id;
-    if (store_.reservation(order_id)) {
+    if (work.reservation(order_id)) {
         // A second reserve request for the same order (a new ce_id): never reserve twice.
         throw contract::ContractError("order " + order_id + " already has a reservation");
     }
     const auto lines = priced_lines(request);
-    auto decision =
-        decide_reservation(lines, [&](const std::string& sku) { return store_.stock(sku); });
+    std::vector<std::string> skus;
+    for (const auto& l : lines) skus.push_back(l.sku);
+    const auto stock = work.hold_stock(std::move(skus));
+    auto decision = decide_reservation(lines, [&](const std::string& sku) {
+        auto it = stock.find(sku);
+        return it == stock.end() ? std::nullopt : std::optional<StockLevel>(it->second);
+    });
     const bool reserved = decision.status == ReserveStatus::kReserved;
     if (reserved) {
-        for (const auto& l : lines) store_.add_to_stock(l.sku, -l.quantity, l.quantity);
+        for (const auto& l : lines) work.move_stock(l.sku, -l.quantity, l.quantity);
     }
-    store_.put_reservation(
+    work.put_reservation(
         order_id, {reserved ? ReservationState::kReserved : ReservationState::kRejected, lines});
     contract::InventoryReserveResult result;
     result.order_id = order_id;
@@ -139,17 +143,21 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::reserve(const kafka::Inco
             kafka::to_record(topics_.events, order_id, inventory_event)};
 }
 
-std::vector<kafka::OutgoingRecord> InventoryProcessor::release(const kafka::Incoming& in) {
+std::vector<kafka::OutgoingRecord> InventoryProcessor::release(InventoryWork& work,
+                                                               const kafka::Incoming& in) {
     const auto request = contract::InventoryReleaseRequested::read(in.event.data);
     const std::string& order_id = request.order_id;
-    auto existing = store_.reservation(order_id);
+    auto existing = work.reservation(order_id);
     if (!existing || existing->state != ReservationState::kReserved) {
         // Nothing reserved (rejected, already released, or the reserve request was never
         // seen): releasing is a no-op, recorded so a redelivery stays one.
         return {};
     }
-    for (const auto& l : existing->lines) store_.add_to_stock(l.sku, l.quantity, -l.quantity);
-    store_.put_reservation(order_id, {ReservationState::kReleased, existing->lines});
+    std::vector<std::string> skus;
+    for (const auto& l : existing->lines) skus.push_back(l.sku);
+    work.hold_stock(std::move(skus));
+    for (const auto& l : existing->lines) work.move_stock(l.sku, l.quantity, -l.quantity);
+    work.put_reservation(order_id, {ReservationState::kReleased, existing->lines});
     contract::InventoryChanged changed{order_id, to_stock_lines(existing->lines), request.reason};
     auto released =
         contract::event_caused_by(in.event, EventType::kInventoryReleased,
@@ -169,15 +177,16 @@ void InventoryProcessor::idle(kafka::BatchOutput& out) {
                 throw faults::InjectedFault("injected failure of the restock's write");
             }
             // The stock change and its STOCK_ADJUSTED (outbox) commit together.
-            sqlite::Transaction tx(store_.db());
-            item = store_.set_available(r.sku, r.available);
+            auto work = state_.begin();
+            work->hold_stock({r.sku});
+            item = work->set_available(r.sku, r.available);
             if (item) {
-                store_.add_outbox(
+                work->add_outbox(
                     kafka::record_to_json(stock_adjusted_record(topics_.events, *item)).dump());
             }
-            tx.commit();
+            work->commit();
         } catch (const std::exception& e) {
-            // A full disk, SQLITE_BUSY, ...: nothing was changed, and the caller is told so
+            // A full disk, a database away, ...: nothing was changed, and the caller is told so
             // (503 + Retry-After), never left without an answer.
             log::error("restock not applied", {{"sku", r.sku}, {"error", e.what()}});
             r.done(RestockOutcome::kNotApplied, std::nullopt);
@@ -191,31 +200,31 @@ void InventoryProcessor::idle(kafka::BatchOutput& out) {
     }
     if (outbox_pending_) {
         outbox_pending_ = false;
-        for (const auto& e : store_.outbox(1000)) {
+        for (const auto& e : state_.outbox(1000)) {
             out.produce(kafka::record_from_json(json::parse(e.record)));
-            outbox_sent_up_to_ = e.id;
+            outbox_sent_.push_back(e.id);
         }
     }
     if (std::chrono::steady_clock::now() - last_purge_ > std::chrono::hours(1)) {
         last_purge_ = std::chrono::steady_clock::now();
-        if (auto n = processed_.purge_expired(); n > 0)
+        if (auto n = state_.purge_processed(); n > 0)
             log::info("purged processed events", {{"count", n}});
     }
 }
 
 void InventoryProcessor::committed() {
-    if (outbox_sent_up_to_ > 0) {
+    if (!outbox_sent_.empty()) {
         // A crash before this delete re-sends the same STOCK_ADJUSTED (same ce_id): a snapshot,
-        // harmless to see twice.
-        store_.remove_outbox(outbox_sent_up_to_);
-        outbox_sent_up_to_ = 0;
-        outbox_pending_ = !store_.outbox(1).empty();
+        // harmless to see twice. Removed by id: ids need not be in commit order.
+        state_.remove_outbox(outbox_sent_);
+        outbox_sent_.clear();
+        outbox_pending_ = !state_.outbox(1).empty();
     }
 }
 
 void InventoryProcessor::aborted() {
-    if (outbox_sent_up_to_ > 0) outbox_pending_ = true;  // send them again
-    outbox_sent_up_to_ = 0;
+    if (!outbox_sent_.empty()) outbox_pending_ = true;  // send them again
+    outbox_sent_.clear();
 }
 
 kafka::OutgoingRecord stock_adjusted_record(const std::string& topic, const CatalogItem& item) {

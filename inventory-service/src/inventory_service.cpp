@@ -1,5 +1,7 @@
 #include "inventory_service.hpp"
 
+#include "sqlite_inventory_state.hpp"
+
 #include "orderpipe/common/json.hpp"
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/topics.hpp"
@@ -35,26 +37,26 @@ void InventoryService::start() {
         throw runtime::StartupError(e.what());
     }
     try {
-        loop_store_ = std::make_unique<InventoryStore>(path);
-        http_store_ = std::make_unique<InventoryStore>(path);
-    } catch (const sqlite::SqliteError& e) {
+        loop_state_ = open_sqlite_inventory(path, config_.processed_retention);
+        http_state_ = open_sqlite_inventory(path, config_.processed_retention);
+    } catch (const std::exception& e) {
         throw runtime::StartupError("cannot open " + path + ": " + e.what());
     }
-    if (loop_store_->seed_once(catalog)) {
+    if (loop_state_->seed_once(catalog)) {
         log::info("inventory seeded",
                   {{"skus", catalog.size()},
                    {"from", config_.seed_path.empty() ? "default catalog" : config_.seed_path}});
     }
     InventoryTopics topics{s.topic(topic::kInventoryRequests), s.topic(topic::kInventoryResponses),
                            s.topic(topic::kInventoryEvents)};
-    processor_ =
-        std::make_unique<InventoryProcessor>(*loop_store_, topics, config_.processed_retention);
+    processor_ = std::make_unique<InventoryProcessor>(*loop_state_, topics);
     loop_ = &rt.add_loop(
         {.name = "inventory-requests", .topics = {topics.requests}, .processor = processor_.get()});
     rt.writes({topics.responses, topics.events});
     rt.single_instance();
     rt.state_is_not_rebuildable("act on its requests twice (sell stock twice)");
-    rt.state_positions([this] { return processor_->positions(); });
+    rt.state_positions([this] { return loop_state_->positions(); },
+                       [this](const Positions& p) { loop_state_->seed_positions(p); });
 
     rt.route("GET", "/inventory",
              [this](http::Request&& r, const http::Responder& d) { handle_list(std::move(r), d); });
@@ -71,7 +73,7 @@ void InventoryService::handle_list(http::Request&& /*req*/, const http::Responde
     json out = json::array();
     {
         std::lock_guard lock(http_mu_);
-        for (const auto& item : http_store_->items()) out.push_back(item.to_json());
+        for (const auto& item : http_state_->items()) out.push_back(item.to_json());
     }
     respond(http::Response::json(200, out));
 }
@@ -81,7 +83,7 @@ void InventoryService::handle_get(http::Request&& req, const http::Responder& re
     std::optional<CatalogItem> item;
     {
         std::lock_guard lock(http_mu_);
-        item = http_store_->item(sku);
+        item = http_state_->item(sku);
     }
     if (!item) {
         respond(http::problem(404, "Unknown SKU", "no SKU " + sku));

@@ -43,9 +43,9 @@ class InventoryService {
 
     Config config_;
     std::unique_ptr<runtime::Runtime> runtime_;
-    std::unique_ptr<InventoryStore> loop_store_;  // the loop thread's connection
+    std::unique_ptr<InventoryState> loop_state_;  // the loop thread's
     std::mutex http_mu_;
-    std::unique_ptr<InventoryStore> http_store_;  // reads from HTTP threads, under http_mu_
+    std::unique_ptr<InventoryState> http_state_;  // reads from HTTP threads, under http_mu_
     std::unique_ptr<InventoryProcessor> processor_;
     kafka::ProcessingLoop* loop_ = nullptr;
 };

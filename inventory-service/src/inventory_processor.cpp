@@ -59,6 +59,9 @@ bool InventoryProcessor::restock(std::string sku, std::int64_t available, Restoc
 
 void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     auto work = state_.begin();
+    // Every SKU the batch may change, held at once and in SKU order before any is changed: two
+    // instances' batches never wait on each other in a circle (docs/ARCHITECTURE.md "Storage").
+    work->hold_stock(skus_of(batch, *work));
     for (const auto& in : batch) {
         log::Scope about(contract::log_fields(in.event));
         if (auto stored = work->produced_by(in.event.id)) {
@@ -87,6 +90,34 @@ void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
     // committed offsets (a state restored from an older backup is refused).
     for (const auto& [tp, next] : out.consumed()) work->advance(tp.first, tp.second, next);
     work->commit();  // before the Kafka commit: see the class comment
+}
+
+std::vector<std::string> InventoryProcessor::skus_of(const std::vector<kafka::Incoming>& batch,
+                                                    InventoryWork& work) {
+    std::vector<std::string> skus;
+    for (const auto& in : batch) {
+        try {
+            switch (contract::type_of(in.event).value_or(EventType::kOrderCreated)) {
+                case EventType::kInventoryReserveRequested:
+                    for (const auto& l :
+                         contract::InventoryReserveRequested::read(in.event.data).items) {
+                        skus.push_back(l.sku);
+                    }
+                    break;
+                case EventType::kInventoryReleaseRequested:
+                    if (auto r = work.reservation(
+                            contract::InventoryReleaseRequested::read(in.event.data).order_id)) {
+                        for (const auto& l : r->lines) skus.push_back(l.sku);
+                    }
+                    break;
+                default:
+                    break;
+            }
+        } catch (const contract::ContractError&) {  // NOLINT(bugprone-empty-catch)
+            // Poison: its own step dead-letters it.
+        }
+    }
+    return skus;
 }
 
 std::vector<kafka::OutgoingRecord> InventoryProcessor::decide(InventoryWork& work,

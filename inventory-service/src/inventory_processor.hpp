@@ -58,6 +58,9 @@ class InventoryProcessor final : public kafka::BatchProcessor {
         std::int64_t available;
         RestockDone done;
     };
+    /// The SKUs `batch` may change (poison records left out).
+    static std::vector<std::string> skus_of(const std::vector<kafka::Incoming>& batch,
+                                            InventoryWork& work);
     /// One request's outputs, or an exception (ContractError: poison).
     std::vector<kafka::OutgoingRecord> decide(InventoryWork& work, const kafka::Incoming& in);
     std::vector<kafka::OutgoingRecord> reserve(InventoryWork& work, const kafka::Incoming& in);

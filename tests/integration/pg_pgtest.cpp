@@ -2,12 +2,11 @@
 // errors classified as they happen (not as a table says), a pool that drops what broke, retried
 // transactions, and migrations applied once when many instances start at once.
 #include "orderpipe/pg/pg.hpp"
+#include "pg_support.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <fstream>
-#include <random>
 #include <thread>
 
 using namespace orderpipe;
@@ -15,26 +14,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string server_url() {
-    std::ifstream in(ORDERPIPE_PG_STATE_DIR "/url");
-    std::string url;
-    std::getline(in, url);
-    REQUIRE_FALSE(url.empty());
-    return url;
-}
+using test::pg_fresh_database;
+using test::pg_server_url;
 
 std::string with_database(const std::string& url, const std::string& db) {
-    return url.substr(0, url.rfind('/') + 1) + db;
+    return test::pg_with_database(url, db);
 }
-
-/// A database of its own for one test: nothing left by another test is seen.
-std::string fresh_database() {
-    static std::mt19937_64 rng{std::random_device{}()};
-    const std::string name = "t_" + std::to_string(rng() % 1'000'000'000'000ULL);
-    pg::Connection admin(pg::ConnectionOptions{.url = server_url()});
-    admin.exec("CREATE DATABASE " + name);
-    return with_database(server_url(), name);
-}
+std::string fresh_database() { return pg_fresh_database(); }
+std::string server_url() { return pg_server_url(); }
 
 pg::ConnectionOptions options(const std::string& url) { return pg::ConnectionOptions{.url = url}; }
 

@@ -59,6 +59,20 @@ ErrorKind classify(std::string_view s) {
     return ErrorKind::kOther;
 }
 
+std::string text_array(std::span<const std::string> values) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += '"';
+        for (const char c : values[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
 // ---- Result -------------------------------------------------------------------------------
 
 void Result::Clear::operator()(pg_result* r) const { PQclear(r); }

@@ -76,6 +76,9 @@ class Param {
     std::optional<std::string> value_;
 };
 
+/// A text[] parameter's input syntax ({"a","b"}), each element quoted and escaped.
+std::string text_array(std::span<const std::string> values);
+
 /// Rows of one statement. Owns the libpq result.
 class Result {
   public:

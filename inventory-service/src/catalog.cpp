@@ -7,13 +7,42 @@
 
 namespace orderpipe::inventory {
 
+const char* state_name(ReservationState s) {
+    switch (s) {
+        case ReservationState::kReserved:
+            return "RESERVED";
+        case ReservationState::kRejected:
+            return "REJECTED";
+        case ReservationState::kReleased:
+            return "RELEASED";
+    }
+    return "?";
+}
+
+ReservationState parse_reservation_state(std::string_view name) {
+    return name == "RESERVED"   ? ReservationState::kReserved
+           : name == "RELEASED" ? ReservationState::kReleased
+                                : ReservationState::kRejected;
+}
+
+std::string lines_to_json(const std::vector<RequestedLine>& lines) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& l : lines) out.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
+    return out.dump();
+}
+
+std::vector<RequestedLine> lines_from_json(std::string_view json) {
+    std::vector<RequestedLine> out;
+    for (const auto& l : nlohmann::json::parse(json)) {
+        out.push_back({l.at("sku").get<std::string>(), l.at("quantity").get<std::int64_t>()});
+    }
+    return out;
+}
+
 nlohmann::json CatalogItem::to_json() const {
-    return {{"sku", sku},
-            {"name", name},
-            {"unit_price", unit_price.to_string()},
-            {"currency", currency},
-            {"available", available},
-            {"reserved", reserved}};
+    return {
+        {"sku", sku},           {"name", name},           {"unit_price", unit_price.to_string()},
+        {"currency", currency}, {"available", available}, {"reserved", reserved}};
 }
 
 std::vector<CatalogItem> default_catalog() {

@@ -93,7 +93,7 @@ void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
 }
 
 std::vector<std::string> InventoryProcessor::skus_of(const std::vector<kafka::Incoming>& batch,
-                                                    InventoryWork& work) {
+                                                     InventoryWork& work) {
     std::vector<std::string> skus;
     for (const auto& in : batch) {
         try {

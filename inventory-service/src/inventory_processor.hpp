@@ -69,7 +69,7 @@ class InventoryProcessor final : public kafka::BatchProcessor {
     InventoryState& state_;
     InventoryTopics topics_;
     runtime::DeadlineQueue<Restock> restocks_;
-    bool outbox_pending_ = true;  // check once at start
+    bool outbox_pending_ = true;             // check once at start
     std::vector<std::int64_t> outbox_sent_;  // in the transaction under way
     std::chrono::steady_clock::time_point last_purge_{};
 };

@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,13 @@ struct Reservation {
     ReservationState state;
     std::vector<RequestedLine> lines;
 };
+
+/// How every adapter stores a reservation: its state's name ("RESERVED", …) and its lines as
+/// JSON ([{sku, quantity}]).
+const char* state_name(ReservationState s);
+ReservationState parse_reservation_state(std::string_view name);
+std::string lines_to_json(const std::vector<RequestedLine>& lines);
+std::vector<RequestedLine> lines_from_json(std::string_view json);
 
 /// A STOCK_ADJUSTED waiting to be produced: written with its stock change, removed once a Kafka
 /// transaction carrying it committed.

@@ -51,24 +51,6 @@ std::int64_t now_ms() {
         .count();
 }
 
-const char* state_name(ReservationState s) {
-    switch (s) {
-        case ReservationState::kReserved:
-            return "RESERVED";
-        case ReservationState::kRejected:
-            return "REJECTED";
-        case ReservationState::kReleased:
-            return "RELEASED";
-    }
-    return "?";
-}
-
-ReservationState parse_state(std::string_view s) {
-    return s == "RESERVED"   ? ReservationState::kReserved
-           : s == "RELEASED" ? ReservationState::kReleased
-                             : ReservationState::kRejected;
-}
-
 CatalogItem read_item(const pg::Result& r, int row) {
     return CatalogItem{std::string(r.text(row, 0)),
                        std::string(r.text(row, 1)),
@@ -129,46 +111,45 @@ class PgInventoryWork final : public InventoryWork {
 
     void move_stock(const std::string& sku, std::int64_t available_delta,
                     std::int64_t reserved_delta) override {
-        c_->run("UPDATE stock SET available = available + $1, reserved = reserved + $2 "
-                "WHERE sku = $3",
-                {available_delta, reserved_delta, sku});
+        c_->run(
+            "UPDATE stock SET available = available + $1, reserved = reserved + $2 "
+            "WHERE sku = $3",
+            {available_delta, reserved_delta, sku});
     }
 
     std::optional<Reservation> reservation(const std::string& order_id) override {
         auto r = c_->run("SELECT state, lines FROM reservations WHERE order_id = $1", {order_id});
         if (r.rows() == 0) return std::nullopt;
         Reservation out;
-        out.state = parse_state(r.text(0, 0));
-        for (const auto& l : nlohmann::json::parse(r.text(0, 1))) {
-            out.lines.push_back(
-                {l.at("sku").get<std::string>(), l.at("quantity").get<std::int64_t>()});
-        }
+        out.state = parse_reservation_state(r.text(0, 0));
+        out.lines = lines_from_json(r.text(0, 1));
         return out;
     }
 
     void put_reservation(const std::string& order_id, const Reservation& r) override {
-        nlohmann::json lines = nlohmann::json::array();
-        for (const auto& l : r.lines) lines.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
-        c_->run("INSERT INTO reservations(order_id, state, lines) VALUES ($1, $2, $3) "
-                "ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, "
-                "lines = excluded.lines",
-                {order_id, state_name(r.state), lines.dump()});
+        c_->run(
+            "INSERT INTO reservations(order_id, state, lines) VALUES ($1, $2, $3) "
+            "ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, "
+            "lines = excluded.lines",
+            {order_id, state_name(r.state), lines_to_json(r.lines)});
     }
 
     void record_processed(const std::string& event_id, const std::string& produced) override {
         // No ON CONFLICT: an instance that processed the same event meanwhile makes this work
         // fail (unique violation) and run again, finding what that one stored.
-        c_->run("INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
-                "VALUES ($1, $2, $3, $4)",
-                {kConsumer, event_id, produced, now_ms()});
+        c_->run(
+            "INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
+            "VALUES ($1, $2, $3, $4)",
+            {kConsumer, event_id, produced, now_ms()});
     }
 
     void advance(const std::string& topic, std::int32_t partition,
                  std::int64_t next_offset) override {
-        c_->run("INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, topic, partition) DO UPDATE "
-                "SET next_offset = GREATEST(consumed_positions.next_offset, excluded.next_offset)",
-                {kConsumer, topic, static_cast<std::int64_t>(partition), next_offset});
+        c_->run(
+            "INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, topic, partition) DO UPDATE "
+            "SET next_offset = GREATEST(consumed_positions.next_offset, excluded.next_offset)",
+            {kConsumer, topic, static_cast<std::int64_t>(partition), next_offset});
     }
 
     std::optional<CatalogItem> set_available(const std::string& sku,
@@ -204,17 +185,19 @@ class PgInventoryState final : public InventoryState {
         pg::in_transaction(*pool_, [&](pg::Connection& c) {
             // Whoever inserts the row seeds; an instance starting at the same moment waits on
             // the key until this commits, then finds it there.
-            seeded = c.run("INSERT INTO meta(key, value) VALUES ('seeded_at', now()::text) "
-                           "ON CONFLICT (key) DO NOTHING")
+            seeded = c.run(
+                          "INSERT INTO meta(key, value) VALUES ('seeded_at', now()::text) "
+                          "ON CONFLICT (key) DO NOTHING")
                          .affected() == 1;
             if (!seeded) return;
             for (const auto& item : catalog) {
-                c.run("INSERT INTO stock(sku, name, unit_price, currency, available, reserved) "
-                      "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (sku) DO UPDATE SET "
-                      "name = excluded.name, unit_price = excluded.unit_price, "
-                      "currency = excluded.currency, available = excluded.available",
-                      {item.sku, item.name, item.unit_price.minor_units(), item.currency,
-                       item.available});
+                c.run(
+                    "INSERT INTO stock(sku, name, unit_price, currency, available, reserved) "
+                    "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (sku) DO UPDATE SET "
+                    "name = excluded.name, unit_price = excluded.unit_price, "
+                    "currency = excluded.currency, available = excluded.available",
+                    {item.sku, item.name, item.unit_price.minor_units(), item.currency,
+                     item.available});
             }
         });
         return seeded;
@@ -227,7 +210,8 @@ class PgInventoryState final : public InventoryState {
 
     std::vector<CatalogItem> items() override {
         auto c = pool_->acquire();
-        auto r = c->run(std::string("SELECT ") + kItemColumns + " FROM stock ORDER BY sku FOR UPDATE");
+        auto r =
+            c->run(std::string("SELECT ") + kItemColumns + " FROM stock ORDER BY sku FOR UPDATE");
         std::vector<CatalogItem> out;
         out.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) out.push_back(read_item(r, i));
@@ -250,9 +234,10 @@ class PgInventoryState final : public InventoryState {
     void seed_positions(const Positions& positions) override {
         pg::in_transaction(*pool_, [&](pg::Connection& c) {
             for (const auto& [tp, next] : positions) {
-                c.run("INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
-                      "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                      {kConsumer, tp.first, static_cast<std::int64_t>(tp.second), next});
+                c.run(
+                    "INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    {kConsumer, tp.first, static_cast<std::int64_t>(tp.second), next});
             }
         });
     }
@@ -296,8 +281,7 @@ class PgInventoryState final : public InventoryState {
             now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
         std::int64_t n = 0;
         pg::in_transaction(*pool_, [&](pg::Connection& c) {
-            n = c.run("DELETE FROM processed_events WHERE processed_ms < $1", {cutoff})
-                    .affected();
+            n = c.run("DELETE FROM processed_events WHERE processed_ms < $1", {cutoff}).affected();
         });
         return n;
     }

@@ -8,24 +8,6 @@ namespace {
 
 constexpr const char* kConsumer = "inventory-service";
 
-const char* state_name(ReservationState s) {
-    switch (s) {
-        case ReservationState::kReserved:
-            return "RESERVED";
-        case ReservationState::kRejected:
-            return "REJECTED";
-        case ReservationState::kReleased:
-            return "RELEASED";
-    }
-    return "?";
-}
-
-ReservationState parse_state(const std::string& s) {
-    return s == "RESERVED"   ? ReservationState::kReserved
-           : s == "RELEASED" ? ReservationState::kReleased
-                             : ReservationState::kRejected;
-}
-
 sqlite::Database& with_schema(sqlite::Database& db) {
     db.exec(R"(CREATE TABLE IF NOT EXISTS stock (
         sku        TEXT PRIMARY KEY,
@@ -131,12 +113,9 @@ class SqliteInventoryState final : public InventoryState {
     friend class SqliteInventoryWork;
 
     static CatalogItem read_item(sqlite::CachedStatement& q) {
-        return CatalogItem{q.column_text(0),
-                           q.column_text(1),
-                           Money::from_minor_units(q.column_int(2)),
-                           q.column_int(3),
-                           q.column_int(4),
-                           q.column_text(5)};
+        return CatalogItem{
+            q.column_text(0), q.column_text(1), Money::from_minor_units(q.column_int(2)),
+            q.column_int(3),  q.column_int(4),  q.column_text(5)};
     }
 
     sqlite::Database db_;
@@ -161,8 +140,8 @@ class SqliteInventoryWork final : public InventoryWork {
         // The transaction (BEGIN IMMEDIATE) holds SQLite's write lock: nothing else changes
         // the stock until it ends.
         std::map<std::string, StockLevel> out;
-        auto q = db_.cached(
-            "SELECT available, reserved, unit_price, currency FROM stock WHERE sku = ?");
+        auto q =
+            db_.cached("SELECT available, reserved, unit_price, currency FROM stock WHERE sku = ?");
         for (const auto& sku : skus) {
             q.bind(1, sku);
             if (q.step()) {
@@ -188,21 +167,16 @@ class SqliteInventoryWork final : public InventoryWork {
         q.bind(1, order_id);
         if (!q.step()) return std::nullopt;
         Reservation r;
-        r.state = parse_state(q.column_text(0));
-        for (const auto& l : nlohmann::json::parse(q.column_text(1))) {
-            r.lines.push_back(
-                {l.at("sku").get<std::string>(), l.at("quantity").get<std::int64_t>()});
-        }
+        r.state = parse_reservation_state(q.column_text(0));
+        r.lines = lines_from_json(q.column_text(1));
         return r;
     }
 
     void put_reservation(const std::string& order_id, const Reservation& r) override {
-        nlohmann::json lines = nlohmann::json::array();
-        for (const auto& l : r.lines) lines.push_back({{"sku", l.sku}, {"quantity", l.quantity}});
         auto u = db_.cached(
             "INSERT INTO reservations(order_id, state, lines) VALUES (?, ?, ?) "
             "ON CONFLICT(order_id) DO UPDATE SET state = excluded.state, lines = excluded.lines");
-        u.bind(1, order_id).bind(2, state_name(r.state)).bind(3, lines.dump());
+        u.bind(1, order_id).bind(2, state_name(r.state)).bind(3, lines_to_json(r.lines));
         u.run();
     }
 

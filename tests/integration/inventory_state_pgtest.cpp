@@ -36,9 +36,9 @@ struct Backend {
 
 Backend sqlite_backend() {
     static int n = 0;
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("inventory-state-test-" + std::to_string(::getpid()) + "-" +
-                      std::to_string(++n));
+    const auto dir =
+        std::filesystem::temp_directory_path() /
+        ("inventory-state-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     const std::string path = (dir / "inventory.db").string();
@@ -192,8 +192,9 @@ TEST_CASE("instances on one database never sell a unit twice", "[inventory][pg]"
                     try {
                         auto w = s->begin();
                         // Each instance takes the SKUs in another order: held in SKU order anyway.
-                        auto held = w->hold_stock(i % 2 == 0 ? std::vector<std::string>{"A-1", "B-1"}
-                                                             : std::vector<std::string>{"B-1", "A-1"});
+                        auto held =
+                            w->hold_stock(i % 2 == 0 ? std::vector<std::string>{"A-1", "B-1"}
+                                                     : std::vector<std::string>{"B-1", "A-1"});
                         if (held.at("A-1").available >= 1) {
                             w->move_stock("A-1", -1, 1);
                             w->put_reservation("o-" + std::to_string(i) + "-" + std::to_string(k),
@@ -249,9 +250,10 @@ TEST_CASE("instances starting at once seed the catalog once", "[inventory][pg]")
     CHECK(b.open()->item("A-1")->available == 77);
 }
 
-TEST_CASE("one event processed by two instances at once: the second runs again and finds the "
-          "first's records",
-          "[inventory][pg]") {
+TEST_CASE(
+    "one event processed by two instances at once: the second runs again and finds the "
+    "first's records",
+    "[inventory][pg]") {
     const auto b = pg_backend();
     auto one = b.open();
     auto two = b.open();

@@ -159,7 +159,8 @@ TEST_CASE("a wrong URL names itself; an unreachable server is a lost connection"
     CHECK(bad.kind() == pg::ErrorKind::kConfiguration);
     CHECK_THAT(bad.what(), Catch::Contains("postgresql://a:***@h:notaport/x"));
     CHECK_THAT(bad.what(), !Catch::Contains(":b@"));
-    const auto missing = error_of([&] { pg::Connection c(options(with_database(url, "nope_db"))); });
+    const auto missing =
+        error_of([&] { pg::Connection c(options(with_database(url, "nope_db"))); });
     CHECK(missing.kind() == pg::ErrorKind::kConfiguration);
     CHECK_THAT(missing.what(), Catch::Contains("nope_db"));
     const auto role = error_of(
@@ -190,8 +191,9 @@ TEST_CASE("the pool lends at most its size, and drops a connection that broke", 
     {
         auto a = pool.acquire();
         pg::Connection killer(options(url));
-        killer.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                   "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        killer.run(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()");
         CHECK_THROWS(a->run("SELECT 1"));
     }
     // Both pooled sessions were ended: the broken one was dropped; the idle one breaks on use
@@ -212,8 +214,9 @@ TEST_CASE("in_transaction runs a conflicting transaction again until it commits 
     const auto url = fresh_database();
     {
         pg::Connection c(options(url));
-        c.exec("CREATE TABLE counter (k INT PRIMARY KEY, v INT NOT NULL); "
-               "INSERT INTO counter VALUES (1, 0)");
+        c.exec(
+            "CREATE TABLE counter (k INT PRIMARY KEY, v INT NOT NULL); "
+            "INSERT INTO counter VALUES (1, 0)");
     }
     pg::Pool pool(options(url), 4);
     constexpr int kThreads = 4;
@@ -245,10 +248,12 @@ TEST_CASE("migrations: applied once when instances start at once; a newer schema
           "[pg]") {
     const auto url = fresh_database();
     static constexpr std::array kV2 = {
-        pg::Migration{1, "items", "CREATE TABLE items (id INT PRIMARY KEY); "
-                                  "CREATE TABLE applied (step INT NOT NULL)"},
-        pg::Migration{2, "items.note", "ALTER TABLE items ADD COLUMN note TEXT; "
-                                       "INSERT INTO applied VALUES (2)"},
+        pg::Migration{1, "items",
+                      "CREATE TABLE items (id INT PRIMARY KEY); "
+                      "CREATE TABLE applied (step INT NOT NULL)"},
+        pg::Migration{2, "items.note",
+                      "ALTER TABLE items ADD COLUMN note TEXT; "
+                      "INSERT INTO applied VALUES (2)"},
     };
     constexpr int kInstances = 6;
     std::vector<std::thread> ts;
@@ -270,8 +275,9 @@ TEST_CASE("migrations: applied once when instances start at once; a newer schema
     CHECK(at_two.load() == kInstances);
     pg::Connection c(options(url));
     CHECK(c.run("SELECT count(*) FROM applied").int64(0, 0) == 1);
-    CHECK(c.run("SELECT count(*) FROM schema_migrations WHERE component = 'inventory'")
-              .int64(0, 0) == 2);
+    CHECK(
+        c.run("SELECT count(*) FROM schema_migrations WHERE component = 'inventory'").int64(0, 0) ==
+        2);
     // Another component's history is its own.
     static constexpr std::array kOther = {pg::Migration{1, "x", "CREATE TABLE other_x (i INT)"}};
     CHECK(pg::migrate(c, "analytics", kOther) == 1);
@@ -285,8 +291,7 @@ TEST_CASE("migrations: applied once when instances start at once; a newer schema
     CHECK(pg::migrate(c, "inventory", kV2) == 2);
 }
 
-TEST_CASE("a failed migration step is rolled back whole, and the next start retries it",
-          "[pg]") {
+TEST_CASE("a failed migration step is rolled back whole, and the next start retries it", "[pg]") {
     const auto url = fresh_database();
     pg::Connection c(options(url));
     static constexpr std::array kBad = {

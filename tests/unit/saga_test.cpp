@@ -241,9 +241,9 @@ TEST_CASE("the catalog is the price authority: another price or currency is PRIC
     CHECK(decide_reservation({{"A", 1, price("1000.00"), "USD"}}, lookup).status ==
           ReserveStatus::kPriceMismatch);
     // An unknown SKU wins over a price mismatch, which wins over a shortage.
-    CHECK(decide_reservation({{"A", 1, price("0.01"), "USD"}, {"Z", 1, price("1.00"), "USD"}},
-                             lookup)
-              .status == ReserveStatus::kUnknownSku);
+    CHECK(
+        decide_reservation({{"A", 1, price("0.01"), "USD"}, {"Z", 1, price("1.00"), "USD"}}, lookup)
+            .status == ReserveStatus::kUnknownSku);
     CHECK(decide_reservation({{"A", 100, price("999.99"), "USD"}, {"B", 1, price("9.99"), "EUR"}},
                              lookup)
               .status == ReserveStatus::kPriceMismatch);

@@ -749,7 +749,8 @@ Invariant check_i4(Facts& f) {
                                         provider_duplicates - unexplained));
                 i4.facts.push_back(
                     fact("instance losses", static_cast<long long>(in.journal->losses.size())));
-                i4.facts.push_back(fact("most sent again after one loss (or losses back to back)", most));
+                i4.facts.push_back(
+                    fact("most sent again after one loss (or losses back to back)", most));
             }
         }
     }

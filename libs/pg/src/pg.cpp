@@ -33,13 +33,20 @@ ErrorKind classify_connect_failure(std::string_view msg) {
 
 std::string_view to_string(ErrorKind k) {
     switch (k) {
-        case ErrorKind::kSerialization: return "serialization failure";
-        case ErrorKind::kDeadlock: return "deadlock";
-        case ErrorKind::kUniqueViolation: return "unique violation";
-        case ErrorKind::kConnectionLost: return "connection lost";
-        case ErrorKind::kTimeout: return "timeout";
-        case ErrorKind::kConfiguration: return "configuration";
-        case ErrorKind::kOther: return "error";
+        case ErrorKind::kSerialization:
+            return "serialization failure";
+        case ErrorKind::kDeadlock:
+            return "deadlock";
+        case ErrorKind::kUniqueViolation:
+            return "unique violation";
+        case ErrorKind::kConnectionLost:
+            return "connection lost";
+        case ErrorKind::kTimeout:
+            return "timeout";
+        case ErrorKind::kConfiguration:
+            return "configuration";
+        case ErrorKind::kOther:
+            return "error";
     }
     return "error";
 }
@@ -53,7 +60,8 @@ ErrorKind classify(std::string_view s) {
     if (s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03" || s == "53300") {
         return ErrorKind::kConnectionLost;
     }
-    if (s == "57014" || s == "55P03") return ErrorKind::kTimeout;  // query_canceled, lock_not_available
+    if (s == "57014" || s == "55P03")
+        return ErrorKind::kTimeout;  // query_canceled, lock_not_available
     // invalid_authorization_specification, invalid_password, invalid_catalog_name
     if (s.starts_with("28") || s == "3D000") return ErrorKind::kConfiguration;
     return ErrorKind::kOther;
@@ -94,8 +102,9 @@ std::int64_t Result::int64(int row, int col) const {
     std::int64_t v = 0;
     const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (ec != std::errc() || p != t.data() + t.size()) {
-        throw Error(ErrorKind::kOther, "", "column " + std::to_string(col) + " is not an integer: '" +
-                                                 std::string(t) + "'");
+        throw Error(
+            ErrorKind::kOther, "",
+            "column " + std::to_string(col) + " is not an integer: '" + std::string(t) + "'");
     }
     return v;
 }
@@ -118,8 +127,8 @@ void check_url(const std::string& url) {
     if (opts == nullptr) {
         const std::string why = err != nullptr ? trim(err) : "out of memory";
         PQfreemem(err);
-        throw Error(ErrorKind::kConfiguration, "", "the database URL " + redact(url) +
-                                                       " is not a libpq URI: " + why);
+        throw Error(ErrorKind::kConfiguration, "",
+                    "the database URL " + redact(url) + " is not a libpq URI: " + why);
     }
     PQconninfoFree(opts);
 }
@@ -171,9 +180,9 @@ Connection::~Connection() = default;
 void Connection::fail(pg_result* raw, std::string_view what) {
     Result r(raw);  // cleared on the way out
     const char* state = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
-    std::string msg = trim(raw != nullptr && *PQresultErrorMessage(raw) != '\0'
-                               ? PQresultErrorMessage(raw)
-                               : PQerrorMessage(conn_.get()));
+    std::string msg =
+        trim(raw != nullptr && *PQresultErrorMessage(raw) != '\0' ? PQresultErrorMessage(raw)
+                                                                  : PQerrorMessage(conn_.get()));
     const bool lost = PQstatus(conn_.get()) != CONNECTION_OK;
     if (lost) broken_ = true;
     ErrorKind kind = state != nullptr ? classify(state) : ErrorKind::kOther;
@@ -231,9 +240,15 @@ bool Connection::in_transaction() const {
 
 Transaction::Transaction(Connection& c, Isolation isolation) : c_(c) {
     switch (isolation) {
-        case Isolation::kReadCommitted: c_.exec("BEGIN"); break;
-        case Isolation::kRepeatableRead: c_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); break;
-        case Isolation::kSerializable: c_.exec("BEGIN ISOLATION LEVEL SERIALIZABLE"); break;
+        case Isolation::kReadCommitted:
+            c_.exec("BEGIN");
+            break;
+        case Isolation::kRepeatableRead:
+            c_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ");
+            break;
+        case Isolation::kSerializable:
+            c_.exec("BEGIN ISOLATION LEVEL SERIALIZABLE");
+            break;
     }
 }
 
@@ -354,9 +369,10 @@ int migrate(Connection& c, std::string_view component, std::span<const Migration
         if (m.version <= at) continue;
         Transaction tx(c);
         c.exec(m.sql);
-        c.run("INSERT INTO schema_migrations(component, version, description) "
-              "VALUES ($1, $2, $3)",
-              {std::string(component), m.version, std::string(m.description)});
+        c.run(
+            "INSERT INTO schema_migrations(component, version, description) "
+            "VALUES ($1, $2, $3)",
+            {std::string(component), m.version, std::string(m.description)});
         tx.commit();
         at = m.version;
     }

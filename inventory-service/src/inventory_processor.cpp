@@ -197,7 +197,12 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::release(InventoryWork& wo
     return {kafka::to_record(topics_.events, order_id, released)};
 }
 
-bool InventoryProcessor::has_idle_work() { return outbox_pending_ || restocks_.size() > 0; }
+bool InventoryProcessor::has_idle_work() {
+    // Another look at the outbox now and then: with a shared state, entries an instance wrote
+    // and did not live to produce are taken over once its claim lapses.
+    if (std::chrono::steady_clock::now() - last_outbox_look_ > kOutboxLook) outbox_pending_ = true;
+    return outbox_pending_ || restocks_.size() > 0;
+}
 
 void InventoryProcessor::idle(kafka::BatchOutput& out) {
     for (auto& r :
@@ -231,6 +236,7 @@ void InventoryProcessor::idle(kafka::BatchOutput& out) {
     }
     if (outbox_pending_) {
         outbox_pending_ = false;
+        last_outbox_look_ = std::chrono::steady_clock::now();
         for (const auto& e : state_.outbox(1000)) {
             out.produce(kafka::record_from_json(json::parse(e.record)));
             outbox_sent_.push_back(e.id);

@@ -72,6 +72,8 @@ class InventoryProcessor final : public kafka::BatchProcessor {
     bool outbox_pending_ = true;             // check once at start
     std::vector<std::int64_t> outbox_sent_;  // in the transaction under way
     std::chrono::steady_clock::time_point last_purge_{};
+    static constexpr std::chrono::seconds kOutboxLook{10};
+    std::chrono::steady_clock::time_point last_outbox_look_{};
 };
 
 /// The STOCK_ADJUSTED record for an item (keyed by SKU).

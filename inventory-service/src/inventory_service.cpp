@@ -1,5 +1,6 @@
 #include "inventory_service.hpp"
 
+#include "pg_inventory_state.hpp"
 #include "sqlite_inventory_state.hpp"
 
 #include "orderpipe/common/json.hpp"
@@ -29,31 +30,48 @@ InventoryService::~InventoryService() { stop(); }
 void InventoryService::start() {
     auto& rt = *runtime_;
     const auto& s = rt.settings();
-    const std::string path = rt.open_state("inventory.db");
     std::vector<CatalogItem> catalog;
     try {
         catalog = config_.seed_path.empty() ? default_catalog() : load_catalog(config_.seed_path);
     } catch (const std::exception& e) {
         throw runtime::StartupError(e.what());
     }
-    try {
-        loop_state_ = open_sqlite_inventory(path, config_.processed_retention);
-        http_state_ = open_sqlite_inventory(path, config_.processed_retention);
-    } catch (const std::exception& e) {
-        throw runtime::StartupError("cannot open " + path + ": " + e.what());
-    }
-    if (loop_state_->seed_once(catalog)) {
-        log::info("inventory seeded",
-                  {{"skus", catalog.size()},
-                   {"from", config_.seed_path.empty() ? "default catalog" : config_.seed_path}});
+    const std::string seeded_from =
+        config_.seed_path.empty() ? "default catalog" : config_.seed_path;
+    if (s.shared_database()) {
+        // N instances on one database: the catalog is seeded by whichever starts first, once
+        // the database is there (a start-up step, after the schema's migration).
+        auto pool = rt.database("inventory", inventory_migrations());
+        loop_state_ = open_pg_inventory(pool, config_.processed_retention, s.transactional_id());
+        http_state_ = open_pg_inventory(pool, config_.processed_retention, s.transactional_id());
+        rt.add_startup_step("seeding the catalog", [this, catalog, seeded_from](const auto&) {
+            if (loop_state_->seed_once(catalog)) {
+                log::info("inventory seeded", {{"skus", catalog.size()}, {"from", seeded_from}});
+            }
+            return true;
+        });
+    } else {
+        const std::string path = rt.open_state("inventory.db");
+        try {
+            loop_state_ = open_sqlite_inventory(path, config_.processed_retention);
+            http_state_ = open_sqlite_inventory(path, config_.processed_retention);
+        } catch (const std::exception& e) {
+            throw runtime::StartupError("cannot open " + path + ": " + e.what());
+        }
+        if (loop_state_->seed_once(catalog)) {
+            log::info("inventory seeded", {{"skus", catalog.size()}, {"from", seeded_from}});
+        }
+        rt.single_instance();
     }
     InventoryTopics topics{s.topic(topic::kInventoryRequests), s.topic(topic::kInventoryResponses),
                            s.topic(topic::kInventoryEvents)};
     processor_ = std::make_unique<InventoryProcessor>(*loop_state_, topics);
-    loop_ = &rt.add_loop(
-        {.name = "inventory-requests", .topics = {topics.requests}, .processor = processor_.get()});
+    // Scaled out, a dead instance's partitions must move at once, not after its session expires.
+    loop_ = &rt.add_loop({.name = "inventory-requests",
+                          .topics = {topics.requests},
+                          .processor = processor_.get(),
+                          .static_membership = !s.shared_database()});
     rt.writes({topics.responses, topics.events});
-    rt.single_instance();
     rt.state_is_not_rebuildable("act on its requests twice (sell stock twice)");
     rt.state_positions([this] { return loop_state_->positions(); },
                        [this](const Positions& p) { loop_state_->seed_positions(p); });

@@ -1,7 +1,8 @@
 #pragma once
 /// inventory-service: all-or-nothing reservations, releases and restocks, on the shared
-/// runtime. Its stock lives only in its DATA_DIR: it runs as one instance, and refuses to start
-/// with an empty DATA_DIR once its consumer group has committed offsets.
+/// runtime. Its stock lives in SQLite in DATA_DIR (one instance; a second is refused) or, with
+/// DATABASE_URL, in a PostgreSQL database shared by N instances of one consumer group. Either
+/// way it refuses to start on an empty state once its consumer group has committed offsets.
 
 #include "inventory_processor.hpp"
 

@@ -13,10 +13,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kOutcomes = "notification-service";   ///< ProcessedEvents: outcome records
-constexpr const char* kSent = "notification-service/sent";  ///< notification ids accepted
-
-/// A replayed request is a new unit of work: its ProcessedEvents key carries the replay count.
+/// A replayed request is a new unit of work: its outcome's key carries the replay count.
 std::string outcome_key(const kafka::ConsumedRecord& r, const CloudEvent& e) {
     if (auto replays = r.header(contract::dlq_header::kReplayCount); replays && !replays->empty()) {
         return e.id + "#replay-" + *replays;
@@ -38,12 +35,20 @@ std::string position_of(const kafka::ConsumedRecord& r) {
 
 }  // namespace
 
-NotificationProcessor::NotificationProcessor(sqlite::Database& db, NotificationOptions options,
+FinishedRequest NotificationProcessor::finished_request(const Work& w) {
+    FinishedRequest f;
+    f.key = w.outcome_key;
+    f.outcome = json{{"at", position_of(w.record)}, {"records", records_json(w.outcome)}}.dump();
+    if (w.delivered) f.sent = w.request.notification_id;
+    f.attempts = w.attempts;
+    return f;
+}
+
+NotificationProcessor::NotificationProcessor(OutcomeStore& store, NotificationOptions options,
                                              std::function<void(EmailClient::Request)> send,
                                              std::function<void()> wake,
                                              prometheus::Registry& registry)
-    : outcomes_(db, options.processed_retention),
-      db_(db),
+    : store_(store),
       options_(std::move(options)),
       send_(std::move(send)),
       wake_(std::move(wake)),
@@ -113,7 +118,7 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
         w.event = in.event;
         w.request = std::move(request);
         w.outcome_key = key;
-        if (auto stored = outcomes_.find(kOutcomes, key)) {
+        if (auto stored = store_.outcome(key)) {
             out.note_duplicate();
             const json s = json::parse(*stored);
             // {"at": position, "records": [...]}; a bare array from before positions were kept.
@@ -142,7 +147,7 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
             continue;
         }
         auto [it, inserted] = works_.emplace(pos, std::move(w));
-        if (outcomes_.find(kSent, it->second.request.notification_id)) {
+        if (store_.sent(it->second.request.notification_id)) {
             // A replay of a notification that was sent meanwhile: not again, and its
             // NOTIFICATION_SENT is not written again either (the request that sent it wrote it).
             log::info("notification already sent; not sent again",
@@ -326,19 +331,14 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
     if (!finished_.empty()) {
         // Stored before the Kafka commit: if that commit is lost, the redelivered request finds
         // its outcome here and is not sent again.
-        sqlite::Transaction tx(db_);
+        std::vector<FinishedRequest> finished;
         for (const auto& pos : finished_) {
-            auto& w = works_.at(pos);
+            const auto& w = works_.at(pos);
             if (w.stored) continue;
-            outcomes_.record(
-                kOutcomes, w.outcome_key,
-                json{{"at", position_of(w.record)}, {"records", records_json(w.outcome)}}.dump());
-            if (w.delivered && !outcomes_.find(kSent, w.request.notification_id)) {
-                outcomes_.record(kSent, w.request.notification_id, std::to_string(w.attempts));
-            }
-            w.stored = true;
+            finished.push_back(finished_request(w));
         }
-        tx.commit();
+        store_.store(finished);
+        for (const auto& pos : finished_) works_.at(pos).stored = true;
         // Written in offset order per partition, never past an unfinished request: the
         // transaction that writes an outcome then also commits its request's offset (the loop
         // commits up to the first unfinished work), so a request delivered again after a crash
@@ -365,7 +365,7 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
     }
     if (now - last_purge_ > std::chrono::hours(1)) {
         last_purge_ = now;
-        if (auto n = outcomes_.purge_expired(); n > 0) {
+        if (auto n = store_.purge_expired(); n > 0) {
             log::info("purged processed notifications", {{"count", n}});
         }
     }
@@ -461,15 +461,10 @@ void NotificationProcessor::on_orphan_answer(Work& w, const SendResult& result) 
     log::info(
         "answer to an attempt whose request was dropped (abort, rebalance); stored for it",
         {{"notification_id", w.request.notification_id}, {"sent", verdict == Verdict::kSent}});
-    if (outcomes_.find(kOutcomes, w.outcome_key)) return;
-    sqlite::Transaction tx(db_);
-    outcomes_.record(
-        kOutcomes, w.outcome_key,
-        json{{"at", position_of(w.record)}, {"records", records_json(w.outcome)}}.dump());
-    if (verdict == Verdict::kSent && !outcomes_.find(kSent, w.request.notification_id)) {
-        outcomes_.record(kSent, w.request.notification_id, std::to_string(w.attempts));
-    }
-    tx.commit();
+    if (store_.outcome(w.outcome_key)) return;
+    auto finished = finished_request(w);
+    if (verdict == Verdict::kSent) finished.sent = w.request.notification_id;
+    store_.store({finished});
 }
 
 void NotificationProcessor::abandon_probe_among(

@@ -12,7 +12,7 @@
 ///   loop asks unfinished()), so a crash redelivers what was unfinished and nothing else.
 /// - At most `max_in_flight` requests are held; beyond it, and while the circuit breaker is
 ///   open, the loop pauses consumption.
-/// - A send the provider accepted is recorded (SQLite) before the Kafka commit, with the
+/// - A send the provider accepted is recorded (OutcomeStore) before the Kafka commit, with the
 ///   records of its outcome, so a redelivered request is not sent again: its stored outcome is
 ///   emitted again (same ce_ids). An attempt still out when its request is dropped (an abort,
 ///   an unknown outcome, a revoke) is kept: its answer is stored when it comes, and the request
@@ -26,7 +26,8 @@
 #include "delivery.hpp"
 #include "email_client.hpp"
 
-#include "orderpipe/common/processed_events.hpp"
+#include "outcome_store.hpp"
+
 #include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/processing_loop.hpp"
 
@@ -67,7 +68,8 @@ struct NotificationOptions {
 class NotificationProcessor final : public kafka::BatchProcessor {
   public:
     /// `send` starts one attempt (the email client); `wake` wakes the loop when answers came.
-    NotificationProcessor(sqlite::Database& db, NotificationOptions options,
+    /// `store` is the loop thread's own.
+    NotificationProcessor(OutcomeStore& store, NotificationOptions options,
                           std::function<void(EmailClient::Request)> send,
                           std::function<void()> wake, prometheus::Registry& registry);
 
@@ -131,8 +133,10 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     bool adopt_orphan(const Position& pos, const std::string& event_id);
     void update_gauges();
 
-    ProcessedEvents outcomes_;
-    sqlite::Database& db_;
+    /// What the store keeps of a finished request (sent: when it was delivered).
+    static FinishedRequest finished_request(const Work& w);
+
+    OutcomeStore& store_;
     NotificationOptions options_;
     std::function<void(EmailClient::Request)> send_;
     std::function<void()> wake_;

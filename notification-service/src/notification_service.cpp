@@ -1,5 +1,8 @@
 #include "notification_service.hpp"
 
+#include "pg_outcome_store.hpp"
+#include "sqlite_outcome_store.hpp"
+
 #include "orderpipe/contract/topics.hpp"
 
 namespace orderpipe::notification {
@@ -41,11 +44,17 @@ NotificationService::~NotificationService() { stop(); }
 void NotificationService::start() {
     auto& rt = *runtime_;
     const auto& s = rt.settings();
-    const std::string path = rt.open_state("notifications.db");
-    try {
-        db_ = std::make_unique<sqlite::Database>(path, /*durable=*/true);
-    } catch (const sqlite::SqliteError& e) {
-        throw runtime::StartupError("cannot open " + path + ": " + e.what());
+    if (s.shared_database()) {
+        // Outcomes shared by every instance: a replay or a moved partition never sends twice.
+        store_ = open_pg_outcomes(rt.database("notification", notification_migrations()),
+                                  config_.processed_retention);
+    } else {
+        const std::string path = rt.open_state("notifications.db");
+        try {
+            store_ = open_sqlite_outcomes(path, config_.processed_retention);
+        } catch (const std::exception& e) {
+            throw runtime::StartupError("cannot open " + path + ": " + e.what());
+        }
     }
     const std::string requests = s.topic(topic::kNotificationsRequests);
     NotificationOptions no;
@@ -64,7 +73,7 @@ void NotificationService::start() {
                                                 processor_->answered(id, std::move(result));
                                             });
     processor_ = std::make_unique<NotificationProcessor>(
-        *db_, no, [this](EmailClient::Request r) { client_->send(std::move(r)); },
+        *store_, no, [this](EmailClient::Request r) { client_->send(std::move(r)); },
         [this] {
             if (loop_ != nullptr) loop_->wake();
         },

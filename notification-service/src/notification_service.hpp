@@ -1,8 +1,9 @@
 #pragma once
 /// notification-service: sends the customer's emails for notifications.requests through the
 /// email provider, with retries, a circuit breaker and a dead-letter queue, on the shared
-/// runtime. It keeps no state another instance would need: several instances share its
-/// consumer group.
+/// runtime. Several instances share its consumer group. Each keeps the outcomes it stored in
+/// SQLite in its DATA_DIR or, with DATABASE_URL, all share them in PostgreSQL, so a request
+/// taken again by another instance (a moved partition, a replay) is not sent twice.
 
 #include "email_client.hpp"
 #include "notification_processor.hpp"
@@ -47,7 +48,7 @@ class NotificationService {
   private:
     Config config_;
     std::unique_ptr<runtime::Runtime> runtime_;
-    std::unique_ptr<sqlite::Database> db_;  // the loop thread's
+    std::unique_ptr<OutcomeStore> store_;  // the loop thread's
     std::unique_ptr<EmailClient> client_;
     std::unique_ptr<NotificationProcessor> processor_;
     kafka::ProcessingLoop* loop_ = nullptr;

@@ -137,6 +137,7 @@ class Runtime::Impl {
 
     mutable std::mutex state_mu_;
     std::optional<std::string> kafka_problem_ = std::string("not checked yet");
+    std::optional<std::string> database_problem_ = std::string("not checked yet");
     std::vector<std::string> missing_topics_;
     std::vector<std::string> unauthorized_topics_;
     std::string startup_status_ = "not started";
@@ -208,6 +209,13 @@ class Runtime::Impl {
                                    " (create them with scripts/create-topics.sh)");
             } else if (!kafka_problem_) {
                 r.checks["topics"] = "ok";
+            }
+            if (owner_.database_) {
+                if (database_problem_) {
+                    fail("database", *database_problem_);
+                } else {
+                    r.checks["database"] = "ok";
+                }
             }
             if (!owner_.started_) {
                 fail("startup", startup_status_);
@@ -307,9 +315,61 @@ class Runtime::Impl {
         return missing_topics_.empty() && unauthorized_topics_.empty();
     }
 
+    /// Where the state lives, for messages: "DATA_DIR ./data" or "the database postgresql://…".
+    std::string state_where() const {
+        const auto& s = owner_.settings_;
+        return s.shared_database() ? "the database " + pg::redact(s.database_url)
+                                   : "DATA_DIR " + s.data_dir;
+    }
+
+    /// Asks the database for a round trip; updates the cached state. @returns whether it
+    /// answered.
+    bool check_database() {
+        std::optional<std::string> problem;
+        try {
+            auto c = owner_.database_->acquire(std::chrono::seconds(2));
+            c->run("SELECT 1");
+        } catch (const std::exception& e) {
+            problem = std::string("unreachable: ") + e.what();
+        }
+        std::lock_guard lock(state_mu_);
+        if (problem && !database_problem_) {
+            log::warn("database unreachable", {{"error", *problem}});
+        } else if (!problem && database_problem_ &&
+                   database_problem_->rfind("unreachable", 0) == 0) {
+            log::info("database reachable again", {});
+        }
+        database_problem_ = std::move(problem);
+        return !database_problem_;
+    }
+
+    /// Brings the service's schema up to date. @returns false to be called again (the database
+    /// is not there yet); exits (2) when DATABASE_URL is refused or the schema is too new.
+    bool migrate_database() {
+        try {
+            auto c = owner_.database_->acquire(std::chrono::seconds(5));
+            const int version = pg::migrate(*c, owner_.database_component_, owner_.migrations_);
+            log::info("database schema up to date",
+                      {{"component", owner_.database_component_}, {"version", version}});
+            check_database();
+            return true;
+        } catch (const pg::Error& e) {
+            if (e.kind() != pg::ErrorKind::kConfiguration) {
+                std::lock_guard lock(state_mu_);
+                database_problem_ = std::string("unreachable: ") + e.what();
+                throw;
+            }
+            owner_.request_exit(kExitConfiguration,
+                                std::string("DATABASE_URL: ") + e.what() +
+                                    " (docs/CONFIGURATION.md, \"Scaling out\")");
+            return false;
+        }
+    }
+
     void health_loop() {
         while (!stopper_.flag()) {
             check_kafka();
+            if (owner_.database_) check_database();
             if (!stopper_.sleep(kHealthInterval)) break;
         }
     }
@@ -334,6 +394,17 @@ class Runtime::Impl {
             }
         };
         if (!retry("waiting for Kafka and every topic", [&] { return check_kafka(); })) return;
+        if (owner_.database_ && !retry("waiting for the database and migrating its schema",
+                                       [&] { return migrate_database(); })) {
+            return;
+        }
+        if (owner_.database_ && owner_.state_positions_ &&
+            !retry("reading the state's positions", [&] {
+                owner_.state_was_empty_ = owner_.state_positions_().empty();
+                return true;
+            })) {
+            return;
+        }
         if (owner_.single_instance_ &&
             !retry("checking that no other instance runs", [&] { return check_single(); })) {
             return;
@@ -481,7 +552,7 @@ class Runtime::Impl {
                 {{"group", group}});
             return std::nullopt;
         }
-        return "the state in DATA_DIR " + s.data_dir + " is older than what " + s.service +
+        return "the state in " + state_where() + " is older than what " + s.service +
                " has processed (" + join(behind) + ": " + std::to_string(records) +
                " offset(s) consumed after it, transaction markers included; restored from an "
                "older backup?). Starting from it "
@@ -526,13 +597,15 @@ class Runtime::Impl {
         const auto& s = owner_.settings_;
         owner_.request_exit(
             kExitConfiguration,
-            "the state in DATA_DIR " + s.data_dir + " has processed topics further than they go (" +
+            "the state in " + state_where() + " has processed topics further than they go (" +
                 join(ahead) +
                 "): they were deleted and created again, or truncated, after this state was "
                 "written (a broker's data wiped? a dev reset?). This state belongs to their "
                 "previous life. If the topics were reset on purpose, start " +
-                s.service + " over: stop it, move DATA_DIR " + s.data_dir +
-                " away, and start it (docs/CONFIGURATION.md, \"Topics recreated\"); if not, "
+                s.service + " over: stop it, " +
+                (s.shared_database() ? "drop its tables from the database"
+                                     : "move DATA_DIR " + s.data_dir + " away") +
+                ", and start it (docs/CONFIGURATION.md, \"Topics recreated\"); if not, "
                 "find out what happened to the topics before going on");
         return false;
     }
@@ -576,7 +649,7 @@ class Runtime::Impl {
                     owner_.request_exit(kExitConfiguration, *stale);
                     return false;
                 }
-                if (stored.empty() && owner_.seed_positions_) {
+                if (stored.empty() && owner_.seed_positions_ && !s.shared_database()) {
                     Runtime::Positions seeded;
                     for (const auto& o : offsets) seeded[{o.topic, o.partition}] = o.offset;
                     owner_.seed_positions_(seeded);
@@ -585,10 +658,13 @@ class Runtime::Impl {
             }
             owner_.request_exit(
                 kExitConfiguration,
-                "DATA_DIR " + s.data_dir + " holds no state, but consumer group " + spec.group_id +
+                state_where() + " holds no state, but consumer group " + spec.group_id +
                     " has committed offsets (" + join(committed) + "): the state of " + s.service +
-                    " was lost, and starting from nothing would " + owner_.state_loss_consequence_ +
-                    ". Restore DATA_DIR from a backup; or, to start over on "
+                    " was lost" +
+                    (s.shared_database() ? " (or DATABASE_URL names another database)" : "") +
+                    ", and starting from nothing would " + owner_.state_loss_consequence_ +
+                    ". Restore " + (s.shared_database() ? "the database" : "DATA_DIR") +
+                    " from a backup; or, to start over on "
                     "purpose, delete the group first: scripts/bin/kafka-consumer-groups "
                     "--bootstrap-server " +
                     s.bootstrap_servers + " --delete --group " + spec.group_id +
@@ -611,6 +687,12 @@ prometheus::Registry& Runtime::registry() { return *impl_->registry_; }
 
 std::string Runtime::open_state(const std::string& file_name) {
     namespace fs = std::filesystem;
+    if (settings_.shared_database()) {
+        // Not silently: an operator who set it expects instances to share a state.
+        throw StartupError(settings_.service + " keeps its state in " + file_name +
+                           " in DATA_DIR and cannot use DATABASE_URL yet: unset DATABASE_URL "
+                           "(docs/CONFIGURATION.md, \"Scaling out\")");
+    }
     const fs::path dir(settings_.data_dir);
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -660,6 +742,24 @@ std::string Runtime::open_state(const std::string& file_name) {
     }
     state_was_empty_ = absent;
     return file.string();
+}
+
+std::shared_ptr<pg::Pool> Runtime::database(std::string component,
+                                            std::span<const pg::Migration> migrations) {
+    if (!settings_.shared_database()) {
+        throw StartupError("database(): DATABASE_URL is not set");
+    }
+    if (!database_) {
+        pg::ConnectionOptions o;
+        o.url = settings_.database_url;
+        o.statement_timeout = settings_.database_statement_timeout;
+        o.lock_timeout = std::min(o.lock_timeout, settings_.database_statement_timeout);
+        o.application_name = settings_.transactional_id();
+        database_ = std::make_shared<pg::Pool>(o, settings_.database_pool_size);
+    }
+    database_component_ = std::move(component);
+    migrations_ = migrations;
+    return database_;
 }
 
 void Runtime::reads(const std::vector<std::string>& topics) {

@@ -2,6 +2,7 @@
 
 #include "orderpipe/common/faults.hpp"
 #include "orderpipe/contract/topics.hpp"
+#include "orderpipe/pg/pg.hpp"
 
 #include <unistd.h>
 
@@ -80,6 +81,20 @@ ServiceSettings ServiceSettings::read(EnvReader& env, std::string service,
     if (auto problem = faults::validate(s.fault_inject); !problem.empty()) {
         env.problem("FAULT_INJECT=\"" + s.fault_inject + "\": " + problem);
     }
+    s.database_url = env.string("DATABASE_URL", "");
+    if (s.shared_database()) {
+        try {
+            pg::check_url(s.database_url);
+        } catch (const std::exception& e) {
+            env.problem(std::string("DATABASE_URL: ") + e.what() +
+                        " (expected postgresql://user:password@host:port/database)");
+        }
+    }
+    s.database_pool_size = static_cast<std::size_t>(
+        env.integer("DATABASE_POOL_SIZE", static_cast<std::int64_t>(s.database_pool_size), 2, 100));
+    s.database_statement_timeout =
+        env.millis("DATABASE_STATEMENT_TIMEOUT", s.database_statement_timeout,
+                   std::chrono::milliseconds(100), std::chrono::minutes(10));
     s.kafka_properties = env.kafka_passthrough();
     // OpenTelemetry's own variable names, so a collector set up for other services just works.
     const std::string otlp = env.string("OTEL_EXPORTER_OTLP_ENDPOINT", "");

@@ -7,6 +7,8 @@
 /// Thread-safety: a Connection belongs to one thread at a time (lend it from a Pool); the Pool is
 /// thread-safe.
 
+#include "orderpipe/common/storage_error.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -39,10 +41,14 @@ enum class ErrorKind {
 
 std::string_view to_string(ErrorKind k);
 
-class Error : public std::runtime_error {
+/// Transient (StorageError::transient()) for every kind but kConfiguration and kOther: what a
+/// caller above the storage port answers 503 or retries.
+class Error : public StorageError {
   public:
     Error(ErrorKind kind, std::string sqlstate, const std::string& what)
-        : std::runtime_error(what), kind_(kind), sqlstate_(std::move(sqlstate)) {}
+        : StorageError(what, kind != ErrorKind::kConfiguration && kind != ErrorKind::kOther),
+          kind_(kind),
+          sqlstate_(std::move(sqlstate)) {}
     ErrorKind kind() const { return kind_; }
     /// Five characters, or empty when the server did not send one (e.g. no connection).
     const std::string& sqlstate() const { return sqlstate_; }

@@ -9,8 +9,9 @@
 ///
 ///   start():  bind HTTP (answering at once, /readyz 503 "starting")          ← on the caller
 ///             then, in the background: wait for the broker and every topic the service
-///             reads and writes → refuse a second instance / lost local state → the service's
-///             startup steps (fencing, catching up a read model...) → start the loops
+///             reads and writes → with DATABASE_URL, wait for the database and migrate its
+///             schema → refuse a second instance / lost state → the service's startup steps
+///             (fencing, seeding, catching up a read model...) → start the loops
 ///   stop():   draining (/readyz 503 at once) → stop hooks (e.g. intake answers what it holds)
 ///             → loops finish their transaction and leave → after-loop hooks → HTTP drains
 ///
@@ -20,19 +21,21 @@
 /// Exit codes (docs/CONTRACT.md "Exit codes"): 0 stopped by a signal; 1 a runtime failure
 /// (e.g. fenced by a newer instance); 2 a setting or deployment an operator must fix (bad
 /// variable, port in use, unwritable DATA_DIR, refused KAFKA_* property, second instance, local
-/// state lost).
+/// state lost, DATABASE_URL refused or its schema newer than this release).
 ///
 /// Thread-safety: configure and control from one thread (main); request_exit(), draining() and
 /// the readiness are thread-safe.
 
 #include "orderpipe/http/server.hpp"
 #include "orderpipe/kafka/processing_loop.hpp"
+#include "orderpipe/pg/pg.hpp"
 #include "orderpipe/runtime/settings.hpp"
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -85,8 +88,20 @@ class Runtime {
     /// Creates DATA_DIR, checks that it is writable and locks it (a second process with the
     /// same DATA_DIR is refused), and returns the path of the service's SQLite file in it.
     /// Remembers whether that file held a verified state (for state_is_not_rebuildable()).
-    /// @throws StartupError
+    /// @throws StartupError (also when DATABASE_URL is set: a service that calls this keeps its
+    /// state in DATA_DIR, and says so rather than ignore the variable)
     std::string open_state(const std::string& file_name);
+
+    /// With DATABASE_URL (ServiceSettings::shared_database()): the service's state lives in that
+    /// PostgreSQL database, shared by all its instances, instead of DATA_DIR. @returns the pool
+    /// (connections are opened on demand); the start waits for the database and brings
+    /// `component`'s schema to the last of `migrations` (under an advisory lock, so N instances
+    /// may start at once) before the instance checks and the startup steps, and exits (2) when
+    /// DATABASE_URL is refused or the schema is newer than this release knows. /readyz gains a
+    /// "database" check. With a shared database, "no state" (state_is_not_rebuildable) means no
+    /// stored positions.
+    std::shared_ptr<pg::Pool> database(std::string component,
+                                       std::span<const pg::Migration> migrations);
 
     /// Topics the service reads or writes besides its loops' (readiness checks them all).
     void reads(const std::vector<std::string>& topics);
@@ -166,6 +181,9 @@ class Runtime {
     class Impl;
     ServiceSettings settings_;
     bool state_was_empty_ = false;
+    std::shared_ptr<pg::Pool> database_;
+    std::string database_component_;
+    std::span<const pg::Migration> migrations_;
     bool single_instance_ = false;
     bool state_required_ = false;
     std::string state_loss_consequence_;

@@ -31,10 +31,20 @@ struct ServiceSettings {
     std::string topic_prefix;                   ///< TOPIC_PREFIX (shared clusters, tests)
     std::string group_prefix;                   ///< GROUP_PREFIX
     std::string fault_inject;                   ///< FAULT_INJECT (tests and chaos only)
+    /// DATABASE_URL: a PostgreSQL database (libpq URI or key=value string) the service's state
+    /// lives in, shared by all its instances; empty: SQLite in DATA_DIR, one instance.
+    std::string database_url;
+    std::size_t database_pool_size = 8;  ///< DATABASE_POOL_SIZE: connections per process
+    /// DATABASE_STATEMENT_TIMEOUT: a statement running longer is cancelled, so a stuck database
+    /// never hangs a loop or a request for good.
+    std::chrono::milliseconds database_statement_timeout{10000};
     /// Where spans go (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT plus
     /// /v1/traces); empty: tracing off. Named OTEL_SERVICE_NAME (default: the service).
     std::string traces_url;
     std::string trace_service;
+
+    /// The state lives in a database shared by N instances (DATABASE_URL set).
+    bool shared_database() const { return !database_url.empty(); }
 
     /// A contract topic name with TOPIC_PREFIX.
     std::string topic(std::string_view name) const;

@@ -1,0 +1,273 @@
+// Services scaled out on PostgreSQL (DATABASE_URL): N instances of one consumer group sharing
+// one database, under crashes of an instance and of the database (docs/ARCHITECTURE.md
+// "Storage"). Each test starts a PostgreSQL server of its own, which it SIGKILLs.
+
+#include "pg_support.hpp"
+#include "pipeline.hpp"
+
+#include "orderpipe/common/ids.hpp"
+#include "orderpipe/contract/events.hpp"
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+using namespace orderpipe;
+using namespace orderpipe::testing;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kScarce = 40;   // units of SCARCE-1
+constexpr int kOrders = 160;  // each wants one
+
+json scarce_catalog() {
+    return json::array(
+        {{{"sku", "SCARCE-1"}, {"name", "Scarce"}, {"unit_price", "999.99"}, {"stock", kScarce}},
+         {{"sku", "MOUSE-001"}, {"name", "Mouse"}, {"unit_price", "29.99"}, {"stock", 100000}}});
+}
+
+/// /readyz's checks of a service, or an empty object when it does not answer.
+json readiness(std::uint16_t port) {
+    try {
+        auto r = http_request("GET", "http://127.0.0.1:" + std::to_string(port) + "/readyz", {}, {},
+                              std::chrono::seconds(2));
+        auto j = r.json();
+        return j.contains("checks") ? j["checks"] : json::object();
+    } catch (const std::exception&) {
+        return json::object();
+    }
+}
+
+json stock_at(std::uint16_t port, const std::string& sku) {
+    auto r = http_request("GET", "http://127.0.0.1:" + std::to_string(port) + "/inventory/" + sku);
+    REQUIRE(r.status == 200);
+    return r.json();
+}
+
+/// NOTIFICATION_REQUESTED events for orders o-0 … o-(n-1), written to notifications.requests.
+std::vector<std::string> request_notifications(const Pipeline& p, int n) {
+    std::vector<kafka::OutgoingRecord> records;
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+        const std::string order = "o-" + std::to_string(i);
+        contract::NotificationRequested r;
+        r.notification_id = new_uuid_v7();
+        r.order_id = order;
+        r.kind = contract::NotificationKind::kOrderConfirmed;
+        r.to = "ana@example.com";
+        r.subject = "Your order " + order;
+        r.text = "text of " + r.notification_id;
+        auto e = contract::new_event(contract::EventType::kNotificationRequested, "/test", order,
+                                     "saga-" + order, std::nullopt, TraceContext::fresh().header(),
+                                     r.to_json());
+        records.push_back(kafka::to_record(p.topic("notifications.requests"), order, e));
+        ids.push_back(r.notification_id);
+    }
+    Pipeline::produce(records);
+    return ids;
+}
+
+std::size_t notifications_finished(const Pipeline& p) {
+    std::set<std::string> done;
+    for (const auto& e : p.events("notifications.events")) {
+        done.insert(e.data.value("notification_id", ""));
+    }
+    return done.size();
+}
+
+}  // namespace
+
+TEST_CASE("inventory: two instances on one database never sell a unit twice, through crashes") {
+    Pipeline p(scarce_catalog());
+    p.order_timeout = std::chrono::minutes(3);  // a database restart must not time orders out
+    test::PrivatePostgres pg(source_dir(), p.dir.path() + "/postgres");
+
+    // Two instances, one group, one database; each with a DATA_DIR of its own it does not use.
+    std::array<std::uint16_t, 2> ports{free_port(), free_port()};
+    std::array<std::unique_ptr<ChildProcess>, 2> inv;
+    auto start_instance = [&](int i, bool wait = true) {
+        inv[i] = p.spawn(INVENTORY_SERVICE_BIN, "inventory-service", ports[i],
+                         {{"DATABASE_URL", pg.url()},
+                          {"INSTANCE_ID", p.prefix + "-" + std::to_string(i)},
+                          {"DATA_DIR", p.dir.path() + "/inventory-" + std::to_string(i)}});
+        if (wait) Pipeline::wait_ready(ports[i]);
+    };
+    start_instance(0, false);
+    start_instance(1, false);
+    Pipeline::wait_ready(ports[0]);
+    Pipeline::wait_ready(ports[1]);
+    CHECK(readiness(ports[0])["database"] == "ok");
+    // Seeded once, seen the same from both.
+    CHECK(stock_at(ports[0], "SCARCE-1")["available"] == kScarce);
+    CHECK(stock_at(ports[1], "SCARCE-1") == stock_at(ports[0], "SCARCE-1"));
+    p.start_orders();
+
+    // Retrying clients place every order; the instances and the database crash meanwhile.
+    std::atomic<int> placed{0};
+    std::mutex ids_mu;
+    std::vector<std::string> ids;
+    auto client = [&](int count) {
+        for (int n = 0; n < count; ++n) {
+            for (;;) {
+                if (auto id = p.try_place({{"SCARCE-1", 1}})) {
+                    std::lock_guard lock(ids_mu);
+                    ids.push_back(*id);
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));  // client backoff
+            }
+            placed.fetch_add(1);
+        }
+    };
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 4; ++c) clients.emplace_back(client, kOrders / 4);
+
+    REQUIRE(eventually([&] { return placed.load() >= kOrders / 4; }, std::chrono::seconds(120)));
+    inv[0]->kill_hard();  // its partitions move to instance 1 (no static membership)
+    start_instance(0);
+
+    REQUIRE(eventually([&] { return placed.load() >= kOrders / 2; }, std::chrono::seconds(120)));
+    pg.kill();
+    // Observable: the instances say the database is away.
+    CHECK(eventually([&] { return readiness(ports[1]).value("database", "") != "ok"; },
+                     std::chrono::seconds(30)));
+    pg.start();
+    CHECK(eventually([&] { return readiness(ports[1]).value("database", "") == "ok"; },
+                     std::chrono::seconds(60)));
+
+    for (auto& t : clients) t.join();
+    REQUIRE(ids.size() == static_cast<std::size_t>(kOrders));
+
+    // Every order decided once; exactly the units there were confirmed.
+    int confirmed = 0;
+    int short_of_stock = 0;
+    for (const auto& id : ids) {
+        auto order = p.wait_terminal(id, 120000);
+        INFO(order.dump());
+        if (order["status"] == "CONFIRMED") {
+            ++confirmed;
+        } else {
+            CHECK(order["status"] == "CANCELLED");
+            CHECK(order["reason"] == "INSUFFICIENT_STOCK");
+            ++short_of_stock;
+        }
+    }
+    CHECK(confirmed == kScarce);
+    CHECK(short_of_stock == kOrders - kScarce);
+    const auto decisions = p.events("orders.events");
+    for (const auto& id : ids) {
+        INFO(id);
+        CHECK(count_events(decisions, "ORDER_CONFIRMED", id) +
+                  count_events(decisions, "ORDER_CANCELLED", id) ==
+              1);
+    }
+
+    // One answer per request, whichever instance (and how many times) processed it: a request
+    // taken again by the other instance re-emits the stored answer, same ce_id.
+    std::map<std::string, std::set<std::string>> answers;
+    for (const auto& e : p.events("inventory.responses")) answers[e.subject].insert(e.id);
+    CHECK(answers.size() == static_cast<std::size_t>(kOrders));
+    for (const auto& [order, ce_ids] : answers) {
+        INFO(order);
+        CHECK(ce_ids.size() == 1);
+    }
+
+    // The same stock from every instance, and none sold twice.
+    const auto a = stock_at(ports[0], "SCARCE-1");
+    CHECK(a["available"] == 0);
+    CHECK(a["reserved"] == kScarce);
+    CHECK(stock_at(ports[1], "SCARCE-1") == a);
+
+    // Both instances took part (the restarted one got partitions back).
+    CHECK(Pipeline::metric(
+              "http://127.0.0.1:" + std::to_string(ports[0]),
+              "kafka_records_processed_total{loop=\"inventory-requests\",result=\"processed\"}") >
+          0);
+    CHECK(Pipeline::metric(
+              "http://127.0.0.1:" + std::to_string(ports[1]),
+              "kafka_records_processed_total{loop=\"inventory-requests\",result=\"processed\"}") >
+          0);
+    p.orders.reset();
+    CHECK(inv[0]->terminate() == 0);
+    CHECK(inv[1]->terminate() == 0);
+}
+
+TEST_CASE("inventory: a database it cannot use is refused at start, naming DATABASE_URL") {
+    Pipeline p(scarce_catalog());
+    std::uint16_t port = 0;
+
+    SECTION("not a URL") {
+        auto child = p.spawn(INVENTORY_SERVICE_BIN, "inventory-service", port,
+                             {{"DATABASE_URL", "postgresql://u:secret@host/db?no_such_option=1"}});
+        CHECK(child->wait_exit(std::chrono::seconds(30)) == 2);
+    }
+    SECTION("a schema newer than this release") {
+        test::PrivatePostgres pg(source_dir(), p.dir.path() + "/postgres");
+        {
+            pg::Connection c(pg::ConnectionOptions{.url = pg.url()});
+            c.exec(
+                "CREATE TABLE schema_migrations (component TEXT NOT NULL, version INTEGER NOT "
+                "NULL, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+                "PRIMARY KEY (component, version));"
+                "INSERT INTO schema_migrations (component, version, description) "
+                "VALUES ('inventory', 99, 'from the future')");
+        }
+        auto child =
+            p.spawn(INVENTORY_SERVICE_BIN, "inventory-service", port, {{"DATABASE_URL", pg.url()}});
+        CHECK(child->wait_exit(std::chrono::seconds(60)) == 2);
+    }
+    std::ifstream log(p.dir.path() + "/inventory-service.log");
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    INFO(text);
+    CHECK(text.find("DATABASE_URL") != std::string::npos);
+    CHECK(text.find("secret") == std::string::npos);
+}
+
+TEST_CASE(
+    "notification: instances on one database share outcomes; a replay on another is not sent") {
+    Pipeline p;
+    p.start_provider();
+    test::PrivatePostgres pg(source_dir(), p.dir.path() + "/postgres");
+    std::array<std::uint16_t, 2> ports{free_port(), free_port()};
+    auto start_instance = [&](int i) {
+        return p.spawn(NOTIFICATION_SERVICE_BIN, "notification-service", ports[i],
+                       {{"DATABASE_URL", pg.url()},
+                        {"INSTANCE_ID", p.prefix + "-" + std::to_string(i)},
+                        {"DATA_DIR", p.dir.path() + "/notification-" + std::to_string(i)}});
+    };
+
+    // Instance 0 sends them all, then stops.
+    auto first = start_instance(0);
+    Pipeline::wait_ready(ports[0]);
+    CHECK(readiness(ports[0])["database"] == "ok");
+    request_notifications(p, 20);
+    REQUIRE(eventually([&] { return notifications_finished(p) == 20; }, std::chrono::seconds(60)));
+    CHECK(first->terminate() == 0);
+
+    // Every request replayed (as dlqctl writes it) reaches instance 1, which never saw them:
+    // the shared outcomes say each was sent; nothing goes to the provider again.
+    auto second = start_instance(1);
+    Pipeline::wait_ready(ports[1]);
+    std::vector<kafka::OutgoingRecord> replays;
+    for (const auto& rec : read_committed(p.topic("notifications.requests"))) {
+        kafka::OutgoingRecord r{rec.topic, rec.key, rec.value, rec.headers};
+        r.headers.emplace_back(std::string(contract::dlq_header::kReplayCount), "1");
+        replays.push_back(std::move(r));
+    }
+    REQUIRE(replays.size() == 20);
+    Pipeline::produce(replays);
+    const std::string base = "http://127.0.0.1:" + std::to_string(ports[1]);
+    REQUIRE(eventually(
+        [&] {
+            return Pipeline::metric(base,
+                                    "kafka_records_processed_total{loop=\"notification-"
+                                    "requests\",result=\"duplicate\"}") >= 20;
+        },
+        std::chrono::seconds(60)));
+    auto sent = http_request("GET", p.provider_url("/sent")).json();
+    CHECK(sent["count"] == 20);
+    CHECK(sent["duplicates"] == 0);
+    CHECK(notifications_finished(p) == 20);
+    CHECK(second->terminate() == 0);
+}

@@ -46,9 +46,10 @@ std::vector<contract::StockLine> to_stock_lines(const std::vector<RequestedLine>
 
 }  // namespace
 
-InventoryProcessor::InventoryProcessor(InventoryState& state, InventoryTopics topics)
+InventoryProcessor::InventoryProcessor(InventoryState& state, InventoryTopics topics, bool shared)
     : state_(state),
       topics_(std::move(topics)),
+      shared_(shared),
       restocks_(1000, [](Restock&& r) { r.done(RestockOutcome::kNotApplied, std::nullopt); }) {}
 
 bool InventoryProcessor::restock(std::string sku, std::int64_t available, RestockDone done,
@@ -198,9 +199,11 @@ std::vector<kafka::OutgoingRecord> InventoryProcessor::release(InventoryWork& wo
 }
 
 bool InventoryProcessor::has_idle_work() {
-    // Another look at the outbox now and then: with a shared state, entries an instance wrote
-    // and did not live to produce are taken over once its claim lapses.
-    if (std::chrono::steady_clock::now() - last_outbox_look_ > kOutboxLook) outbox_pending_ = true;
+    // Shared: another look at the outbox now and then, so entries an instance wrote and did
+    // not live to produce are taken over once its claim lapses.
+    if (shared_ && std::chrono::steady_clock::now() - last_outbox_look_ > kOutboxLook) {
+        outbox_pending_ = true;
+    }
     return outbox_pending_ || restocks_.size() > 0;
 }
 
@@ -255,7 +258,7 @@ void InventoryProcessor::committed() {
         // harmless to see twice. Removed by id: ids need not be in commit order.
         state_.remove_outbox(outbox_sent_);
         outbox_sent_.clear();
-        outbox_pending_ = !state_.outbox(1).empty();
+        outbox_pending_ = true;  // more may wait; the next idle turn looks (a peek would claim)
     }
 }
 

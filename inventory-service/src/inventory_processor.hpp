@@ -31,8 +31,8 @@ struct InventoryTopics {
 
 class InventoryProcessor final : public kafka::BatchProcessor {
   public:
-    /// `state` is the loop thread's own.
-    InventoryProcessor(InventoryState& state, InventoryTopics topics);
+    /// `state` is the loop thread's own; `shared`: other instances write to it too.
+    InventoryProcessor(InventoryState& state, InventoryTopics topics, bool shared = false);
 
     enum class RestockOutcome {
         kAdjusted,  ///< in the state; its STOCK_ADJUSTED follows through the outbox
@@ -68,6 +68,7 @@ class InventoryProcessor final : public kafka::BatchProcessor {
 
     InventoryState& state_;
     InventoryTopics topics_;
+    bool shared_;
     runtime::DeadlineQueue<Restock> restocks_;
     bool outbox_pending_ = true;             // check once at start
     std::vector<std::int64_t> outbox_sent_;  // in the transaction under way

@@ -65,7 +65,7 @@ void InventoryService::start() {
     }
     InventoryTopics topics{s.topic(topic::kInventoryRequests), s.topic(topic::kInventoryResponses),
                            s.topic(topic::kInventoryEvents)};
-    processor_ = std::make_unique<InventoryProcessor>(*loop_state_, topics);
+    processor_ = std::make_unique<InventoryProcessor>(*loop_state_, topics, s.shared_database());
     // Scaled out, a dead instance's partitions must move at once, not after its session expires.
     loop_ = &rt.add_loop({.name = "inventory-requests",
                           .topics = {topics.requests},

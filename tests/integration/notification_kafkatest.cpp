@@ -23,34 +23,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-/// Writes NOTIFICATION_REQUESTED events straight to notifications.requests (one transaction).
-/// `orders[i]` is the order of the i-th; returns their notification ids.
-std::vector<std::string> request(const Pipeline& p, const std::vector<std::string>& orders,
-                                 const std::string& to = "ana@example.com") {
-    kafka::ProducerOptions po;
-    po.transactional_id = unique_name("requester");
-    kafka::TransactionalProducer producer(client_config("requester"), po);
-    producer.init_transactions();
-    producer.begin();
-    std::vector<std::string> ids;
-    for (const auto& order : orders) {
-        contract::NotificationRequested n;
-        n.notification_id = new_uuid_v7();
-        n.order_id = order;
-        n.kind = contract::NotificationKind::kOrderConfirmed;
-        n.to = to;
-        n.subject = "Your order " + order;
-        n.text = "text of " + n.notification_id;
-        auto e = contract::new_event(contract::EventType::kNotificationRequested, "/test", order,
-                                     "saga-" + order, std::nullopt, TraceContext::fresh().header(),
-                                     n.to_json());
-        producer.produce(kafka::to_record(p.topic("notifications.requests"), order, e));
-        ids.push_back(n.notification_id);
-    }
-    REQUIRE(producer.commit_or_abort() == kafka::TxnOutcome::kCommitted);
-    return ids;
-}
-
 /// notifications.events by notification id: {"SENT": n, "FAILED": n}.
 std::map<std::string, std::map<std::string, int>> outcomes(const Pipeline& p) {
     std::map<std::string, std::map<std::string, int>> out;
@@ -213,7 +185,7 @@ TEST_CASE(
     p.start_provider();
     p.provider_rules({{"match", {{"order_id", "o-twice"}}}, {"answer", "400"}, {"times", 1}});
     p.start_notifications();
-    const auto ids = request(p, {"o-twice"});
+    const auto ids = p.request_notifications({"o-twice"});
     const auto& notification_id = ids[0];
     REQUIRE(eventually([&] { return read_committed(p.topic("notifications.dlq")).size() == 1; }));
 
@@ -286,7 +258,7 @@ TEST_CASE("a provider asking to wait an hour never holds the other outcomes of i
     // those behind it waited the hour (notification_requests_held).
     std::vector<std::string> orders{"o-hold"};
     for (int i = 0; i < 20; ++i) orders.push_back("o-next-" + std::to_string(i));
-    const auto ids = request(p, orders);
+    const auto ids = p.request_notifications(orders);
     REQUIRE(eventually([&] { return finished(p) == ids.size(); }, std::chrono::seconds(30)));
     auto o = outcomes(p);
     CHECK(o[ids[0]]["FAILED"] == 1);
@@ -308,7 +280,7 @@ TEST_CASE("a 400 dead-letters at once; a 429 with Retry-After waits for it",
                        {"retry_after", 3},
                        {"times", 1}}});
     p.start_notifications();
-    auto ids = request(p, {"o-bad", "o-busy"});
+    auto ids = p.request_notifications({"o-bad", "o-busy"});
     REQUIRE(eventually([&] { return finished(p) == 2; }, std::chrono::seconds(30)));
     auto o = outcomes(p);
     CHECK(o[ids[0]]["FAILED"] == 1);
@@ -331,10 +303,10 @@ TEST_CASE("a failing order never delays the others, and one order's notification
     p.provider_rules({{"match", {{"order_id", "o-slow"}}}, {"answer", "503"}});
     p.start_notifications();
     // Two for the failing order, two for a healthy one, then 500 others.
-    auto first = request(p, {"o-slow", "o-slow", "o-ordered", "o-ordered"});
+    auto first = p.request_notifications({"o-slow", "o-slow", "o-ordered", "o-ordered"});
     std::vector<std::string> others;
     for (int i = 0; i < 500; ++i) others.push_back("o-" + std::to_string(i));
-    auto other_ids = request(p, others);
+    auto other_ids = p.request_notifications(others);
     const auto sent_at = std::chrono::system_clock::now();  // committed: visible from now on
     REQUIRE(eventually(
         [&] {
@@ -390,7 +362,7 @@ TEST_CASE(
     p.start_notifications();
     std::vector<std::string> orders;
     for (int i = 0; i < 200; ++i) orders.push_back("o-" + std::to_string(i));
-    auto ids = request(p, orders);
+    auto ids = p.request_notifications(orders);
     REQUIRE(eventually([&] {
         return Pipeline::metric(p.notification_url(""), "notification_breaker_state") >= 1;
     }));
@@ -434,7 +406,7 @@ TEST_CASE("SIGKILL mid-run with many sends in flight: every request ends once (I
     Pipeline::wait_ready(p.notification_port);
     std::vector<std::string> orders;
     for (int i = 0; i < 300; ++i) orders.push_back("o-" + std::to_string(i));
-    auto ids = request(p, orders);
+    auto ids = p.request_notifications(orders);
     REQUIRE(eventually([&] {
         return http_request("GET", p.provider_url("/sent")).json()["count"].get<int>() >= 60;
     }));
@@ -468,7 +440,7 @@ TEST_CASE("aborted transactions write each outcome once, with its offsets (I4)",
     Pipeline::wait_ready(p.notification_port);
     std::vector<std::string> orders;
     for (int i = 0; i < 200; ++i) orders.push_back("o-" + std::to_string(i));
-    auto ids = request(p, orders);
+    auto ids = p.request_notifications(orders);
     REQUIRE(eventually([&] { return finished(p) == 200; }, std::chrono::seconds(90)));
     CHECK(Pipeline::metric(
               p.notification_url(""),
@@ -491,7 +463,7 @@ TEST_CASE("an abort never sends an accepted request again (a provider that does 
     Pipeline::wait_ready(p.notification_port);
     std::vector<std::string> orders;
     for (int i = 0; i < 200; ++i) orders.push_back("o-" + std::to_string(i));
-    auto ids = request(p, orders);
+    auto ids = p.request_notifications(orders);
     REQUIRE(eventually([&] { return finished(p) == 200; }, std::chrono::seconds(90)));
     CHECK(Pipeline::metric(
               p.notification_url(""),
@@ -521,9 +493,9 @@ TEST_CASE("outcomes finished behind a request still retrying are written once, a
     for (int i = 0; i < 60; ++i) orders.push_back("o-" + std::to_string(i));
     p.provider_rules(
         {{"match", {{"order_id", orders[0]}}}, {"sequence", {"503", "503", "503", "503", "503"}}});
-    auto ids = request(p, {orders[0]});
+    auto ids = p.request_notifications({orders[0]});
     REQUIRE(eventually([&] { return !requests_for(p, ids[0]).empty(); }));
-    auto more = request(p, std::vector<std::string>(orders.begin() + 1, orders.end()));
+    auto more = p.request_notifications(std::vector<std::string>(orders.begin() + 1, orders.end()));
     ids.insert(ids.end(), more.begin(), more.end());
     REQUIRE(eventually([&] {
         return http_request("GET", p.provider_url("/sent")).json()["count"].get<int>() >= 59;
@@ -551,7 +523,7 @@ TEST_CASE("garbage on notifications.requests goes to notifications.dlq; the next
     auto [rc, out] = run_command("printf 'not an event' | kcat -P -b " + bootstrap() + " -t " +
                                  p.topic("notifications.requests") + " -k junk 2>&1");
     REQUIRE(rc == 0);
-    auto ids = request(p, {"o-after"});
+    auto ids = p.request_notifications({"o-after"});
     REQUIRE(eventually([&] { return outcomes(p)[ids[0]]["SENT"] == 1; }));
     auto dlq = read_committed(p.topic("notifications.dlq"), 1);
     REQUIRE(dlq.size() == 1);
@@ -576,7 +548,7 @@ TEST_CASE("two instances share the group: the partitions are shared, nothing is 
     for (auto port : ports) Pipeline::wait_ready(port);
     std::vector<std::string> orders;
     for (int i = 0; i < 100; ++i) orders.push_back("o-" + std::to_string(i));
-    auto ids = request(p, orders);
+    auto ids = p.request_notifications(orders);
     REQUIRE(eventually([&] { return finished(p) == 100; }, std::chrono::seconds(60)));
     auto sent = http_request("GET", p.provider_url("/sent")).json();
     CHECK(sent["count"] == 100);
@@ -601,7 +573,7 @@ TEST_CASE("two instances share the group: the partitions are shared, nothing is 
     CHECK(std::chrono::steady_clock::now() - stopped < std::chrono::seconds(5));
     std::vector<std::string> more;
     for (int i = 100; i < 130; ++i) more.push_back("o-" + std::to_string(i));
-    request(p, more);
+    p.request_notifications(more);
     REQUIRE(eventually([&] { return finished(p) == 130; }, std::chrono::seconds(60)));
     sent = http_request("GET", p.provider_url("/sent")).json();
     CHECK(sent["count"] == 130);
@@ -621,12 +593,12 @@ TEST_CASE("with the breaker open and nothing held, the next request is taken and
                    {"NOTIFY_BREAKER_OPEN_MS", "500"},
                    {"NOTIFY_BACKOFF_MS", "50"}};
     p.start_notifications();
-    const auto failed = request(p, {"o-1"});
+    const auto failed = p.request_notifications({"o-1"});
     REQUIRE(eventually([&] { return finished(p) == 1; }));
     CHECK(outcomes(p)[failed[0]]["FAILED"] == 1);
     CHECK(http_request("GET", p.notification_url("/readyz")).body.find("open") !=
           std::string::npos);
-    const auto next = request(p, {"o-2", "o-3"});
+    const auto next = p.request_notifications({"o-2", "o-3"});
     REQUIRE(eventually([&] { return finished(p) == 3; }));
     check_sent_once(p, next);
 }

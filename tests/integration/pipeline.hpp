@@ -10,6 +10,8 @@
 #include "order_service.hpp"
 #include "support.hpp"
 
+#include "orderpipe/common/ids.hpp"
+#include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 #include "orderpipe/kafka/producer.hpp"
 
@@ -123,6 +125,31 @@ struct Pipeline {
         producer.begin();
         for (const auto& r : records) producer.produce(r);
         REQUIRE(producer.commit_or_abort() == kafka::TxnOutcome::kCommitted);
+    }
+
+    /// Writes NOTIFICATION_REQUESTED events straight to notifications.requests (one committed
+    /// transaction), one per order, addressed to `to`. @returns their notification ids.
+    std::vector<std::string> request_notifications(
+        const std::vector<std::string>& order_ids,
+        const std::string& to = "ana@example.com") const {
+        std::vector<kafka::OutgoingRecord> records;
+        std::vector<std::string> ids;
+        for (const auto& order : order_ids) {
+            contract::NotificationRequested n;
+            n.notification_id = new_uuid_v7();
+            n.order_id = order;
+            n.kind = contract::NotificationKind::kOrderConfirmed;
+            n.to = to;
+            n.subject = "Your order " + order;
+            n.text = "text of " + n.notification_id;
+            auto e = contract::new_event(contract::EventType::kNotificationRequested, "/test",
+                                         order, "saga-" + order, std::nullopt,
+                                         TraceContext::fresh().header(), n.to_json());
+            records.push_back(kafka::to_record(topic("notifications.requests"), order, e));
+            ids.push_back(n.notification_id);
+        }
+        produce(records);
+        return ids;
     }
 
     /// The fake email provider, as a child process on a free port.

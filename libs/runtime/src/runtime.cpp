@@ -615,8 +615,6 @@ class Runtime::Impl {
     /// beyond the state's; exits (2) when one is.
     bool check_state() {
         std::map<std::string, int> counts = admin_->topics(kMetadataTimeout);
-        const auto stored =
-            owner_.state_was_empty_ ? Runtime::Positions{} : owner_.state_positions_();
         for (const auto& spec : loop_specs_) {
             std::vector<kafka::TopicPartition> partitions;
             for (const auto& t : spec.topics) {
@@ -644,7 +642,17 @@ class Runtime::Impl {
             probe.close();
             if (committed.empty()) continue;
             const auto& s = owner_.settings_;
-            if (!owner_.state_was_empty_) {
+            // The state's positions are read after the group's offsets: a live peer on a shared
+            // database stores its positions before it commits the offsets, so positions read now
+            // are never behind offsets read before (read the other way, a busy peer's progress
+            // in between looks like a stale backup, or a lost state on a fresh one).
+            bool empty = owner_.state_was_empty_;
+            Runtime::Positions stored;
+            if (owner_.state_positions_ && (!empty || s.shared_database())) {
+                stored = owner_.state_positions_();
+                if (s.shared_database()) empty = stored.empty();
+            }
+            if (!empty) {
                 if (auto stale = stale_state(offsets, stored, spec.group_id)) {
                     owner_.request_exit(kExitConfiguration, *stale);
                     return false;

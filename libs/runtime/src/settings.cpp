@@ -91,7 +91,7 @@ ServiceSettings ServiceSettings::read(EnvReader& env, std::string service,
         }
     }
     s.database_pool_size = static_cast<std::size_t>(
-        env.integer("DATABASE_POOL_SIZE", static_cast<std::int64_t>(s.database_pool_size), 2, 100));
+        env.integer("DATABASE_POOL_SIZE", static_cast<std::int64_t>(s.database_pool_size), 3, 100));
     s.database_statement_timeout =
         env.millis("DATABASE_STATEMENT_TIMEOUT", s.database_statement_timeout,
                    std::chrono::milliseconds(100), std::chrono::minutes(10));

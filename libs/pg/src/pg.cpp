@@ -1,9 +1,11 @@
 #include "orderpipe/pg/pg.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <thread>
 
@@ -19,14 +21,36 @@ bool contains(std::string_view haystack, std::string_view needle) {
     return haystack.find(needle) != std::string_view::npos;
 }
 
-/// libpq reports why a connection could not be made as text only (no SQLSTATE).
+/// libpq reports why a connection could not be made as text only (no SQLSTATE). Only what a
+/// retry cannot mend is kConfiguration (the service then exits 2): the server refused these
+/// credentials or this database, or the URL's options are wrong. Everything else — refused or
+/// reset connections, a server starting up or full, SSL broken mid-handshake ("SSL SYSCALL
+/// error") — is the database being away, which start-up waits out.
 ErrorKind classify_connect_failure(std::string_view msg) {
     for (std::string_view what :
-         {"authentication failed", "does not exist", "no pg_hba.conf entry", "no password",
-          "password", "invalid", "unsupported", "certificate", "SSL"}) {
+         {"authentication failed", "does not exist", "no pg_hba.conf entry", "no password supplied",
+          "is not permitted to log in", "permission denied for database", "invalid sslmode value",
+          "invalid integer value", "invalid port number", "server does not support SSL",
+          "certificate verify failed", "root certificate file", "unsupported"}) {
         if (contains(msg, what)) return ErrorKind::kConfiguration;
     }
     return ErrorKind::kConnectionLost;
+}
+
+/// libpq's message with every quoted part elided: a parse error may quote a piece of the URL,
+/// and that piece may be the password.
+std::string without_quoted(std::string_view msg) {
+    std::string out;
+    bool quoted = false;
+    for (const char c : msg) {
+        if (c == '"') {
+            out += quoted ? "\"" : "\"…";
+            quoted = !quoted;
+        } else if (!quoted) {
+            out += c;
+        }
+    }
+    return out;
 }
 
 }  // namespace
@@ -125,49 +149,66 @@ void check_url(const std::string& url) {
     char* err = nullptr;
     PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
     if (opts == nullptr) {
-        const std::string why = err != nullptr ? trim(err) : "out of memory";
+        const std::string why = err != nullptr ? without_quoted(trim(err)) : "out of memory";
         PQfreemem(err);
         throw Error(ErrorKind::kConfiguration, "",
-                    "the database URL " + redact(url) + " is not a libpq URI: " + why);
+                    "the database URL is not a libpq connection string: " + why);
     }
     PQconninfoFree(opts);
 }
 
-std::string redact(const std::string& url) {
-    // postgresql://user:secret@host/db -> postgresql://user:***@host/db; key=value strings:
-    // password=secret -> password=***
-    std::string out = url;
-    if (const auto scheme = out.find("://"); scheme != std::string::npos) {
-        const auto at = out.find('@', scheme + 3);
-        const auto colon = out.find(':', scheme + 3);
-        if (at != std::string::npos && colon != std::string::npos && colon < at) {
-            out.replace(colon + 1, at - colon - 1, "***");
-        }
+std::string describe(const std::string& url) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+    if (opts == nullptr) {
+        PQfreemem(err);
+        return "(a database URL libpq cannot read)";
     }
-    for (const std::string key : {"password="}) {
-        for (auto p = out.find(key); p != std::string::npos; p = out.find(key, p + 1)) {
-            const auto start = p + key.size();
-            auto end = out.find_first_of(" &", start);
-            if (end == std::string::npos) end = out.size();
-            out.replace(start, end - start, "***");
-        }
+    std::map<std::string, std::string, std::less<>> v;
+    for (const auto* o = opts; o->keyword != nullptr; ++o) {
+        if (o->val != nullptr) v[o->keyword] = o->val;
     }
+    PQconninfoFree(opts);
+    std::string out = "postgresql://";
+    if (v.contains("user")) out += v["user"] + "@";
+    out += v.contains("host") ? v["host"] : v.contains("hostaddr") ? v["hostaddr"] : "localhost";
+    if (v.contains("port")) out += ":" + v["port"];
+    out += "/" + (v.contains("dbname") ? v["dbname"] : std::string());
     return out;
 }
 
 Connection::Connection(const ConnectionOptions& o) {
     check_url(o.url);
+    if (o.statement_timeout.count() > 0) answer_deadline_ = o.statement_timeout + kAnswerMargin;
     const std::string timeout = std::to_string(o.connect_timeout.count());
+    // A peer that vanished (host down, network cut) is noticed by TCP within ~15 s, idle or not:
+    // keepalives while waiting for an answer, tcp_user_timeout while our bytes go unacknowledged.
+    const std::string user_timeout = std::to_string(kTcpUserTimeout.count());
     // Ours first: what the URL says overrides them (expand_dbname).
-    const std::array<const char*, 4> keys{"connect_timeout", "application_name", "dbname", nullptr};
-    const std::array<const char*, 4> values{timeout.c_str(), o.application_name.c_str(),
-                                            o.url.c_str(), nullptr};
+    const std::array<const char*, 9> keys{"connect_timeout",
+                                          "application_name",
+                                          "keepalives",
+                                          "keepalives_idle",
+                                          "keepalives_interval",
+                                          "keepalives_count",
+                                          "tcp_user_timeout",
+                                          "dbname",
+                                          nullptr};
+    const std::array<const char*, 9> values{timeout.c_str(),
+                                            o.application_name.c_str(),
+                                            "1",
+                                            "5",
+                                            "2",
+                                            "4",
+                                            user_timeout.c_str(),
+                                            o.url.c_str(),
+                                            nullptr};
     conn_.reset(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
     if (!conn_) throw Error(ErrorKind::kConnectionLost, "", "libpq: out of memory");
     if (PQstatus(conn_.get()) != CONNECTION_OK) {
         const std::string msg = trim(PQerrorMessage(conn_.get()));
         throw Error(classify_connect_failure(msg), "",
-                    "cannot connect to the database " + redact(o.url) + ": " + msg);
+                    "cannot connect to the database " + describe(o.url) + ": " + msg);
     }
     std::string set = "SET client_min_messages = warning;";  // no NOTICEs on stderr
     set += "SET statement_timeout = " + std::to_string(o.statement_timeout.count()) + ";";
@@ -191,10 +232,68 @@ void Connection::fail(pg_result* raw, std::string_view what) {
     throw Error(kind, state != nullptr ? state : "", std::string(what) + ": " + msg);
 }
 
+pg_result* Connection::await(bool sent, std::string_view what) {
+    if (!sent) fail(nullptr, what);
+    // The server cancels a statement at statement_timeout; a server that cannot (stopped,
+    // swapped out, its host frozen) still answers TCP, so the client keeps its own deadline and
+    // drops the connection when it passes.
+    const auto deadline = std::chrono::steady_clock::now() + answer_deadline_;
+    pg_result* first_error = nullptr;
+    pg_result* last = nullptr;
+    for (;;) {
+        while (PQisBusy(conn_.get()) != 0) {
+            int wait_ms = -1;
+            if (answer_deadline_.count() > 0) {
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) {
+                    PQclear(first_error);
+                    PQclear(last);
+                    broken_ = true;
+                    throw Error(ErrorKind::kTimeout, "",
+                                std::string(what) + ": no answer from the database in " +
+                                    std::to_string(answer_deadline_.count()) +
+                                    " ms; the connection is dropped");
+                }
+                wait_ms = static_cast<int>(left.count());
+            }
+            pollfd p{PQsocket(conn_.get()), POLLIN, 0};
+            if (::poll(&p, 1, wait_ms) < 0 && errno != EINTR) {
+                PQclear(first_error);
+                PQclear(last);
+                broken_ = true;
+                throw Error(ErrorKind::kConnectionLost, "", std::string(what) + ": poll failed");
+            }
+            if (PQconsumeInput(conn_.get()) == 0) {
+                PQclear(first_error);
+                PQclear(last);
+                fail(nullptr, what);
+            }
+        }
+        pg_result* r = PQgetResult(conn_.get());
+        if (r == nullptr) break;
+        const auto st = PQresultStatus(r);
+        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && first_error == nullptr) {
+            first_error = r;
+        } else if (first_error != nullptr) {
+            PQclear(r);
+        } else {
+            PQclear(last);
+            last = r;
+        }
+    }
+    if (first_error != nullptr) {
+        PQclear(last);
+        fail(first_error, what);
+    }
+    if (last == nullptr) fail(nullptr, what);
+    return last;
+}
+
 void Connection::exec(std::string_view sql) {
     const std::string s(sql);
-    pg_result* r = PQexec(conn_.get(), s.c_str());
-    const auto st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    pg_result* r = await(PQsendQuery(conn_.get(), s.c_str()) != 0, s.substr(0, 120));
+    const auto st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, s.substr(0, 120));
     // A COMMIT of a transaction that had failed answers ROLLBACK, without an error.
     const bool rolled_back = sql == "COMMIT" && std::string_view(PQcmdStatus(r)) == "ROLLBACK";
@@ -210,17 +309,20 @@ Result Connection::run(std::string_view sql, std::span<const Param> params) {
     if (it == prepared_.end()) {
         const std::string name = "s" + std::to_string(prepared_.size() + 1);
         const std::string s(sql);
-        pg_result* r = PQprepare(conn_.get(), name.c_str(), s.c_str(), 0, nullptr);
-        if (r == nullptr || PQresultStatus(r) != PGRES_COMMAND_OK) fail(r, "prepare " + s);
+        pg_result* r = await(PQsendPrepare(conn_.get(), name.c_str(), s.c_str(), 0, nullptr) != 0,
+                             "prepare " + s.substr(0, 120));
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) fail(r, "prepare " + s);
         PQclear(r);
         it = prepared_.emplace(s, name).first;
     }
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p.c_str());
-    pg_result* r = PQexecPrepared(conn_.get(), it->second.c_str(), static_cast<int>(values.size()),
-                                  values.data(), nullptr, nullptr, 0);
-    const auto st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    pg_result* r =
+        await(PQsendQueryPrepared(conn_.get(), it->second.c_str(), static_cast<int>(values.size()),
+                                  values.data(), nullptr, nullptr, 0) != 0,
+              sql.substr(0, 120));
+    const auto st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, sql.substr(0, 120));
     return Result(r);
 }

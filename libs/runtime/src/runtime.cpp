@@ -127,6 +127,9 @@ class Runtime::Impl {
     std::unique_ptr<kafka::AdminClient> admin_;
     Stopper stopper_;
     std::thread health_thread_;
+    /// The database's probe, apart from Kafka's: a database that hangs never holds up /readyz's
+    /// view of Kafka (nor Kafka's the database's).
+    std::thread database_thread_;
     std::thread startup_thread_;
     int lock_fd_ = -1;
     /// This process among the incarnations of the instance: in /livez, to tell a live twin
@@ -318,7 +321,7 @@ class Runtime::Impl {
     /// Where the state lives, for messages: "DATA_DIR ./data" or "the database postgresql://…".
     std::string state_where() const {
         const auto& s = owner_.settings_;
-        return s.shared_database() ? "the database " + pg::redact(s.database_url)
+        return s.shared_database() ? "the database " + pg::describe(s.database_url)
                                    : "DATA_DIR " + s.data_dir;
     }
 
@@ -369,7 +372,13 @@ class Runtime::Impl {
     void health_loop() {
         while (!stopper_.flag()) {
             check_kafka();
-            if (owner_.database_) check_database();
+            if (!stopper_.sleep(kHealthInterval)) break;
+        }
+    }
+
+    void database_loop() {
+        while (!stopper_.flag()) {
+            check_database();
             if (!stopper_.sleep(kHealthInterval)) break;
         }
     }
@@ -851,6 +860,7 @@ void Runtime::start() {
                             {"transactional_id", settings_.transactional_id()}});
     impl_->admin_ = std::make_unique<kafka::AdminClient>(kafka_client("admin"));
     impl_->health_thread_ = std::thread([this] { impl_->health_loop(); });
+    if (database_) impl_->database_thread_ = std::thread([this] { impl_->database_loop(); });
     impl_->startup_thread_ = std::thread([this] { impl_->startup(); });
 }
 
@@ -906,6 +916,7 @@ void Runtime::stop() {
         }
     }
     if (impl_->health_thread_.joinable()) impl_->health_thread_.join();
+    if (impl_->database_thread_.joinable()) impl_->database_thread_.join();
     if (impl_->http_) impl_->http_->stop();
     log::info("stopped", {{"service", settings_.service}});
 }

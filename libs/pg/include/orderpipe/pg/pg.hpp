@@ -124,8 +124,10 @@ struct ConnectionOptions {
 
 /// Checks `url`'s syntax without connecting. @throws Error (kConfiguration) naming what is wrong.
 void check_url(const std::string& url);
-/// `url` with its password replaced by "***", for messages and logs.
-std::string redact(const std::string& url);
+/// Where `url` points, for messages and logs: postgresql://user@host:port/dbname, built from the
+/// fields libpq reads, so no password (in the URI, a password= option or a quoted value) and no
+/// other option ever shows.
+std::string describe(const std::string& url);
 
 class Connection {
   public:
@@ -151,7 +153,16 @@ class Connection {
     bool in_transaction() const;
 
   private:
+    /// How long past statement_timeout the client waits for an answer before it gives up on the
+    /// connection; and how long sent bytes may go unacknowledged (tcp_user_timeout).
+    static constexpr std::chrono::milliseconds kAnswerMargin{5'000};
+    static constexpr std::chrono::milliseconds kTcpUserTimeout{15'000};
     [[noreturn]] void fail(pg_result* r, std::string_view what);
+    /// The result of the statement just sent (`sent`: whether libpq could send it), waiting at
+    /// most answer_deadline_. @throws Error (kTimeout when no answer came: the connection is
+    /// then broken and dropped; or the statement's own error).
+    pg_result* await(bool sent, std::string_view what);
+    std::chrono::milliseconds answer_deadline_{0};  // 0 = wait for as long as it takes
     struct Finish {
         void operator()(pg_conn* c) const;
     };

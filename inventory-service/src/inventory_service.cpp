@@ -87,10 +87,16 @@ void InventoryService::start() {
 
 void InventoryService::stop() { runtime_->stop(); }
 
+std::unique_lock<std::mutex> InventoryService::http_lock() {
+    // SQLite: one connection for every HTTP thread. PostgreSQL: a pool, safe from any thread.
+    if (runtime_->settings().shared_database()) return {http_mu_, std::defer_lock};
+    return std::unique_lock(http_mu_);
+}
+
 void InventoryService::handle_list(http::Request&& /*req*/, const http::Responder& respond) {
     json out = json::array();
     {
-        std::lock_guard lock(http_mu_);
+        const auto lock = http_lock();
         for (const auto& item : http_state_->items()) out.push_back(item.to_json());
     }
     respond(http::Response::json(200, out));
@@ -100,7 +106,7 @@ void InventoryService::handle_get(http::Request&& req, const http::Responder& re
     const std::string& sku = req.path_params["sku"];
     std::optional<CatalogItem> item;
     {
-        std::lock_guard lock(http_mu_);
+        const auto lock = http_lock();
         item = http_state_->item(sku);
     }
     if (!item) {

@@ -45,8 +45,10 @@ class InventoryService {
     Config config_;
     std::unique_ptr<runtime::Runtime> runtime_;
     std::unique_ptr<InventoryState> loop_state_;  // the loop thread's
+    /// Held while an HTTP thread reads http_state_ (SQLite only: one connection).
+    std::unique_lock<std::mutex> http_lock();
     std::mutex http_mu_;
-    std::unique_ptr<InventoryState> http_state_;  // reads from HTTP threads, under http_mu_
+    std::unique_ptr<InventoryState> http_state_;  // reads from HTTP threads, under http_lock()
     std::unique_ptr<InventoryProcessor> processor_;
     kafka::ProcessingLoop* loop_ = nullptr;
 };

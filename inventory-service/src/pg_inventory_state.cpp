@@ -170,6 +170,8 @@ class PgInventoryWork final : public InventoryWork {
     pg::Transaction tx_;
 };
 
+constexpr std::chrono::milliseconds kReadWait{2'000};
+
 class PgInventoryState final : public InventoryState {
   public:
     PgInventoryState(std::shared_ptr<pg::Pool> pool, std::chrono::hours retention,
@@ -203,15 +205,16 @@ class PgInventoryState final : public InventoryState {
         return seeded;
     }
 
+    // Reads for HTTP threads: a plain snapshot (no row locks: a GET never holds up a
+    // reservation), and a short wait for a connection, so a busy pool answers 503 quickly.
     std::optional<CatalogItem> item(const std::string& sku) override {
-        auto c = pool_->acquire();
+        auto c = pool_->acquire(kReadWait);
         return item_on(*c, sku);
     }
 
     std::vector<CatalogItem> items() override {
-        auto c = pool_->acquire();
-        auto r =
-            c->run(std::string("SELECT ") + kItemColumns + " FROM stock ORDER BY sku FOR UPDATE");
+        auto c = pool_->acquire(kReadWait);
+        auto r = c->run(std::string("SELECT ") + kItemColumns + " FROM stock ORDER BY sku");
         std::vector<CatalogItem> out;
         out.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) out.push_back(read_item(r, i));

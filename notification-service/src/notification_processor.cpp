@@ -1,9 +1,12 @@
 #include "notification_processor.hpp"
 
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/storage_error.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
 #include <prometheus/registry.h>
+
+#include <algorithm>
 
 namespace orderpipe::notification {
 
@@ -42,6 +45,43 @@ FinishedRequest NotificationProcessor::finished_request(const Work& w) {
     if (w.delivered) f.sent = w.request.notification_id;
     f.attempts = w.attempts;
     return f;
+}
+
+void NotificationProcessor::take_stored(Work& w, const std::string& stored) const {
+    const json s = json::parse(stored);
+    // {"at": position, "records": [...]}; a bare array from before positions were kept.
+    const bool same_record = !s.is_object() || s.value("at", "") == position_of(w.record);
+    w.stored = true;
+    w.state = State::kDone;
+    w.outcome.clear();
+    w.delivered = false;
+    if (same_record) {
+        // Finished before, but its outcome was never committed (its offset was not: see
+        // idle()): the same records again, in their turn, never a second send.
+        for (const auto& r : s.is_object() ? s.at("records") : s) {
+            w.outcome.push_back(kafka::record_from_json(r));
+        }
+        w.delivered = !w.outcome.empty() && w.outcome.back().topic == options_.events_topic &&
+                      w.outcome.size() == 1;
+    } else {
+        // A copy of a request finished at another offset (one dead letter replayed twice): its
+        // outcome is committed there. Nothing is sent, nothing written.
+        log::info(
+            "a copy of a request already finished; nothing sent or written",
+            {{"notification_id", w.request.notification_id}, {"finished_at", s.value("at", "")}});
+    }
+}
+
+std::optional<std::string> NotificationProcessor::stored_outcome(const std::string& key) {
+    if (auto it = unstored_.find(key); it != unstored_.end()) return it->second.outcome;
+    return store_.outcome(key);
+}
+
+bool NotificationProcessor::was_sent(const std::string& notification_id) {
+    for (const auto& [key, f] : unstored_) {
+        if (f.sent == notification_id) return true;
+    }
+    return store_.sent(notification_id);
 }
 
 NotificationProcessor::NotificationProcessor(OutcomeStore& store, NotificationOptions options,
@@ -91,6 +131,7 @@ void NotificationProcessor::answered(std::uint64_t attempt_id, SendResult result
         std::lock_guard lock(answers_mu_);
         answers_.emplace_back(attempt_id, std::move(result));
     }
+    answers_cv_.notify_all();
     wake_();
 }
 
@@ -118,36 +159,16 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
         w.event = in.event;
         w.request = std::move(request);
         w.outcome_key = key;
-        if (auto stored = store_.outcome(key)) {
+        if (auto stored = stored_outcome(key)) {
             out.note_duplicate();
-            const json s = json::parse(*stored);
-            // {"at": position, "records": [...]}; a bare array from before positions were kept.
-            const bool same_record = !s.is_object() || s.value("at", "") == position_of(w.record);
-            w.stored = true;
-            w.state = State::kDone;
-            if (same_record) {
-                // Finished before, but its outcome was never committed (its offset was not: see
-                // idle()): the same records again, in their turn, never a second send.
-                for (const auto& r : s.is_object() ? s.at("records") : s) {
-                    w.outcome.push_back(kafka::record_from_json(r));
-                }
-                w.delivered = !w.outcome.empty() &&
-                              w.outcome.back().topic == options_.events_topic &&
-                              w.outcome.size() == 1;
-            } else {
-                // A copy of a request finished at another offset (one dead letter replayed
-                // twice): its outcome is committed there. Nothing is sent, nothing written.
-                log::info("a copy of a request already finished; nothing sent or written",
-                          {{"notification_id", w.request.notification_id},
-                           {"finished_at", s.value("at", "")}});
-            }
+            take_stored(w, *stored);
             works_.emplace(pos, std::move(w));
             finished_.push_back(pos);
             emittable_ = true;
             continue;
         }
         auto [it, inserted] = works_.emplace(pos, std::move(w));
-        if (store_.sent(it->second.request.notification_id)) {
+        if (was_sent(it->second.request.notification_id)) {
             // A replay of a notification that was sent meanwhile: not again, and its
             // NOTIFICATION_SENT is not written again either (the request that sent it wrote it).
             log::info("notification already sent; not sent again",
@@ -299,28 +320,19 @@ void NotificationProcessor::finish(const Position& pos, Work& w, bool delivered)
     emittable_ = true;
 }
 
-void NotificationProcessor::idle(kafka::BatchOutput& out) {
+void NotificationProcessor::take_answers(Clock::time_point now) {
     std::vector<std::pair<std::uint64_t, SendResult>> answers;
     {
         std::lock_guard lock(answers_mu_);
         answers.swap(answers_);
     }
-    const auto now = Clock::now();
     for (auto& [id, result] : answers) {
         auto it = attempts_.find(id);
         if (it == attempts_.end()) {
             if (auto o = orphans_.find(id); o != orphans_.end()) {
                 Work orphan = std::move(o->second);
                 orphans_.erase(o);
-                try {
-                    on_orphan_answer(orphan, result);
-                } catch (const std::exception& e) {
-                    // Not stored: its request, delivered again, is sent again. Never left
-                    // holding a place in the window.
-                    log::warn(
-                        "could not store the answer to an orphaned attempt",
-                        {{"notification_id", orphan.request.notification_id}, {"error", e.what()}});
-                }
+                on_orphan_answer(orphan, result);
             }
             continue;
         }
@@ -328,17 +340,56 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
         if (w == works_.end()) continue;
         on_answer(w->first, w->second, result, now);
     }
-    if (!finished_.empty()) {
-        // Stored before the Kafka commit: if that commit is lost, the redelivered request finds
-        // its outcome here and is not sent again.
-        std::vector<FinishedRequest> finished;
-        for (const auto& pos : finished_) {
-            const auto& w = works_.at(pos);
-            if (w.stored) continue;
-            finished.push_back(finished_request(w));
+}
+
+bool NotificationProcessor::store_finished(Clock::time_point now) {
+    // Stored before the Kafka commit: if that commit is lost, the redelivered request finds its
+    // outcome here and is not sent again. A store that fails (the database away) is tried again
+    // later with everything finished meanwhile; nothing finished is forgotten: until stored, an
+    // outcome is kept here (in unstored_ once its work was dropped).
+    std::vector<FinishedRequest> finished;
+    for (const auto& pos : finished_) {
+        const auto& w = works_.at(pos);
+        if (!w.stored) finished.push_back(finished_request(w));
+    }
+    for (const auto& [key, f] : unstored_) finished.push_back(f);
+    if (finished.empty()) return true;
+    std::map<std::string, std::string> theirs;
+    try {
+        theirs = store_.store(finished);
+    } catch (const StorageError& e) {
+        if (!e.transient()) throw;
+        store_backoff_ = std::clamp(store_backoff_ * 2, std::chrono::milliseconds(100),
+                                    std::chrono::milliseconds(5000));
+        store_retry_at_ = now + store_backoff_;
+        log::warn("could not store finished notifications; trying again",
+                  {{"count", finished.size()},
+                   {"retry_in_ms", store_backoff_.count()},
+                   {"error", e.what()}});
+        return false;
+    }
+    store_backoff_ = std::chrono::milliseconds(0);
+    unstored_.clear();
+    for (const auto& pos : finished_) {
+        auto& w = works_.at(pos);
+        if (w.stored) continue;
+        w.stored = true;
+        // Another instance finished it first (its partition moved while both held it): its
+        // outcome is the one, and ours is not written.
+        if (auto t = theirs.find(w.outcome_key); t != theirs.end()) take_stored(w, t->second);
+    }
+    return true;
+}
+
+void NotificationProcessor::idle(kafka::BatchOutput& out) {
+    const auto now = Clock::now();
+    take_answers(now);
+    if ((!finished_.empty() || !unstored_.empty()) && now >= store_retry_at_) {
+        if (!store_finished(now)) {
+            dispatch(now);
+            update_gauges();
+            return;
         }
-        store_.store(finished);
-        for (const auto& pos : finished_) works_.at(pos).stored = true;
         // Written in offset order per partition, never past an unfinished request: the
         // transaction that writes an outcome then also commits its request's offset (the loop
         // commits up to the first unfinished work), so a request delivered again after a crash
@@ -375,7 +426,9 @@ void NotificationProcessor::idle(kafka::BatchOutput& out) {
 
 bool NotificationProcessor::has_idle_work() {
     std::lock_guard lock(answers_mu_);
-    return !answers_.empty() || (emittable_ && !finished_.empty());
+    if (!answers_.empty()) return true;
+    return ((emittable_ && !finished_.empty()) || !unstored_.empty()) &&
+           Clock::now() >= store_retry_at_;
 }
 
 void NotificationProcessor::committed() {
@@ -416,6 +469,11 @@ void NotificationProcessor::drop_works(const std::function<bool(const Position&)
             continue;
         }
         Work& w = it->second;
+        if (w.state == State::kDone && !w.stored) {
+            // Finished (sent, perhaps) but not stored yet: kept until it is, so the request,
+            // delivered again, finds it and is not sent again.
+            unstored_.insert_or_assign(w.outcome_key, finished_request(w));
+        }
         if (w.state == State::kSending && w.attempt_id != 0) {
             attempts_.erase(w.attempt_id);
             w.probe = false;
@@ -461,10 +519,10 @@ void NotificationProcessor::on_orphan_answer(Work& w, const SendResult& result) 
     log::info(
         "answer to an attempt whose request was dropped (abort, rebalance); stored for it",
         {{"notification_id", w.request.notification_id}, {"sent", verdict == Verdict::kSent}});
-    if (store_.outcome(w.outcome_key)) return;
     auto finished = finished_request(w);
     if (verdict == Verdict::kSent) finished.sent = w.request.notification_id;
-    store_.store({finished});
+    // Stored with the next batch (idle()); meanwhile the request, delivered again, finds it here.
+    if (!unstored_.contains(finished.key)) unstored_.emplace(finished.key, std::move(finished));
 }
 
 void NotificationProcessor::abandon_probe_among(
@@ -495,11 +553,44 @@ std::size_t NotificationProcessor::room() {
 }
 
 void NotificationProcessor::partitions_revoked(const std::vector<kafka::TopicPartition>& ps) {
-    // Attempts out become orphans: when the partition comes back (static membership gives it
-    // back after a broker restart), their requests find the stored answer. A partition that
-    // moves to another instance meanwhile may be sent there again.
     const std::set<kafka::TopicPartition> gone(ps.begin(), ps.end());
-    drop_works([&](const Position& p) { return gone.contains(p.first); });
+    const auto revoked = [&](const Position& p) { return gone.contains(p.first); };
+    hand_over(revoked, Clock::now() + options_.handover_wait);
+    drop_works(revoked);
+}
+
+void NotificationProcessor::hand_over(const std::function<bool(const Position&)>& revoked,
+                                      Clock::time_point deadline) {
+    // The partitions' next owner may be another instance, which reads the requests from the
+    // committed offsets: a request whose attempt is out here would be sent there a second time.
+    // So the revoke (which holds up the rebalance) waits for those answers — each comes within
+    // NOTIFY_TIMEOUT_MS — and stores every finished outcome before the partitions go: the next
+    // owner finds them. Only a crash, a store that fails, or an answer later than the deadline
+    // leaves an attempt out (an orphan, stored here when it is answered).
+    const auto out_here = [&] {
+        for (const auto& [pos, w] : works_) {
+            if (w.state == State::kSending && w.attempt_id != 0 && revoked(pos)) return true;
+        }
+        for (const auto& [id, w] : orphans_) {
+            if (revoked({{w.record.topic, w.record.partition}, w.record.offset})) return true;
+        }
+        return false;
+    };
+    bool waited = false;
+    while (out_here()) {
+        waited = true;
+        std::unique_lock lock(answers_mu_);
+        if (!answers_cv_.wait_until(lock, deadline, [&] { return !answers_.empty(); })) break;
+        lock.unlock();
+        take_answers(Clock::now());
+    }
+    if (waited && out_here()) {
+        log::warn(
+            "partitions revoked with attempts still out; their answers are stored when "
+            "they come, and another instance may send them again meanwhile",
+            {});
+    }
+    if (!finished_.empty() || !unstored_.empty()) store_finished(Clock::now());
 }
 
 std::string NotificationProcessor::breaker_state() const {

@@ -35,9 +35,11 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <vector>
@@ -59,6 +61,9 @@ struct NotificationOptions {
     /// at this, and a provider asking (Retry-After) for longer gets the request dead-lettered at
     /// once (MAX_RETRIES), to be replayed later, instead of holding the others.
     std::chrono::milliseconds max_wait{30000};
+    /// How long a revoke waits for the answers to attempts out on the revoked partitions
+    /// (NOTIFY_TIMEOUT_MS and a margin): see hand_over().
+    std::chrono::milliseconds handover_wait{6000};
     std::size_t max_in_flight = 1000;
     int breaker_failures = 5;
     std::chrono::milliseconds breaker_open{10000};
@@ -135,6 +140,19 @@ class NotificationProcessor final : public kafka::BatchProcessor {
 
     /// What the store keeps of a finished request (sent: when it was delivered).
     static FinishedRequest finished_request(const Work& w);
+    /// Answers that came (from the email client's thread) applied to their works.
+    void take_answers(Clock::time_point now);
+    /// Stores what finished and is not stored yet. @returns false when the store failed
+    /// (transient: tried again after a backoff).
+    bool store_finished(Clock::time_point now);
+    /// Before partitions go: waits (until `deadline`) for the answers to their attempts out,
+    /// and stores every finished outcome, so their next owner does not send them again.
+    void hand_over(const std::function<bool(const Position&)>& revoked, Clock::time_point deadline);
+    /// `w` takes the outcome stored for it (done; to write if it is the same record).
+    void take_stored(Work& w, const std::string& stored) const;
+    /// The outcome of `key`, kept here until stored or in the store.
+    std::optional<std::string> stored_outcome(const std::string& key);
+    bool was_sent(const std::string& notification_id);
 
     OutcomeStore& store_;
     NotificationOptions options_;
@@ -158,8 +176,14 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     std::uint64_t next_attempt_ = 0;
     std::set<Position> writing_;      // outcomes in the open transaction
     std::vector<Position> finished_;  // outcomes to store and write, in order of finishing
+    /// Finished requests whose works were dropped (an abort, a revoke, an orphan's answer)
+    /// before their outcome was stored: stored with the next batch, found here meanwhile.
+    std::map<std::string, FinishedRequest> unstored_;
+    Clock::time_point store_retry_at_{};
+    std::chrono::milliseconds store_backoff_{0};
 
     mutable std::mutex answers_mu_;
+    std::condition_variable answers_cv_;                         // an answer came
     std::vector<std::pair<std::uint64_t, SendResult>> answers_;  // guarded by answers_mu_
 
     prometheus::Family<prometheus::Counter>* attempts_total_;

@@ -45,7 +45,8 @@ void NotificationService::start() {
     auto& rt = *runtime_;
     const auto& s = rt.settings();
     if (s.shared_database()) {
-        // Outcomes shared by every instance: a replay or a moved partition never sends twice.
+        // Outcomes shared by every instance: a replay, or a partition moved (see hand_over()),
+        // is not sent again.
         store_ = open_pg_outcomes(rt.database("notification", notification_migrations()),
                                   config_.processed_retention);
     } else {
@@ -64,6 +65,7 @@ void NotificationService::start() {
     no.max_attempts = config_.max_attempts;
     no.backoff = config_.backoff;
     no.max_wait = config_.max_wait;
+    no.handover_wait = config_.timeout + std::chrono::seconds(1);
     no.max_in_flight = config_.max_in_flight;
     no.breaker_failures = config_.breaker_failures;
     no.breaker_open = config_.breaker_open;

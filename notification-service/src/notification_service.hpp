@@ -3,7 +3,8 @@
 /// email provider, with retries, a circuit breaker and a dead-letter queue, on the shared
 /// runtime. Several instances share its consumer group. Each keeps the outcomes it stored in
 /// SQLite in its DATA_DIR or, with DATABASE_URL, all share them in PostgreSQL, so a request
-/// taken again by another instance (a moved partition, a replay) is not sent twice.
+/// taken again by another instance (a moved partition, a replay) is not sent twice
+/// (docs/ARCHITECTURE.md "Storage": the hand-over on a revoke, and what a crash leaves).
 
 #include "email_client.hpp"
 #include "notification_processor.hpp"

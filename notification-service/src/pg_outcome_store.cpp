@@ -2,7 +2,9 @@
 
 #include "outcome_keys.hpp"
 
+#include <algorithm>
 #include <array>
+#include <set>
 
 namespace orderpipe::notification {
 namespace {
@@ -45,38 +47,62 @@ class PgOutcomeStore final : public OutcomeStore {
                       {notification_id})
                    .rows() > 0;
     }
-    void store(const std::vector<FinishedRequest>& finished) override {
-        if (finished.empty()) return;
-        // One round trip per table: the whole batch as arrays. A key another instance stored
-        // first fails the INSERT (unique violation): nothing of this batch is stored, and the
-        // caller takes it again. An accepted id stored already is kept as it is.
+    std::map<std::string, std::string> store(
+        const std::vector<FinishedRequest>& finished) override {
+        std::map<std::string, std::string> found;
+        if (finished.empty()) return found;
+        // One round trip per table: the whole batch as arrays, in key order (two instances
+        // storing overlapping batches then wait for each other, never deadlock). A key another
+        // instance stored first is left as it is and its outcome read back.
+        std::vector<const FinishedRequest*> sorted;
+        for (const auto& f : finished) sorted.push_back(&f);
+        std::sort(sorted.begin(), sorted.end(),
+                  [](const auto* a, const auto* b) { return a->key < b->key; });
         std::vector<std::string> keys;
         std::vector<std::string> outcomes;
         std::vector<std::string> sent_ids;
         std::vector<std::string> attempts;
-        for (const auto& f : finished) {
-            keys.push_back(f.key);
-            outcomes.push_back(f.outcome);
-            if (f.sent) {
-                sent_ids.push_back(*f.sent);
-                attempts.push_back(std::to_string(f.attempts));
+        for (const auto* f : sorted) {
+            keys.push_back(f->key);
+            outcomes.push_back(f->outcome);
+        }
+        pg::in_transaction(*pool_, [&](pg::Connection& c) {
+            found.clear();
+            sent_ids.clear();
+            attempts.clear();
+            const std::int64_t now = now_ms();
+            auto inserted = c.run(
+                "INSERT INTO notification_outcomes (key, outcome, processed_ms) "
+                "SELECT k, o, $3 FROM unnest($1::text[], $2::text[]) AS t(k, o) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key",
+                {pg::text_array(keys), pg::text_array(outcomes), now});
+            std::set<std::string, std::less<>> mine;
+            for (int i = 0; i < inserted.rows(); ++i) mine.emplace(inserted.text(i, 0));
+            std::vector<std::string> theirs;
+            for (const auto* f : sorted) {
+                if (!mine.contains(f->key)) theirs.push_back(f->key);
+                // Accepted by the provider is a fact whoever's outcome stays: a replay must
+                // find it.
+                if (f->sent) {
+                    sent_ids.push_back(*f->sent);
+                    attempts.push_back(std::to_string(f->attempts));
+                }
             }
-        }
-        auto c = pool_->acquire();
-        pg::Transaction tx(*c);
-        const std::int64_t now = now_ms();
-        c->run(
-            "INSERT INTO notification_outcomes (key, outcome, processed_ms) "
-            "SELECT k, o, $3 FROM unnest($1::text[], $2::text[]) AS t(k, o)",
-            {pg::text_array(keys), pg::text_array(outcomes), now});
-        if (!sent_ids.empty()) {
-            c->run(
-                "INSERT INTO notifications_sent (notification_id, attempts, processed_ms) "
-                "SELECT i, a::integer, $3 FROM unnest($1::text[], $2::text[]) AS t(i, a) "
-                "ON CONFLICT (notification_id) DO NOTHING",
-                {pg::text_array(sent_ids), pg::text_array(attempts), now});
-        }
-        tx.commit();
+            if (!theirs.empty()) {
+                auto r = c.run(
+                    "SELECT key, outcome FROM notification_outcomes WHERE key = ANY($1::text[])",
+                    {pg::text_array(theirs)});
+                for (int i = 0; i < r.rows(); ++i) found.emplace(r.text(i, 0), r.text(i, 1));
+            }
+            if (!sent_ids.empty()) {
+                c.run(
+                    "INSERT INTO notifications_sent (notification_id, attempts, processed_ms) "
+                    "SELECT i, a::integer, $3 FROM unnest($1::text[], $2::text[]) AS t(i, a) "
+                    "ORDER BY i ON CONFLICT (notification_id) DO NOTHING",
+                    {pg::text_array(sent_ids), pg::text_array(attempts), now});
+            }
+        });
+        return found;
     }
     std::int64_t purge_expired() override {
         const std::int64_t before =

@@ -1,7 +1,8 @@
 #pragma once
 /// The notification outcomes in a PostgreSQL database shared by N instances (DATABASE_URL): a
 /// request finished by one instance is found by any other that gets it again (a replay, a
-/// moved partition), so it is not sent twice. Keyed rows decide a race between two instances.
+/// moved partition), so it is not sent twice. Keyed rows decide a race between two instances:
+/// the first outcome stored stays, and the other instance writes that one.
 
 #include "outcome_store.hpp"
 

@@ -19,15 +19,22 @@ class SqliteOutcomeStore final : public OutcomeStore {
     bool sent(const std::string& notification_id) override {
         return events_.find(kSentConsumer, notification_id).has_value();
     }
-    void store(const std::vector<FinishedRequest>& finished) override {
+    std::map<std::string, std::string> store(
+        const std::vector<FinishedRequest>& finished) override {
+        std::map<std::string, std::string> found;
         sqlite::Transaction tx(db_);
         for (const auto& f : finished) {
+            if (auto stored = events_.find(kOutcomesConsumer, f.key)) {
+                found.emplace(f.key, std::move(*stored));
+                continue;
+            }
             events_.record(kOutcomesConsumer, f.key, f.outcome);
             if (f.sent && !events_.find(kSentConsumer, *f.sent)) {
                 events_.record(kSentConsumer, *f.sent, std::to_string(f.attempts));
             }
         }
         tx.commit();
+        return found;
     }
     std::int64_t purge_expired() override { return events_.purge_expired(); }
 

@@ -1,10 +1,20 @@
 // The notification service's delivery rules and dlqctl's model, without Kafka or a provider.
 #include "delivery.hpp"
 #include "dlq.hpp"
+#include "notification_processor.hpp"
+#include "outcome_store.hpp"
+
+#include "orderpipe/common/storage_error.hpp"
+#include "orderpipe/kafka/event_record.hpp"
+
+#include <prometheus/registry.h>
 
 #include "orderpipe/common/time.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <set>
+#include <thread>
 
 using namespace orderpipe;
 using namespace orderpipe::notification;
@@ -155,4 +165,144 @@ TEST_CASE("dlqctl: entries, resolutions, filters and the replayed record", "[dlq
     CHECK(h["ce_id"] == "e-1");  // the original event, ce_id kept
     CHECK(h["dlq.replay_count"] == "1");
     CHECK(h["dlq.replay_of"] == "notifications.dlq/1/42");
+}
+
+namespace {
+
+/// An outcome store in memory that fails while told to (the database away).
+class FlakyStore final : public OutcomeStore {
+  public:
+    int failures_left = 0;
+    std::map<std::string, std::string> outcomes;
+    std::set<std::string> sent_ids;
+
+    std::optional<std::string> outcome(const std::string& key) override {
+        fail_if_told();
+        if (auto it = outcomes.find(key); it != outcomes.end()) return it->second;
+        return std::nullopt;
+    }
+    bool sent(const std::string& id) override {
+        fail_if_told();
+        return sent_ids.contains(id);
+    }
+    std::map<std::string, std::string> store(const std::vector<FinishedRequest>& f) override {
+        fail_if_told();
+        std::map<std::string, std::string> theirs;
+        for (const auto& r : f) {
+            if (r.sent) sent_ids.insert(*r.sent);
+            if (auto it = outcomes.find(r.key); it != outcomes.end()) {
+                theirs.emplace(r.key, it->second);
+                continue;
+            }
+            outcomes.emplace(r.key, r.outcome);
+        }
+        return theirs;
+    }
+    std::int64_t purge_expired() override { return 0; }
+
+  private:
+    void fail_if_told() {
+        if (failures_left > 0) {
+            --failures_left;
+            throw StorageError("the database is away", /*transient=*/true);
+        }
+    }
+};
+
+kafka::ConsumedRecord request_record(std::int64_t offset, CloudEvent& event) {
+    contract::NotificationRequested r;
+    r.notification_id = "n-1";
+    r.order_id = "o-1";
+    r.to = "a@example.com";
+    r.subject = "s";
+    r.text = "t";
+    event = CloudEvent::make("NOTIFICATION_REQUESTED", "/test", "o-1", "o-1", std::nullopt, "",
+                             r.to_json());
+    kafka::ConsumedRecord rec;
+    rec.topic = "notifications.requests";
+    rec.offset = offset;
+    rec.key = "o-1";
+    rec.value = "{}";
+    return rec;
+}
+
+}  // namespace
+
+TEST_CASE("an outcome the store cannot take yet is kept, and the request is not sent again",
+          "[notification]") {
+    FlakyStore store;
+    prometheus::Registry registry;
+    std::vector<EmailClient::Request> sends;
+    NotificationProcessor p(
+        store,
+        NotificationOptions{.events_topic = "notifications.events",
+                            .dlq_topic = "notifications.dlq",
+                            .group_id = "g"},
+        [&](EmailClient::Request r) { sends.push_back(std::move(r)); }, [] {}, registry);
+    CloudEvent event;
+    const auto record = request_record(5, event);
+    std::vector<kafka::Incoming> batch{{&record, event}};
+    kafka::BatchOutput out;
+    p.process(batch, out);
+    REQUIRE(sends.size() == 1);
+    p.answered(sends[0].id, SendResult{202, "", std::nullopt, ""});
+
+    store.failures_left = 1;  // the store after the send fails once
+    kafka::BatchOutput first;
+    p.idle(first);
+    CHECK(first.records().empty());  // nothing written before it is stored
+    CHECK(store.outcomes.empty());
+    // The loop aborts for some other reason and the request comes again: it is found, not sent.
+    p.aborted();
+    batch = {{&record, event}};
+    kafka::BatchOutput again;
+    p.process(batch, again);
+    CHECK(sends.size() == 1);
+    CHECK(again.duplicates() == 1);
+    // Once the back-off has passed the outcome is stored and written, once.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!p.has_idle_work() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    REQUIRE(p.has_idle_work());
+    kafka::BatchOutput second;
+    p.idle(second);
+    CHECK(store.outcomes.size() == 1);
+    CHECK(store.sent_ids.contains("n-1"));
+    REQUIRE(second.records().size() == 1);
+    CHECK(second.records()[0].topic == "notifications.events");
+    CHECK(sends.size() == 1);
+}
+
+TEST_CASE("an outcome another instance stored first is the one written", "[notification]") {
+    FlakyStore store;
+    prometheus::Registry registry;
+    std::vector<EmailClient::Request> sends;
+    NotificationProcessor p(
+        store,
+        NotificationOptions{.events_topic = "notifications.events",
+                            .dlq_topic = "notifications.dlq",
+                            .group_id = "g"},
+        [&](EmailClient::Request r) { sends.push_back(std::move(r)); }, [] {}, registry);
+    CloudEvent event;
+    const auto record = request_record(7, event);
+    std::vector<kafka::Incoming> batch{{&record, event}};
+    kafka::BatchOutput out;
+    p.process(batch, out);
+    REQUIRE(sends.size() == 1);
+    // Meanwhile the other instance, which held the partition before, stored its own outcome:
+    // a dead letter (its provider refused).
+    store.outcomes[event.id] =
+        nlohmann::json{
+            {"at", contract::dlq_record_key(record.topic, record.partition, record.offset)},
+            {"records", nlohmann::json::array({kafka::record_to_json(
+                            kafka::OutgoingRecord{"notifications.dlq", "o-1", "theirs", {}})})}}
+            .dump();
+    p.answered(sends[0].id, SendResult{202, "", std::nullopt, ""});
+    kafka::BatchOutput written;
+    p.idle(written);
+    REQUIRE(written.records().size() == 1);
+    CHECK(written.records()[0].topic == "notifications.dlq");
+    CHECK(written.records()[0].value == "theirs");
+    CHECK(store.sent_ids.contains("n-1"));  // ours was accepted all the same: a replay finds it
 }

@@ -1,5 +1,7 @@
 #include "analytics_metrics.hpp"
 
+#include <algorithm>
+
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/names.hpp"
 
@@ -80,19 +82,42 @@ AnalyticsMetrics::AnalyticsMetrics(prometheus::Registry& registry,
     set_pending({});
 }
 
-void AnalyticsMetrics::load(AnalyticsStore& store) {
-    for (const auto& [name, value] : store.counters()) add_counter(name, value);
-    set_pending(store.dead_letters_pending());
-    auto [buckets, sum_us] = store.latency_histogram(latency_bounds_us());
-    std::vector<double> increments(buckets.begin(), buckets.end());
-    saga_.ObserveMultiple(increments, static_cast<double>(sum_us) / 1e6);
+void AnalyticsMetrics::load(AnalyticsState& state) { refresh(state); }
+
+void AnalyticsMetrics::refresh(AnalyticsState& state) {
+    // Counters only go up: each moves by what the state gained since the last look.
+    for (const auto& [name, value] : state.counters()) {
+        auto& seen = seen_counters_[name];
+        if (value > seen) add_counter(name, value - seen);
+        seen = std::max(seen, value);
+    }
+    set_pending(state.dead_letters_pending());
+    auto [buckets, sum_us] = state.latency_histogram(latency_bounds_us());
+    if (seen_buckets_.size() != buckets.size()) seen_buckets_.assign(buckets.size(), 0);
+    std::vector<double> increments(buckets.size());
+    bool any = false;
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+        const auto gained = std::max<std::int64_t>(0, buckets[i] - seen_buckets_[i]);
+        increments[i] = static_cast<double>(gained);
+        any = any || gained > 0;
+        seen_buckets_[i] = std::max(seen_buckets_[i], buckets[i]);
+    }
+    if (any) {
+        saga_.ObserveMultiple(
+            increments,
+            static_cast<double>(std::max<std::int64_t>(0, sum_us - seen_sum_us_)) / 1e6);
+        seen_sum_us_ = std::max(seen_sum_us_, sum_us);
+    }
 }
 
 void AnalyticsMetrics::apply(
     const BatchChanges& changes,
     const std::optional<std::map<std::string, std::int64_t>>& pending) noexcept {
     try {
-        for (const auto& [name, delta] : changes.counters) add_counter(name, delta);
+        for (const auto& [name, delta] : changes.counters) {
+            add_counter(name, delta);
+            seen_counters_[name] += delta;
+        }
         for (auto us : changes.latencies_us) saga_.Observe(static_cast<double>(us) / 1e6);
         if (pending) set_pending(*pending);
     } catch (const std::exception& e) {  // only std::bad_alloc: metrics never stop the loop

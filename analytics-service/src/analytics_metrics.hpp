@@ -1,7 +1,8 @@
 #pragma once
 /// The business figures in Prometheus (docs/CONTRACT.md "HTTP APIs"): a mirror of what the
-/// analytics SQLite file holds, loaded from it at start and moved forward by each committed
-/// batch, so a restart or a rebuild exports the same values.
+/// analytics state holds, loaded from it at start and moved forward by each committed batch (one
+/// instance) or refreshed from the shared state every second (N instances), so a restart, a
+/// rebuild or any instance exports the same values.
 ///
 ///   orders_created_total, orders_confirmed_total, orders_cancelled_total{reason},
 ///   revenue_confirmed_total{currency}, revenue_lost_total{currency} (currency units),
@@ -10,7 +11,7 @@
 ///
 /// Thread-safety: load() and apply() on the loop thread; the registry is read by /metrics.
 
-#include "analytics_store.hpp"
+#include "analytics_state.hpp"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -34,8 +35,11 @@ class AnalyticsMetrics {
     AnalyticsMetrics(prometheus::Registry& registry,
                      const std::vector<std::string>& dead_letter_topics);
 
-    /// Sets every metric to what `store` holds (once, at start).
-    void load(AnalyticsStore& store);
+    /// Sets every metric to what `state` holds (once, at start).
+    void load(AnalyticsState& state);
+    /// Moves every metric to what `state` holds now (N instances sharing one state: each
+    /// exports the whole, not the batches it counted). On the thread that owns `state`.
+    void refresh(AnalyticsState& state);
     /// Adds a committed batch. `pending`: the DLQ figures after it, when it changed them.
     void apply(const BatchChanges& changes,
                const std::optional<std::map<std::string, std::int64_t>>& pending) noexcept;
@@ -58,6 +62,10 @@ class AnalyticsMetrics {
     prometheus::Histogram& saga_;
     std::vector<std::string> dead_letter_topics_;
     std::map<std::string, std::int64_t> revenue_cents_;  ///< counter name → exact total
+    // What refresh() has seen of the state (apply() moves it too).
+    std::map<std::string, std::int64_t> seen_counters_;
+    std::vector<std::int64_t> seen_buckets_;
+    std::int64_t seen_sum_us_ = 0;
 };
 
 }  // namespace orderpipe::analytics

@@ -6,6 +6,7 @@
 #include "orderpipe/contract/events.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace orderpipe::analytics {
@@ -58,25 +59,24 @@ std::vector<std::string> AnalyticsTopics::all() const {
     return out;
 }
 
-AnalyticsProcessor::AnalyticsProcessor(AnalyticsStore& store, AnalyticsTopics topics,
-                                       AnalyticsMetrics& metrics)
-    : store_(store), topics_(std::move(topics)), metrics_(metrics) {
+AnalyticsProcessor::AnalyticsProcessor(AnalyticsState& state, AnalyticsTopics topics,
+                                       AnalyticsMetrics& metrics, bool shared)
+    : state_(state), topics_(std::move(topics)), metrics_(metrics), shared_(shared) {
     inputs_[topics_.orders_events] = Input::kOrders;
     inputs_[topics_.inventory_events] = Input::kInventory;
     inputs_[topics_.notifications_events] = Input::kNotifications;
     inputs_[topics_.dlq_resolutions] = Input::kResolutions;
     for (const auto& t : topics_.dead_letters) inputs_[t] = Input::kDeadLetters;
-    reload();
 }
 
 void AnalyticsProcessor::reload() {
-    positions_ = store_.positions();
-    marks_ = store_.rebuild_marks();
+    positions_ = state_.positions();
+    marks_ = state_.rebuild_marks();
 }
 
 bool AnalyticsProcessor::resync(std::chrono::milliseconds /*budget*/) {
-    // SQLite never depends on a Kafka outcome: what it committed stands. Reload in case a
-    // batch failed between its SQLite commit and the update of the cached positions.
+    // The state never depends on a Kafka outcome: what it committed stands. Reload in case a
+    // batch failed between its commit and the update of the cached positions.
     reload();
     return true;
 }
@@ -84,12 +84,28 @@ bool AnalyticsProcessor::resync(std::chrono::milliseconds /*budget*/) {
 void AnalyticsProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     BatchChanges changes;
     std::map<kafka::TopicPartition, std::int64_t> advanced;
-    sqlite::Transaction tx(store_.db());
+    auto work = state_.begin();
+    work_ = work.get();
+    struct Clear {
+        AnalyticsWork*& w;
+        ~Clear() { w = nullptr; }
+    } clear{work_};
+    // Where each partition of the batch was counted up to, held until the commit: with a
+    // shared state another instance may have counted it since this one last did (the partition
+    // moved there and back).
+    std::vector<kafka::TopicPartition> partitions;
+    for (const auto& in : batch) {
+        kafka::TopicPartition tp{in.record->topic, in.record->partition};
+        if (partitions.empty() || !(partitions.back() == tp)) partitions.push_back(tp);
+    }
+    std::sort(partitions.begin(), partitions.end());
+    partitions.erase(std::unique(partitions.begin(), partitions.end()), partitions.end());
+    const Offsets held = work->hold_positions(partitions);
     for (const auto& in : batch) {
         const kafka::ConsumedRecord& r = *in.record;
         const kafka::TopicPartition tp{r.topic, r.partition};
-        const auto position = positions_.find(tp);
-        const bool count = position == positions_.end() || r.offset >= position->second;
+        const auto position = held.find(tp);
+        const bool count = position == held.end() || r.offset >= position->second;
         const auto input = inputs_.find(r.topic);
         std::optional<std::string> poison =
             input == inputs_.end() ? std::optional<std::string>("not a topic analytics reads")
@@ -116,15 +132,17 @@ void AnalyticsProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
     const std::int64_t keep_from =
         minute_of(unix_us(std::chrono::system_clock::now())) - 24 * 60 - 1;
     if (keep_from > pruned_before_) {
-        store_.prune_series(keep_from);
+        work->prune_series(keep_from);
         pruned_before_ = keep_from;
     }
-    store_.finish_batch(changes, advanced);
+    work->finish(changes, advanced);
     std::optional<std::map<std::string, std::int64_t>> pending;
-    if (changes.dead_letters_changed) pending = store_.dead_letters_pending();
-    tx.commit();
+    if (changes.dead_letters_changed && !shared_) pending = work->dead_letters_pending();
+    work->commit();
+    for (const auto& [tp, next] : held) positions_[tp] = next;
     for (const auto& [tp, next] : advanced) positions_[tp] = next;
-    metrics_.apply(changes, pending);
+    // Shared: the metrics follow the whole state (AnalyticsMetrics::refresh), not this share.
+    if (!shared_) metrics_.apply(changes, pending);
 }
 
 std::optional<std::string> AnalyticsProcessor::take(Input input, const kafka::ConsumedRecord& r,
@@ -133,7 +151,7 @@ std::optional<std::string> AnalyticsProcessor::take(Input input, const kafka::Co
         case Input::kDeadLetters:
             // Whatever is in a DLQ counts as a dead letter, poison included; never poison itself.
             if (count) {
-                store_.dead_letter_seen(
+                work_->dead_letter_seen(
                     changes, contract::dlq_record_key(r.topic, r.partition, r.offset), r.topic);
             }
             return std::nullopt;
@@ -169,7 +187,7 @@ std::optional<std::string> AnalyticsProcessor::take_event(Input input,
                         const auto d = contract::OrderCreated::read(e.data);
                         if (!count) return std::nullopt;
                         changes.count(figure::kOrdersCreated, 1, minute);
-                        store_.order_created(changes, d.order_id, at_us);
+                        work_->order_created(changes, d.order_id, at_us);
                         return std::nullopt;
                     }
                     case EventType::kOrderConfirmed: {
@@ -178,7 +196,7 @@ std::optional<std::string> AnalyticsProcessor::take_event(Input input,
                         changes.count(figure::kOrdersConfirmed, 1, minute);
                         changes.count(figure::kRevenueConfirmedPrefix + d.currency,
                                       d.total.minor_units(), minute);
-                        store_.order_decided(changes, d.order_id, at_us);
+                        work_->order_decided(changes, d.order_id, at_us);
                         return std::nullopt;
                     }
                     case EventType::kOrderCancelled: {
@@ -192,7 +210,7 @@ std::optional<std::string> AnalyticsProcessor::take_event(Input input,
                                       d.total.minor_units(), minute);
                         // A customer's cancel is not the saga's decision (it may come after it).
                         if (contract::is_decision(d.reason)) {
-                            store_.order_decided(changes, d.order_id, at_us);
+                            work_->order_decided(changes, d.order_id, at_us);
                         }
                         return std::nullopt;
                     }
@@ -263,7 +281,7 @@ std::optional<std::string> AnalyticsProcessor::take_resolution(const kafka::Cons
         }
         resolved = true;  // REPLAYED or DISCARDED: both take it out of the pending figures
     }
-    if (count) store_.resolution(changes, *r.key, *topic, resolved);
+    if (count) work_->resolution(changes, *r.key, *topic, resolved);
     return std::nullopt;
 }
 

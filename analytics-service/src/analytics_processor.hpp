@@ -1,20 +1,21 @@
 #pragma once
-/// The analytics-service's processor: counts every input record exactly once into the SQLite
-/// figures, and sends poison to its topic's DLQ exactly once (docs/ARCHITECTURE.md "Analytics").
+/// The analytics-service's processor: counts every input record exactly once into the
+/// figures (AnalyticsState), and sends poison to its topic's DLQ exactly once (docs/ARCHITECTURE.md
+/// "Analytics").
 ///
 /// Two ledgers, each exact on its own:
-/// - What is *counted* is decided by SQLite: a batch's figures and, per partition, the next
-///   offset to count commit in one SQLite transaction, before the Kafka transaction. A record
+/// - What is *counted* is decided by the state: a batch's figures and, per partition, the next
+///   offset to count commit in one unit of work, before the Kafka transaction. A record
 ///   below that position was counted already (the Kafka transaction that followed was aborted,
 ///   or its outcome was lost with a crash): it is skipped.
 /// - What is *dead-lettered* is decided by Kafka: a poison record goes to its DLQ in the Kafka
-///   transaction of its offset, every time the record is delivered, whatever SQLite says. Only
+///   transaction of its offset, every time the record is delivered, whatever the state says. Only
 ///   one of those transactions can commit.
 /// Poison is never counted; dead letters (DLQ topics) and the dlq.resolutions ledger are read
 /// raw and never dead-lettered further, except a ledger record that is not a resolution.
 
 #include "analytics_metrics.hpp"
-#include "analytics_store.hpp"
+#include "analytics_state.hpp"
 
 #include "orderpipe/kafka/processing_loop.hpp"
 
@@ -38,8 +39,10 @@ struct AnalyticsTopics {
 
 class AnalyticsProcessor final : public kafka::BatchProcessor {
   public:
-    /// `store` belongs to the loop thread from now on.
-    AnalyticsProcessor(AnalyticsStore& store, AnalyticsTopics topics, AnalyticsMetrics& metrics);
+    /// `state` belongs to the loop thread from now on. `shared`: N instances count into it
+    /// (DATABASE_URL), so the metrics are refreshed from the whole state, not moved by batches.
+    AnalyticsProcessor(AnalyticsState& state, AnalyticsTopics topics, AnalyticsMetrics& metrics,
+                       bool shared = false);
 
     void process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) override;
     /// Everything is read raw: the processor decides what is poison (and whether it was
@@ -51,8 +54,8 @@ class AnalyticsProcessor final : public kafka::BatchProcessor {
         const auto it = positions_.find(tp);
         return it == positions_.end() ? std::nullopt : std::optional<std::int64_t>(it->second);
     }
-    /// Reads the positions and rebuild marks from the store again (after a rebuild started;
-    /// before the loop runs, or on the loop thread).
+    /// Reads the positions and rebuild marks from the state (first before the loop runs, once
+    /// the state can be read; again after a rebuild started, or on the loop thread).
     void reload();
 
   private:
@@ -66,11 +69,13 @@ class AnalyticsProcessor final : public kafka::BatchProcessor {
     std::optional<std::string> take_resolution(const kafka::ConsumedRecord& record, bool count,
                                                BatchChanges& changes);
 
-    AnalyticsStore& store_;
+    AnalyticsState& state_;
+    AnalyticsWork* work_ = nullptr;  ///< the batch's, during process()
     AnalyticsTopics topics_;
     AnalyticsMetrics& metrics_;
     std::map<std::string, Input> inputs_;
-    std::map<kafka::TopicPartition, std::int64_t> positions_;  ///< as committed in SQLite
+    bool shared_;
+    std::map<kafka::TopicPartition, std::int64_t> positions_;  ///< as last committed
     std::map<kafka::TopicPartition, std::int64_t> marks_;      ///< rebuild marks
     std::int64_t pruned_before_ = 0;                           ///< Unix minute
 };

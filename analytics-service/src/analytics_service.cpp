@@ -1,9 +1,12 @@
 #include "analytics_service.hpp"
 
 #include "figures.hpp"
+#include "pg_analytics_state.hpp"
+#include "sqlite_analytics_state.hpp"
 
 #include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/storage_error.hpp"
 #include "orderpipe/contract/topics.hpp"
 #include "orderpipe/http/problem.hpp"
 #include "orderpipe/kafka/consumer.hpp"
@@ -38,12 +41,19 @@ AnalyticsService::~AnalyticsService() { stop(); }
 void AnalyticsService::start() {
     auto& rt = *runtime_;
     const auto& s = rt.settings();
-    const std::string path = rt.open_state("analytics.db");
-    try {
-        loop_store_ = std::make_unique<AnalyticsStore>(path);
-        http_store_ = std::make_unique<AnalyticsStore>(path);
-    } catch (const sqlite::SqliteError& e) {
-        throw runtime::StartupError("cannot open " + path + ": " + e.what());
+    shared_ = s.shared_database();
+    if (shared_) {
+        auto pool = rt.database("analytics", analytics_migrations());
+        loop_state_ = open_pg_analytics(pool, s.transactional_id());
+        http_state_ = open_pg_analytics(pool, s.transactional_id());
+    } else {
+        const std::string path = rt.open_state("analytics.db");
+        try {
+            loop_state_ = open_sqlite_analytics(path);
+            http_state_ = open_sqlite_analytics(path);
+        } catch (const std::exception& e) {
+            throw runtime::StartupError("cannot open " + path + ": " + e.what());
+        }
     }
     topics_.orders_events = s.topic(topic::kOrdersEvents);
     topics_.inventory_events = s.topic(topic::kInventoryEvents);
@@ -53,20 +63,29 @@ void AnalyticsService::start() {
     group_id_ = s.group_id(s.service);
 
     metrics_ = std::make_unique<AnalyticsMetrics>(rt.registry(), topics_.dead_letters);
-    metrics_->load(*loop_store_);
-    processor_ = std::make_unique<AnalyticsProcessor>(*loop_store_, topics_, *metrics_);
+    processor_ = std::make_unique<AnalyticsProcessor>(*loop_state_, topics_, *metrics_, shared_);
+    // Before the loop starts (the loop's state is ours here); with a shared database, once it
+    // is there and migrated.
+    rt.add_startup_step("loading the figures", [this](const std::atomic<bool>& /*stop*/) {
+        metrics_->load(*loop_state_);
+        processor_->reload();
+        metrics_loaded_ = true;
+        return true;
+    });
     rt.add_startup_step("preparing to rebuild the figures from the beginning of the topics",
                         [this](const std::atomic<bool>& /*stop*/) { return prepare_rebuild(); });
+    // Scaled out, a dead instance's partitions must move at once, not after its session expires.
     rt.add_loop({.name = "analytics",
                  .topics = topics_.all(),
                  .processor = processor_.get(),
-                 .group_id = group_id_});
-    rt.single_instance();
+                 .group_id = group_id_,
+                 .static_membership = !shared_});
+    if (!shared_) rt.single_instance();
     // Figures are counted once per offset: a state that went further than a topic's end (the
     // topic recreated) would skip its new records as seen. Read before the loop starts.
     rt.state_positions([this] {
         runtime::Runtime::Positions out;
-        for (const auto& [tp, next] : loop_store_->positions())
+        for (const auto& [tp, next] : loop_state_->positions())
             out[{tp.topic, tp.partition}] = next;
         return out;
     });
@@ -96,6 +115,16 @@ void AnalyticsService::query(http::Request&& req, const http::Responder& respond
             queries_.emplace_back([this, shared, respond, handler] {
                 try {
                     (this->*handler)(std::move(*shared), respond);
+                } catch (const StorageError& e) {
+                    log::warn("query failed", {{"error", e.what()}});
+                    if (!e.transient()) {
+                        respond(http::problem(500, "Internal Server Error", "the query failed"));
+                        return;
+                    }
+                    auto away = http::problem(503, "Service Unavailable",
+                                              "the figures cannot be read right now; try again");
+                    away.headers.emplace_back("Retry-After", "1");
+                    respond(std::move(away));
                 } catch (const std::exception& e) {
                     log::error("query failed", {{"error", e.what()}});
                     respond(http::problem(500, "Internal Server Error", "the query failed"));
@@ -117,12 +146,30 @@ void AnalyticsService::run_queries() {
         std::function<void()> next;
         {
             std::unique_lock lock(queries_mu_);
-            queries_cv_.wait(lock, [this] { return queries_stopping_ || !queries_.empty(); });
+            const bool woken = queries_cv_.wait_for(lock, std::chrono::seconds(1), [this] {
+                return queries_stopping_ || !queries_.empty();
+            });
+            if (!woken) {
+                lock.unlock();
+                refresh_metrics();
+                continue;
+            }
             if (queries_.empty()) return;  // stopping, nothing left
             next = std::move(queries_.front());
             queries_.pop_front();
         }
         next();
+    }
+}
+
+void AnalyticsService::refresh_metrics() {
+    // Shared: other instances count too; /metrics follows the whole state.
+    if (!shared_ || !metrics_loaded_) return;
+    try {
+        std::lock_guard lock(http_mu_);
+        metrics_->refresh(*http_state_);
+    } catch (const std::exception& e) {
+        log::warn("cannot refresh the business metrics from the database", {{"error", e.what()}});
     }
 }
 
@@ -137,8 +184,8 @@ void AnalyticsService::stop_queries() {
 
 bool AnalyticsService::prepare_rebuild() {
     // Runs before the loop starts: the loop's store is ours here.
-    auto& store = *loop_store_;
-    using State = AnalyticsStore::RebuildState;
+    auto& store = *loop_state_;
+    using State = AnalyticsState::RebuildState;
     if (store.rebuild_state() == State::kDone) return true;
 
     kafka::ConsumerOptions co;
@@ -202,10 +249,7 @@ void AnalyticsService::handle_metrics(http::Request&& /*req*/, const http::Respo
     Figures f;
     {
         std::lock_guard lock(http_mu_);
-        sqlite::ReadTransaction tx(http_store_->db());
-        f.counters = http_store_->counters();
-        f.dead_letters_pending = http_store_->dead_letters_pending();
-        f.latency = http_store_->latency_percentiles();
+        f = http_state_->figures();
     }
     // Every DLQ read shows, at 0 when empty.
     for (const auto& t : topics_.dead_letters) f.dead_letters_pending.try_emplace(t, 0);
@@ -229,7 +273,7 @@ void AnalyticsService::handle_series(http::Request&& req, const http::Responder&
     std::map<std::int64_t, std::map<std::string, std::int64_t>> rows;
     {
         std::lock_guard lock(http_mu_);
-        rows = http_store_->series(from, to);
+        rows = http_state_->series(from, to);
     }
     respond(http::Response::json(200, series_json(rows, from, to)));
 }

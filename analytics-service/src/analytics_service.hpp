@@ -1,18 +1,21 @@
 #pragma once
 /// analytics-service: the business figures (orders, revenue, cancellations, notifications,
-/// dead letters, saga latency), counted exactly once from the pipeline's topics into a local
-/// SQLite file, on the shared runtime. GET /api/metrics and /api/metrics/series serve them as
-/// JSON, /metrics in Prometheus.
+/// dead letters, saga latency), counted exactly once from the pipeline's topics into its state
+/// (AnalyticsState: SQLite in DATA_DIR, one instance; or, with DATABASE_URL, PostgreSQL shared
+/// by N instances of one consumer group), on the shared runtime. GET /api/metrics and
+/// /api/metrics/series serve them as JSON, /metrics in Prometheus — on every instance the whole,
+/// not its share.
 ///
-/// Its state can always be rebuilt from the topics: with an empty DATA_DIR it reads them again
-/// from the beginning (docs/ARCHITECTURE.md "Analytics"). It runs as one instance.
+/// Its state can always be rebuilt from the topics: with an empty state it reads them again
+/// from the beginning (docs/ARCHITECTURE.md "Analytics").
 
 #include "analytics_metrics.hpp"
 #include "analytics_processor.hpp"
-#include "analytics_store.hpp"
+#include "analytics_state.hpp"
 
 #include "orderpipe/runtime/runtime.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -55,15 +58,21 @@ class AnalyticsService {
     void query(http::Request&& req, const http::Responder& respond,
                void (AnalyticsService::*handler)(http::Request&&, const http::Responder&));
     void run_queries();
+    /// Shared: the metrics follow the whole state (on the query thread, every second).
+    void refresh_metrics();
     void stop_queries();
 
     Config config_;
     std::unique_ptr<runtime::Runtime> runtime_;
     AnalyticsTopics topics_;
     std::string group_id_;
-    std::unique_ptr<AnalyticsStore> loop_store_;  // the loop thread's connection
+    bool shared_ = false;                         // DATABASE_URL
+    std::unique_ptr<AnalyticsState> loop_state_;  // the loop thread's
     std::mutex http_mu_;
-    std::unique_ptr<AnalyticsStore> http_store_;  // reads from HTTP threads, under http_mu_
+    std::unique_ptr<AnalyticsState> http_state_;  // the query thread's, under http_mu_
+    /// Shared: the query thread refreshes the metrics from the whole state every second, once
+    /// they were loaded (a start-up step, after the database's migration).
+    std::atomic<bool> metrics_loaded_{false};
     std::unique_ptr<AnalyticsMetrics> metrics_;
     std::unique_ptr<AnalyticsProcessor> processor_;
 

@@ -1,6 +1,7 @@
 #pragma once
-/// The analytics-service's SQLite file: the business figures and, in the same transactions, how
-/// far each input partition has been counted (docs/ARCHITECTURE.md "Analytics").
+/// The analytics-service's SQLite file (the SQLite adapter's engine: sqlite_analytics_state.hpp):
+/// the business figures and, in the same transactions, how far each input partition has been
+/// counted (docs/ARCHITECTURE.md "Analytics").
 ///
 ///   counters      name → value: "orders.created", "cancellation_reasons.TIMEOUT",
 ///                 "revenue.confirmed.USD" (in cents), ...
@@ -14,6 +15,8 @@
 /// Thread-safety: one AnalyticsStore per thread (each opens its own connection; SQLite's WAL lets
 /// the HTTP readers see the last committed batch while the loop writes the next).
 
+#include "analytics_state.hpp"
+
 #include "orderpipe/common/sqlite.hpp"
 #include "orderpipe/kafka/types.hpp"
 
@@ -24,44 +27,6 @@
 #include <vector>
 
 namespace orderpipe::analytics {
-
-/// Counter names (also the keys of GET /api/metrics where they appear there).
-namespace figure {
-inline constexpr const char* kOrdersCreated = "orders.created";
-inline constexpr const char* kOrdersConfirmed = "orders.confirmed";
-inline constexpr const char* kOrdersCancelled = "orders.cancelled";
-inline constexpr const char* kNotificationsSent = "notifications.sent";
-inline constexpr const char* kNotificationsFailed = "notifications.failed";
-/// + reason, e.g. "cancellation_reasons.TIMEOUT"
-inline constexpr const char* kCancellationReasonPrefix = "cancellation_reasons.";
-/// + currency, in cents, e.g. "revenue.confirmed.USD"
-inline constexpr const char* kRevenueConfirmedPrefix = "revenue.confirmed.";
-inline constexpr const char* kRevenueLostPrefix = "revenue.lost.";
-/// + event type in lower case, e.g. "inventory.reserved"
-inline constexpr const char* kInventoryPrefix = "inventory.";
-}  // namespace figure
-
-/// What one batch changed: written by AnalyticsStore::finish_batch, then mirrored into the
-/// Prometheus metrics once committed.
-struct BatchChanges {
-    std::map<std::string, std::int64_t> counters;  ///< name → increment
-    /// (Unix minute, name) → increment
-    std::map<std::pair<std::int64_t, std::string>, std::int64_t> series;
-    std::vector<std::int64_t> latencies_us;  ///< saga latencies completed by the batch
-    bool dead_letters_changed = false;
-
-    /// Adds `delta` to counter `name` and to its per-minute series at `minute`.
-    void count(const std::string& name, std::int64_t delta, std::int64_t minute) {
-        counters[name] += delta;
-        series[{minute, name}] += delta;
-    }
-};
-
-/// Saga latency percentiles in milliseconds (nearest rank); nullopt without any decided order.
-struct LatencyPercentiles {
-    std::int64_t count = 0;
-    std::optional<double> p50, p90, p99;
-};
 
 class AnalyticsStore {
   public:
@@ -106,7 +71,7 @@ class AnalyticsStore {
 
     // --- rebuilding from the beginning of the topics -----------------------------------------
 
-    enum class RebuildState { kUnknown, kResetPending, kDone };
+    using RebuildState = AnalyticsState::RebuildState;
     RebuildState rebuild_state();
     /// Records the group's committed offsets as rebuild marks (in one transaction) and
     /// `reset_pending` as the state.

@@ -2,7 +2,7 @@
 /// The JSON of GET /api/metrics and GET /api/metrics/series (docs/CONTRACT.md "HTTP APIs"):
 /// flat dotted keys, counts as integers, money as decimal strings.
 
-#include "analytics_store.hpp"
+#include "counting.hpp"
 
 #include "orderpipe/common/time.hpp"
 
@@ -13,13 +13,6 @@
 #include <string>
 
 namespace orderpipe::analytics {
-
-/// Everything GET /api/metrics shows, read in one SQLite read transaction.
-struct Figures {
-    std::map<std::string, std::int64_t> counters;
-    std::map<std::string, std::int64_t> dead_letters_pending;  ///< by DLQ topic
-    LatencyPercentiles latency;
-};
 
 nlohmann::json figures_json(const Figures& f);
 

@@ -2,6 +2,7 @@
 // redelivery or a rebuild does, and the JSON of GET /api/metrics.
 #include "analytics_processor.hpp"
 #include "figures.hpp"
+#include "sqlite_analytics_state.hpp"
 
 #include "orderpipe/common/cloudevent.hpp"
 #include "orderpipe/common/ids.hpp"
@@ -80,10 +81,13 @@ CloudEvent cancelled(const std::string& id, const std::string& time, const std::
 
 struct Harness {
     TempFile file;
-    AnalyticsStore store{file.path};
+    std::unique_ptr<AnalyticsState> state = open_sqlite_analytics(file.path);
+    AnalyticsState& store = *state;
     prometheus::Registry registry;
     AnalyticsMetrics metrics{registry, kTopics.dead_letters};
     AnalyticsProcessor processor{store, kTopics, metrics};
+
+    Harness() { processor.reload(); }
 
     /// Processes `records` as one batch; returns the output (dead letters).
     kafka::BatchOutput run(const std::vector<kafka::ConsumedRecord>& records) {

@@ -1,0 +1,90 @@
+#pragma once
+/// The analytics-service's state in its own terms: the port its processor, metrics and HTTP
+/// handlers use (docs/ARCHITECTURE.md "Storage"). Adapters: SQLite in DATA_DIR (one instance,
+/// analytics_store.hpp) and PostgreSQL (DATABASE_URL, shared by N instances of one group).
+///
+/// The promises an adapter keeps:
+/// - A unit of work (AnalyticsWork) commits whole or not at all: a batch's figures and, per
+///   partition, the next offset to count go together, before the Kafka transaction.
+/// - hold_positions() returns the partitions' positions held until the work ends: no other
+///   writer counts those partitions meanwhile, so a record is counted once even while its
+///   partition moves between instances (the one that did not hold it sees the other's position).
+/// - Figures are whole: every instance reads the totals of all, never its share.
+/// - Not thread-safe: each thread opens its own AnalyticsState.
+
+#include "counting.hpp"
+
+#include "orderpipe/kafka/types.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace orderpipe::analytics {
+
+using Offsets = std::map<kafka::TopicPartition, std::int64_t>;
+
+/// One batch's unit of work. Destroyed without commit(): nothing it did remains.
+class AnalyticsWork {
+  public:
+    virtual ~AnalyticsWork() = default;
+    /// The next offset to count of each of `partitions` (absent: nothing counted yet), held
+    /// until the work ends.
+    virtual Offsets hold_positions(const std::vector<kafka::TopicPartition>& partitions) = 0;
+    /// ORDER_CREATED of `order_id` at `time_us`; completes its latency if its decision is known.
+    virtual void order_created(BatchChanges& changes, const std::string& order_id,
+                               std::int64_t time_us) = 0;
+    /// The decision of `order_id` at `time_us` (the first one counts); completes its latency if
+    /// its ORDER_CREATED is known.
+    virtual void order_decided(BatchChanges& changes, const std::string& order_id,
+                               std::int64_t time_us) = 0;
+    /// A dead letter at `key` (its dlq.resolutions key) on `topic`.
+    virtual void dead_letter_seen(BatchChanges& changes, const std::string& key,
+                                  const std::string& topic) = 0;
+    /// The latest dlq.resolutions record of `key`: resolved, or (a tombstone) not any more.
+    virtual void resolution(BatchChanges& changes, const std::string& key, const std::string& topic,
+                            bool resolved) = 0;
+    /// Writes the batch's counter and series increments and the new positions.
+    virtual void finish(const BatchChanges& changes, const Offsets& positions) = 0;
+    /// Per DLQ topic, dead letters not resolved (as this work sees them).
+    virtual std::map<std::string, std::int64_t> dead_letters_pending() = 0;
+    /// Forgets per-minute figures older than `before_minute` (a Unix minute).
+    virtual void prune_series(std::int64_t before_minute) = 0;
+    virtual void commit() = 0;
+};
+
+class AnalyticsState {
+  public:
+    virtual ~AnalyticsState() = default;
+
+    virtual std::unique_ptr<AnalyticsWork> begin() = 0;
+
+    virtual Offsets positions() = 0;
+    virtual Offsets rebuild_marks() = 0;
+    /// What GET /api/metrics shows, read at one moment.
+    virtual Figures figures() = 0;
+    virtual std::map<std::string, std::int64_t> counters() = 0;
+    virtual std::map<std::string, std::int64_t> dead_letters_pending() = 0;
+    virtual LatencyPercentiles latency_percentiles() = 0;
+    /// Every completed saga latency in bucket counts: result[i] = latencies ≤ bounds_us[i] and >
+    /// the previous bound; one more entry for the rest. And their sum.
+    virtual std::pair<std::vector<std::int64_t>, std::int64_t> latency_histogram(
+        const std::vector<std::int64_t>& bounds_us) = 0;
+    /// name → value per minute in [from_minute, to_minute].
+    virtual std::map<std::int64_t, std::map<std::string, std::int64_t>> series(
+        std::int64_t from_minute, std::int64_t to_minute) = 0;
+
+    // --- rebuilding from the beginning of the topics -----------------------------------------
+    enum class RebuildState { kUnknown, kResetPending, kDone };
+    virtual RebuildState rebuild_state() = 0;
+    /// Records the group's committed offsets as rebuild marks and `reset_pending` as the state,
+    /// together.
+    virtual void begin_rebuild(const std::vector<kafka::TopicPartitionOffset>& marks) = 0;
+    virtual void set_rebuild_done() = 0;
+};
+
+}  // namespace orderpipe::analytics

@@ -1,0 +1,345 @@
+#include "pg_analytics_state.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace orderpipe::analytics {
+namespace {
+
+constexpr std::array kMigrations = {
+    pg::Migration{1, "figures per instance, orders, dead letters, positions, rebuild marks", R"(
+        CREATE TABLE analytics_counters (
+            shard TEXT NOT NULL,
+            name  TEXT NOT NULL,
+            value BIGINT NOT NULL,
+            PRIMARY KEY (shard, name));
+        CREATE TABLE analytics_series (
+            shard  TEXT NOT NULL,
+            minute BIGINT NOT NULL,
+            name   TEXT NOT NULL,
+            value  BIGINT NOT NULL,
+            PRIMARY KEY (shard, minute, name));
+        CREATE INDEX analytics_series_minute ON analytics_series (minute);
+        CREATE TABLE analytics_orders (
+            order_id   TEXT PRIMARY KEY,
+            created_us BIGINT,
+            decided_us BIGINT,
+            latency_us BIGINT);
+        CREATE INDEX analytics_orders_latency ON analytics_orders (latency_us)
+            WHERE latency_us IS NOT NULL;
+        CREATE TABLE analytics_dead_letters (
+            key      TEXT PRIMARY KEY,
+            topic    TEXT NOT NULL,
+            present  BOOLEAN NOT NULL,
+            resolved BOOLEAN NOT NULL);
+        CREATE INDEX analytics_dead_letters_pending ON analytics_dead_letters (topic)
+            WHERE present AND NOT resolved;
+        CREATE TABLE analytics_positions (
+            topic       TEXT NOT NULL,
+            partition   INTEGER NOT NULL,
+            next_offset BIGINT NOT NULL,
+            PRIMARY KEY (topic, partition));
+        CREATE TABLE analytics_rebuild_marks (
+            topic     TEXT NOT NULL,
+            partition INTEGER NOT NULL,
+            mark      BIGINT NOT NULL,
+            PRIMARY KEY (topic, partition));
+        CREATE TABLE analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    )"},
+};
+
+Offsets offsets_of(const pg::Result& r) {
+    Offsets out;
+    for (int i = 0; i < r.rows(); ++i) {
+        out[{std::string(r.text(i, 0)), static_cast<std::int32_t>(r.int64(i, 1))}] = r.int64(i, 2);
+    }
+    return out;
+}
+
+std::map<std::string, std::int64_t> counters_on(pg::Connection& c) {
+    std::map<std::string, std::int64_t> out;
+    auto r = c.run("SELECT name, SUM(value)::BIGINT FROM analytics_counters GROUP BY name");
+    for (int i = 0; i < r.rows(); ++i) out[std::string(r.text(i, 0))] = r.int64(i, 1);
+    return out;
+}
+
+std::map<std::string, std::int64_t> pending_on(pg::Connection& c) {
+    std::map<std::string, std::int64_t> out;
+    auto r = c.run(
+        "SELECT topic, COUNT(*) FROM analytics_dead_letters WHERE present AND NOT resolved "
+        "GROUP BY topic");
+    for (int i = 0; i < r.rows(); ++i) out[std::string(r.text(i, 0))] = r.int64(i, 1);
+    return out;
+}
+
+LatencyPercentiles latency_on(pg::Connection& c) {
+    LatencyPercentiles out;
+    out.count =
+        c.run("SELECT COUNT(*) FROM analytics_orders WHERE latency_us IS NOT NULL").int64(0, 0);
+    if (out.count == 0) return out;
+    // Nearest rank, as the SQLite adapter: the smallest latency with at least p% at or below it.
+    auto at = [&](int percent) -> std::optional<double> {
+        const std::int64_t rank = std::max<std::int64_t>(1, (out.count * percent + 99) / 100);
+        auto r = c.run(
+            "SELECT latency_us FROM analytics_orders WHERE latency_us IS NOT NULL "
+            "ORDER BY latency_us LIMIT 1 OFFSET $1",
+            {rank - 1});
+        if (r.rows() == 0) return std::nullopt;
+        return static_cast<double>(r.int64(0, 0)) / 1000.0;
+    };
+    out.p50 = at(50);
+    out.p90 = at(90);
+    out.p99 = at(99);
+    return out;
+}
+
+class PgAnalyticsWork final : public AnalyticsWork {
+  public:
+    PgAnalyticsWork(pg::Pool& pool, const std::string& shard)
+        : c_(pool.acquire()), tx_(*c_), shard_(shard) {}
+
+    Offsets hold_positions(const std::vector<kafka::TopicPartition>& partitions) override {
+        if (partitions.empty()) return {};
+        std::vector<std::string> topics;
+        std::vector<std::string> numbers;
+        for (const auto& tp : partitions) {
+            topics.push_back(tp.topic);
+            numbers.push_back(std::to_string(tp.partition));
+        }
+        const auto t = pg::text_array(topics);
+        const auto p = pg::text_array(numbers);
+        // A row for each, so there is something to lock; 0 = nothing counted yet.
+        c_->run(
+            "INSERT INTO analytics_positions (topic, partition, next_offset) "
+            "SELECT t, p::integer, 0 FROM unnest($1::text[], $2::text[]) AS u(t, p) "
+            "ON CONFLICT DO NOTHING",
+            {t, p});
+        auto r = c_->run(
+            "SELECT topic, partition, next_offset FROM analytics_positions "
+            "WHERE (topic, partition) IN (SELECT t, p::integer FROM unnest($1::text[], "
+            "$2::text[]) AS u(t, p)) ORDER BY topic, partition FOR UPDATE",
+            {t, p});
+        return offsets_of(r);
+    }
+    void order_created(BatchChanges& changes, const std::string& order_id,
+                       std::int64_t time_us) override {
+        order_event(changes, order_id, time_us, /*created=*/true);
+    }
+    void order_decided(BatchChanges& changes, const std::string& order_id,
+                       std::int64_t time_us) override {
+        order_event(changes, order_id, time_us, /*created=*/false);
+    }
+    void dead_letter_seen(BatchChanges& changes, const std::string& key,
+                          const std::string& topic) override {
+        c_->run(
+            "INSERT INTO analytics_dead_letters (key, topic, present, resolved) "
+            "VALUES ($1, $2, TRUE, FALSE) ON CONFLICT (key) DO UPDATE SET present = TRUE",
+            {key, topic});
+        changes.dead_letters_changed = true;
+    }
+    void resolution(BatchChanges& changes, const std::string& key, const std::string& topic,
+                    bool resolved) override {
+        c_->run(
+            "INSERT INTO analytics_dead_letters (key, topic, present, resolved) "
+            "VALUES ($1, $2, FALSE, $3) ON CONFLICT (key) DO UPDATE SET resolved = $3",
+            {key, topic, resolved});
+        changes.dead_letters_changed = true;
+    }
+    void finish(const BatchChanges& changes, const Offsets& positions) override {
+        // One statement per table for the whole batch, this instance's rows only.
+        if (!changes.counters.empty()) {
+            std::vector<std::string> names;
+            std::vector<std::string> deltas;
+            for (const auto& [name, delta] : changes.counters) {
+                names.push_back(name);
+                deltas.push_back(std::to_string(delta));
+            }
+            c_->run(
+                "INSERT INTO analytics_counters (shard, name, value) "
+                "SELECT $1, n, d::bigint FROM unnest($2::text[], $3::text[]) AS u(n, d) "
+                "ON CONFLICT (shard, name) DO UPDATE "
+                "SET value = analytics_counters.value + excluded.value",
+                {shard_, pg::text_array(names), pg::text_array(deltas)});
+        }
+        if (!changes.series.empty()) {
+            std::vector<std::string> minutes;
+            std::vector<std::string> names;
+            std::vector<std::string> deltas;
+            for (const auto& [at, delta] : changes.series) {
+                minutes.push_back(std::to_string(at.first));
+                names.push_back(at.second);
+                deltas.push_back(std::to_string(delta));
+            }
+            c_->run(
+                "INSERT INTO analytics_series (shard, minute, name, value) "
+                "SELECT $1, m::bigint, n, d::bigint "
+                "FROM unnest($2::text[], $3::text[], $4::text[]) AS u(m, n, d) "
+                "ON CONFLICT (shard, minute, name) DO UPDATE "
+                "SET value = analytics_series.value + excluded.value",
+                {shard_, pg::text_array(minutes), pg::text_array(names), pg::text_array(deltas)});
+        }
+        for (const auto& [tp, next] : positions) {
+            // Held since hold_positions: never moves back.
+            c_->run(
+                "UPDATE analytics_positions SET next_offset = GREATEST(next_offset, $3) "
+                "WHERE topic = $1 AND partition = $2",
+                {tp.topic, tp.partition, next});
+        }
+    }
+    std::map<std::string, std::int64_t> dead_letters_pending() override { return pending_on(*c_); }
+    void prune_series(std::int64_t before_minute) override {
+        c_->run("DELETE FROM analytics_series WHERE shard = $1 AND minute < $2",
+                {shard_, before_minute});
+    }
+    void commit() override { tx_.commit(); }
+
+  private:
+    void order_event(BatchChanges& changes, const std::string& order_id, std::int64_t time_us,
+                     bool created) {
+        auto r = c_->run(
+            "SELECT created_us, decided_us FROM analytics_orders WHERE order_id = $1 FOR UPDATE",
+            {order_id});
+        if (r.rows() == 0) {
+            c_->run(created ? "INSERT INTO analytics_orders (order_id, created_us) VALUES ($1, $2)"
+                            : "INSERT INTO analytics_orders (order_id, decided_us) VALUES ($1, $2)",
+                    {order_id, time_us});
+            return;
+        }
+        // The first ORDER_CREATED and the first decision count (see the SQLite adapter).
+        if (!r.is_null(0, created ? 0 : 1)) return;
+        const std::int64_t other = r.int64(0, created ? 1 : 0);
+        const std::int64_t latency =
+            std::max<std::int64_t>(0, created ? other - time_us : time_us - other);
+        c_->run(created ? "UPDATE analytics_orders SET created_us = $1, latency_us = $2 "
+                          "WHERE order_id = $3"
+                        : "UPDATE analytics_orders SET decided_us = $1, latency_us = $2 "
+                          "WHERE order_id = $3",
+                {time_us, latency, order_id});
+        changes.latencies_us.push_back(latency);
+    }
+
+    pg::Pool::Lease c_;
+    pg::Transaction tx_;
+    std::string shard_;
+};
+
+class PgAnalyticsState final : public AnalyticsState {
+  public:
+    PgAnalyticsState(std::shared_ptr<pg::Pool> pool, std::string shard)
+        : pool_(std::move(pool)), shard_(std::move(shard)) {}
+
+    std::unique_ptr<AnalyticsWork> begin() override {
+        return std::make_unique<PgAnalyticsWork>(*pool_, shard_);
+    }
+    Offsets positions() override {
+        auto c = pool_->acquire();
+        // Rows at 0 were only made to be locked: nothing counted there.
+        return offsets_of(c->run(
+            "SELECT topic, partition, next_offset FROM analytics_positions WHERE next_offset > 0"));
+    }
+    Offsets rebuild_marks() override {
+        auto c = pool_->acquire();
+        return offsets_of(c->run("SELECT topic, partition, mark FROM analytics_rebuild_marks"));
+    }
+    Figures figures() override {
+        auto c = pool_->acquire();
+        pg::Transaction tx(*c, pg::Isolation::kRepeatableRead);  // one snapshot
+        Figures f;
+        f.counters = counters_on(*c);
+        f.dead_letters_pending = pending_on(*c);
+        f.latency = latency_on(*c);
+        tx.commit();
+        return f;
+    }
+    std::map<std::string, std::int64_t> counters() override {
+        auto c = pool_->acquire();
+        return counters_on(*c);
+    }
+    std::map<std::string, std::int64_t> dead_letters_pending() override {
+        auto c = pool_->acquire();
+        return pending_on(*c);
+    }
+    LatencyPercentiles latency_percentiles() override {
+        auto c = pool_->acquire();
+        return latency_on(*c);
+    }
+    std::pair<std::vector<std::int64_t>, std::int64_t> latency_histogram(
+        const std::vector<std::int64_t>& bounds_us) override {
+        auto c = pool_->acquire();
+        pg::Transaction tx(*c, pg::Isolation::kRepeatableRead);
+        std::vector<std::int64_t> buckets;
+        std::int64_t below = 0;
+        for (auto bound : bounds_us) {
+            const auto n = c->run(
+                                "SELECT COUNT(*) FROM analytics_orders WHERE latency_us IS NOT "
+                                "NULL AND latency_us <= $1",
+                                {bound})
+                               .int64(0, 0);
+            buckets.push_back(n - below);
+            below = n;
+        }
+        auto total = c->run(
+            "SELECT COUNT(*), COALESCE(SUM(latency_us), 0)::BIGINT FROM analytics_orders "
+            "WHERE latency_us IS NOT NULL");
+        buckets.push_back(total.int64(0, 0) - below);
+        const auto sum = total.int64(0, 1);
+        tx.commit();
+        return {buckets, sum};
+    }
+    std::map<std::int64_t, std::map<std::string, std::int64_t>> series(
+        std::int64_t from_minute, std::int64_t to_minute) override {
+        auto c = pool_->acquire();
+        auto r = c->run(
+            "SELECT minute, name, SUM(value)::BIGINT FROM analytics_series "
+            "WHERE minute BETWEEN $1 AND $2 GROUP BY minute, name",
+            {from_minute, to_minute});
+        std::map<std::int64_t, std::map<std::string, std::int64_t>> out;
+        for (int i = 0; i < r.rows(); ++i) {
+            out[r.int64(i, 0)][std::string(r.text(i, 1))] = r.int64(i, 2);
+        }
+        return out;
+    }
+    RebuildState rebuild_state() override {
+        auto c = pool_->acquire();
+        auto r = c->run("SELECT value FROM analytics_meta WHERE key = 'rebuild'");
+        if (r.rows() == 0) return RebuildState::kUnknown;
+        return r.text(0, 0) == "reset_pending" ? RebuildState::kResetPending : RebuildState::kDone;
+    }
+    void begin_rebuild(const std::vector<kafka::TopicPartitionOffset>& marks) override {
+        pg::in_transaction(*pool_, [&](pg::Connection& c) {
+            for (const auto& m : marks) {
+                c.run(
+                    "INSERT INTO analytics_rebuild_marks (topic, partition, mark) "
+                    "VALUES ($1, $2, $3) ON CONFLICT (topic, partition) DO UPDATE "
+                    "SET mark = excluded.mark",
+                    {m.topic, m.partition, m.offset});
+            }
+            set_meta(c, "reset_pending");
+        });
+    }
+    void set_rebuild_done() override {
+        auto c = pool_->acquire();
+        set_meta(*c, "done");
+    }
+
+  private:
+    static void set_meta(pg::Connection& c, const std::string& value) {
+        c.run(
+            "INSERT INTO analytics_meta (key, value) VALUES ('rebuild', $1) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            {value});
+    }
+    std::shared_ptr<pg::Pool> pool_;
+    std::string shard_;
+};
+
+}  // namespace
+
+std::span<const pg::Migration> analytics_migrations() { return kMigrations; }
+
+std::unique_ptr<AnalyticsState> open_pg_analytics(std::shared_ptr<pg::Pool> pool,
+                                                  std::string shard) {
+    return std::make_unique<PgAnalyticsState>(std::move(pool), std::move(shard));
+}
+
+}  // namespace orderpipe::analytics

@@ -1,0 +1,119 @@
+// The analytics' storage port on PostgreSQL: what N instances sharing one database must get
+// right. A partition's position is held by the batch counting it (another instance's batch on
+// the same partition waits, then sees where the first left it: nothing counted twice), and
+// the figures are whole from every instance (rows per instance, summed on read).
+#include "pg_analytics_state.hpp"
+#include "pg_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+using namespace orderpipe;
+using namespace orderpipe::analytics;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Shared {
+    std::string url = test::pg_fresh_database();
+    Shared() {
+        pg::Connection c(pg::ConnectionOptions{.url = url});
+        pg::migrate(c, "analytics", analytics_migrations());
+    }
+    std::unique_ptr<AnalyticsState> instance(const std::string& shard) const {
+        return open_pg_analytics(std::make_shared<pg::Pool>(pg::ConnectionOptions{.url = url}, 4),
+                                 shard);
+    }
+    /// Sessions waiting for a lock right now.
+    int waiting_for_locks() const {
+        pg::Connection c(pg::ConnectionOptions{.url = url});
+        return static_cast<int>(c.run("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type "
+                                      "= 'Lock' AND datname = current_database()")
+                                    .int64(0, 0));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a partition counted by one instance is held: the other waits and counts on from there",
+          "[pg][analytics]") {
+    Shared db;
+    auto a = db.instance("a");
+    auto b = db.instance("b");
+    const kafka::TopicPartition tp{"orders.events", 0};
+
+    {
+        auto w = a->begin();
+        CHECK(w->hold_positions({tp}).at(tp) == 0);  // nothing counted yet
+        w->finish({}, {{tp, 5}});
+        w->commit();
+    }
+    auto wa = a->begin();
+    CHECK(wa->hold_positions({tp}).at(tp) == 5);
+    BatchChanges ca;
+    ca.count("orders.created", 10, 100);
+    wa->finish(ca, {{tp, 10}});
+
+    // b's batch on the same partition (it moved to b meanwhile) blocks on a's hold...
+    auto held_by_b = std::async(std::launch::async, [&] {
+        auto wb = b->begin();
+        auto held = wb->hold_positions({tp});
+        wb->commit();
+        return held;
+    });
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (db.waiting_for_locks() == 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(10ms);  // polling an observable condition
+    }
+    REQUIRE(db.waiting_for_locks() == 1);
+    // ...until a commits: then it sees a's position, so it skips what a counted.
+    wa->commit();
+    CHECK(held_by_b.get().at(tp) == 10);
+    CHECK(a->positions().at(tp) == 10);
+}
+
+TEST_CASE("figures are whole from every instance; positions never move back", "[pg][analytics]") {
+    Shared db;
+    auto a = db.instance("a");
+    auto b = db.instance("b");
+    const kafka::TopicPartition p0{"orders.events", 0};
+    const kafka::TopicPartition p1{"orders.events", 1};
+    {
+        auto w = a->begin();
+        w->hold_positions({p0});
+        BatchChanges c;
+        c.count("orders.created", 3, 100);
+        w->order_created(c, "o-1", 1'000'000);
+        w->dead_letter_seen(c, "orders.events.dlq/0/0", "orders.events.dlq");
+        w->finish(c, {{p0, 3}});
+        w->commit();
+    }
+    {
+        auto w = b->begin();
+        w->hold_positions({p1});
+        BatchChanges c;
+        c.count("orders.created", 4, 100);
+        c.count("orders.confirmed", 1, 101);
+        w->order_decided(c, "o-1", 1'250'000);
+        CHECK(c.latencies_us == std::vector<std::int64_t>{250'000});
+        w->finish(c, {{p1, 4}, {p0, 1}});  // p0 behind: kept at 3
+        w->commit();
+    }
+    for (auto* s : {a.get(), b.get()}) {
+        const auto f = s->figures();
+        CHECK(f.counters.at("orders.created") == 7);
+        CHECK(f.counters.at("orders.confirmed") == 1);
+        CHECK(f.dead_letters_pending.at("orders.events.dlq") == 1);
+        CHECK(f.latency.count == 1);
+        CHECK(f.latency.p50 == 250.0);
+        const auto series = s->series(100, 101);
+        CHECK(series.at(100).at("orders.created") == 7);
+        CHECK(series.at(101).at("orders.confirmed") == 1);
+        CHECK(s->positions() == Offsets{{p0, 3}, {p1, 4}});
+    }
+    // An instance that started after them reads the same (its metrics load the whole).
+    CHECK(db.instance("c")->counters() == a->counters());
+}

@@ -100,9 +100,13 @@ class PgAnalyticsWork final : public AnalyticsWork {
 
     Offsets hold_positions(const std::vector<kafka::TopicPartition>& partitions) override {
         if (partitions.empty()) return {};
+        // In one order for every instance: two batches inserting the same new rows wait for
+        // each other, never in a circle.
+        std::vector<kafka::TopicPartition> sorted(partitions);
+        std::sort(sorted.begin(), sorted.end());
         std::vector<std::string> topics;
         std::vector<std::string> numbers;
-        for (const auto& tp : partitions) {
+        for (const auto& tp : sorted) {
             topics.push_back(tp.topic);
             numbers.push_back(std::to_string(tp.partition));
         }
@@ -112,7 +116,7 @@ class PgAnalyticsWork final : public AnalyticsWork {
         c_->run(
             "INSERT INTO analytics_positions (topic, partition, next_offset) "
             "SELECT t, p::integer, 0 FROM unnest($1::text[], $2::text[]) AS u(t, p) "
-            "ON CONFLICT DO NOTHING",
+            "ORDER BY t, p::integer ON CONFLICT DO NOTHING",
             {t, p});
         auto r = c_->run(
             "SELECT topic, partition, next_offset FROM analytics_positions "

@@ -2,6 +2,7 @@
 // one database, under crashes of an instance and of the database (docs/ARCHITECTURE.md
 // "Storage"). Each test starts a PostgreSQL server of its own, which it SIGKILLs.
 
+#include "ground_truth.hpp"
 #include "pg_support.hpp"
 #include "pipeline.hpp"
 
@@ -48,6 +49,32 @@ std::size_t notifications_finished(const Pipeline& p) {
         done.insert(e.data.value("notification_id", ""));
     }
     return done.size();
+}
+
+/// Waits until analytics on `port` answers /api/metrics equal to the recomputation from the
+/// topics (tools/check/ground_truth.cpp); returns the truth.
+json wait_analytics_equal_to_truth(const Pipeline& p, std::uint16_t port) {
+    json truth;
+    std::string diff = "never compared";
+    const bool equal = eventually(
+        [&] {
+            check::TopicSet topics(bootstrap(), p.prefix + ".");
+            truth = check::recompute_figures(topics);
+            try {
+                const auto r =
+                    http_request("GET", "http://127.0.0.1:" + std::to_string(port) + "/api/metrics",
+                                 {}, {}, std::chrono::seconds(5));
+                diff = r.status == 200 ? check::figures_diff(truth, r.json())
+                                       : "status " + std::to_string(r.status);
+            } catch (const std::exception& e) {
+                diff = e.what();
+            }
+            return diff.empty();
+        },
+        std::chrono::seconds(90));
+    INFO("analytics on port " << port << " differs from the topics:\n" << diff);
+    REQUIRE(equal);
+    return truth;
 }
 
 }  // namespace
@@ -293,4 +320,58 @@ TEST_CASE("notification: a partition that moves while its sends are out is not s
     CHECK(sent["duplicates"] == 0);
     CHECK(first->terminate() == 0);
     CHECK(second->terminate() == 0);
+}
+
+TEST_CASE(
+    "analytics: two instances on one database count every event once, through a SIGKILL and "
+    "partitions moving back and forth; each answers for the whole") {
+    Pipeline p;
+    p.start_provider();
+    test::PrivatePostgres pg(source_dir(), p.dir.path() + "/postgres");
+    p.start_orders();
+    p.start_inventory();
+    p.start_notifications();
+    std::array<std::uint16_t, 2> ports{free_port(), free_port()};
+    auto start_instance = [&](int i) {
+        return p.spawn(ANALYTICS_SERVICE_BIN, "analytics-service", ports[i],
+                       {{"DATABASE_URL", pg.url()},
+                        {"INSTANCE_ID", p.prefix + "-analytics-" + std::to_string(i)},
+                        {"DATA_DIR", p.dir.path() + "/analytics-" + std::to_string(i)}});
+    };
+    std::array<std::unique_ptr<ChildProcess>, 2> a{start_instance(0), start_instance(1)};
+    Pipeline::wait_ready(ports[0]);
+    Pipeline::wait_ready(ports[1]);
+    CHECK(readiness(ports[1])["database"] == "ok");
+    const auto created_on = [&](int i) {
+        return Pipeline::metric("http://127.0.0.1:" + std::to_string(ports[i]),
+                                "orders_created_total");
+    };
+
+    // Orders flow while instance 0 is SIGKILLed (its partitions move to 1, in the middle of
+    // batches) and started again (some move back, to a process that never saw them).
+    std::atomic<int> placed{0};
+    std::vector<std::string> ids;
+    std::thread load([&] {
+        for (int i = 0; i < 120; ++i) {
+            ids.push_back(p.place({{"MOUSE-001", 1}}));
+            ++placed;
+        }
+    });
+    REQUIRE(eventually([&] { return placed.load() >= 30; }, std::chrono::seconds(60)));
+    a[0]->kill_hard();
+    REQUIRE(eventually([&] { return placed.load() >= 70; }, std::chrono::seconds(60)));
+    a[0] = start_instance(0);
+    Pipeline::wait_ready(ports[0]);
+    load.join();
+    for (const auto& id : ids) p.wait_terminal(id);
+
+    // Both answer for the whole, equal to the topics: nothing counted twice or missed.
+    const auto truth = wait_analytics_equal_to_truth(p, ports[0]);
+    CHECK(truth["orders.created"] == 120);
+    wait_analytics_equal_to_truth(p, ports[1]);
+    // /metrics too, refreshed from the shared state every second.
+    CHECK(eventually([&] { return created_on(0) == 120 && created_on(1) == 120; },
+                     std::chrono::seconds(30)));
+    CHECK(a[0]->terminate() == 0);
+    CHECK(a[1]->terminate() == 0);
 }

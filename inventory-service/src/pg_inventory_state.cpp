@@ -1,5 +1,7 @@
 #include "pg_inventory_state.hpp"
 
+#include "orderpipe/common/time.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -44,12 +46,6 @@ constexpr std::array kMigrations = {
             PRIMARY KEY (consumer, topic, partition));
     )"},
 };
-
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 CatalogItem read_item(const pg::Result& r, int row) {
     return CatalogItem{std::string(r.text(row, 0)),
@@ -140,7 +136,7 @@ class PgInventoryWork final : public InventoryWork {
         c_->run(
             "INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
             "VALUES ($1, $2, $3, $4)",
-            {kConsumer, event_id, produced, now_ms()});
+            {kConsumer, event_id, produced, unix_now_ms()});
     }
 
     void advance(const std::string& topic, std::int32_t partition,
@@ -281,7 +277,8 @@ class PgInventoryState final : public InventoryState {
 
     std::int64_t purge_processed() override {
         const auto cutoff =
-            now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
+            unix_now_ms() -
+            std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
         std::int64_t n = 0;
         pg::in_transaction(*pool_, [&](pg::Connection& c) {
             n = c.run("DELETE FROM processed_events WHERE processed_ms < $1", {cutoff}).affected();

@@ -1,5 +1,7 @@
 #include "pg_outcome_store.hpp"
 
+#include "orderpipe/common/time.hpp"
+
 #include "outcome_keys.hpp"
 
 #include <algorithm>
@@ -23,12 +25,6 @@ constexpr std::array kMigrations = {
         CREATE INDEX notifications_sent_age ON notifications_sent (processed_ms);
     )"},
 };
-
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 class PgOutcomeStore final : public OutcomeStore {
   public:
@@ -70,7 +66,7 @@ class PgOutcomeStore final : public OutcomeStore {
             found.clear();
             sent_ids.clear();
             attempts.clear();
-            const std::int64_t now = now_ms();
+            const std::int64_t now = unix_now_ms();
             auto inserted = c.run(
                 "INSERT INTO notification_outcomes (key, outcome, processed_ms) "
                 "SELECT k, o, $3 FROM unnest($1::text[], $2::text[]) AS t(k, o) "
@@ -106,7 +102,8 @@ class PgOutcomeStore final : public OutcomeStore {
     }
     std::int64_t purge_expired() override {
         const std::int64_t before =
-            now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
+            unix_now_ms() -
+            std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
         auto c = pool_->acquire();
         pg::Transaction tx(*c);
         auto a = c->run("DELETE FROM notification_outcomes WHERE processed_ms < $1", {before});

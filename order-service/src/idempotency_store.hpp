@@ -1,6 +1,7 @@
 #pragma once
-/// `Idempotency-Key` records (docs/CONTRACT.md "POST /orders"), in SQLite so they survive
-/// restarts. A key moves through:
+/// `Idempotency-Key` records (docs/CONTRACT.md "POST /orders"): the port the intake uses
+/// (docs/ARCHITECTURE.md "Storage"); the SQLite adapter is sqlite_idempotency_store.hpp. They
+/// survive restarts. A key moves through:
 ///
 ///   claimed (`pending`)  — its order is about to enter, or is in, a Kafka transaction of this
 ///                          process;
@@ -11,14 +12,14 @@
 ///                          with the key pending). Only such keys are resolved, and only from a
 ///                          read model that has caught up after the outcome was settled.
 ///
-/// The file is opened with synchronous=FULL: a claim must survive a power loss whenever the
-/// order it guards may be in Kafka, or a retry could create the order twice.
+/// A claim must be durable (survive a power loss) whenever the order it guards may be in Kafka,
+/// or a retry could create the order twice.
 ///
 /// Not thread-safe: used by the intake thread (and the start-up step before it runs).
 
-#include "orderpipe/common/sqlite.hpp"
-
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,31 +48,30 @@ class IdempotencyStore {
         std::string order_id;
     };
 
-    /// Creates the table if needed.
-    IdempotencyStore(sqlite::Database& db, std::chrono::hours retention);
-    sqlite::Database& db() { return db_; }
+    virtual ~IdempotencyStore() = default;
 
-    /// Claims `key` for a new order, or says why not. Within the caller's transaction. A key
-    /// stored before bodies were kept in canonical_json() form ("v2:" + it) is compared with
-    /// `legacy_body` (the old form), when given.
-    Claim claim(const std::string& key, const std::string& body, const std::string& order_id,
-                const std::string& legacy_body = {});
+    /// Runs `work`'s calls as one unit: all of them are kept, or (when it throws) none.
+    virtual void together(const std::function<void()>& work) = 0;
+    /// Claims `key` for a new order, or says why not. A key stored before bodies were kept in
+    /// canonical_json() form ("v2:" + it) is compared with `legacy_body` (the old form), when
+    /// given.
+    virtual Claim claim(const std::string& key, const std::string& body,
+                        const std::string& order_id, const std::string& legacy_body = {}) = 0;
     /// The order committed: store its answer.
-    void complete(const std::string& key, const Stored& answer);
+    virtual void complete(const std::string& key, const Stored& answer) = 0;
     /// The order surely did not commit: forget the key.
-    void release(const std::string& key);
+    virtual void release(const std::string& key) = 0;
     /// Nobody can tell yet whether the order committed.
-    void mark_unknown(const std::string& key);
+    virtual void mark_unknown(const std::string& key) = 0;
     /// At start: keys left pending by a process that is gone become unknown. @returns how many.
-    std::int64_t pending_to_unknown();
-    std::vector<UnknownKey> unknown(std::size_t limit);
-
+    virtual std::int64_t pending_to_unknown() = 0;
+    /// Keys another owner (another instance) left pending for longer than `older_than` — its
+    /// Kafka transaction has ended by then, committed or aborted by the broker, whatever became
+    /// of the owner — become unknown, to be resolved. @returns how many.
+    virtual std::int64_t abandoned_to_unknown(std::chrono::milliseconds older_than) = 0;
+    virtual std::vector<UnknownKey> unknown(std::size_t limit) = 0;
     /// Deletes keys older than the retention (at least 24 h). @returns rows removed.
-    std::int64_t purge_expired();
-
-  private:
-    sqlite::Database& db_;
-    std::chrono::hours retention_;
+    virtual std::int64_t purge_expired() = 0;
 };
 
 }  // namespace orderpipe::order

@@ -1,9 +1,11 @@
 #include "intake.hpp"
 
-#include "read_model.hpp"
+#include "sqlite_idempotency_store.hpp"
+#include "sqlite_order_store.hpp"
 
 #include "orderpipe/common/faults.hpp"
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/storage_error.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 
 #include <prometheus/counter.h>
@@ -119,14 +121,12 @@ class KafkaIntakeTransactions final : public IntakeTransactions {
 class IntakeOrders final : public OrderLookup {
   public:
     IntakeOrders(const std::string& path, const IntakeOptions& options)
-        : db_(path, /*durable=*/false),
-          store_(db_),
-          mem_db_(":memory:", false),
-          mem_(mem_db_),
+        : store_(open_sqlite_orders(path)),
+          mem_(open_sqlite_orders(":memory:")),
           options_(options) {}
 
     std::optional<std::string> created_body(const std::string& order_id) override {
-        auto r = store_.get(order_id, false);
+        auto r = store_->get(order_id, false);
         if (!r) r = unwritten(order_id);
         if (!r) return std::nullopt;
         return created_response(r->order()).dump();
@@ -137,16 +137,16 @@ class IntakeOrders final : public OrderLookup {
         for (const auto* o : orders) events.push_back(created_event(*o));
         try {
             if (faults::hit("intake", "write-through-fails")) {
-                throw sqlite::SqliteError(13, "database or disk is full (FAULT_INJECT)");
+                throw StorageError("database or disk is full (FAULT_INJECT)", false);
             }
-            sqlite::Transaction tx(db_);
-            for (const auto& e : events) store_.apply(e);
-            tx.commit();
+            store_->together([&] {
+                for (const auto& e : events) store_->apply(e);
+            });
         } catch (const std::exception&) {
             std::lock_guard lock(mem_mu_);
-            sqlite::Transaction tx(mem_db_);
-            for (const auto& e : events) mem_.apply(e);
-            tx.commit();
+            mem_->together([&] {
+                for (const auto& e : events) mem_->apply(e);
+            });
             for (auto& e : events) unwritten_.push_back(std::move(e));
             throw;
         }
@@ -161,11 +161,11 @@ class IntakeOrders final : public OrderLookup {
         }
         try {
             if (faults::hit("intake", "write-through-fails")) {
-                throw sqlite::SqliteError(13, "database or disk is full (FAULT_INJECT)");
+                throw StorageError("database or disk is full (FAULT_INJECT)", false);
             }
-            sqlite::Transaction tx(db_);
-            for (const auto& e : pending) store_.apply(e);  // the projection may have: no-op
-            tx.commit();
+            store_->together([&] {
+                for (const auto& e : pending) store_->apply(e);  // the projection may have: no-op
+            });
         } catch (const std::exception& e) {
             log::warn("the read model still cannot be written; refusing orders",
                       {{"error", e.what()}, {"orders_in_memory", pending.size()}});
@@ -173,8 +173,7 @@ class IntakeOrders final : public OrderLookup {
         }
         std::lock_guard lock(mem_mu_);
         unwritten_.clear();
-        mem_db_.exec("DELETE FROM orders");
-        mem_db_.exec("DELETE FROM order_history");
+        mem_ = open_sqlite_orders(":memory:");
         log::info("the read model can be written again; taking orders");
         return true;
     }
@@ -183,7 +182,7 @@ class IntakeOrders final : public OrderLookup {
     std::optional<OrderRecord> unwritten(const std::string& order_id) {
         std::lock_guard lock(mem_mu_);
         if (unwritten_.empty()) return std::nullopt;
-        return mem_.get(order_id, false);
+        return mem_->get(order_id, false);
     }
 
     bool caught_up(std::chrono::milliseconds deadline) override {
@@ -191,11 +190,9 @@ class IntakeOrders final : public OrderLookup {
     }
 
   private:
-    sqlite::Database db_;
-    OrderStore store_;
+    std::unique_ptr<OrderStore> store_;
     std::mutex mem_mu_;
-    sqlite::Database mem_db_;            // guarded by mem_mu_
-    OrderStore mem_;                     // guarded by mem_mu_
+    std::unique_ptr<OrderStore> mem_;    // guarded by mem_mu_
     std::vector<CloudEvent> unwritten_;  // guarded by mem_mu_
     const IntakeOptions& options_;
 };
@@ -208,10 +205,9 @@ class Intake::Impl {
         : options_(std::move(options)),
           producer_(std::move(client), producer_options(options_)),
           txns_(producer_, options_),
-          keys_db_(options_.keys_db_path, /*durable=*/true),
-          keys_(keys_db_, options_.key_retention),
+          keys_(open_sqlite_keys(options_.keys_db_path, options_.key_retention)),
           orders_(options_.orders_db_path, options_),
-          placement_(keys_, txns_, orders_, options_.commit_timeout),
+          placement_(*keys_, txns_, orders_, options_.commit_timeout),
           queue_(options_.queue_capacity, [](PlaceRequest&& r) {
               r.done({PlaceOutcome::kNotCommitted, r.order.order_id(), "", 0,
                       "the intake could not take the order in time; it was not created"});
@@ -297,11 +293,11 @@ class Intake::Impl {
 
     void run() {
         try {
-            if (auto n = keys_.pending_to_unknown(); n > 0) {
+            if (auto n = keys_->pending_to_unknown(); n > 0) {
                 log::warn("Idempotency-Keys left pending by the last run are now unknown",
                           {{"keys", n}});
             }
-            if (auto n = keys_.purge_expired(); n > 0) {
+            if (auto n = keys_->purge_expired(); n > 0) {
                 log::info("purged expired Idempotency-Keys", {{"keys", n}});
             }
         } catch (const std::exception& e) {
@@ -365,8 +361,7 @@ class Intake::Impl {
     IntakeOptions options_;
     kafka::TransactionalProducer producer_;
     KafkaIntakeTransactions txns_;
-    sqlite::Database keys_db_;
-    IdempotencyStore keys_;
+    std::unique_ptr<IdempotencyStore> keys_;
     IntakeOrders orders_;
     Placement placement_;
     runtime::DeadlineQueue<PlaceRequest> queue_;

@@ -204,5 +204,4 @@ json created_response(const contract::OrderCreated& o) {
             {"created_at", o.created_at}};
 }
 
-
 }  // namespace orderpipe::order

@@ -1,6 +1,7 @@
 #include "order_service.hpp"
 
 #include "order_view.hpp"
+#include "sqlite_order_store.hpp"
 
 #include "orderpipe/common/json.hpp"
 #include "orderpipe/common/logging.hpp"
@@ -46,10 +47,10 @@ std::optional<std::int64_t> parse_timeout_ms(const std::string& text) {
 /// and wakes the long-polls of the orders it changed.
 class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
   public:
-    OrdersProjection(const std::string& path, Waiters& waiters)
-        : db_(path, /*durable=*/false), store_(db_), waiters_(waiters) {}
+    OrdersProjection(std::unique_ptr<OrderStore> store, Waiters& waiters)
+        : store_(std::move(store)), waiters_(waiters) {}
 
-    sqlite::Database& db() override { return db_; }
+    runtime::ProjectionStore& store() override { return store_->projection_positions(); }
 
     void apply(const kafka::ConsumedRecord& record) override {
         auto decoded = kafka::from_record(record);
@@ -59,7 +60,7 @@ class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
             // topic, dead-letters it to orders.events.dlq.
             throw contract::ContractError(std::get<EnvelopeError>(decoded).message);
         }
-        store_.apply(*e);
+        store_->apply(*e);
         if (contract::type_of(*e) == contract::EventType::kOrderCreated) {
             changed_.emplace_back(e->subject, OrderStatus::kPending);
         } else if (auto t = transition_for(*e)) {
@@ -74,8 +75,7 @@ class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
     void rolled_back() override { changed_.clear(); }
 
   private:
-    sqlite::Database db_;
-    OrderStore store_;
+    std::unique_ptr<OrderStore> store_;
     Waiters& waiters_;
     std::vector<std::pair<std::string, OrderStatus>> changed_;
 };
@@ -120,15 +120,14 @@ void OrderService::start() {
     const std::string orders_db = rt.open_state("orders.db");
     const std::string keys_db = rt.open_state("idempotency.db");
     try {
-        read_db_ = std::make_unique<sqlite::Database>(orders_db, /*durable=*/false);
-        read_store_ = std::make_unique<OrderStore>(*read_db_);
-        saga_db_ = std::make_unique<sqlite::Database>(orders_db, /*durable=*/false);
-        saga_store_ = std::make_unique<OrderStore>(*saga_db_);
-    } catch (const sqlite::SqliteError& e) {
+        read_store_ = open_sqlite_orders(orders_db);
+        saga_store_ = open_sqlite_orders(orders_db);
+        projection_handler_ =
+            std::make_unique<OrdersProjection>(open_sqlite_orders(orders_db), waiters_);
+    } catch (const std::exception& e) {
         throw runtime::StartupError("cannot open " + orders_db + ": " + e.what());
     }
 
-    projection_handler_ = std::make_unique<OrdersProjection>(orders_db, waiters_);
     projection_ = std::make_unique<runtime::Projection>(
         runtime::ProjectionOptions{"orders", {topics_.orders}, rt.kafka_client("projection")},
         *projection_handler_, rt.registry());

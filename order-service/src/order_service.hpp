@@ -60,11 +60,9 @@ class OrderService {
     Config config_;
     SagaTopics topics_;
     std::unique_ptr<runtime::Runtime> runtime_;
-    std::unique_ptr<sqlite::Database> read_db_;  // HTTP reads, under read_mu_
-    std::unique_ptr<OrderStore> read_store_;
+    std::unique_ptr<OrderStore> read_store_;  // HTTP reads, under read_mu_
     std::mutex read_mu_;
-    std::unique_ptr<sqlite::Database> saga_db_;  // the decision loop's thread
-    std::unique_ptr<OrderStore> saga_store_;
+    std::unique_ptr<OrderStore> saga_store_;  // the decision loop's thread
     std::unique_ptr<OrdersProjection> projection_handler_;
     std::unique_ptr<runtime::Projection> projection_;
     std::unique_ptr<SagaProcessor> saga_;

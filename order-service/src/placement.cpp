@@ -14,9 +14,7 @@ Placement::Placement(IdempotencyStore& keys, IntakeTransactions& txns, OrderLook
 
 bool Placement::with_keys(const char* what, const std::function<void()>& f) {
     try {
-        sqlite::Transaction tx(keys_.db());
-        f();
-        tx.commit();
+        keys_.together(f);
         return true;
     } catch (const std::exception& e) {
         log::error("Idempotency-Key store failed", {{"step", what}, {"error", e.what()}});
@@ -220,6 +218,10 @@ void Placement::unknown(std::vector<PlaceRequest*>& placed, const std::string& e
 
 std::size_t Placement::resolve_unknown_keys(std::chrono::milliseconds catch_up_deadline) {
     if (!txns_.settled()) return 0;
+    if (auto n = keys_.abandoned_to_unknown(abandoned_after); n > 0) {
+        log::warn("Idempotency-Keys another instance left pending are now unknown",
+                  {{"keys", n}, {"pending_for_more_than_ms", abandoned_after.count()}});
+    }
     auto unknown = keys_.unknown(1000);
     if (unknown.empty()) return 0;
     // The outcome of every transaction of this producer is settled; the read model must now

@@ -104,6 +104,9 @@ class Placement {
     /// Resolves `unknown` keys from the read model, if the transactions are settled and the
     /// read model caught up. @returns how many were resolved.
     std::size_t resolve_unknown_keys(std::chrono::milliseconds catch_up_deadline);
+    /// How long after its claim another instance's pending key is taken for abandoned: past the
+    /// Kafka transaction timeout (60 s), with a margin.
+    std::chrono::milliseconds abandoned_after{std::chrono::seconds(90)};
 
     /// Observer of every batch that reached Kafka: (orders, outcome). For metrics.
     std::function<void(std::size_t, IntakeTransactions::Outcome)> on_batch;
@@ -112,7 +115,7 @@ class Placement {
     void committed(std::vector<PlaceRequest*>& placed);
     void aborted(std::vector<PlaceRequest*>& placed, const std::string& error);
     void unknown(std::vector<PlaceRequest*>& placed, const std::string& error);
-    /// Runs `f` in one SQLite transaction on the keys; logs and returns false if it failed.
+    /// Runs `f` as one unit of the key store; logs and returns false if it failed.
     bool with_keys(const char* what, const std::function<void()>& f);
     IdempotencyStore& keys_;
     IntakeTransactions& txns_;

@@ -147,11 +147,11 @@ void SagaProcessor::committed() {
             "injected failure of the read model write (after-commit-fails)");
     }
     // If this throws, the loop resyncs (waits for the projection) before the next decision.
-    sqlite::Transaction tx(store_.db());
-    for (const auto& o : new_orders) store_.insert(o, o.order_id + ":created");
-    for (const auto& e : events) store_.apply(e);
-    for (const auto& id : releases) store_.mark_release_requested(id);
-    tx.commit();
+    store_.together([&] {
+        for (const auto& o : new_orders) store_.insert(o, o.order_id + ":created");
+        for (const auto& e : events) store_.apply(e);
+        for (const auto& id : releases) store_.mark_release_requested(id);
+    });
     for (const auto& e : events) {
         if (auto t = transition_for(e)) {
             log::Scope about(contract::log_fields(e));

@@ -1,6 +1,7 @@
 // Order placement's rules against a fake Kafka side and a fake read model: what every outcome
 // of the intake transaction means for each request and its Idempotency-Key.
 #include "placement.hpp"
+#include "sqlite_idempotency_store.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -60,8 +61,8 @@ struct FakeReadModel final : OrderLookup {
 };
 
 struct Fixture {
-    sqlite::Database db{":memory:"};
-    IdempotencyStore keys{db, std::chrono::hours(48)};
+    std::unique_ptr<IdempotencyStore> store = open_sqlite_keys(":memory:", std::chrono::hours(48));
+    IdempotencyStore& keys = *store;
     FakeReadModel read_model;
     FakeKafka kafka;
     Placement placement{keys, kafka, read_model, std::chrono::milliseconds(100)};
@@ -218,10 +219,10 @@ TEST_CASE(
     "[placement]") {
     Fixture f;
     {
-        sqlite::Transaction tx(f.db);
-        f.keys.claim("crashed-committed", "body-1", "o-1");
-        f.keys.claim("crashed-never", "body-1", "o-2");
-        tx.commit();
+        f.keys.together([&] {
+            f.keys.claim("crashed-committed", "body-1", "o-1");
+            f.keys.claim("crashed-never", "body-1", "o-2");
+        });
     }
     f.read_model.committed.insert("o-1");
     CHECK(f.keys.pending_to_unknown() == 2);

@@ -1,13 +1,9 @@
 #include "orderpipe/common/processed_events.hpp"
 
+#include "orderpipe/common/time.hpp"
+
 namespace orderpipe {
 namespace {
-
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 sqlite::Database& with_table(sqlite::Database& db) {
     db.exec(R"(CREATE TABLE IF NOT EXISTS processed_events (
@@ -34,10 +30,10 @@ ProcessedEvents::ProcessedEvents(sqlite::Database& db, std::chrono::hours retent
       find_(db.prepare("SELECT result FROM processed_events WHERE consumer = ? AND ce_id = ?")),
       insert_(db.prepare("INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
                          "VALUES (?, ?, ?, ?)")),
-      advance_(db.prepare(
-          "INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
-          "VALUES (?, ?, ?, ?) ON CONFLICT(consumer, topic, partition) DO UPDATE SET "
-          "next_offset = max(next_offset, excluded.next_offset)")) {}
+      advance_(
+          db.prepare("INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
+                     "VALUES (?, ?, ?, ?) ON CONFLICT(consumer, topic, partition) DO UPDATE SET "
+                     "next_offset = max(next_offset, excluded.next_offset)")) {}
 
 void ProcessedEvents::advance(const std::string& consumer, const std::string& topic,
                               std::int32_t partition, std::int64_t next_offset) {
@@ -71,13 +67,13 @@ std::optional<std::string> ProcessedEvents::find(const std::string& consumer,
 
 void ProcessedEvents::record(const std::string& consumer, const std::string& ce_id,
                              const std::string& result) {
-    insert_.bind(1, consumer).bind(2, ce_id).bind(3, result).bind(4, now_ms());
+    insert_.bind(1, consumer).bind(2, ce_id).bind(3, result).bind(4, unix_now_ms());
     insert_.run();
 }
 
 std::int64_t ProcessedEvents::purge_expired() {
     const auto cutoff =
-        now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
+        unix_now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
     auto del = db_.prepare("DELETE FROM processed_events WHERE processed_ms < ?");
     del.bind(1, cutoff);
     del.run();

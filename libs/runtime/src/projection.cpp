@@ -35,12 +35,6 @@ class Projection::Impl {
   public:
     Impl(ProjectionOptions options, ProjectionHandler& handler, prometheus::Registry& registry)
         : options_(std::move(options)), handler_(handler) {
-        handler_.db().exec(R"(CREATE TABLE IF NOT EXISTS projection_positions (
-            projection  TEXT NOT NULL,
-            topic       TEXT NOT NULL,
-            partition   INTEGER NOT NULL,
-            next_offset INTEGER NOT NULL,
-            PRIMARY KEY (projection, topic, partition)))");
         auto& records = prometheus::BuildCounter()
                             .Name("projection_records_total")
                             .Help("Records applied to a read model, by result")
@@ -191,17 +185,7 @@ class Projection::Impl {
 
     /// Every partition at its stored position (or the beginning).
     std::vector<kafka::TopicPartitionOffset> stored_positions() {
-        std::map<kafka::TopicPartition, std::int64_t> stored;
-        {
-            auto q = handler_.db().cached(
-                "SELECT topic, partition, next_offset FROM projection_positions "
-                "WHERE projection = ?");
-            q.bind(1, options_.name);
-            while (q.step()) {
-                stored[{q.column_text(0), static_cast<std::int32_t>(q.column_int(1))}] =
-                    q.column_int(2);
-            }
-        }
+        const auto stored = handler_.store().positions(options_.name);
         std::map<std::string, int> counts;
         {
             std::lock_guard lock(mu_);
@@ -276,17 +260,26 @@ class Projection::Impl {
         }
         std::size_t skipped = 0;
         try {
-            sqlite::Database& db = handler_.db();
-            sqlite::Transaction tx(db);
+            ProjectionStore& store = handler_.store();
+            struct Unit {
+                ProjectionStore& store;
+                bool open = true;
+                ~Unit() {
+                    if (open) store.rollback();
+                }
+            };
+            store.begin();
+            Unit unit{store};
             std::map<kafka::TopicPartition, std::int64_t> next;
             for (const auto& rec : records) {
                 next[{rec.topic, rec.partition}] = rec.offset + 1;
-                sqlite::Savepoint sp(db);
+                store.mark_record();
                 try {
                     handler_.apply(rec);
-                    sp.release();
+                    store.keep_record();
                 } catch (const contract::ContractError& e) {
-                    ++skipped;  // `sp` undoes what the record did
+                    ++skipped;
+                    store.undo_record();  // what the record did, alone
                     log::Scope about(contract::log_fields(rec.key, rec.headers));
                     log::warn("record skipped by the read model", {{"projection", options_.name},
                                                                    {"topic", rec.topic},
@@ -295,18 +288,9 @@ class Projection::Impl {
                                                                    {"error", e.what()}});
                 }
             }
-            auto upsert = db.cached(
-                "INSERT INTO projection_positions(projection, topic, partition, next_offset) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT(projection, topic, partition) DO UPDATE SET "
-                "next_offset = MAX(next_offset, excluded.next_offset)");
-            for (const auto& [tp, n] : next) {
-                upsert.bind(1, options_.name)
-                    .bind(2, tp.topic)
-                    .bind(3, static_cast<std::int64_t>(tp.partition))
-                    .bind(4, n);
-                upsert.run();
-            }
-            tx.commit();
+            store.advance(options_.name, next);
+            store.commit();
+            unit.open = false;
         } catch (const std::exception& e) {
             handler_.rolled_back();
             failures_->Increment();

@@ -2,6 +2,7 @@
 /// RFC 3339 UTC timestamps with milliseconds ("2026-11-23T19:40:00.123Z").
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,12 @@ using SystemTime = std::chrono::system_clock::time_point;
 
 std::string format_rfc3339(SystemTime t);
 inline std::string now_rfc3339() { return format_rfc3339(std::chrono::system_clock::now()); }
+/// Now, in milliseconds since the Unix epoch (what stores keep as `*_ms`).
+inline std::int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 /// Parses RFC 3339 with 'Z' or a numeric offset, optional fraction. nullopt when malformed or
 /// outside the years 1700 to 2200 (a SystemTime cannot hold much more).

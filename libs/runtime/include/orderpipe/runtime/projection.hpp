@@ -1,10 +1,10 @@
 #pragma once
-/// A read model fed from Kafka topics (read_committed) into SQLite, exactly once without any
-/// Kafka commit: the position of every partition lives in the same SQLite file and is written in
-/// the same SQLite transaction as the changes it produced. Used by the order read model and by
-/// analytics.
+/// A read model fed from Kafka topics (read_committed) into a store, exactly once without any
+/// Kafka commit: the position of every partition lives in the same store and is written in the
+/// same unit of work as the changes it produced. Used by the order read model. The store is a
+/// port (ProjectionStore); sqlite_projection_store.hpp is its SQLite adapter.
 ///
-///   poll a batch → BEGIN → handler.apply(record) for each → positions → COMMIT
+///   poll a batch → begin → handler.apply(record) for each → positions → commit
 ///                → handler.committed()
 ///
 /// - A record the handler refuses (it throws contract::ContractError) is skipped alone (its
@@ -20,10 +20,11 @@
 /// Thread-safety: catch_up() before start() on the caller's thread; after start() the
 /// projection has its own thread, and wait_caught_up()/status() may be called from any thread.
 
-#include "orderpipe/common/sqlite.hpp"
 #include "orderpipe/kafka/types.hpp"
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,15 +36,36 @@ class Registry;
 
 namespace orderpipe::runtime {
 
+/// Where a projection keeps its positions, in the same unit of work as the handler's changes.
+/// Used only on the projection's thread.
+class ProjectionStore {
+  public:
+    using Positions = std::map<kafka::TopicPartition, std::int64_t>;
+    virtual ~ProjectionStore() = default;
+    /// The next offset to apply of each partition projection `name` has applied.
+    virtual Positions positions(const std::string& name) = 0;
+    /// Opens the unit of work of one batch.
+    virtual void begin() = 0;
+    /// A point the next record's changes can be undone to (undo_record), or kept (keep_record).
+    virtual void mark_record() = 0;
+    virtual void keep_record() = 0;
+    virtual void undo_record() = 0;
+    /// Stores `next` as the positions of projection `name` (never moving one back).
+    virtual void advance(const std::string& name, const Positions& next) = 0;
+    virtual void commit() = 0;
+    /// Undoes the open unit of work, if any. Never throws.
+    virtual void rollback() noexcept = 0;
+};
+
 class ProjectionHandler {
   public:
     virtual ~ProjectionHandler() = default;
-    /// The connection the projection writes through; used only on the projection's thread.
-    virtual sqlite::Database& db() = 0;
-    /// Applies one record inside the open SQLite transaction. Throw contract::ContractError to
-    /// skip a record that does not follow the contract.
+    /// The store the handler writes to, which keeps the positions too.
+    virtual ProjectionStore& store() = 0;
+    /// Applies one record inside the open unit of work. Throw contract::ContractError to skip a
+    /// record that does not follow the contract.
     virtual void apply(const kafka::ConsumedRecord& record) = 0;
-    /// The batch is committed to SQLite (e.g. wake long-polls).
+    /// The batch is committed to the store (e.g. wake long-polls).
     virtual void committed() {}
     /// The batch was rolled back: forget what apply() noted.
     virtual void rolled_back() {}
@@ -59,7 +81,7 @@ struct ProjectionOptions {
 
 class Projection {
   public:
-    /// Creates the positions table in handler.db(). Does not contact Kafka.
+    /// Does not contact Kafka.
     Projection(ProjectionOptions options, ProjectionHandler& handler,
                prometheus::Registry& registry);
     ~Projection();  ///< stop()

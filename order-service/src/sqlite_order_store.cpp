@@ -1,14 +1,42 @@
-#include "read_model.hpp"
+#include "sqlite_order_store.hpp"
 
 #include "orderpipe/common/json.hpp"
+#include "orderpipe/common/sqlite.hpp"
+#include "orderpipe/runtime/sqlite_projection_store.hpp"
 
 namespace orderpipe::order {
+namespace {
 
 using contract::EventType;
 using contract::OrderStatus;
 using nlohmann::json;
 
-OrderStore::OrderStore(sqlite::Database& db) : db_(db) {
+class SqliteOrderStore final : public OrderStore {
+  public:
+    explicit SqliteOrderStore(const std::string& path);
+
+    void together(const std::function<void()>& work) override {
+        sqlite::Transaction tx(db_);
+        work();
+        tx.commit();
+    }
+    std::optional<OrderRecord> get(const std::string& order_id, bool with_history) override;
+    bool has_event(const std::string& event_id) override;
+    void apply(const CloudEvent& event) override;
+    void insert(const OrderRecord& record, const std::string& created_event_id) override;
+    void mark_release_requested(const std::string& order_id) override;
+    std::vector<std::string> pending_before(std::int64_t created_before_ms,
+                                            std::size_t limit) override;
+    runtime::ProjectionStore& projection_positions() override { return *positions_; }
+
+  private:
+    void apply_transition(const std::string& order_id, const std::string& event_id,
+                          const Transition& t);
+    sqlite::Database db_;
+    std::unique_ptr<runtime::SqliteProjectionStore> positions_;
+};
+
+SqliteOrderStore::SqliteOrderStore(const std::string& path) : db_(path, /*durable=*/false) {
     db_.exec(R"(CREATE TABLE IF NOT EXISTS orders (
         order_id          TEXT PRIMARY KEY,
         status            TEXT NOT NULL,
@@ -29,9 +57,10 @@ OrderStore::OrderStore(sqlite::Database& db) : db_(db) {
         at       TEXT NOT NULL,
         seq      INTEGER NOT NULL))");
     db_.exec("CREATE INDEX IF NOT EXISTS order_history_order ON order_history(order_id, seq)");
+    positions_ = std::make_unique<runtime::SqliteProjectionStore>(db_);
 }
 
-std::optional<OrderRecord> OrderStore::get(const std::string& order_id, bool with_history) {
+std::optional<OrderRecord> SqliteOrderStore::get(const std::string& order_id, bool with_history) {
     auto q = db_.cached(
         "SELECT status, reason, detail, doc, correlation_id, traceparent, last_event_id, "
         "created_ms, decided, release_requested FROM orders WHERE order_id = ?");
@@ -60,7 +89,7 @@ std::optional<OrderRecord> OrderStore::get(const std::string& order_id, bool wit
     return r;
 }
 
-bool OrderStore::has_event(const std::string& event_id) {
+bool SqliteOrderStore::has_event(const std::string& event_id) {
     auto q = db_.cached("SELECT 1 FROM order_history WHERE event_id = ?");
     q.bind(1, event_id);
     const bool found = q.step();
@@ -68,7 +97,7 @@ bool OrderStore::has_event(const std::string& event_id) {
     return found;
 }
 
-void OrderStore::apply(const CloudEvent& e) {
+void SqliteOrderStore::apply(const CloudEvent& e) {
     if (contract::type_of(e) == EventType::kOrderCreated) {
         insert(record_for_created(e), e.id);
         return;
@@ -78,7 +107,7 @@ void OrderStore::apply(const CloudEvent& e) {
     }
 }
 
-void OrderStore::insert(const OrderRecord& r, const std::string& created_event_id) {
+void SqliteOrderStore::insert(const OrderRecord& r, const std::string& created_event_id) {
     auto ins = db_.cached(
         "INSERT OR IGNORE INTO orders(order_id, status, doc, correlation_id, traceparent, "
         "last_event_id, created_ms) VALUES (?, 'PENDING', ?, ?, ?, ?, ?)");
@@ -101,8 +130,8 @@ void OrderStore::insert(const OrderRecord& r, const std::string& created_event_i
     hist.run();
 }
 
-void OrderStore::apply_transition(const std::string& order_id, const std::string& event_id,
-                                  const Transition& t) {
+void SqliteOrderStore::apply_transition(const std::string& order_id, const std::string& event_id,
+                                        const Transition& t) {
     if (has_event(event_id)) return;  // already applied
     auto up = db_.cached(
         "UPDATE orders SET status = ?, reason = ?, detail = ?, last_event_id = ?, "
@@ -128,14 +157,14 @@ void OrderStore::apply_transition(const std::string& order_id, const std::string
     hist.run();
 }
 
-void OrderStore::mark_release_requested(const std::string& order_id) {
+void SqliteOrderStore::mark_release_requested(const std::string& order_id) {
     auto up = db_.cached("UPDATE orders SET release_requested = 1 WHERE order_id = ?");
     up.bind(1, order_id);
     up.run();
 }
 
-std::vector<std::string> OrderStore::pending_before(std::int64_t created_before_ms,
-                                                    std::size_t limit) {
+std::vector<std::string> SqliteOrderStore::pending_before(std::int64_t created_before_ms,
+                                                          std::size_t limit) {
     std::vector<std::string> out;
     auto q = db_.cached(
         "SELECT order_id FROM orders WHERE status = 'PENDING' AND created_ms < ? "
@@ -144,6 +173,12 @@ std::vector<std::string> OrderStore::pending_before(std::int64_t created_before_
     while (q.step()) out.push_back(q.column_text(0));
     q.reset();
     return out;
+}
+
+}  // namespace
+
+std::unique_ptr<OrderStore> open_sqlite_orders(const std::string& path) {
+    return std::make_unique<SqliteOrderStore>(path);
 }
 
 }  // namespace orderpipe::order

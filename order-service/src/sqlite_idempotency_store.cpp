@@ -1,18 +1,40 @@
-#include "idempotency_store.hpp"
+#include "sqlite_idempotency_store.hpp"
+
+#include "orderpipe/common/time.hpp"
+
+#include "orderpipe/common/sqlite.hpp"
 
 namespace orderpipe::order {
 namespace {
 
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+class SqliteIdempotencyStore final : public IdempotencyStore {
+  public:
+    SqliteIdempotencyStore(const std::string& path, std::chrono::hours retention);
+    void together(const std::function<void()>& work) override {
+        sqlite::Transaction tx(db_);
+        work();
+        tx.commit();
+    }
+    Claim claim(const std::string& key, const std::string& body, const std::string& order_id,
+                const std::string& legacy_body) override;
+    void complete(const std::string& key, const Stored& answer) override;
+    void release(const std::string& key) override;
+    void mark_unknown(const std::string& key) override;
+    std::int64_t pending_to_unknown() override;
+    std::int64_t abandoned_to_unknown(std::chrono::milliseconds /*older_than*/) override {
+        return 0;  // one instance: every pending key is this process's own
+    }
+    std::vector<UnknownKey> unknown(std::size_t limit) override;
+    std::int64_t purge_expired() override;
 
-}  // namespace
+  private:
+    sqlite::Database db_;
+    std::chrono::hours retention_;
+};
 
-IdempotencyStore::IdempotencyStore(sqlite::Database& db, std::chrono::hours retention)
-    : db_(db), retention_(retention) {
+SqliteIdempotencyStore::SqliteIdempotencyStore(const std::string& path,
+                                               std::chrono::hours retention)
+    : db_(path, /*durable=*/true), retention_(retention) {
     db_.exec(R"(CREATE TABLE IF NOT EXISTS idempotency_keys (
         key        TEXT PRIMARY KEY,
         body       TEXT NOT NULL,
@@ -25,9 +47,10 @@ IdempotencyStore::IdempotencyStore(sqlite::Database& db, std::chrono::hours rete
     db_.exec("CREATE INDEX IF NOT EXISTS idempotency_keys_state ON idempotency_keys(state)");
 }
 
-IdempotencyStore::Claim IdempotencyStore::claim(const std::string& key, const std::string& body,
-                                                const std::string& order_id,
-                                                const std::string& legacy_body) {
+IdempotencyStore::Claim SqliteIdempotencyStore::claim(const std::string& key,
+                                                      const std::string& body,
+                                                      const std::string& order_id,
+                                                      const std::string& legacy_body) {
     auto find = db_.cached(
         "SELECT body, order_id, state, status, response FROM idempotency_keys WHERE key = ?");
     find.bind(1, key);
@@ -48,37 +71,37 @@ IdempotencyStore::Claim IdempotencyStore::claim(const std::string& key, const st
     auto insert = db_.cached(
         "INSERT INTO idempotency_keys(key, body, order_id, state, created_ms) "
         "VALUES (?, ?, ?, 'pending', ?)");
-    insert.bind(1, key).bind(2, body).bind(3, order_id).bind(4, now_ms());
+    insert.bind(1, key).bind(2, body).bind(3, order_id).bind(4, unix_now_ms());
     insert.run();
     return {ClaimResult::kClaimed, std::nullopt};
 }
 
-void IdempotencyStore::complete(const std::string& key, const Stored& s) {
+void SqliteIdempotencyStore::complete(const std::string& key, const Stored& s) {
     auto update = db_.cached(
         "UPDATE idempotency_keys SET state = 'committed', status = ?, response = ? WHERE key = ?");
     update.bind(1, static_cast<std::int64_t>(s.status)).bind(2, s.response).bind(3, key);
     update.run();
 }
 
-void IdempotencyStore::release(const std::string& key) {
+void SqliteIdempotencyStore::release(const std::string& key) {
     auto del = db_.cached("DELETE FROM idempotency_keys WHERE key = ? AND state != 'committed'");
     del.bind(1, key);
     del.run();
 }
 
-void IdempotencyStore::mark_unknown(const std::string& key) {
+void SqliteIdempotencyStore::mark_unknown(const std::string& key) {
     auto up = db_.cached(
         "UPDATE idempotency_keys SET state = 'unknown' WHERE key = ? AND state = 'pending'");
     up.bind(1, key);
     up.run();
 }
 
-std::int64_t IdempotencyStore::pending_to_unknown() {
+std::int64_t SqliteIdempotencyStore::pending_to_unknown() {
     db_.exec("UPDATE idempotency_keys SET state = 'unknown' WHERE state = 'pending'");
     return db_.changes();
 }
 
-std::vector<IdempotencyStore::UnknownKey> IdempotencyStore::unknown(std::size_t limit) {
+std::vector<IdempotencyStore::UnknownKey> SqliteIdempotencyStore::unknown(std::size_t limit) {
     std::vector<UnknownKey> out;
     auto q =
         db_.cached("SELECT key, order_id FROM idempotency_keys WHERE state = 'unknown' LIMIT ?");
@@ -88,15 +111,22 @@ std::vector<IdempotencyStore::UnknownKey> IdempotencyStore::unknown(std::size_t 
     return out;
 }
 
-std::int64_t IdempotencyStore::purge_expired() {
+std::int64_t SqliteIdempotencyStore::purge_expired() {
     const auto cutoff =
-        now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
+        unix_now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
     // Unknown keys are kept until they are resolved, however old.
     auto del =
         db_.cached("DELETE FROM idempotency_keys WHERE created_ms < ? AND state != 'unknown'");
     del.bind(1, cutoff);
     del.run();
     return db_.changes();
+}
+
+}  // namespace
+
+std::unique_ptr<IdempotencyStore> open_sqlite_keys(const std::string& path,
+                                                   std::chrono::hours retention) {
+    return std::make_unique<SqliteIdempotencyStore>(path, retention);
 }
 
 }  // namespace orderpipe::order

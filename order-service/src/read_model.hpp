@@ -37,9 +37,13 @@ class OrderStore {
     /// Applies an orders.events event: inserts a PENDING order from ORDER_CREATED (no-op if it
     /// exists), or applies its transition (no-op if this event was already applied). Other
     /// types change nothing. @throws contract::ContractError when the data is malformed.
-    virtual void apply(const CloudEvent& event) = 0;
+    void apply(const CloudEvent& event);
     /// Inserts `record` as created by event `created_event_id` if the order is not there yet.
     virtual void insert(const OrderRecord& record, const std::string& created_event_id) = 0;
+    /// Applies `t`, made by event `event_id`, to order `order_id` (no-op if that event was
+    /// applied already), with its history entry.
+    virtual void apply_transition(const std::string& order_id, const std::string& event_id,
+                                  const Transition& t) = 0;
     /// Remembers that a release was requested (an event that is not on orders.events).
     virtual void mark_release_requested(const std::string& order_id) = 0;
 

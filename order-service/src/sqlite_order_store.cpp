@@ -22,16 +22,15 @@ class SqliteOrderStore final : public OrderStore {
     }
     std::optional<OrderRecord> get(const std::string& order_id, bool with_history) override;
     bool has_event(const std::string& event_id) override;
-    void apply(const CloudEvent& event) override;
     void insert(const OrderRecord& record, const std::string& created_event_id) override;
     void mark_release_requested(const std::string& order_id) override;
     std::vector<std::string> pending_before(std::int64_t created_before_ms,
                                             std::size_t limit) override;
     runtime::ProjectionStore& projection_positions() override { return *positions_; }
+    void apply_transition(const std::string& order_id, const std::string& event_id,
+                          const Transition& t) override;
 
   private:
-    void apply_transition(const std::string& order_id, const std::string& event_id,
-                          const Transition& t);
     sqlite::Database db_;
     std::unique_ptr<runtime::SqliteProjectionStore> positions_;
 };
@@ -95,16 +94,6 @@ bool SqliteOrderStore::has_event(const std::string& event_id) {
     const bool found = q.step();
     q.reset();
     return found;
-}
-
-void SqliteOrderStore::apply(const CloudEvent& e) {
-    if (contract::type_of(e) == EventType::kOrderCreated) {
-        insert(record_for_created(e), e.id);
-        return;
-    }
-    if (auto t = transition_for(e)) {
-        apply_transition(t->order_id, e.id, *t);
-    }
 }
 
 void SqliteOrderStore::insert(const OrderRecord& r, const std::string& created_event_id) {

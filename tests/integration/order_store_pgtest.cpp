@@ -1,0 +1,217 @@
+// The order read model's storage port, the same promises checked on both adapters: SQLite (a
+// file of its own) and PostgreSQL (a database of its own on the `postgres_server` fixture):
+// every writer's events applied once and in order, a unit of work all or none, the
+// projection's positions in the same unit as its changes. Then what only a shared database must
+// survive: instances applying the same events at once.
+#include "pg_order_store.hpp"
+#include "pg_support.hpp"
+#include "sqlite_order_store.hpp"
+
+#include "orderpipe/common/ids.hpp"
+#include "orderpipe/common/storage_error.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <latch>
+#include <thread>
+
+using namespace orderpipe;
+using namespace orderpipe::order;
+using nlohmann::json;
+
+namespace {
+
+struct Backend {
+    std::string name;
+    /// Another instance (thread) of one read model.
+    std::function<std::unique_ptr<OrderStore>()> open;
+};
+
+Backend sqlite_backend() {
+    static int n = 0;
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("order-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "orders.db").string();
+    return {"sqlite", [path] { return open_sqlite_orders(path); }};
+}
+
+Backend pg_backend() {
+    const auto url = test::pg_fresh_database();
+    {
+        pg::Connection c(pg::ConnectionOptions{.url = url});
+        pg::migrate(c, "order-read-model", order_store_migrations());
+    }
+    return {
+        "postgres", [url] {
+            return open_pg_orders(std::make_shared<pg::Pool>(pg::ConnectionOptions{.url = url}, 4));
+        }};
+}
+
+CloudEvent event(const std::string& type, const std::string& time, json data) {
+    std::string subject = data.value("order_id", "o");
+    auto e = CloudEvent::make(type, "/test", std::move(subject), "saga-1", std::nullopt,
+                              TraceContext::fresh().header(), std::move(data));
+    e.time = time;
+    return e;
+}
+
+CloudEvent created(const std::string& id, const std::string& time = "2026-12-01T10:00:00.000Z") {
+    return event("ORDER_CREATED", time,
+                 {{"order_id", id},
+                  {"customer_id", "c-1"},
+                  {"customer_email", "a@example.com"},
+                  {"items", {{{"sku", "S"}, {"quantity", 1}, {"unit_price", "10.00"}}}},
+                  {"total", "10.00"},
+                  {"currency", "USD"},
+                  {"created_at", time}});
+}
+
+CloudEvent confirmed(const std::string& id) {
+    const std::string time = "2026-12-01T10:00:01.000Z";
+    return event(
+        "ORDER_CONFIRMED", time,
+        {{"order_id", id}, {"total", "10.00"}, {"currency", "USD"}, {"confirmed_at", time}});
+}
+
+CloudEvent cancelled(const std::string& id, const std::string& reason) {
+    return event("ORDER_CANCELLED", "2026-12-01T10:00:02.000Z",
+                 {{"order_id", id}, {"total", "10.00"}, {"currency", "USD"}, {"reason", reason}});
+}
+
+std::vector<std::string> statuses(const OrderRecord& r) {
+    std::vector<std::string> out;
+    for (const auto& h : r.history) out.push_back(h["status"]);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("every writer's events are applied once, in order; a unit is all or none",
+          "[pg][order]") {
+    for (const auto& backend : {sqlite_backend(), pg_backend()}) {
+        SECTION(backend.name) {
+            auto store = backend.open();
+            const auto c = created("o-1");
+            const auto ok = confirmed("o-1");
+            const auto cancel = cancelled("o-1", "CUSTOMER_REQUEST");
+            store->together([&] {
+                store->apply(c);
+                store->apply(ok);
+            });
+            // The same events again (the projection after the write-through): nothing changes.
+            store->together([&] {
+                store->apply(c);
+                store->apply(ok);
+            });
+            store->apply(cancel);
+            auto r = store->get("o-1");
+            REQUIRE(r);
+            CHECK(r->status == contract::OrderStatus::kCancelled);
+            CHECK(r->reason == contract::CancelReason::kCustomerRequest);
+            CHECK(r->decided);
+            CHECK(r->release_requested);
+            CHECK(r->last_event_id == cancel.id);
+            CHECK(statuses(*r) == std::vector<std::string>{"PENDING", "CONFIRMED", "CANCELLED"});
+            CHECK(store->has_event(ok.id));
+            CHECK(r->order().order_id == "o-1");
+            CHECK_FALSE(store->get("o-none"));
+
+            // All or none.
+            CHECK_THROWS(store->together([&] {
+                store->apply(created("o-2"));
+                throw std::runtime_error("the batch failed");
+            }));
+            CHECK_FALSE(store->get("o-2"));
+
+            // PENDING orders older than a time, oldest first.
+            store->apply(created("o-3", "2026-12-01T09:00:00.000Z"));
+            store->apply(created("o-4", "2026-12-01T08:00:00.000Z"));
+            auto pending = store->pending_before(std::numeric_limits<std::int64_t>::max(), 10);
+            CHECK(pending.size() == 2);
+            store->mark_release_requested("o-3");
+            CHECK(store->get("o-3", false)->release_requested);
+        }
+    }
+}
+
+TEST_CASE("the projection's positions go with its changes, a record undone alone", "[pg][order]") {
+    for (const auto& backend : {sqlite_backend(), pg_backend()}) {
+        SECTION(backend.name) {
+            auto store = backend.open();
+            auto& positions = store->projection_positions();
+            const kafka::TopicPartition tp{"orders.events", 0};
+            positions.begin();
+            positions.mark_record();
+            store->apply(created("o-1"));
+            positions.keep_record();
+            positions.mark_record();
+            store->apply(created("o-2"));
+            positions.undo_record();  // a record skipped: its changes alone undone
+            positions.advance("orders", {{tp, 2}});
+            positions.commit();
+            CHECK(store->get("o-1"));
+            CHECK_FALSE(store->get("o-2"));
+            CHECK(positions.positions("orders") == runtime::ProjectionStore::Positions{{tp, 2}});
+            // A batch rolled back leaves nothing, positions included; never moving back.
+            positions.begin();
+            store->apply(created("o-3"));
+            positions.advance("orders", {{tp, 3}});
+            positions.rollback();
+            CHECK_FALSE(store->get("o-3"));
+            positions.begin();
+            positions.advance("orders", {{tp, 1}});
+            positions.commit();
+            CHECK(positions.positions("orders").at(tp) == 2);
+            CHECK(positions.positions("other").empty());
+        }
+    }
+}
+
+TEST_CASE("instances applying the same events at once write each once", "[pg][order]") {
+    const auto backend = pg_backend();
+    constexpr int kInstances = 4;
+    constexpr int kOrders = 40;
+    std::vector<CloudEvent> events;
+    for (int i = 0; i < kOrders; ++i) {
+        const std::string id = "o-" + std::to_string(i);
+        events.push_back(created(id));
+        events.push_back(i % 2 == 0 ? confirmed(id) : cancelled(id, "INSUFFICIENT_STOCK"));
+    }
+    std::vector<std::unique_ptr<OrderStore>> instances;
+    for (int i = 0; i < kInstances; ++i) instances.push_back(backend.open());
+    std::latch start(kInstances);
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kInstances; ++i) {
+        threads.emplace_back([&, i] {
+            start.arrive_and_wait();
+            for (const auto& e : events) {
+                // A unit that loses a race is taken again, as the projection and the saga do.
+                for (int attempt = 0;; ++attempt) {
+                    try {
+                        instances[i]->together([&] { instances[i]->apply(e); });
+                        break;
+                    } catch (const StorageError& err) {
+                        if (!err.transient() || attempt > 20) {
+                            ++failed;
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(failed == 0);
+    for (int i = 0; i < kOrders; ++i) {
+        const auto r = instances[0]->get("o-" + std::to_string(i));
+        REQUIRE(r);
+        INFO(r->order_id);
+        CHECK(r->history.size() == 2);
+        CHECK(r->decided);
+    }
+}

@@ -204,6 +204,12 @@ TEST_CASE("inventory: a database it cannot use is refused at start, naming DATAB
                              {{"DATABASE_URL", "postgresql://u:secret@host/db?no_such_option=1"}});
         CHECK(child->wait_exit(std::chrono::seconds(30)) == 2);
     }
+    SECTION("a key=value string libpq cannot read, its password quoted and unterminated") {
+        // libpq's message quotes what it choked on: the password here.
+        auto child = p.spawn(INVENTORY_SERVICE_BIN, "inventory-service", port,
+                             {{"DATABASE_URL", "host=db password='secret dbname=x"}});
+        CHECK(child->wait_exit(std::chrono::seconds(30)) == 2);
+    }
     SECTION("a schema newer than this release") {
         test::PrivatePostgres pg(source_dir(), p.dir.path() + "/postgres");
         {

@@ -57,12 +57,14 @@ class IdempotencyStore {
     /// given.
     virtual Claim claim(const std::string& key, const std::string& body,
                         const std::string& order_id, const std::string& legacy_body = {}) = 0;
-    /// The order committed: store its answer.
+    /// The order (answer.order_id) committed: store its answer.
     virtual void complete(const std::string& key, const Stored& answer) = 0;
-    /// The order surely did not commit: forget the key.
-    virtual void release(const std::string& key) = 0;
-    /// Nobody can tell yet whether the order committed.
-    virtual void mark_unknown(const std::string& key) = 0;
+    /// Order `order_id` surely did not commit: forget its claim of the key. (Each of these names
+    /// the order: a key released and claimed again since, by a retry, is another claim, left
+    /// alone.)
+    virtual void release(const std::string& key, const std::string& order_id) = 0;
+    /// Nobody can tell yet whether order `order_id` committed.
+    virtual void mark_unknown(const std::string& key, const std::string& order_id) = 0;
     /// At start: keys left pending by a process that is gone become unknown. @returns how many.
     virtual std::int64_t pending_to_unknown() = 0;
     /// Keys another owner (another instance) left pending for longer than `older_than` — its

@@ -95,19 +95,22 @@ class PgIdempotencyStore final : public IdempotencyStore {
         });
     }
 
-    void release(const std::string& key) override {
+    void release(const std::string& key, const std::string& order_id) override {
         with([&](pg::Connection& c) {
-            c.run("DELETE FROM idempotency_keys WHERE key = $1 AND state <> 'committed'", {key});
+            c.run(
+                "DELETE FROM idempotency_keys WHERE key = $1 AND order_id = $2 AND "
+                "state <> 'committed'",
+                {key, order_id});
             return 0;
         });
     }
 
-    void mark_unknown(const std::string& key) override {
+    void mark_unknown(const std::string& key, const std::string& order_id) override {
         with([&](pg::Connection& c) {
             c.run(
                 "UPDATE idempotency_keys SET state = 'unknown' WHERE key = $1 AND "
-                "state = 'pending'",
-                {key});
+                "order_id = $2 AND state = 'pending'",
+                {key, order_id});
             return 0;
         });
     }

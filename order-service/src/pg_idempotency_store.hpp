@@ -9,7 +9,7 @@
 ///   pending key of another owner older than the Kafka transaction timeout (its transaction has
 ///   surely ended: committed, or aborted by the broker) is turned unknown by any instance and
 ///   resolved from the read model, so a dead instance's keys do not answer 409 for ever.
-/// - complete, release and mark_unknown name the order too: a key released by a resolver and
+/// - complete, release and mark_unknown name the order: a key released by a resolver and
 ///   claimed again by a retry is never completed with the first order's answer.
 
 #include "idempotency_store.hpp"

@@ -90,7 +90,7 @@ void Placement::place(std::vector<PlaceRequest>& batch) {
         // Read-your-writes cannot be kept: refuse before anything is committed (a 503).
         with_keys("release", [&] {
             for (const auto* r : placed) {
-                if (r->key) keys_.release(*r->key);
+                if (r->key) keys_.release(*r->key, r->order.order_id());
             }
         });
         for (auto* r : placed) {
@@ -159,7 +159,7 @@ void Placement::committed(std::vector<PlaceRequest*>& placed) {
 void Placement::aborted(std::vector<PlaceRequest*>& placed, const std::string& error) {
     with_keys("release", [&] {
         for (const auto* r : placed) {
-            if (r->key) keys_.release(*r->key);
+            if (r->key) keys_.release(*r->key, r->order.order_id());
         }
     });
     for (auto* r : placed) {
@@ -183,7 +183,7 @@ void Placement::unknown(std::vector<PlaceRequest*>& placed, const std::string& e
                 if (body) {
                     keys_.complete(*r->key, {201, r->order.order_id(), *body});
                 } else {
-                    keys_.release(*r->key);
+                    keys_.release(*r->key, r->order.order_id());
                 }
             }
         });
@@ -202,7 +202,7 @@ void Placement::unknown(std::vector<PlaceRequest*>& placed, const std::string& e
     }
     with_keys("mark unknown", [&] {
         for (const auto* r : placed) {
-            if (r->key) keys_.mark_unknown(*r->key);
+            if (r->key) keys_.mark_unknown(*r->key, r->order.order_id());
         }
     });
     for (auto* r : placed) {
@@ -236,7 +236,7 @@ std::size_t Placement::resolve_unknown_keys(std::chrono::milliseconds catch_up_d
                 keys_.complete(k.key, {201, k.order_id, *body});
                 ++committed;
             } else {
-                keys_.release(k.key);
+                keys_.release(k.key, k.order_id);
             }
         }
     });

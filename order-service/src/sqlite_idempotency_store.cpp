@@ -18,8 +18,8 @@ class SqliteIdempotencyStore final : public IdempotencyStore {
     Claim claim(const std::string& key, const std::string& body, const std::string& order_id,
                 const std::string& legacy_body) override;
     void complete(const std::string& key, const Stored& answer) override;
-    void release(const std::string& key) override;
-    void mark_unknown(const std::string& key) override;
+    void release(const std::string& key, const std::string& order_id) override;
+    void mark_unknown(const std::string& key, const std::string& order_id) override;
     std::int64_t pending_to_unknown() override;
     std::int64_t abandoned_to_unknown(std::chrono::milliseconds /*older_than*/) override {
         return 0;  // one instance: every pending key is this process's own
@@ -78,21 +78,27 @@ IdempotencyStore::Claim SqliteIdempotencyStore::claim(const std::string& key,
 
 void SqliteIdempotencyStore::complete(const std::string& key, const Stored& s) {
     auto update = db_.cached(
-        "UPDATE idempotency_keys SET state = 'committed', status = ?, response = ? WHERE key = ?");
-    update.bind(1, static_cast<std::int64_t>(s.status)).bind(2, s.response).bind(3, key);
+        "UPDATE idempotency_keys SET state = 'committed', status = ?, response = ? "
+        "WHERE key = ? AND order_id = ?");
+    update.bind(1, static_cast<std::int64_t>(s.status))
+        .bind(2, s.response)
+        .bind(3, key)
+        .bind(4, s.order_id);
     update.run();
 }
 
-void SqliteIdempotencyStore::release(const std::string& key) {
-    auto del = db_.cached("DELETE FROM idempotency_keys WHERE key = ? AND state != 'committed'");
-    del.bind(1, key);
+void SqliteIdempotencyStore::release(const std::string& key, const std::string& order_id) {
+    auto del = db_.cached(
+        "DELETE FROM idempotency_keys WHERE key = ? AND order_id = ? AND state != 'committed'");
+    del.bind(1, key).bind(2, order_id);
     del.run();
 }
 
-void SqliteIdempotencyStore::mark_unknown(const std::string& key) {
+void SqliteIdempotencyStore::mark_unknown(const std::string& key, const std::string& order_id) {
     auto up = db_.cached(
-        "UPDATE idempotency_keys SET state = 'unknown' WHERE key = ? AND state = 'pending'");
-    up.bind(1, key);
+        "UPDATE idempotency_keys SET state = 'unknown' WHERE key = ? AND order_id = ? AND "
+        "state = 'pending'");
+    up.bind(1, key).bind(2, order_id);
     up.run();
 }
 

@@ -28,35 +28,13 @@ class PgIdempotencyStore final : public IdempotencyStore {
   public:
     PgIdempotencyStore(std::shared_ptr<pg::Pool> pool, std::chrono::hours retention,
                        std::string owner)
-        : pool_(std::move(pool)), retention_(retention), owner_(std::move(owner)) {}
+        : db_(std::move(pool)), retention_(retention), owner_(std::move(owner)) {}
 
-  private:
-    /// Runs `f` inside together()'s transaction, or on a connection of its own. (Defined before
-    /// its callers: its return type is deduced.)
-    template <class F>
-    auto with(F&& f) {
-        if (current_ != nullptr) return f(*current_);
-        auto lease = pool_->acquire();
-        return f(*lease);
-    }
-
-  public:
-    void together(const std::function<void()>& work) override {
-        // The calls `work` makes run on this connection, in this transaction.
-        auto lease = pool_->acquire();
-        pg::Transaction tx(*lease);
-        current_ = &*lease;
-        struct Reset {
-            pg::Connection*& current;
-            ~Reset() { current = nullptr; }
-        } reset{current_};
-        work();
-        tx.commit();
-    }
+    void together(const std::function<void()>& work) override { db_.together(work); }
 
     Claim claim(const std::string& key, const std::string& body, const std::string& order_id,
                 const std::string& legacy_body) override {
-        return with([&](pg::Connection& c) {
+        return db_.with([&](pg::Connection& c) {
             auto inserted = c.run(
                 "INSERT INTO idempotency_keys (key, body, order_id, state, owner, created_ms) "
                 "VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT (key) DO NOTHING",
@@ -86,7 +64,7 @@ class PgIdempotencyStore final : public IdempotencyStore {
     }
 
     void complete(const std::string& key, const Stored& s) override {
-        with([&](pg::Connection& c) {
+        db_.with([&](pg::Connection& c) {
             c.run(
                 "UPDATE idempotency_keys SET state = 'committed', status = $2, response = $3 "
                 "WHERE key = $1 AND order_id = $4",
@@ -96,7 +74,7 @@ class PgIdempotencyStore final : public IdempotencyStore {
     }
 
     void release(const std::string& key, const std::string& order_id) override {
-        with([&](pg::Connection& c) {
+        db_.with([&](pg::Connection& c) {
             c.run(
                 "DELETE FROM idempotency_keys WHERE key = $1 AND order_id = $2 AND "
                 "state <> 'committed'",
@@ -106,7 +84,7 @@ class PgIdempotencyStore final : public IdempotencyStore {
     }
 
     void mark_unknown(const std::string& key, const std::string& order_id) override {
-        with([&](pg::Connection& c) {
+        db_.with([&](pg::Connection& c) {
             c.run(
                 "UPDATE idempotency_keys SET state = 'unknown' WHERE key = $1 AND "
                 "order_id = $2 AND state = 'pending'",
@@ -116,7 +94,7 @@ class PgIdempotencyStore final : public IdempotencyStore {
     }
 
     std::int64_t pending_to_unknown() override {
-        return with([&](pg::Connection& c) {
+        return db_.with([&](pg::Connection& c) {
             return c
                 .run(
                     "UPDATE idempotency_keys SET state = 'unknown' WHERE state = 'pending' AND "
@@ -127,7 +105,7 @@ class PgIdempotencyStore final : public IdempotencyStore {
     }
 
     std::int64_t abandoned_to_unknown(std::chrono::milliseconds older_than) override {
-        return with([&](pg::Connection& c) {
+        return db_.with([&](pg::Connection& c) {
             return c
                 .run(
                     "UPDATE idempotency_keys SET state = 'unknown' WHERE state = 'pending' AND "
@@ -138,7 +116,7 @@ class PgIdempotencyStore final : public IdempotencyStore {
     }
 
     std::vector<UnknownKey> unknown(std::size_t limit) override {
-        return with([&](pg::Connection& c) {
+        return db_.with([&](pg::Connection& c) {
             auto r = c.run(
                 "SELECT key, order_id FROM idempotency_keys WHERE state = 'unknown' "
                 "ORDER BY created_ms LIMIT $1",
@@ -155,7 +133,7 @@ class PgIdempotencyStore final : public IdempotencyStore {
         const auto cutoff =
             unix_now_ms() -
             std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
-        return with([&](pg::Connection& c) {
+        return db_.with([&](pg::Connection& c) {
             return c
                 .run("DELETE FROM idempotency_keys WHERE created_ms < $1 AND state <> 'unknown'",
                      {cutoff})
@@ -164,10 +142,9 @@ class PgIdempotencyStore final : public IdempotencyStore {
     }
 
   private:
-    std::shared_ptr<pg::Pool> pool_;
+    pg::Scope db_;
     std::chrono::hours retention_;
     std::string owner_;
-    pg::Connection* current_ = nullptr;  // inside together()
 };
 
 }  // namespace

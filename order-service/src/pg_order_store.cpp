@@ -49,10 +49,10 @@ constexpr const char* kColumns =
 /// writes use while it is open.
 class PgProjectionStore final : public runtime::ProjectionStore {
   public:
-    PgProjectionStore(pg::Pool& pool, pg::Connection*& current) : pool_(pool), current_(current) {}
+    explicit PgProjectionStore(pg::Scope& db) : db_(db) {}
 
     Positions positions(const std::string& name) override {
-        auto c = pool_.acquire();
+        auto c = db_.pool().acquire();
         auto r = c->run(
             "SELECT topic, partition, next_offset FROM projection_positions "
             "WHERE projection = $1",
@@ -65,19 +65,19 @@ class PgProjectionStore final : public runtime::ProjectionStore {
         return out;
     }
     void begin() override {
-        lease_.emplace(pool_.acquire());
+        lease_.emplace(db_.pool().acquire());
         (*lease_)->exec("BEGIN");
-        current_ = &**lease_;
+        db_.enter(**lease_);
     }
-    void mark_record() override { current_->exec("SAVEPOINT record"); }
-    void keep_record() override { current_->exec("RELEASE SAVEPOINT record"); }
+    void mark_record() override { (*lease_)->exec("SAVEPOINT record"); }
+    void keep_record() override { (*lease_)->exec("RELEASE SAVEPOINT record"); }
     void undo_record() override {
-        current_->exec("ROLLBACK TO SAVEPOINT record");
-        current_->exec("RELEASE SAVEPOINT record");
+        (*lease_)->exec("ROLLBACK TO SAVEPOINT record");
+        (*lease_)->exec("RELEASE SAVEPOINT record");
     }
     void advance(const std::string& name, const Positions& next) override {
         for (const auto& [tp, n] : next) {
-            current_->run(
+            (*lease_)->run(
                 "INSERT INTO projection_positions (projection, topic, partition, next_offset) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT (projection, topic, partition) DO UPDATE "
                 "SET next_offset = GREATEST(projection_positions.next_offset, "
@@ -86,7 +86,7 @@ class PgProjectionStore final : public runtime::ProjectionStore {
         }
     }
     void commit() override {
-        current_->exec("COMMIT");
+        (*lease_)->exec("COMMIT");
         end();
     }
     void rollback() noexcept override {
@@ -99,44 +99,21 @@ class PgProjectionStore final : public runtime::ProjectionStore {
 
   private:
     void end() {
-        current_ = nullptr;
+        db_.leave();
         lease_.reset();
     }
-    pg::Pool& pool_;
-    pg::Connection*& current_;
+    pg::Scope& db_;
     std::optional<pg::Pool::Lease> lease_;
 };
 
 class PgOrderStore final : public OrderStore {
   public:
-    explicit PgOrderStore(std::shared_ptr<pg::Pool> pool)
-        : pool_(std::move(pool)), positions_(*pool_, current_) {}
+    explicit PgOrderStore(std::shared_ptr<pg::Pool> pool) : db_(std::move(pool)), positions_(db_) {}
 
-  private:
-    /// Runs `f` in the open unit of work (together(), the projection's), or on a connection of
-    /// its own. (Defined before its callers: its return type is deduced.)
-    template <class F>
-    auto with(F&& f) {
-        if (current_ != nullptr) return f(*current_);
-        auto lease = pool_->acquire();
-        return f(*lease);
-    }
-
-  public:
-    void together(const std::function<void()>& work) override {
-        auto lease = pool_->acquire();
-        pg::Transaction tx(*lease);
-        current_ = &*lease;
-        struct Reset {
-            pg::Connection*& current;
-            ~Reset() { current = nullptr; }
-        } reset{current_};
-        work();
-        tx.commit();
-    }
+    void together(const std::function<void()>& work) override { db_.together(work); }
 
     std::optional<OrderRecord> get(const std::string& order_id, bool with_history) override {
-        return with([&](pg::Connection& c) -> std::optional<OrderRecord> {
+        return db_.with([&](pg::Connection& c) -> std::optional<OrderRecord> {
             auto q = c.run(std::string("SELECT ") + kColumns + " FROM orders WHERE order_id = $1",
                            {order_id});
             if (q.rows() == 0) return std::nullopt;
@@ -166,13 +143,13 @@ class PgOrderStore final : public OrderStore {
     }
 
     bool has_event(const std::string& event_id) override {
-        return with([&](pg::Connection& c) {
+        return db_.with([&](pg::Connection& c) {
             return c.run("SELECT 1 FROM order_history WHERE event_id = $1", {event_id}).rows() > 0;
         });
     }
 
     void insert(const OrderRecord& r, const std::string& created_event_id) override {
-        with([&](pg::Connection& c) {
+        db_.with([&](pg::Connection& c) {
             c.run(
                 "INSERT INTO orders (order_id, status, doc, correlation_id, traceparent, "
                 "last_event_id, created_ms) VALUES ($1, 'PENDING', $2, $3, $4, $5, $6) "
@@ -190,7 +167,7 @@ class PgOrderStore final : public OrderStore {
 
     void apply_transition(const std::string& order_id, const std::string& event_id,
                           const Transition& t) override {
-        with([&](pg::Connection& c) {
+        db_.with([&](pg::Connection& c) {
             if (c.run("SELECT 1 FROM order_history WHERE event_id = $1", {event_id}).rows() > 0) {
                 return 0;  // already applied
             }
@@ -213,7 +190,7 @@ class PgOrderStore final : public OrderStore {
     }
 
     void mark_release_requested(const std::string& order_id) override {
-        with([&](pg::Connection& c) {
+        db_.with([&](pg::Connection& c) {
             c.run("UPDATE orders SET release_requested = TRUE WHERE order_id = $1", {order_id});
             return 0;
         });
@@ -221,7 +198,7 @@ class PgOrderStore final : public OrderStore {
 
     std::vector<std::string> pending_before(std::int64_t created_before_ms,
                                             std::size_t limit) override {
-        return with([&](pg::Connection& c) {
+        return db_.with([&](pg::Connection& c) {
             auto r = c.run(
                 "SELECT order_id FROM orders WHERE status = 'PENDING' AND created_ms < $1 "
                 "ORDER BY created_ms LIMIT $2",
@@ -235,8 +212,7 @@ class PgOrderStore final : public OrderStore {
     runtime::ProjectionStore& projection_positions() override { return positions_; }
 
   private:
-    std::shared_ptr<pg::Pool> pool_;
-    pg::Connection* current_ = nullptr;  // inside together() or the projection's unit
+    pg::Scope db_;  // shared with the projection's unit of work
     PgProjectionStore positions_;
 };
 

@@ -411,6 +411,20 @@ void Pool::give_back(std::unique_ptr<Connection> c) {
     cv_.notify_one();
 }
 
+// ---- Scope --------------------------------------------------------------------------------
+
+void Scope::together(const std::function<void()>& work) {
+    auto lease = pool_->acquire();
+    Transaction tx(*lease);
+    enter(*lease);
+    struct Leave {
+        Scope& s;
+        ~Leave() { s.leave(); }
+    } leave_on_exit{*this};
+    work();
+    tx.commit();
+}
+
 // ---- in_transaction -----------------------------------------------------------------------
 
 void in_transaction(Pool& pool, const std::function<void(Connection&)>& work, Isolation isolation,

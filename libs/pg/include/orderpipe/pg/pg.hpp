@@ -226,6 +226,31 @@ class Pool {
     std::size_t lent_ = 0;
 };
 
+/// What a store's calls run on: the connection of the unit of work open on this store (together(),
+/// or one a caller entered), else a connection lent for the one call. Not thread-safe: one per
+/// store instance, as the stores are.
+class Scope {
+  public:
+    explicit Scope(std::shared_ptr<Pool> pool) : pool_(std::move(pool)) {}
+    /// Runs `work` in one transaction; the calls it makes through with() share it.
+    void together(const std::function<void()>& work);
+    template <class F>
+    auto with(F&& f) {
+        if (current_ != nullptr) return f(*current_);
+        auto lease = pool_->acquire();
+        return f(*lease);
+    }
+    /// For a unit of work driven from outside (a projection's batch): with() uses `c` until
+    /// leave().
+    void enter(Connection& c) { current_ = &c; }
+    void leave() { current_ = nullptr; }
+    Pool& pool() { return *pool_; }
+
+  private:
+    std::shared_ptr<Pool> pool_;
+    Connection* current_ = nullptr;
+};
+
 /// How a retried unit of work backs off.
 struct RetryPolicy {
     int attempts = 8;

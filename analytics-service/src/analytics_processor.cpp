@@ -74,7 +74,8 @@ void AnalyticsProcessor::reload() {
     marks_ = state_.rebuild_marks();
 }
 
-bool AnalyticsProcessor::resync(std::chrono::milliseconds /*budget*/) {
+bool AnalyticsProcessor::resync(std::chrono::milliseconds /*budget*/,
+                                const kafka::PartitionOffsets& /*acknowledged*/) {
     // The state never depends on a Kafka outcome: what it committed stands. Reload in case a
     // batch failed between its commit and the update of the cached positions.
     reload();

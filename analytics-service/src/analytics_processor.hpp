@@ -48,7 +48,8 @@ class AnalyticsProcessor final : public kafka::BatchProcessor {
     /// Everything is read raw: the processor decides what is poison (and whether it was
     /// dead-lettered before a rebuild).
     bool decodes(const std::string& /*topic*/) override { return false; }
-    bool resync(std::chrono::milliseconds budget) override;
+    bool resync(std::chrono::milliseconds budget,
+                const kafka::PartitionOffsets& acknowledged) override;
     /// Records are counted once per offset: the next offset of `tp` counted so far.
     std::optional<std::int64_t> stored_position(const kafka::TopicPartition& tp) override {
         const auto it = positions_.find(tp);

@@ -93,7 +93,10 @@ class KafkaIntakeTransactions final : public IntakeTransactions {
         unsettled_ = false;
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        return left.count() > 0 && options_.caught_up(left);
+        // Past every record the unknown transaction wrote (a committed transaction had them
+        // all acknowledged first), not only to the listed ends: those can be stale right after
+        // a leader moved, and an order that did commit would be answered "not created".
+        return left.count() > 0 && options_.caught_up(left, producer_.acknowledged());
     }
 
     bool settled() const override { return !unsettled_ && producer_.initialised(); }
@@ -120,10 +123,12 @@ class KafkaIntakeTransactions final : public IntakeTransactions {
 /// false: 503, nothing committed), so what memory holds stays one batch.
 class IntakeOrders final : public OrderLookup {
   public:
-    IntakeOrders(const std::string& path, const IntakeOptions& options)
+    IntakeOrders(const std::string& path, const IntakeOptions& options,
+                 const kafka::TransactionalProducer& producer)
         : store_(open_sqlite_orders(path)),
           mem_(open_sqlite_orders(":memory:")),
-          options_(options) {}
+          options_(options),
+          producer_(producer) {}
 
     std::optional<std::string> created_body(const std::string& order_id) override {
         auto r = store_->get(order_id, false);
@@ -186,7 +191,7 @@ class IntakeOrders final : public OrderLookup {
     }
 
     bool caught_up(std::chrono::milliseconds deadline) override {
-        return options_.caught_up(deadline);
+        return options_.caught_up(deadline, producer_.acknowledged());
     }
 
   private:
@@ -195,6 +200,7 @@ class IntakeOrders final : public OrderLookup {
     std::unique_ptr<OrderStore> mem_;    // guarded by mem_mu_
     std::vector<CloudEvent> unwritten_;  // guarded by mem_mu_
     const IntakeOptions& options_;
+    const kafka::TransactionalProducer& producer_;
 };
 
 }  // namespace
@@ -206,7 +212,7 @@ class Intake::Impl {
           producer_(std::move(client), producer_options(options_)),
           txns_(producer_, options_),
           keys_(open_sqlite_keys(options_.keys_db_path, options_.key_retention)),
-          orders_(options_.orders_db_path, options_),
+          orders_(options_.orders_db_path, options_, producer_),
           placement_(*keys_, txns_, orders_, options_.commit_timeout),
           queue_(options_.queue_capacity, [](PlaceRequest&& r) {
               r.done({PlaceOutcome::kNotCommitted, r.order.order_id(), "", 0,

@@ -39,8 +39,9 @@ struct IntakeOptions {
     std::string keys_db_path;    ///< Idempotency-Keys (synchronous=FULL)
     std::string orders_db_path;  ///< the read model (write-through, lookups)
     std::chrono::hours key_retention{48};
-    /// Waits until the read model has applied everything committed (the projection).
-    std::function<bool(std::chrono::milliseconds)> caught_up;
+    /// Waits until the read model has applied everything committed (the projection), and
+    /// passed these offsets (the intake producer's acknowledged records).
+    std::function<bool(std::chrono::milliseconds, const kafka::PartitionOffsets&)> caught_up;
     /// The intake cannot go on (fenced by a newer instance): the process must exit.
     std::function<void(const std::string&)> on_fatal;
     /// Test hook: called inside each transaction after its records reached the broker;

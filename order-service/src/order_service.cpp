@@ -131,7 +131,9 @@ void OrderService::start() {
     projection_ = std::make_unique<runtime::Projection>(
         runtime::ProjectionOptions{"orders", {topics_.orders}, rt.kafka_client("projection")},
         *projection_handler_, rt.registry());
-    auto caught_up = [this](std::chrono::milliseconds d) { return projection_->wait_caught_up(d); };
+    auto caught_up = [this](std::chrono::milliseconds d, const kafka::PartitionOffsets& passed) {
+        return projection_->wait_caught_up(d, passed);
+    };
 
     saga_ = std::make_unique<SagaProcessor>(
         *saga_store_, topics_, config_.order_timeout,

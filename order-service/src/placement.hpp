@@ -84,7 +84,8 @@ class OrderLookup {
     /// Read-your-writes: the committed orders are visible to GET at once. May throw (the
     /// projection repairs it).
     virtual void write_through(const std::vector<const AcceptedOrder*>& orders) = 0;
-    /// Waits until the read model has applied everything committed up to now.
+    /// Waits until the read model has applied everything committed up to now, including every
+    /// record the intake's producer had acknowledged.
     virtual bool caught_up(std::chrono::milliseconds deadline) = 0;
     /// False while orders answered 201 could not be written through yet (and still cannot):
     /// no more orders are taken then, or GET after 201 would find nothing.

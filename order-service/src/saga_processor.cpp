@@ -196,8 +196,11 @@ void SagaProcessor::outcome_unknown() {
     forget();
 }
 
-bool SagaProcessor::resync(std::chrono::milliseconds budget) {
-    if (!caught_up_(budget)) return false;
+bool SagaProcessor::resync(std::chrono::milliseconds budget,
+                           const kafka::PartitionOffsets& acknowledged) {
+    // Past every decision this loop's producer wrote, committed or not (acknowledged): a
+    // listed end alone can be stale right after a leader moved.
+    if (!caught_up_(budget, acknowledged)) return false;
     // The read model now holds every decision that committed: answer the cancels in doubt.
     for (auto& c : in_doubt_) {
         if (store_.has_event(c.event_id)) {

@@ -38,7 +38,7 @@ class SagaProcessor final : public kafka::BatchProcessor {
     /// Called after a change is in SQLite: (order_id, new status).
     using OnChange = std::function<void(const std::string&, contract::OrderStatus)>;
     /// Waits until the read model has applied everything committed to orders.events.
-    using CaughtUp = std::function<bool(std::chrono::milliseconds)>;
+    using CaughtUp = std::function<bool(std::chrono::milliseconds, const kafka::PartitionOffsets&)>;
 
     SagaProcessor(OrderStore& store, SagaTopics topics, std::chrono::milliseconds order_timeout,
                   OnChange on_change, CaughtUp caught_up);
@@ -54,7 +54,8 @@ class SagaProcessor final : public kafka::BatchProcessor {
     void committed() override;
     void aborted() override;
     void outcome_unknown() override;
-    bool resync(std::chrono::milliseconds budget) override;
+    bool resync(std::chrono::milliseconds budget,
+                const kafka::PartitionOffsets& acknowledged) override;
 
   private:
     struct Cancel {

@@ -187,6 +187,16 @@ TEST_CASE("every commit outcome at the intake and in the decision loop keeps eve
         // from stale state (a second ORDER_CANCELLED for a retried cancel).
         {"order-decisions:commit-unknown-committed:4-200,orders:projection-stall:10-40",
          "order-decisions", "unknown"},
+        // An unknown outcome settled while the partitions' ends are listed stale (a leader just
+        // moved) and the read model lags: settling "up to the end" would answer orders that did
+        // commit as not created, and their retries would create second orders. Settling waits
+        // past the records the producer had acknowledged instead.
+        {"intake:commit-unknown-committed:2-3,orders:projection-stall:1-1000,orders:stale-end:1-"
+         "100000",
+         "intake", "unknown"},
+        {"order-decisions:commit-unknown-committed:4-200,orders:projection-stall:10-40,orders:"
+         "stale-end:1-100000",
+         "order-decisions", "unknown"},
     };
     for (const auto& c : cases) {
         DYNAMIC_SECTION(c.spec) {

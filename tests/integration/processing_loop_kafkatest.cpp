@@ -5,8 +5,8 @@
 #include "support.hpp"
 
 #include "orderpipe/common/faults.hpp"
-#include "orderpipe/kafka/consumer.hpp"
 #include "orderpipe/contract/events.hpp"
+#include "orderpipe/kafka/consumer.hpp"
 #include "orderpipe/kafka/event_record.hpp"
 #include "orderpipe/kafka/processing_loop.hpp"
 #include "orderpipe/kafka/producer.hpp"
@@ -44,10 +44,16 @@ class EchoProcessor final : public kafka::BatchProcessor {
         }
     }
     void outcome_unknown() override { ++unknowns; }
-    bool resync(std::chrono::milliseconds) override {
+    bool resync(std::chrono::milliseconds, const kafka::PartitionOffsets& acknowledged) override {
+        std::int64_t echoes = 0;  // what the loop's producer had acknowledged on the out topic
+        for (const auto& [tp, next] : acknowledged) {
+            if (tp.topic == out_topic_) echoes += next;
+        }
+        acknowledged_echoes = echoes;
         ++resyncs;
         return true;
     }
+    std::atomic<std::int64_t> acknowledged_echoes{0};
     std::atomic<int> poisons{0};
     std::atomic<int> unknowns{0};
     std::atomic<int> resyncs{0};
@@ -220,6 +226,8 @@ TEST_CASE("every commit outcome leaves each record processed exactly once",
                 // are visible before the loop has finished recovering: wait for it.)
                 CHECK(eventually([&] { return h.processor.resyncs >= 1; }));
                 CHECK(h.processor.unknowns == 1);
+                // It was told how far its own writes went: at least the 3 committed before.
+                CHECK(h.processor.acknowledged_echoes >= 3);
                 CHECK(counter(h.registry, "kafka_transactions_total",
                               {{"loop", "echo"}, {"result", "unknown"}}) == 1);
             } else {

@@ -426,7 +426,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         if (needs_resync_) {
             bool ok = false;
             try {
-                ok = processor_.resync(options_.operation_timeout);
+                ok = processor_.resync(options_.operation_timeout, producer_->acknowledged());
             } catch (const std::exception& e) {
                 log::warn("resync failed", {{"loop", options_.name}, {"error", e.what()}});
             }

@@ -5,6 +5,7 @@
 #include "orderpipe/common/logging.hpp"
 #include "orderpipe/kafka/consumer.hpp"
 
+#include <mutex>
 #include <thread>
 
 namespace orderpipe::kafka {
@@ -53,6 +54,20 @@ struct TransactionalProducer::Impl {
     bool in_transaction = false;
     bool wrote = false;  ///< the open transaction has records or offsets (fault points only)
     std::optional<KafkaError> fenced;  ///< set once; the handle is never recreated after it
+    mutable std::mutex acked_mu;
+    PartitionOffsets acked;  ///< guarded by acked_mu (acknowledged())
+
+    /// A delivery report (on the thread serving them: produce, flush, commit).
+    static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) noexcept {
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->offset < 0) return;
+        auto* self = static_cast<Impl*>(opaque);
+        try {
+            std::lock_guard lock(self->acked_mu);
+            auto& next = self->acked[{rd_kafka_topic_name(m->rkt), m->partition}];
+            next = std::max(next, m->offset + 1);
+        } catch (...) {  // allocation failure: never through librdkafka's C frames
+        }
+    }
 
     void create() {
         auto conf = impl::make_conf(
@@ -67,12 +82,13 @@ struct TransactionalProducer::Impl {
                 {"queue.buffering.max.messages", "1000000"},
                 {"queue.buffering.max.kbytes", "1048576"},
             });
-        // A delivery report callback, even one that does nothing, is what wakes the flush
-        // inside commit_transaction as soon as the last record is acknowledged: without one,
-        // librdkafka 2.0.2's flush sleeps in 10 ms polls and every commit waits up to 10 ms more
-        // (docs/BENCHMARKS.md). A failed delivery fails the commit, which is where we see it.
-        rd_kafka_conf_set_dr_msg_cb(conf.get(),
-                                    [](rd_kafka_t*, const rd_kafka_message_t*, void*) {});
+        // The delivery report callback keeps the acknowledged offsets (acknowledged()); having
+        // one is also what wakes the flush inside commit_transaction as soon as the last record
+        // is acknowledged: without one, librdkafka 2.0.2's flush sleeps in 10 ms polls and
+        // every commit waits up to 10 ms more (docs/BENCHMARKS.md). A failed delivery fails the
+        // commit, which is where we see it.
+        rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::on_delivery);
+        rd_kafka_conf_set_opaque(conf.get(), this);
         rk = impl::make_handle(RD_KAFKA_PRODUCER, std::move(conf));
         initialised = false;
         in_transaction = false;
@@ -319,6 +335,11 @@ void TransactionalProducer::flush(std::chrono::milliseconds timeout) {
     if (auto err = rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()))) {
         throw KafkaException(impl::classify(err, "flush", impl_->rk.get()));
     }
+}
+
+PartitionOffsets TransactionalProducer::acknowledged() const {
+    std::lock_guard lock(impl_->acked_mu);
+    return impl_->acked;
 }
 
 const ProducerOptions& TransactionalProducer::options() const { return impl_->options; }

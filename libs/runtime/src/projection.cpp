@@ -65,7 +65,7 @@ class Projection::Impl {
             if (Clock::now() >= until || stopping_) return false;
             std::this_thread::sleep_for(std::chrono::milliseconds(200));  // metadata retry
         }
-        if (wait_caught_up(left(until))) {
+        if (wait_caught_up(left(until), {})) {
             log::info("read model caught up", {{"projection", options_.name}});
             return true;
         }
@@ -85,7 +85,8 @@ class Projection::Impl {
         cv_.notify_all();
     }
 
-    bool wait_caught_up(std::chrono::milliseconds deadline) {
+    bool wait_caught_up(std::chrono::milliseconds deadline,
+                        const kafka::PartitionOffsets& at_least) {
         const auto until = Clock::now() + deadline;
         // The end of every partition now (the last stable offset: read_committed).
         std::map<kafka::TopicPartition, std::int64_t> ends;
@@ -109,6 +110,27 @@ class Projection::Impl {
             log::warn("cannot read the end offsets",
                       {{"projection", options_.name}, {"error", e.what()}});
             return false;
+        }
+        if (faults::hit(options_.name, "stale-end")) {
+            std::lock_guard lock(mu_);
+            for (auto& [tp, end] : ends) {
+                auto it = reached_.find(tp);
+                end = std::min(end, it == reached_.end() ? 0 : it->second);
+            }
+        }
+        for (const auto& [tp, offset] : at_least) {
+            auto it = ends.find(tp);
+            if (it != ends.end() && it->second < offset) {
+                // The end listed is older than a record acknowledged before this call: the
+                // partition's leader moved and the new one does not know its end yet.
+                log::info("a listed end is behind an acknowledged record; waiting for the record",
+                          {{"projection", options_.name},
+                           {"topic", tp.topic},
+                           {"partition", tp.partition},
+                           {"listed_end", it->second},
+                           {"acknowledged", offset}});
+                it->second = offset;
+            }
         }
         auto reached = [&] {
             for (const auto& [tp, end] : ends) {
@@ -346,8 +368,9 @@ Projection::~Projection() = default;
 bool Projection::catch_up(std::chrono::milliseconds deadline) { return impl_->catch_up(deadline); }
 void Projection::start() { impl_->start(); }
 void Projection::stop() { impl_->stop(); }
-bool Projection::wait_caught_up(std::chrono::milliseconds deadline) {
-    return impl_->wait_caught_up(deadline);
+bool Projection::wait_caught_up(std::chrono::milliseconds deadline,
+                                const kafka::PartitionOffsets& at_least) {
+    return impl_->wait_caught_up(deadline, at_least);
 }
 std::optional<std::string> Projection::problem() const { return impl_->problem(); }
 

@@ -20,6 +20,9 @@
 ///                             to again, throws (as on a full disk)
 ///   rewind-partition-error    a committed offset fetched for a rewind comes with an error
 ///   projection-stall          a read-model projection takes 1.5 s to apply a batch
+///   stale-end                 (scope: the projection) a projection asked to catch up lists
+///                             each partition's end as where it is now, as a new leader that
+///                             does not know its high watermark yet can answer
 ///   query-stall               (scope analytics) a query of /api/metrics takes 6 s more
 ///   drain-stall               (scope: the service name) a graceful stop hangs for 60 s once
 ///                             draining, before it stops anything: for the tests of the

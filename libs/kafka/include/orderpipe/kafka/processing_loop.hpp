@@ -111,9 +111,13 @@ class BatchProcessor {
     virtual void outcome_unknown() { aborted(); }
     /// Called after an unknown outcome, a producer recreation or a failed committed(), once the
     /// outcome is settled and before anything else is processed: bring local state up to what
-    /// Kafka holds (e.g. wait until a projection has read to the end). @returns false if that
-    /// is not possible yet (it is called again after a backoff).
-    virtual bool resync(std::chrono::milliseconds /*budget*/) { return true; }
+    /// Kafka holds (e.g. wait until a projection has read to the end, and past `acknowledged`:
+    /// the loop's producer's TransactionalProducer::acknowledged()). @returns false if that is
+    /// not possible yet (it is called again after a backoff).
+    virtual bool resync(std::chrono::milliseconds /*budget*/,
+                        const PartitionOffsets& /*acknowledged*/) {
+        return true;
+    }
 
     // --- For processors that finish records after process() returns (asynchronous work, such as
     // --- sends to an external API with retries). The defaults suit synchronous processors.

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +90,16 @@ class TransactionalProducer {
     /// transaction this only delivers; visibility still waits for the commit.
     /// @throws KafkaException on timeout.
     void flush(std::chrono::milliseconds timeout);
+
+    /// Per partition, the offset after the last record of this producer the broker
+    /// acknowledged (acks=all: it is in the log whatever becomes of its transaction), since the
+    /// producer was constructed, across recreations of the handle. A transaction can only
+    /// commit once all its records are acknowledged, so a reader that has passed these offsets
+    /// (read_committed, which passes a record only once its transaction is settled) has seen
+    /// everything this producer ever committed. That holds when listing a partition's end does
+    /// not: right after a leader moves, the new leader can answer an end older than records it
+    /// holds. Delivery reports are served by produce/flush/commit; thread-safe.
+    PartitionOffsets acknowledged() const;
 
     const ProducerOptions& options() const;
 

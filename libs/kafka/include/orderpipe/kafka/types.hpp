@@ -67,4 +67,7 @@ struct TopicPartitionOffset {
     std::int64_t offset = 0;
 };
 
+/// An offset per partition (what its meaning is, each use says).
+using PartitionOffsets = std::map<TopicPartition, std::int64_t>;
+
 }  // namespace orderpipe::kafka

@@ -15,7 +15,8 @@
 /// - Partitions added to a topic later are picked up (the partition count is re-read).
 /// - wait_caught_up() answers "has everything committed up to now been applied?": it asks the
 ///   broker for the last stable offset of every partition, then waits until the projection has
-///   applied (or, past control records, reached) each of them.
+///   applied (or, past control records, reached) each of them, and each offset the caller's own
+///   producer had acknowledged (a listed end can be stale for a moment after a leader moves).
 ///
 /// Thread-safety: catch_up() before start() on the caller's thread; after start() the
 /// projection has its own thread, and wait_caught_up()/status() may be called from any thread.
@@ -95,10 +96,14 @@ class Projection {
     void start();
     void stop();
 
-    /// Waits until everything committed to the topics before this call has been applied.
+    /// Waits until everything committed to the topics before this call has been applied, and
+    /// every partition of `at_least` (others are ignored) is passed up to its offset: a
+    /// writer's acknowledged offsets (TransactionalProducer::acknowledged()), which bound what
+    /// it committed even when the listed end does not (a new leader can list a stale end).
     /// @returns false when `deadline` passed first. Thread-safe; needs start() (or runs the
     ///          projection on the calling thread before it).
-    bool wait_caught_up(std::chrono::milliseconds deadline);
+    bool wait_caught_up(std::chrono::milliseconds deadline,
+                        const kafka::PartitionOffsets& at_least = {});
 
     /// nullopt while it keeps up; otherwise why not (a failing batch). Thread-safe.
     std::optional<std::string> problem() const;

@@ -29,17 +29,18 @@ done
 [[ -n "$bootstrap" ]] || { echo "kafka-acls.sh: --bootstrap-server is required" >&2; exit 2; }
 [[ $print == 1 || -n "$config" ]] || { echo "kafka-acls.sh: --command-config is required" >&2; exit 2; }
 
-DLQS="notifications.dlq orders.events.dlq inventory.requests.dlq inventory.responses.dlq inventory.events.dlq notifications.events.dlq dlq.resolutions.dlq"
+DLQS="notifications.dlq orders.events.dlq inventory.requests.dlq inventory.responses.dlq inventory.events.dlq notifications.events.dlq dlq.resolutions.dlq orders.commands.dlq"
 # principal | topics it reads | topics it writes (DLQs included). dlqctl works on every DLQ and
 # replays a record to the topic it came from; it writes the resolutions ledger.
 ACLS=(
-  "order-service|orders.events inventory.responses|orders.events inventory.requests notifications.requests inventory.responses.dlq"
+  # orders.commands: a customer cancel taken by one instance for the instance owning the order
+  "order-service|orders.events inventory.responses orders.commands|orders.events inventory.requests notifications.requests inventory.responses.dlq orders.commands orders.commands.dlq"
   "inventory-service|inventory.requests|inventory.responses inventory.events inventory.requests.dlq"
   "notification-service|notifications.requests|notifications.events notifications.dlq"
   # analytics counts what lands in every DLQ, and dead-letters poison of the topics it reads
   # (never of a DLQ)
   "analytics-service|orders.events inventory.events notifications.events dlq.resolutions $DLQS|orders.events.dlq inventory.events.dlq notifications.events.dlq dlq.resolutions.dlq"
-  "dlqctl|dlq.resolutions $DLQS|dlq.resolutions notifications.requests orders.events inventory.requests inventory.responses inventory.events notifications.events"
+  "dlqctl|dlq.resolutions $DLQS|dlq.resolutions notifications.requests orders.events inventory.requests inventory.responses inventory.events notifications.events orders.commands"
 )
 
 run() {

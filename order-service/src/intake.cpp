@@ -1,6 +1,5 @@
 #include "intake.hpp"
 
-#include "sqlite_idempotency_store.hpp"
 #include "sqlite_order_store.hpp"
 
 #include "orderpipe/common/faults.hpp"
@@ -123,9 +122,8 @@ class KafkaIntakeTransactions final : public IntakeTransactions {
 /// false: 503, nothing committed), so what memory holds stays one batch.
 class IntakeOrders final : public OrderLookup {
   public:
-    IntakeOrders(const std::string& path, const IntakeOptions& options,
-                 const kafka::TransactionalProducer& producer)
-        : store_(open_sqlite_orders(path)),
+    IntakeOrders(const IntakeOptions& options, const kafka::TransactionalProducer& producer)
+        : store_(options.open_orders()),
           mem_(open_sqlite_orders(":memory:")),
           options_(options),
           producer_(producer) {}
@@ -211,8 +209,8 @@ class Intake::Impl {
         : options_(std::move(options)),
           producer_(std::move(client), producer_options(options_)),
           txns_(producer_, options_),
-          keys_(open_sqlite_keys(options_.keys_db_path, options_.key_retention)),
-          orders_(options_.orders_db_path, options_, producer_),
+          keys_(options_.open_keys()),
+          orders_(options_, producer_),
           placement_(*keys_, txns_, orders_, options_.commit_timeout),
           queue_(options_.queue_capacity, [](PlaceRequest&& r) {
               r.done({PlaceOutcome::kNotCommitted, r.order.order_id(), "", 0,

@@ -36,9 +36,10 @@ struct IntakeOptions {
     std::string transactional_id;
     /// Bounds one commit; an unknown outcome gets as long again to settle.
     std::chrono::milliseconds commit_timeout{10000};
-    std::string keys_db_path;    ///< Idempotency-Keys (synchronous=FULL)
-    std::string orders_db_path;  ///< the read model (write-through, lookups)
-    std::chrono::hours key_retention{48};
+    /// The intake's own Idempotency-Keys and read model (write-through, lookups): SQLite in
+    /// DATA_DIR or the shared PostgreSQL database. Called once each, from the constructor.
+    std::function<std::unique_ptr<IdempotencyStore>()> open_keys;
+    std::function<std::unique_ptr<OrderStore>()> open_orders;
     /// Waits until the read model has applied everything committed (the projection), and
     /// passed these offsets (the intake producer's acknowledged records).
     std::function<bool(std::chrono::milliseconds, const kafka::PartitionOffsets&)> caught_up;

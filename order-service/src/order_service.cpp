@@ -1,10 +1,15 @@
 #include "order_service.hpp"
 
 #include "order_view.hpp"
+#include "pg_idempotency_store.hpp"
+#include "pg_order_store.hpp"
+#include "sqlite_idempotency_store.hpp"
 #include "sqlite_order_store.hpp"
 
+#include "orderpipe/common/ids.hpp"
 #include "orderpipe/common/json.hpp"
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/time.hpp"
 #include "orderpipe/contract/topics.hpp"
 #include "orderpipe/http/problem.hpp"
 #include "orderpipe/kafka/event_record.hpp"
@@ -117,31 +122,69 @@ OrderService::~OrderService() { stop(); }
 void OrderService::start() {
     auto& rt = *runtime_;
     const auto& s = rt.settings();
-    const std::string orders_db = rt.open_state("orders.db");
-    const std::string keys_db = rt.open_state("idempotency.db");
-    try {
-        read_store_ = open_sqlite_orders(orders_db);
-        saga_store_ = open_sqlite_orders(orders_db);
-        projection_handler_ =
-            std::make_unique<OrdersProjection>(open_sqlite_orders(orders_db), waiters_);
-    } catch (const std::exception& e) {
-        throw runtime::StartupError("cannot open " + orders_db + ": " + e.what());
+    const bool shared = s.shared_database();
+    std::function<std::unique_ptr<OrderStore>()> open_orders;
+    std::function<std::unique_ptr<IdempotencyStore>()> open_keys;
+    const auto retention = config_.idempotency_retention;
+    if (shared) {
+        // N instances on one database (docs/ARCHITECTURE.md "Scaling out"): the keys and the
+        // read model are shared; each instance's projection applies every event (written once
+        // by event id) and keeps its own positions.
+        auto pool = rt.database("order-keys", idempotency_migrations());
+        rt.database("order-read-model", order_store_migrations());
+        open_orders = [pool] { return open_pg_orders(pool); };
+        open_keys = [pool, retention, owner = s.transactional_id()] {
+            return open_pg_keys(pool, retention, owner);
+        };
+    } else {
+        const std::string orders_db = rt.open_state("orders.db");
+        const std::string keys_db = rt.open_state("idempotency.db");
+        open_orders = [orders_db] {
+            try {
+                return open_sqlite_orders(orders_db);
+            } catch (const std::exception& e) {
+                throw runtime::StartupError("cannot open " + orders_db + ": " + e.what());
+            }
+        };
+        open_keys = [keys_db, retention] {
+            try {
+                return open_sqlite_keys(keys_db, retention);
+            } catch (const std::exception& e) {
+                throw runtime::StartupError("cannot open " + keys_db + ": " + e.what());
+            }
+        };
     }
+    read_store_ = open_orders();
+    saga_store_ = open_orders();
+    projection_handler_ = std::make_unique<OrdersProjection>(open_orders(), waiters_);
 
-    projection_ = std::make_unique<runtime::Projection>(
-        runtime::ProjectionOptions{"orders", {topics_.orders}, rt.kafka_client("projection")},
-        *projection_handler_, rt.registry());
+    runtime::ProjectionOptions projected{"orders", {topics_.orders}, rt.kafka_client("projection")};
+    if (shared) projected.positions_name = "orders@" + s.transactional_id();
+    projection_ = std::make_unique<runtime::Projection>(std::move(projected), *projection_handler_,
+                                                        rt.registry());
     auto caught_up = [this](std::chrono::milliseconds d, const kafka::PartitionOffsets& passed) {
         return projection_->wait_caught_up(d, passed);
     };
 
+    std::vector<std::string> decided_from = {topics_.inventory_responses};
+    if (shared) {
+        topics_.commands = s.topic(topic::kOrdersCommands);
+        decided_from.push_back(topics_.commands);
+        commands_ =
+            std::make_unique<kafka::Producer>(rt.kafka_client("commands"), s.commit_timeout);
+    }
     saga_ = std::make_unique<SagaProcessor>(
         *saga_store_, topics_, config_.order_timeout,
         [this](const std::string& id, OrderStatus st) { waiters_.notify(id, st); }, caught_up);
+    if (shared) {
+        saga_->scale_out([this] { return runtime_->partition_count(topics_.inventory_responses); });
+    }
     saga_loop_ = &rt.add_loop({.name = "order-decisions",
-                               .topics = {topics_.inventory_responses},
+                               .topics = decided_from,
                                .processor = saga_.get(),
-                               .transactional_suffix = "saga"});
+                               .transactional_suffix = "saga",
+                               // Scaled out, a dead instance's partitions move at once.
+                               .static_membership = !shared});
 
     IntakeOptions io;
     io.max_batch = config_.intake_batch_max;
@@ -151,9 +194,8 @@ void OrderService::start() {
     io.inventory_topic = topics_.inventory_requests;
     io.transactional_id = s.transactional_id();
     io.commit_timeout = s.commit_timeout;
-    io.keys_db_path = keys_db;
-    io.orders_db_path = orders_db;
-    io.key_retention = config_.idempotency_retention;
+    io.open_keys = open_keys;
+    io.open_orders = open_orders;
     io.caught_up = caught_up;
     io.on_fatal = [this](const std::string& why) {
         runtime_->request_exit(runtime::kExitFailure, why);
@@ -163,10 +205,13 @@ void OrderService::start() {
 
     rt.reads({topics_.orders});
     rt.writes({topics_.orders, topics_.inventory_requests, topics_.notifications});
-    rt.single_instance();
-    // Its Idempotency-Keys exist only in DATA_DIR (the read model is rebuilt from orders.events).
-    rt.state_is_not_rebuildable(
-        "forget every Idempotency-Key (a client retrying its key would get a second order)");
+    if (!shared) {
+        rt.single_instance();
+        // Its Idempotency-Keys exist only in DATA_DIR (the read model is rebuilt from
+        // orders.events).
+        rt.state_is_not_rebuildable(
+            "forget every Idempotency-Key (a client retrying its key would get a second order)");
+    }
 
     // Nothing may decide before the read model holds everything already committed, and a
     // dead predecessor's open transactions would hold the read model back (last stable
@@ -195,6 +240,18 @@ void OrderService::start() {
         return true;
     });
     rt.add_check("intake", [this] { return intake_->not_ready_reason(); });
+    if (shared) {
+        // One instance owns all of an order's decisions only if its results and its commands
+        // share a partition number (docs/ARCHITECTURE.md "Scaling out").
+        rt.add_check("co-partitioning", [this]() -> std::optional<std::string> {
+            const auto responses = runtime_->partition_count(topics_.inventory_responses);
+            const auto commands = runtime_->partition_count(topics_.commands);
+            if (!responses || !commands || *responses == *commands) return std::nullopt;
+            return topics_.commands + " has " + std::to_string(*commands) + " partitions and " +
+                   topics_.inventory_responses + " " + std::to_string(*responses) +
+                   ": give them as many (kafka-topics --alter --partitions)";
+        });
+    }
     rt.add_check("read model", [this] { return projection_->problem(); });
     rt.on_stop("intake", [this] { intake_->stop(); });
     // Open long-polls are answered (the order's current state) before the HTTP server drains.
@@ -407,6 +464,10 @@ void OrderService::handle_cancel(http::Request&& req, const http::Responder& res
             http::problem(503, "Service Unavailable", "the service is starting"), 1));
         return;
     }
+    if (commands_) {
+        route_cancel(id, respond);
+        return;
+    }
     const bool queued = saga_->request_cancel(
         id,
         [respond, id](SagaProcessor::CancelOutcome outcome, const std::string& detail) {
@@ -435,6 +496,78 @@ void OrderService::handle_cancel(http::Request&& req, const http::Responder& res
         return;
     }
     saga_loop_->wake();
+}
+
+void OrderService::route_cancel(const std::string& id, const http::Responder& respond) {
+    auto order = read_order(id);
+    if (!order) {
+        respond(http::problem(404, "Order not found", "no order with id " + id));
+        return;
+    }
+    if (order->status == OrderStatus::kCancelled) {
+        respond(routed_cancel_answer(id, ""));
+        return;
+    }
+    const auto commit_timeout = runtime_->settings().commit_timeout;
+    CancelCommand command{id, new_uuid_v7(), unix_now_ms() + commit_timeout.count()};
+    // The owner decides before expires_at or drops it; a decision commits within a commit
+    // timeout; this instance's projection then shows it. Past that the read model knows.
+    const auto answer_by = Clock::now() + 2 * commit_timeout + std::chrono::seconds(2);
+    const std::string cancelled_id = command.cancelled_id;
+    commands_->send(
+        kafka::to_record(topics_.commands, id, command.to_event(*order)),
+        [this, id, cancelled_id, answer_by,
+         respond](const std::optional<kafka::KafkaError>& error) {
+            if (error) {
+                log::warn("a customer cancel could not be sent to the instance owning the order",
+                          {{"order_id", id}, {"error", error->describe()}});
+                respond(with_retry_after(
+                    http::problem(503, "Service Unavailable",
+                                  "the cancellation could not be sent in time; nothing was "
+                                  "changed, retry"),
+                    1));
+                return;
+            }
+            waiters_.add(
+                id, [](OrderStatus s) { return s == OrderStatus::kCancelled; }, answer_by,
+                [this, id, cancelled_id, respond] {
+                    respond(routed_cancel_answer(id, cancelled_id));
+                });
+            // It may have been decided between the send and the registration.
+            if (auto again = read_order(id); again && again->status == OrderStatus::kCancelled) {
+                waiters_.notify(id, OrderStatus::kCancelled);
+            }
+        });
+}
+
+http::Response OrderService::routed_cancel_answer(const std::string& id,
+                                                  const std::string& cancelled_id) {
+    auto order = read_order(id);
+    if (order && order->status != OrderStatus::kCancelled && !cancelled_id.empty()) {
+        // Not decided by its deadline, as far as this instance has read: make sure it has read
+        // everything committed before saying nothing was (a wait on the waiters' timer thread,
+        // on a path taken only when the owner did not answer in time).
+        if (projection_->wait_caught_up(std::chrono::seconds(5))) order = read_order(id);
+    }
+    bool ours = false;
+    if (!cancelled_id.empty()) {
+        std::lock_guard lock(read_mu_);
+        ours = read_store_->has_event(cancelled_id);
+    }
+    if (ours) {
+        return http::Response::json(202, {{"order_id", id},
+                                          {"status", contract::to_string(OrderStatus::kCancelled)},
+                                          {"detail", "cancellation accepted"}});
+    }
+    if (order && order->status == OrderStatus::kCancelled) {
+        return http::problem(409, "Order already cancelled",
+                             "order " + id + " is already cancelled (" +
+                                 std::string(order->reason ? to_string(*order->reason) : "") + ")");
+    }
+    return with_retry_after(
+        http::problem(503, "Service Unavailable",
+                      "the cancellation was not decided in time; nothing was changed, retry"),
+        1);
 }
 
 }  // namespace orderpipe::order

@@ -55,6 +55,11 @@ class OrderService {
     void handle_create(http::Request&& req, const http::Responder& respond);
     void handle_get(http::Request&& req, const http::Responder& respond);
     void handle_cancel(http::Request&& req, const http::Responder& respond);
+    /// Scaled out: a customer cancel of an order another instance may own goes to the owner
+    /// through orders.commands; the answer comes from the shared read model.
+    void route_cancel(const std::string& id, const http::Responder& respond);
+    /// The answer to a routed cancel whose ORDER_CANCELLED would be `cancelled_id`.
+    http::Response routed_cancel_answer(const std::string& id, const std::string& cancelled_id);
     std::optional<OrderRecord> read_order(const std::string& id);
 
     Config config_;
@@ -71,6 +76,9 @@ class OrderService {
     prometheus::Family<prometheus::Counter>* requests_ = nullptr;
     // Last: destroyed first, so waiters answered at destruction still find the stores.
     Waiters waiters_;
+    /// Scaled out: sends routed cancels (orders.commands). After waiters_: its last delivery
+    /// reports, at destruction, still find them.
+    std::unique_ptr<kafka::Producer> commands_;
 };
 
 }  // namespace orderpipe::order

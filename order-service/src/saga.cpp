@@ -48,13 +48,14 @@ CloudEvent release_request(const OrderRecord& o, const contract::OrderCreated& o
 /// CANCELLED with `reason`, notified; released when `release`.
 SagaStep cancel(const OrderRecord& o, const std::string& cause_id, const std::string& traceparent,
                 CancelReason reason, const std::string& detail, bool release,
-                const SagaTopics& topics) {
+                const SagaTopics& topics, const std::string& cancelled_id = {}) {
     const auto order = o.order();
     contract::OrderCancelled data{o.order_id, order.total, order.currency,
                                   reason,     detail,      now_rfc3339()};
     SagaStep step;
     auto cancelled =
         order_event(o, cause_id, traceparent, EventType::kOrderCancelled, data.to_json());
+    if (!cancelled_id.empty()) cancelled.id = cancelled_id;
     std::string why(contract::to_string(reason));
     if (!detail.empty()) why += " (" + detail + ")";
     auto note = notification(o, order, cancelled, NotificationKind::kOrderCancelled, why);
@@ -116,9 +117,10 @@ SagaStep on_reserve_result(const OrderRecord& o, const CloudEvent& result_event,
                   topics);
 }
 
-SagaStep on_customer_cancel(const OrderRecord& o, const SagaTopics& topics) {
+SagaStep on_customer_cancel(const OrderRecord& o, const SagaTopics& topics,
+                            const std::string& cancelled_id) {
     return cancel(o, o.last_event_id, o.traceparent, CancelReason::kCustomerRequest,
-                  "cancelled by the customer", /*release=*/true, topics);
+                  "cancelled by the customer", /*release=*/true, topics, cancelled_id);
 }
 
 SagaStep on_timeout(const OrderRecord& o, const SagaTopics& topics) {

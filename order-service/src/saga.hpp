@@ -20,6 +20,9 @@ struct SagaTopics {
     std::string inventory_requests;
     std::string inventory_responses;
     std::string notifications;
+    /// orders.commands: customer cancels routed to the instance that owns the order (scaled
+    /// out); empty when this instance owns every order (one instance).
+    std::string commands{};
 };
 
 /// Events to write, each with its topic, in order.
@@ -39,7 +42,10 @@ SagaStep on_reserve_result(const OrderRecord& order, const CloudEvent& result_ev
 /// Customer cancel of a PENDING or CONFIRMED order: ORDER_CANCELLED (CUSTOMER_REQUEST), the
 /// customer's NOTIFICATION_REQUESTED (also when the order had been confirmed), and
 /// INVENTORY_RELEASE_REQUESTED (the inventory releases only what it reserved, exactly once).
-SagaStep on_customer_cancel(const OrderRecord& order, const SagaTopics& topics);
+/// `cancelled_id`: the ORDER_CANCELLED's id, when the instance that took the request chose it
+/// (a cancel routed through orders.commands); otherwise a new one.
+SagaStep on_customer_cancel(const OrderRecord& order, const SagaTopics& topics,
+                            const std::string& cancelled_id = {});
 
 /// An order still PENDING after ORDER_TIMEOUT: cancelled with TIMEOUT, released, notified.
 SagaStep on_timeout(const OrderRecord& order, const SagaTopics& topics);

@@ -1,8 +1,11 @@
 #include "saga_processor.hpp"
 
 #include "orderpipe/common/faults.hpp"
+#include "orderpipe/common/ids.hpp"
 #include "orderpipe/common/logging.hpp"
+#include "orderpipe/common/time.hpp"
 #include "orderpipe/kafka/event_record.hpp"
+#include "orderpipe/kafka/producer.hpp"
 
 namespace orderpipe::order {
 
@@ -27,6 +30,57 @@ SagaProcessor::SagaProcessor(OrderStore& store, SagaTopics topics,
           c.done(CancelOutcome::kNotCommitted,
                  "the cancellation could not be processed in time; nothing was changed");
       }) {}
+
+void SagaProcessor::scale_out(std::function<std::optional<int>()> responses_partitions) {
+    responses_partitions_ = std::move(responses_partitions);
+}
+
+bool SagaProcessor::owns(const std::string& order_id, std::optional<int> partitions) const {
+    if (!responses_partitions_) return true;
+    return partitions && owned_.contains(kafka::partition_for_key(order_id, *partitions));
+}
+
+bool SagaProcessor::partitions_assigned(const std::vector<kafka::TopicPartition>& partitions) {
+    if (!responses_partitions_) return false;
+    for (const auto& tp : partitions) {
+        if (tp.topic == topics_.inventory_responses) owned_.insert(tp.partition);
+    }
+    // Their previous owner's decisions must be in the read model before this one decides.
+    return true;
+}
+
+void SagaProcessor::partitions_revoked(const std::vector<kafka::TopicPartition>& partitions) {
+    for (const auto& tp : partitions) {
+        if (tp.topic == topics_.inventory_responses) owned_.erase(tp.partition);
+    }
+}
+
+void SagaProcessor::routed_cancel(const kafka::Incoming& in, kafka::BatchOutput& out) {
+    CancelCommand command;
+    try {
+        command = CancelCommand::read(in.event);
+    } catch (const contract::ContractError& e) {
+        out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage, e.what());
+        return;
+    }
+    log::Scope about(nlohmann::json{{"order_id", command.order_id}});
+    if (unix_now_ms() > command.expires_at_ms) {
+        // The instance that took it has answered 503 ("nothing was changed") by now.
+        log::warn("customer cancel dropped: it expired before it was decided",
+                  {{"expired_ms_ago", unix_now_ms() - command.expires_at_ms}});
+        return;
+    }
+    auto order = current(command.order_id);
+    if (!order || order->status == OrderStatus::kCancelled) {
+        // The instance that took it answers 404 or 409 from the read model.
+        log::info("customer cancel not needed", {{"found", order.has_value()}});
+        return;
+    }
+    auto step = on_customer_cancel(*order, topics_, command.cancelled_id);
+    apply(step, *order, false, out);
+    log::info("customer cancel (taken by another instance)",
+              {{"was", contract::to_string(order->status)}});
+}
 
 bool SagaProcessor::request_cancel(const std::string& order_id, CancelDone done,
                                    Clock::time_point deadline) {
@@ -63,6 +117,10 @@ void SagaProcessor::apply(const SagaStep& step, const OrderRecord& base, bool ba
 void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     for (const auto& in : batch) {
         log::Scope about(contract::log_fields(in.event));
+        if (!topics_.commands.empty() && in.record->topic == topics_.commands) {
+            routed_cancel(in, out);
+            continue;
+        }
         if (contract::type_of(in.event) != contract::EventType::kInventoryReserveResult) {
             out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage,
                             "unexpected event type " + in.event.type + " on " + in.record->topic);
@@ -116,7 +174,9 @@ void SagaProcessor::idle(kafka::BatchOutput& out) {
     const auto cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch() - order_timeout_)
                             .count();
+    const auto partitions = responses_partitions_ ? responses_partitions_() : std::optional<int>();
     for (const auto& order_id : store_.pending_before(cutoff, kTimeoutScanLimit)) {
+        if (!owns(order_id, partitions)) continue;  // another instance decides it
         auto order = current(order_id);
         if (!order || order->status != OrderStatus::kPending) continue;
         try {
@@ -212,6 +272,34 @@ bool SagaProcessor::resync(std::chrono::milliseconds budget,
     in_doubt_.clear();
     log::info("decisions resynchronised with orders.events");
     return true;
+}
+
+CloudEvent CancelCommand::to_event(const OrderRecord& order) const {
+    return CloudEvent::make(
+        std::string(kType), std::string(contract::source::kOrderService), order_id,
+        order.correlation_id, order.last_event_id, next_hop(order.traceparent),
+        {{"order_id", order_id}, {"cancelled_id", cancelled_id}, {"expires_at_ms", expires_at_ms}});
+}
+
+CancelCommand CancelCommand::read(const CloudEvent& event) {
+    if (event.type != kType) {
+        throw contract::ContractError("unexpected command type " + event.type);
+    }
+    const auto& d = event.data;
+    if (!d.is_object() || !d.contains("order_id") || !d["order_id"].is_string() ||
+        !d.contains("cancelled_id") || !d["cancelled_id"].is_string() ||
+        !d.contains("expires_at_ms") || !d["expires_at_ms"].is_number_integer()) {
+        throw contract::ContractError(
+            "a cancel command needs order_id, cancelled_id (strings) and expires_at_ms");
+    }
+    CancelCommand c;
+    c.order_id = d["order_id"].get<std::string>();
+    c.cancelled_id = d["cancelled_id"].get<std::string>();
+    c.expires_at_ms = d["expires_at_ms"].get<std::int64_t>();
+    if (c.order_id.empty() || c.cancelled_id.empty() || c.order_id != event.subject) {
+        throw contract::ContractError("a cancel command's order_id must be its subject");
+    }
+    return c;
 }
 
 }  // namespace orderpipe::order

@@ -12,6 +12,13 @@
 /// hold every decision that did commit, and only then may the saga decide again. A cancel whose
 /// transaction's outcome was unknown is answered from the read model then (202 if its
 /// ORDER_CANCELLED committed, otherwise it is decided again).
+///
+/// Scaled out (N instances, one shared read model: scale_out()), an order's decisions belong to
+/// the instance whose loop owns the order's partition of inventory.responses (and of
+/// orders.commands, co-partitioned): its results come there, its ORDER_TIMEOUT is scanned only
+/// there, and a customer cancel taken by another instance reaches it as an
+/// ORDER_CANCEL_REQUESTED command on orders.commands. Partitions newly assigned are decided on
+/// only after the read model caught up with what their previous owner committed (resync).
 
 #include "orderpipe/runtime/deadline_queue.hpp"
 #include "read_model.hpp"
@@ -43,6 +50,11 @@ class SagaProcessor final : public kafka::BatchProcessor {
     SagaProcessor(OrderStore& store, SagaTopics topics, std::chrono::milliseconds order_timeout,
                   OnChange on_change, CaughtUp caught_up);
 
+    /// N instances share the read model: decide only the orders of the partitions this loop is
+    /// assigned. `responses_partitions`: inventory.responses's partition count (nullopt while
+    /// unknown: no timeout is scanned then). Before the loop starts.
+    void scale_out(std::function<std::optional<int>()> responses_partitions);
+
     /// Queues a customer cancel, answered by `deadline` at the latest. Thread-safe.
     /// @returns false when too many cancels wait (answer 429).
     bool request_cancel(const std::string& order_id, CancelDone done,
@@ -56,6 +68,8 @@ class SagaProcessor final : public kafka::BatchProcessor {
     void outcome_unknown() override;
     bool resync(std::chrono::milliseconds budget,
                 const kafka::PartitionOffsets& acknowledged) override;
+    bool partitions_assigned(const std::vector<kafka::TopicPartition>& partitions) override;
+    void partitions_revoked(const std::vector<kafka::TopicPartition>& partitions) override;
 
   private:
     struct Cancel {
@@ -66,6 +80,10 @@ class SagaProcessor final : public kafka::BatchProcessor {
     };
 
     std::optional<OrderRecord> current(const std::string& order_id);
+    /// A customer cancel another instance took (orders.commands).
+    void routed_cancel(const kafka::Incoming& in, kafka::BatchOutput& out);
+    /// Whether this instance decides `order_id` now (always, unless scaled out).
+    bool owns(const std::string& order_id, std::optional<int> partitions) const;
     void apply(const SagaStep& step, const OrderRecord& base, bool base_is_new,
                kafka::BatchOutput& out);
     void forget();
@@ -87,6 +105,25 @@ class SagaProcessor final : public kafka::BatchProcessor {
     std::vector<Cancel> accepted_;          ///< cancels decided in it
     std::vector<Cancel> in_doubt_;          ///< cancels of a transaction with unknown outcome
     std::chrono::steady_clock::time_point next_timeout_scan_{};
+    std::function<std::optional<int>()> responses_partitions_;  ///< set when scaled out
+    std::set<int> owned_;  ///< partitions of inventory.responses assigned (scaled out)
+};
+
+/// The command that routes a customer cancel to the instance owning the order (orders.commands,
+/// docs/CONTRACT.md "orders.commands"). `cancelled_id` becomes the ORDER_CANCELLED's id, so the
+/// instance that took the request knows its cancel when the read model shows it; a command
+/// still undecided at `expires_at_ms` (Unix ms) is dropped: by then that instance has answered
+/// 503.
+struct CancelCommand {
+    static constexpr std::string_view kType = "ORDER_CANCEL_REQUESTED";
+    std::string order_id;
+    std::string cancelled_id;
+    std::int64_t expires_at_ms = 0;
+
+    /// Of `order` (its correlation id, caused by its last event, its trace continued).
+    CloudEvent to_event(const OrderRecord& order) const;
+    /// @throws contract::ContractError
+    static CancelCommand read(const CloudEvent& event);
 };
 
 }  // namespace orderpipe::order

@@ -381,3 +381,198 @@ TEST_CASE(
     CHECK(a[0]->terminate() == 0);
     CHECK(a[1]->terminate() == 0);
 }
+
+TEST_CASE(
+    "order: two instances on one database: one order per Idempotency-Key, and every decision, "
+    "cancel and timeout made once by the instance owning the order, through a SIGKILL") {
+    Pipeline p(scarce_catalog());
+    p.order_timeout = std::chrono::seconds(6);
+    test::PrivatePostgres pg(source_dir(), p.dir.path() + "/postgres");
+    p.start_inventory();
+    std::array<std::uint16_t, 2> ports{free_port(), free_port()};
+    std::array<std::unique_ptr<ChildProcess>, 2> o;
+    auto start_instance = [&](int i) {
+        o[i] = p.spawn(ORDER_SERVICE_BIN, "order-service", ports[i],
+                       {{"DATABASE_URL", pg.url()},
+                        {"INSTANCE_ID", p.prefix + "-order-" + std::to_string(i)},
+                        {"COMMIT_TIMEOUT", "5s"},
+                        {"DATA_DIR", p.dir.path() + "/order-" + std::to_string(i)}});
+    };
+    start_instance(0);
+    start_instance(1);
+    Pipeline::wait_ready(ports[0]);
+    Pipeline::wait_ready(ports[1]);
+    CHECK(readiness(ports[0])["database"] == "ok");
+    const auto url = [&](int i, const std::string& path) {
+        return "http://127.0.0.1:" + std::to_string(ports[i]) + path;
+    };
+
+    // Clients place orders with Idempotency-Keys, each attempt on the other instance than the
+    // last, and every fourth key sent to both at once; then ask the instance that did not take
+    // the order to cancel it (every third), twice at once on both for every ninth. Instance 0 is
+    // SIGKILLed and started again meanwhile.
+    constexpr int kClients = 4;
+    constexpr int kKeysEach = 20;
+    std::mutex mu;
+    std::map<std::string, std::string> order_of_key;  // key -> order id answered 201
+    std::map<std::string, int> cancels_accepted;      // order id -> 202 answers
+    std::vector<std::string> wrong;                   // answers that are never right
+    std::atomic<int> done{0};
+    const std::string body = Pipeline::order_body({{"MOUSE-001", 1}}).dump();
+    auto post = [&](int i, const std::string& path, const std::vector<std::string>& headers,
+                    const std::string& payload) -> std::optional<HttpResponse> {
+        try {
+            return http_request("POST", url(i, path), payload, headers, std::chrono::seconds(40));
+        } catch (const std::exception&) {
+            return std::nullopt;  // the instance is down: the client tries the other
+        }
+    };
+    auto cancel = [&](int i, const std::string& id) {
+        for (int attempt = 0; attempt < 60; ++attempt, i = 1 - i) {
+            auto r = post(i, "/orders/" + id + "/cancel", {}, "");
+            if (!r || r->status == 503 || r->status == 429) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                continue;
+            }
+            std::lock_guard lock(mu);
+            if (r->status == 202) {
+                ++cancels_accepted[id];
+            } else if (r->status != 409) {
+                wrong.push_back("cancel " + id + ": " + std::to_string(r->status) + " " + r->body);
+            }
+            return;
+        }
+    };
+    auto client = [&](int c) {
+        for (int k = 0; k < kKeysEach; ++k) {
+            const std::string key = p.prefix + "-c" + std::to_string(c) + "-k" + std::to_string(k);
+            const std::vector<std::string> headers = {"Content-Type: application/json",
+                                                      "Idempotency-Key: " + key};
+            int i = (c + k) % 2;
+            std::string id;
+            int taken_by = -1;
+            for (int attempt = 0; attempt < 200 && id.empty(); ++attempt, i = 1 - i) {
+                std::optional<HttpResponse> twin;
+                std::thread both;
+                if (k % 4 == 0 && attempt == 0) {
+                    both = std::thread([&] { twin = post(1 - i, "/orders", headers, body); });
+                }
+                auto r = post(i, "/orders", headers, body);
+                if (both.joinable()) both.join();
+                for (const auto& [answer, on] : {std::pair{r, i}, std::pair{twin, 1 - i}}) {
+                    if (!answer || (answer->status != 201 && answer->status != 200)) continue;
+                    const std::string got = answer->json()["order_id"];
+                    std::lock_guard lock(mu);
+                    if (!id.empty() && got != id) {
+                        wrong.push_back("key " + key + ": two orders " + id + " and " + got);
+                    }
+                    id = got;
+                    taken_by = on;
+                }
+                if (id.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            if (id.empty()) {
+                std::lock_guard lock(mu);
+                wrong.push_back("key " + key + " never answered 201");
+                continue;
+            }
+            {
+                std::lock_guard lock(mu);
+                auto [it, fresh] = order_of_key.emplace(key, id);
+                if (!fresh && it->second != id) wrong.push_back("key " + key + " changed order");
+            }
+            if (k % 9 == 0) {
+                std::thread other([&] { cancel(taken_by, id); });
+                cancel(1 - taken_by, id);
+                other.join();
+            } else if (k % 3 == 0) {
+                cancel(1 - taken_by, id);
+            }
+            ++done;
+        }
+    };
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) clients.emplace_back(client, c);
+    REQUIRE(eventually([&] { return done.load() >= kClients * kKeysEach / 4; },
+                       std::chrono::seconds(120)));
+    o[0]->kill_hard();  // its partitions move to instance 1; its pending keys wait for it
+    // Orders placed while the inventory is away time out (ORDER_TIMEOUT 6 s): each must be
+    // timed out by one instance only, the one owning it.
+    p.inventory.reset();
+    start_instance(0);
+    Pipeline::wait_ready(ports[0]);
+    REQUIRE(eventually([&] { return done.load() >= kClients * kKeysEach / 2; },
+                       std::chrono::seconds(120)));
+    // Orders placed since wait past ORDER_TIMEOUT: some are timed out before it is back.
+    REQUIRE(eventually(
+        [&] {
+            for (const auto& e : p.events("orders.events")) {
+                if (e.data.value("reason", "") == "TIMEOUT") return true;
+            }
+            return false;
+        },
+        std::chrono::seconds(60)));
+    p.start_inventory();
+    for (auto& t : clients) t.join();
+    for (const auto& w : wrong) FAIL_CHECK(w);
+    REQUIRE(order_of_key.size() == static_cast<std::size_t>(kClients * kKeysEach));
+
+    // Every order terminal, and the same on both instances.
+    for (const auto& [key, id] : order_of_key) {
+        auto r0 = http_request("GET", url(0, "/orders/" + id + "?wait=terminal&timeout_ms=60000"));
+        REQUIRE(r0.status == 200);
+        auto r1 = http_request("GET", url(1, "/orders/" + id + "?wait=terminal&timeout_ms=60000"));
+        REQUIRE(r1.status == 200);
+        INFO(r0.body << "\n" << r1.body);
+        CHECK(r0.json()["status"] == r1.json()["status"]);
+    }
+
+    // From the topic: one ORDER_CREATED per key, one decision per order, at most one customer
+    // cancel per order and one for every 202, at most one TIMEOUT.
+    std::map<std::string, int> created, decisions, customer, timeouts;
+    REQUIRE(eventually(
+        [&] {
+            created.clear();
+            decisions.clear();
+            customer.clear();
+            timeouts.clear();
+            for (const auto& e : p.events("orders.events")) {
+                if (e.type == "ORDER_CREATED") {
+                    ++created[e.subject];
+                } else if (e.data.value("reason", "") == "CUSTOMER_REQUEST") {
+                    ++customer[e.subject];
+                } else {
+                    ++decisions[e.subject];
+                    if (e.data.value("reason", "") == "TIMEOUT") ++timeouts[e.subject];
+                }
+            }
+            for (const auto& [id, n] : created) {
+                if (decisions[id] + customer[id] == 0) return false;
+            }
+            return true;
+        },
+        std::chrono::seconds(60)));
+    CHECK(created.size() == order_of_key.size());
+    for (const auto& [key, id] : order_of_key) {
+        INFO(key << " " << id);
+        CHECK(created[id] == 1);
+        CHECK(decisions[id] <= 1);
+        CHECK(customer[id] <= 1);
+        CHECK(timeouts[id] <= 1);
+    }
+    for (const auto& [id, n] : cancels_accepted) {
+        INFO(id);
+        CHECK(n == 1);  // of two cancels at once, one is 202 and the other 409
+        CHECK(customer[id] == 1);
+    }
+    CHECK(!cancels_accepted.empty());
+    CHECK(!timeouts.empty());  // the timeout path was taken, or this proved nothing about it
+    // Both instances decided (the restarted one got partitions back).
+    for (int i = 0; i < 2; ++i) {
+        CHECK(Pipeline::metric(url(i, ""),
+                               "kafka_transactions_total{loop=\"order-decisions\","
+                               "result=\"committed\"}") > 0);
+    }
+    CHECK(o[0]->terminate() == 0);
+    CHECK(o[1]->terminate() == 0);
+}

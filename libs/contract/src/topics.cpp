@@ -28,12 +28,14 @@ const std::vector<TopicSpec>& all_topics() {
         for (const auto& t : main_topics()) out.push_back({t, TopicKind::kEvents});
         out.push_back({std::string(topic::kNotificationsDlq), TopicKind::kDeadLetters});
         out.push_back({std::string(topic::kDlqResolutions), TopicKind::kLedger});
+        out.push_back({std::string(topic::kOrdersCommands), TopicKind::kCommands});
         // Poison records of every topic a transactional consumer reads, except
         // notifications.requests (its DLQ is notifications.dlq) and the DLQs themselves (analytics
         // counts whatever lands in a DLQ; it never dead-letters a dead letter).
         for (std::string_view consumed :
              {topic::kOrdersEvents, topic::kInventoryRequests, topic::kInventoryResponses,
-              topic::kInventoryEvents, topic::kNotificationsEvents, topic::kDlqResolutions}) {
+              topic::kInventoryEvents, topic::kNotificationsEvents, topic::kDlqResolutions,
+              topic::kOrdersCommands}) {
             out.push_back({dlq_topic_for(consumed), TopicKind::kDeadLetters});
         }
         return out;

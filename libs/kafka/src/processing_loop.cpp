@@ -173,6 +173,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         joined_ = true;
         unverified_.insert(partitions.begin(), partitions.end());
         log::info("partitions assigned", {{"loop", options_.name}, {"count", partitions.size()}});
+        if (processor_.partitions_assigned(partitions)) needs_resync_ = true;
         if (!failing_) set_ready();
     }
     void on_revoked(const std::vector<TopicPartition>& partitions) override {
@@ -365,6 +366,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             apply_backpressure();
             collect();
             if (dead_) break;
+            if (needs_resync_) continue;  // partitions assigned that want a resync first
             // Every record is checked once, before any transaction: also those kept from a
             // poll while paused.
             if (went_backwards()) continue;

@@ -30,6 +30,28 @@ bool sleep_unless(const std::atomic<bool>& stop, std::chrono::milliseconds d) {
     return !stop;
 }
 
+/// rd_kafka_producev of one record (copied), with `opaque` for its delivery report.
+rd_kafka_resp_err_t enqueue(rd_kafka_t* rk, const OutgoingRecord& r, void* opaque) {
+    rd_kafka_headers_t* hdrs = rd_kafka_headers_new(r.headers.size());
+    for (const auto& [name, value] : r.headers) {
+        rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()),
+                            value ? value->data() : nullptr,
+                            value ? static_cast<ssize_t>(value->size()) : 0);
+    }
+    // The RD_KAFKA_V_* macros do not parenthesise their arguments: compute them first.
+    const void* key_ptr = r.key ? r.key->data() : nullptr;
+    const std::size_t key_len = r.key ? r.key->size() : 0;
+    void* value_ptr = r.value ? const_cast<char*>(r.value->data()) : nullptr;  // copied (F_COPY)
+    const std::size_t value_len = r.value ? r.value->size() : 0;
+    const rd_kafka_resp_err_t rc =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
+                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(hdrs);  // else the message's
+    return rc;
+}
+
 }  // namespace
 
 const char* to_string(TxnOutcome outcome) {
@@ -173,31 +195,16 @@ void TransactionalProducer::begin() {
 }
 
 void TransactionalProducer::produce(const OutgoingRecord& r) {
-    rd_kafka_headers_t* hdrs = rd_kafka_headers_new(r.headers.size());
-    for (const auto& [name, value] : r.headers) {
-        rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()),
-                            value ? value->data() : nullptr,
-                            value ? static_cast<ssize_t>(value->size()) : 0);
-    }
-    // The RD_KAFKA_V_* macros do not parenthesise their arguments: compute them first.
-    const void* key_ptr = r.key ? r.key->data() : nullptr;
-    const std::size_t key_len = r.key ? r.key->size() : 0;
-    void* value_ptr = r.value ? const_cast<char*>(r.value->data()) : nullptr;  // copied (F_COPY)
-    const std::size_t value_len = r.value ? r.value->size() : 0;
     for (;;) {
-        const rd_kafka_resp_err_t rc = rd_kafka_producev(
-            impl_->rk.get(), RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
-            RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        const rd_kafka_resp_err_t rc = enqueue(impl_->rk.get(), r, nullptr);
         if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
             impl_->wrote = true;
-            return;  // the message now owns the headers
+            return;
         }
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(impl_->rk.get(), 10);  // let deliveries drain the local queue
             continue;
         }
-        rd_kafka_headers_destroy(hdrs);
         // A produce error inside a transaction poisons it: the caller must abort.
         KafkaError e = impl::classify(rc, "produce to " + r.topic, impl_->rk.get());
         if (e.is_fenced()) impl_->note_fenced(e);
@@ -335,6 +342,67 @@ void TransactionalProducer::flush(std::chrono::milliseconds timeout) {
     if (auto err = rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()))) {
         throw KafkaException(impl::classify(err, "flush", impl_->rk.get()));
     }
+}
+
+struct Producer::Impl {
+    impl::HandleHolder rk;
+    std::chrono::milliseconds timeout;
+    std::atomic<bool> stopping{false};
+    std::thread poller;
+
+    static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) noexcept {
+        std::unique_ptr<Done> done(static_cast<Done*>(m->_private));
+        if (!done) return;
+        try {
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                (*done)(std::nullopt);
+            } else {
+                (*done)(
+                    impl::classify(m->err, "send to " + std::string(rd_kafka_topic_name(m->rkt))));
+            }
+        } catch (...) {  // never through librdkafka's C frames
+        }
+    }
+};
+
+Producer::Producer(ClientConfig config, std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->timeout = timeout;
+    auto conf = impl::make_conf(config, {{"enable.idempotence", "true"},
+                                         {"acks", "all"},
+                                         {"linger.ms", "1"},
+                                         {"message.timeout.ms", std::to_string(timeout.count())}});
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::on_delivery);
+    impl_->rk = impl::make_handle(RD_KAFKA_PRODUCER, std::move(conf));
+    impl_->poller = std::thread([impl = impl_.get()] {
+        while (!impl->stopping) rd_kafka_poll(impl->rk.get(), 100);
+    });
+}
+
+Producer::~Producer() {
+    impl_->stopping = true;
+    impl_->poller.join();
+    rd_kafka_flush(impl_->rk.get(), static_cast<int>(impl_->timeout.count()));
+    // What is still queued fails (purged), so every done is called.
+    rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(impl_->rk.get(), 0);
+}
+
+void Producer::send(const OutgoingRecord& record, Done done) {
+    auto boxed = std::make_unique<Done>(std::move(done));
+    const rd_kafka_resp_err_t rc = enqueue(impl_->rk.get(), record, boxed.get());
+    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        boxed.release();  // the delivery report owns it now
+        return;
+    }
+    (*boxed)(impl::classify(rc, "send to " + record.topic, impl_->rk.get()));
+}
+
+int partition_for_key(std::string_view key, int partition_count) {
+    if (partition_count <= 0) return 0;
+    // The partitioner ignores the topic handle for a keyed record.
+    return rd_kafka_msg_partitioner_consistent_random(nullptr, key.data(), key.size(),
+                                                      partition_count, nullptr, nullptr);
 }
 
 PartitionOffsets TransactionalProducer::acknowledged() const {

@@ -35,6 +35,7 @@ class Projection::Impl {
   public:
     Impl(ProjectionOptions options, ProjectionHandler& handler, prometheus::Registry& registry)
         : options_(std::move(options)), handler_(handler) {
+        if (options_.positions_name.empty()) options_.positions_name = options_.name;
         auto& records = prometheus::BuildCounter()
                             .Name("projection_records_total")
                             .Help("Records applied to a read model, by result")
@@ -207,7 +208,7 @@ class Projection::Impl {
 
     /// Every partition at its stored position (or the beginning).
     std::vector<kafka::TopicPartitionOffset> stored_positions() {
-        const auto stored = handler_.store().positions(options_.name);
+        const auto stored = handler_.store().positions(options_.positions_name);
         std::map<std::string, int> counts;
         {
             std::lock_guard lock(mu_);
@@ -310,7 +311,7 @@ class Projection::Impl {
                                                                    {"error", e.what()}});
                 }
             }
-            store.advance(options_.name, next);
+            store.advance(options_.positions_name, next);
             store.commit();
             unit.open = false;
         } catch (const std::exception& e) {

@@ -142,6 +142,7 @@ class Runtime::Impl {
     std::optional<std::string> kafka_problem_ = std::string("not checked yet");
     std::optional<std::string> database_problem_ = std::string("not checked yet");
     std::vector<std::string> missing_topics_;
+    std::map<std::string, int> partition_counts_;  // guarded by state_mu_: the last listing
     std::vector<std::string> unauthorized_topics_;
     std::string startup_status_ = "not started";
 
@@ -300,6 +301,7 @@ class Runtime::Impl {
             }
         }
         std::lock_guard lock(state_mu_);
+        partition_counts_ = present;
         if (kafka_problem_ && kafka_problem_->rfind("unreachable", 0) == 0) {
             log::info("Kafka reachable again", {{"bootstrap", owner_.settings_.bootstrap_servers}});
         }
@@ -351,9 +353,11 @@ class Runtime::Impl {
     bool migrate_database() {
         try {
             auto c = owner_.database_->acquire(std::chrono::seconds(5));
-            const int version = pg::migrate(*c, owner_.database_component_, owner_.migrations_);
-            log::info("database schema up to date",
-                      {{"component", owner_.database_component_}, {"version", version}});
+            for (const auto& [component, migrations] : owner_.schemas_) {
+                const int version = pg::migrate(*c, component, migrations);
+                log::info("database schema up to date",
+                          {{"component", component}, {"version", version}});
+            }
             check_database();
             return true;
         } catch (const pg::Error& e) {
@@ -774,9 +778,15 @@ std::shared_ptr<pg::Pool> Runtime::database(std::string component,
         o.application_name = settings_.transactional_id();
         database_ = std::make_shared<pg::Pool>(o, settings_.database_pool_size);
     }
-    database_component_ = std::move(component);
-    migrations_ = migrations;
+    schemas_.emplace_back(std::move(component), migrations);
     return database_;
+}
+
+std::optional<int> Runtime::partition_count(const std::string& topic) const {
+    std::lock_guard lock(impl_->state_mu_);
+    auto it = impl_->partition_counts_.find(topic);
+    if (it == impl_->partition_counts_.end()) return std::nullopt;
+    return it->second;
 }
 
 void Runtime::reads(const std::vector<std::string>& topics) {

@@ -20,6 +20,10 @@ inline constexpr std::string_view kNotificationsEvents = "notifications.events";
 inline constexpr std::string_view kNotificationsDlq = "notifications.dlq";
 /// Compacted ledger of what dlqctl did with each dead letter (key `<topic>/<partition>/<offset>`).
 inline constexpr std::string_view kDlqResolutions = "dlq.resolutions";
+/// The order-service's own commands between its instances (scaled out): a customer cancel
+/// taken by one instance, decided by the one that owns the order. Keyed by order id, with as
+/// many partitions as inventory.responses (co-partitioned). Internal: not part of the saga.
+inline constexpr std::string_view kOrdersCommands = "orders.commands";
 }  // namespace topic
 
 /// Suffix of the dead-letter topic of a consumed topic: `<topic>.dlq`.
@@ -32,6 +36,7 @@ enum class TopicKind {
     kEvents,       ///< a main topic of the saga
     kDeadLetters,  ///< a DLQ: 30-day retention
     kLedger,       ///< dlq.resolutions: compacted
+    kCommands,     ///< orders.commands: between the order-service's instances
 };
 
 struct TopicSpec {

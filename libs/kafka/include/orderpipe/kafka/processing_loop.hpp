@@ -138,6 +138,13 @@ class BatchProcessor {
     /// that are not). A processor that reads a topic of other records (dead letters, the
     /// dlq.resolutions ledger) returns false for it and gets them raw.
     virtual bool decodes(const std::string& /*topic*/) { return true; }
+    /// These partitions were assigned to this loop (called between transactions, inside the
+    /// consumer's poll: must not block). @returns true to have resync() run before the next
+    /// transaction: e.g. state shared with other instances must first catch up with what the
+    /// partitions' previous owner committed.
+    virtual bool partitions_assigned(const std::vector<TopicPartition>& /*partitions*/) {
+        return false;
+    }
     /// These partitions were revoked or lost: drop their work (the next owner reads them again
     /// from the committed offsets).
     virtual void partitions_revoked(const std::vector<TopicPartition>& /*partitions*/) {}

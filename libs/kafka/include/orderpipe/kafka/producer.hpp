@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace orderpipe::kafka {
@@ -107,6 +108,35 @@ class TransactionalProducer {
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+/// A plain idempotent producer (acks=all, no transaction) for records that stand alone, such as
+/// a command to another instance: each send is written at most once, in order per partition,
+/// and `done` says whether it was (nullopt) or why not. Thread-safe; its own thread serves the
+/// delivery reports, so `done` runs there and must not block.
+class Producer {
+  public:
+    using Done = std::function<void(const std::optional<KafkaError>& error)>;
+    /// `timeout`: a send not acknowledged by then fails (message.timeout.ms).
+    /// @throws ConfigurationError when a property is refused.
+    Producer(ClientConfig config, std::chrono::milliseconds timeout);
+    ~Producer();  ///< flushes (bounded by the timeout), then fails what is left
+    Producer(const Producer&) = delete;
+    Producer& operator=(const Producer&) = delete;
+
+    /// Enqueues `record`; `done` is called exactly once (also when enqueuing fails, at once).
+    void send(const OutgoingRecord& record, Done done);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// The partition of a topic with `partition_count` partitions that the producers of this
+/// project put a record keyed `key` in: librdkafka's default partitioner (consistent_random:
+/// CRC32 of the key). Records keyed by one order id land in the same partition number on every
+/// topic with as many partitions (co-partitioned), which is what lets one instance own all
+/// of an order's decisions (docs/ARCHITECTURE.md "Scaling out").
+int partition_for_key(std::string_view key, int partition_count);
 
 /// Calls producer.init_transactions() until it succeeds, backing off (250 ms growing to 5 s)
 /// after each retriable failure and telling `report` why it could not (for readiness and logs).

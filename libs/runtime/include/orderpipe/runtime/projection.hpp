@@ -78,6 +78,10 @@ struct ProjectionOptions {
     kafka::ClientConfig client;
     std::size_t batch_max = 2000;
     std::chrono::milliseconds poll{100};
+    /// Whose positions these are in the store, when not `name`: instances that share one store
+    /// (a database) each apply every record (idempotently) and keep their own positions, so
+    /// each knows what it has applied (e.g. "orders@<instance>").
+    std::string positions_name{};
 };
 
 class Projection {

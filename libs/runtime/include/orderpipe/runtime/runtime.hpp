@@ -99,9 +99,14 @@ class Runtime {
     /// may start at once) before the instance checks and the startup steps, and exits (2) when
     /// DATABASE_URL is refused or the schema is newer than this release knows. /readyz gains a
     /// "database" check. With a shared database, "no state" (state_is_not_rebuildable) means no
-    /// stored positions.
+    /// stored positions. Called again with another component (a service whose state has
+    /// several parts), it returns the same pool and migrates that schema too.
     std::shared_ptr<pg::Pool> database(std::string component,
                                        std::span<const pg::Migration> migrations);
+
+    /// How many partitions `topic` had at the last health check (every few seconds), nullopt
+    /// before the first or when it is missing. Thread-safe.
+    std::optional<int> partition_count(const std::string& topic) const;
 
     /// Topics the service reads or writes besides its loops' (readiness checks them all).
     void reads(const std::vector<std::string>& topics);
@@ -182,8 +187,8 @@ class Runtime {
     ServiceSettings settings_;
     bool state_was_empty_ = false;
     std::shared_ptr<pg::Pool> database_;
-    std::string database_component_;
-    std::span<const pg::Migration> migrations_;
+    /// Each component's schema, migrated in the order database() was called.
+    std::vector<std::pair<std::string, std::span<const pg::Migration>>> schemas_;
     bool single_instance_ = false;
     bool state_required_ = false;
     std::string state_loss_consequence_;

@@ -183,8 +183,10 @@ void OrderService::start() {
                                .topics = decided_from,
                                .processor = saga_.get(),
                                .transactional_suffix = "saga",
-                               // Scaled out, a dead instance's partitions move at once.
-                               .static_membership = !shared});
+                               // Scaled out, a dead instance's partitions move at once, and a
+                               // dropped one cannot commit a timeout of an order it lost.
+                               .static_membership = !shared,
+                               .fence_idle_work = shared});
 
     IntakeOptions io;
     io.max_batch = config_.intake_batch_max;

@@ -168,7 +168,12 @@ const std::map<std::string, std::string, std::less<>> kOwnedProperties = {
     {"enable.auto.offset.store", "offsets are committed inside each transaction"},
     {"enable.idempotence", "transactions need the idempotent producer"},
     {"auto.offset.reset", "a new group must read its topics from the beginning"},
-    {"partition.assignment.strategy", "librdkafka 2.0.2 needs an eager assignor"},
+    {"partition.assignment.strategy",
+     "librdkafka 2.0.2 needs an eager assignor, and the range assignor keeps an order's "
+     "partitions of inventory.responses and orders.commands on one instance"},
+    {"partitioner",
+     "an order's records must land in the partition its decisions are routed by (librdkafka's "
+     "default)"},
     {"client.id", "it is <service>-<INSTANCE_ID>-<role>, used in logs and quotas"},
     {"enable.partition.eof", "the loops rely on their own setting"},
 };

@@ -235,6 +235,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             committed_next_.erase(p);
             unverified_.erase(p);
         }
+        fence_at_.reset();
         processor_.partitions_revoked(partitions);
     }
 
@@ -600,7 +601,11 @@ class ProcessingLoop::Impl final : public RebalanceListener {
             process(decoded.batch, out);
             for (const auto& r : out.records()) producer_->produce(r);
             committing_ = offsets_to_commit(decoded.next_offsets);
-            if (!committing_.empty()) producer_->send_offsets(committing_, *consumer_);
+            if (!committing_.empty()) {
+                producer_->send_offsets(committing_, *consumer_);
+            } else if (options_.fence_idle_work && !out.records().empty()) {
+                if (auto again = fencing_offset()) producer_->send_offsets({*again}, *consumer_);
+            }
             maybe_kill_before_commit();
             std::tie(ending, failure) = commit();
         } catch (const KafkaException& e) {
@@ -737,6 +742,27 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         return out;
     }
 
+    /// An offset this member has the right to commit again (LoopOptions::fence_idle_work): one
+    /// it committed, else one the group had committed for its assignment (asked once per
+    /// assignment). nullopt when the group has never committed any of its partitions.
+    std::optional<TopicPartitionOffset> fencing_offset() {
+        if (!committed_next_.empty()) {
+            const auto& [tp, next] = *committed_next_.begin();
+            return TopicPartitionOffset{tp.topic, tp.partition, next};
+        }
+        if (!fence_at_) {
+            const auto assigned = consumer_->assignment();
+            if (assigned.empty()) return std::nullopt;
+            for (const auto& o : consumer_->committed(assigned, options_.operation_timeout)) {
+                if (o.offset >= 0) {
+                    fence_at_ = o;
+                    break;
+                }
+            }
+        }
+        return fence_at_;
+    }
+
     Ending finish_transaction(Ending ending, const BatchOutput& out, const std::string& failure) {
         const auto n = static_cast<double>(pending_.size());
         if (ending == Ending::kCommitted) {
@@ -847,6 +873,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
     bool halted_ = false;
     /// Assigned since their first record: checked against the processor's stored position.
     std::set<TopicPartition> unverified_;
+    std::optional<TopicPartitionOffset> fence_at_;  ///< fencing_offset()'s cache
     std::size_t isolate_remaining_ = 0;
     std::chrono::milliseconds backoff_ = kMinBackoff;
     std::atomic<bool> stopping_{false};

@@ -173,6 +173,12 @@ struct LoopOptions {
     /// gets its partitions back at once. Off for services that scale out, so a stopped member
     /// leaves the group and a peer takes over its partitions without waiting.
     bool static_membership = true;
+    /// Every transaction that writes sends consumed offsets, also one with idle work only (the
+    /// last committed offset of a partition again), so that a member the group has dropped (a
+    /// frozen process whose partitions moved) cannot commit: the group coordinator refuses its
+    /// generation. For processors whose idle work belongs to their partitions (the order
+    /// timeouts of a scaled-out order-service).
+    bool fence_idle_work = false;
     std::size_t batch_max = 500;
     std::chrono::milliseconds batch_linger{1};
     std::chrono::milliseconds operation_timeout{10000};

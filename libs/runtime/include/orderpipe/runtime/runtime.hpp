@@ -66,6 +66,8 @@ struct LoopSpec {
     std::string transactional_suffix{};
     /// Single-instance services keep static membership; a service that scales out turns it off.
     bool static_membership = true;
+    /// kafka::LoopOptions::fence_idle_work.
+    bool fence_idle_work = false;
 };
 
 /// A startup step: runs on the startup thread, returns true when done, false to be called again

@@ -11,10 +11,14 @@
 // it runs a 3-node KRaft cluster instead (scripts/kafka-cluster.sh: RF 3, min.insync.replicas 2)
 // and, in place of the broker restarts, SIGKILLs and restarts the node leading most partitions and
 // the node coordinating the intake's transactions, and stops and starts every node in turn,
-// reporting what the clients and /readyz saw meanwhile (broker-faults.json). Then it lets
-// the pipeline settle, runs orderpipe-check, replays the notification DLQ with dlqctl, and runs
-// orderpipe-check again. Every run prints its seed; the same seed replays the same schedule and
-// the same orders (the moments a fault strikes within a request are up to the machine).
+// reporting what the clients and /readyz saw meanwhile (broker-faults.json). With --postgres
+// every service runs as two instances sharing one PostgreSQL database per service
+// (scripts/postgres.sh, DATABASE_URL), the clients send each attempt to the other order-service
+// instance than the last, every instance is SIGKILLed and restarted, and PostgreSQL itself is
+// SIGKILLed and restarted; the checker then runs once against each instance's HTTP APIs. Then it
+// lets the pipeline settle, runs orderpipe-check, replays the notification DLQ with dlqctl, and
+// runs orderpipe-check again. Every run prints its seed; the same seed replays the same schedule
+// and the same orders (the moments a fault strikes within a request are up to the machine).
 //
 // Exit status: 0 every invariant held, 1 a violation (or a stage that did not settle), 2 bad
 // usage. The work dir (logs, journal, reports) is kept when the run fails or with --keep.
@@ -33,6 +37,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -69,8 +74,8 @@ namespace fs = std::filesystem;
 Clock::time_point g_start = Clock::now();
 
 /// Now, in UTC RFC 3339 with milliseconds (the provider's format: compared as text).
-std::string utc_now() {
-    const auto now = std::chrono::system_clock::now();
+std::string utc_now(std::chrono::milliseconds later = std::chrono::milliseconds(0)) {
+    const auto now = std::chrono::system_clock::now() + later;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
     const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
     std::tm tm{};
@@ -314,12 +319,13 @@ struct Mode {
     int leader_kills = 0;       ///< SIGKILL the node leading most partitions, restart it
     int coordinator_kills = 0;  ///< SIGKILL the node coordinating the intake's transactions
     int rolling_restarts = 0;   ///< stop and start every node in turn, a full ISR between them
+    int postgres_restarts = 0;  ///< with --postgres: SIGKILL the database server, restart it
 };
 
 struct Fault {
     double at_s = 0;  ///< planned start, seconds after the load starts
-    /// kill, crash, pause, zombie, broker, leader-kill, coordinator-kill, rolling, provider-fail,
-    /// provider-hang, provider-refuse
+    /// kill, crash, pause, zombie, broker, leader-kill, coordinator-kill, rolling, postgres,
+    /// provider-fail, provider-hang, provider-refuse
     std::string kind;
     std::string target;  ///< a service name (kill, pause, zombie)
     double hold_s = 0;   ///< down / paused / failing for this long
@@ -341,17 +347,28 @@ struct Fault {
 
 /// NOTIFY_MAX_IN_FLIGHT of the notification-services: what one may have out when it is lost.
 constexpr long kNotifyMaxInFlight = 200;
+/// Their NOTIFY_TIMEOUT_MS: how long a send they have out may take.
+constexpr std::chrono::milliseconds kNotifyTimeout{1000};
 
-const std::vector<std::string> kServices{"inventory-service", "order-service",
-                                         "notification-service-1", "notification-service-2",
-                                         "analytics-service"};
+/// The service instances a run starts (and strikes): one of each, two notification-services
+/// sharing their group; with --postgres, two of every service.
+std::vector<std::string> service_instances(bool postgres) {
+    if (!postgres) {
+        return {"inventory-service", "order-service", "notification-service-1",
+                "notification-service-2", "analytics-service"};
+    }
+    return {"inventory-service-1", "inventory-service-2",    "order-service-1",
+            "order-service-2",     "notification-service-1", "notification-service-2",
+            "analytics-service-1", "analytics-service-2"};
+}
 
-std::vector<Fault> plan(const Mode& m, std::mt19937_64& rng, double load_s) {
+std::vector<Fault> plan(const Mode& m, const std::vector<std::string>& services,
+                        std::mt19937_64& rng, double load_s) {
     std::vector<Fault> faults;
     auto uniform = [&](double lo, double hi) {
         return std::uniform_real_distribution<>(lo, hi)(rng);
     };
-    for (const auto& s : kServices) {
+    for (const auto& s : services) {
         for (int k = 0; k < m.kills_each; ++k) faults.push_back({0, "kill", s, uniform(0.2, 3.0)});
         for (int k = 0; k < m.crashes_each; ++k) {
             faults.push_back({0, "crash", s, 0, std::uniform_int_distribution<>(2, 10)(rng)});
@@ -364,13 +381,15 @@ std::vector<Fault> plan(const Mode& m, std::mt19937_64& rng, double load_s) {
     for (int k = 0; k < m.coordinator_kills; ++k)
         faults.push_back({0, "coordinator-kill", "", uniform(1.0, 4.0)});
     for (int k = 0; k < m.rolling_restarts; ++k) faults.push_back({0, "rolling", "", 0});
+    for (int k = 0; k < m.postgres_restarts; ++k)
+        faults.push_back({0, "postgres", "", uniform(1.0, 4.0)});
     // Longer than the session timeout (10 s): its partitions go to the other instance, and when it
     // wakes its transaction must be refused.
     const int zombie = std::uniform_int_distribution<>(1, 2)(rng);
     faults.push_back({0, "zombie", "notification-service-" + std::to_string(zombie), 14.0});
     for (int k = 0; k < m.short_pauses; ++k) {
         const auto& s =
-            kServices[std::uniform_int_distribution<std::size_t>(0, kServices.size() - 1)(rng)];
+            services[std::uniform_int_distribution<std::size_t>(0, services.size() - 1)(rng)];
         faults.push_back({0, "pause", s, uniform(1.0, 4.0)});
     }
     for (int k = 0; k < m.provider_outages; ++k) {
@@ -386,6 +405,7 @@ std::vector<Fault> plan(const Mode& m, std::mt19937_64& rng, double load_s) {
         if (f.kind == "broker") return f.hold_s + 15;
         if (f.kind == "leader-kill" || f.kind == "coordinator-kill") return f.hold_s + 20;
         if (f.kind == "rolling") return 60.0;
+        if (f.kind == "postgres") return f.hold_s + 5;
         return f.kind == "crash" ? 1.0 : f.hold_s + 0.3;
     };
     double busy = 0;
@@ -414,10 +434,12 @@ struct Catalog {
 
 class Chaos {
   public:
-    Chaos(std::uint64_t seed, Mode mode, int brokers, std::string dir, bool keep)
+    Chaos(std::uint64_t seed, Mode mode, int brokers, bool postgres, std::string dir, bool keep)
         : seed_(seed),
           mode_(mode),
           brokers_(brokers),
+          postgres_(postgres),
+          services_(service_instances(postgres)),
           dir_(std::move(dir)),
           keep_(keep),
           rng_(seed) {}
@@ -425,15 +447,16 @@ class Chaos {
     int run() {
         fs::create_directories(dir_);
         say("seed " + std::to_string(seed_) + " (replay: orderpipe-chaos --mode " + mode_.name +
-            " --brokers " + std::to_string(brokers_) + " --seed " + std::to_string(seed_) +
-            " --orders " + std::to_string(mode_.orders) + " --rate " +
-            std::to_string(static_cast<long>(mode_.rate)) + "); work dir " + dir_);
+            " --brokers " + std::to_string(brokers_) + (postgres_ ? " --postgres" : "") +
+            " --seed " + std::to_string(seed_) + " --orders " + std::to_string(mode_.orders) +
+            " --rate " + std::to_string(static_cast<long>(mode_.rate)) + "); work dir " + dir_);
         const double load_s = static_cast<double>(mode_.orders) / mode_.rate;
-        faults_ = plan(mode_, rng_, load_s);
+        faults_ = plan(mode_, services_, rng_, load_s);
         for (const auto& f : faults_) say("plan: " + f.describe());
         int rc = 1;
         try {
             start_broker();
+            if (postgres_) start_postgres();
             start_services();
             rc = drive(load_s);
         } catch (const std::exception& e) {
@@ -571,8 +594,45 @@ class Chaos {
               " 2>/dev/null; do sleep 0.1; done");
     }
 
+    // PostgreSQL (--postgres) ---------------------------------------------------------------
+    // One server (scripts/postgres.sh, data in the work dir), one database per service.
+    std::string pg_dir() const { return dir_ + "/postgres"; }
+    int postgres(const std::string& args) const {
+        return shell(shell_quote(std::string(ORDERPIPE_SOURCE_DIR) + "/scripts/postgres.sh") + " " +
+                     args + " --data-dir " + shell_quote(pg_dir()) + " >>" +
+                     shell_quote(dir_ + "/postgres.log") + " 2>&1");
+    }
+    void start_postgres() {
+        std::string args = "start --url-file " + shell_quote(dir_ + "/database-url");
+        for (const auto& db : {"orders", "inventory", "notification", "analytics"})
+            args += std::string(" --database ") + db;
+        if (postgres(args) != 0)
+            throw std::runtime_error("PostgreSQL did not start; see " + dir_ + "/postgres.log");
+        std::string url;
+        std::ifstream(dir_ + "/database-url") >> url;
+        database_base_ = url.substr(0, url.rfind('/') + 1);
+        if (database_base_.empty()) throw std::runtime_error("no URL written by postgres.sh");
+    }
+    /// A service's DATABASE_URL (one database per service).
+    std::string database_url(const std::string& service) const {
+        if (service.starts_with("order-service")) return database_base_ + "orders";
+        if (service.starts_with("inventory-service")) return database_base_ + "inventory";
+        if (service.starts_with("notification-service")) return database_base_ + "notification";
+        return database_base_ + "analytics";
+    }
+
     // Services -------------------------------------------------------------------------------
     std::uint16_t port_of(const std::string& name) const { return ports_.at(name); }
+    /// The order-service instance a client's next attempt goes to: with two, each attempt
+    /// to the other one than the last (a retry reaches the instance that did not answer).
+    std::string order_instance() {
+        if (!postgres_) return "order-service";
+        return "order-service-" + std::to_string(1 + (next_order_instance_++ % 2));
+    }
+    /// The i-th instance (1, 2) of `service` (the only one without --postgres).
+    std::string instance(const std::string& service, int i) const {
+        return postgres_ ? service + "-" + std::to_string(i) : service;
+    }
     std::string url(const std::string& name) const {
         return "http://127.0.0.1:" + std::to_string(port_of(name));
     }
@@ -602,11 +662,8 @@ class Chaos {
         }
         std::ofstream(dir_ + "/catalog.json") << seed.dump(2);
 
-        for (const auto& n :
-             {"fake-email-provider", "inventory-service", "order-service", "notification-service-1",
-              "notification-service-2", "analytics-service"}) {
-            ports_[n] = free_port();
-        }
+        ports_["fake-email-provider"] = free_port();
+        for (const auto& n : services_) ports_[n] = free_port();
         const std::map<std::string, std::string> common{
             {"KAFKA_BOOTSTRAP_SERVERS", bootstrap_},
             {"LOG_LEVEL", "info"},
@@ -615,7 +672,7 @@ class Chaos {
             {"COMMIT_TIMEOUT", "5s"},
             {"SHUTDOWN_TIMEOUT", "10s"},
             {"NOTIFY_EMAIL_URL", url("fake-email-provider") + "/send"},
-            {"NOTIFY_TIMEOUT_MS", "1000"},
+            {"NOTIFY_TIMEOUT_MS", std::to_string(kNotifyTimeout.count())},
             {"NOTIFY_BACKOFF_MS", "200"},
             {"NOTIFY_BREAKER_OPEN_MS", "1000"},
             {"NOTIFY_MAX_IN_FLIGHT", std::to_string(kNotifyMaxInFlight)}};
@@ -631,14 +688,23 @@ class Chaos {
         // twice is two emails, and the checker bounds how often that may happen.
         add("fake-email-provider", FAKE_EMAIL_PROVIDER_BIN,
             {{"LOG_LEVEL", "warn"}, {"PROVIDER_DEDUPE", "off"}});
-        add("inventory-service", INVENTORY_SERVICE_BIN, {});
-        add("order-service", ORDER_SERVICE_BIN, {});
-        add("notification-service-1", NOTIFICATION_SERVICE_BIN, {{"INSTANCE_ID", "1"}});
-        add("notification-service-2", NOTIFICATION_SERVICE_BIN, {{"INSTANCE_ID", "2"}});
-        add("analytics-service", ANALYTICS_SERVICE_BIN, {});
+        for (const auto& name : services_) {
+            const char* binary = name.starts_with("order-service")       ? ORDER_SERVICE_BIN
+                                 : name.starts_with("inventory-service") ? INVENTORY_SERVICE_BIN
+                                 : name.starts_with("notification")      ? NOTIFICATION_SERVICE_BIN
+                                                                         : ANALYTICS_SERVICE_BIN;
+            std::map<std::string, std::string> more;
+            // INSTANCE_ID: the instance's number (the default 0 when it is the only one).
+            if (const auto dash = name.find_last_of('-');
+                std::isdigit(static_cast<unsigned char>(name[dash + 1])))
+                more["INSTANCE_ID"] = name.substr(dash + 1);
+            if (postgres_) more["DATABASE_URL"] = database_url(name);
+            add(name, binary, more);
+        }
         for (auto& [name, p] : procs_) p->start();
         wait_all_ready(120s);
-        say("pipeline ready: order-service on " + url("order-service") + ", broker " + bootstrap_);
+        say("pipeline ready: order-service on " + url(instance("order-service", 1)) + ", broker " +
+            bootstrap_ + (postgres_ ? ", PostgreSQL " + database_base_ : ""));
     }
 
     void wait_all_ready(std::chrono::seconds deadline) {
@@ -670,6 +736,7 @@ class Chaos {
 
     void stop_all() {
         for (auto& [name, p] : procs_) p->terminate(15s);
+        if (postgres_) postgres("stop");
         if (!bootstrap_.empty()) {
             shell(shell_quote(std::string(ORDERPIPE_SOURCE_DIR) +
                               (clustered() ? "/scripts/kafka-cluster.sh" : "/scripts/kafka.sh")) +
@@ -727,12 +794,14 @@ class Chaos {
             lost(f.target, from, utc_now());
             ++kills_;
         } else if (f.kind == "pause" || f.kind == "zombie") {
-            // Stopped longer than its session, its partitions move on with its sends out.
+            // Stopped longer than its session, its partitions move on with its sends out. Once
+            // it wakes, a send it had out may still reach the provider (within its
+            // NOTIFY_TIMEOUT_MS) before it learns that its partitions moved: lost until then.
             const auto from = utc_now();
             procs_.at(f.target)->pause();
             std::this_thread::sleep_for(hold);
             procs_.at(f.target)->resume();
-            lost(f.target, from, utc_now());
+            lost(f.target, from, utc_now(kNotifyTimeout + 500ms));
             ++pauses_;
         } else if (f.kind == "broker") {
             kill_broker();
@@ -741,7 +810,9 @@ class Chaos {
             ++broker_restarts_;
         } else if (f.kind == "leader-kill" || f.kind == "coordinator-kill") {
             const auto [node, why] =
-                f.kind == "leader-kill" ? busiest_leader() : coordinator_of("order-service-0");
+                f.kind == "leader-kill"
+                    ? busiest_leader()
+                    : coordinator_of(postgres_ ? "order-service-1" : "order-service-0");
             const std::string n = std::to_string(node);
             say("  node " + n + " " + why);
             BrokerFault w{f.kind + " node " + n, since_start()};
@@ -765,6 +836,13 @@ class Chaos {
                 record(w);
             }
             ++node_faults_;
+        } else if (f.kind == "postgres") {
+            // Every instance loses its database at once: loops back off, /readyz says so,
+            // intakes answer 503; nothing may be lost or doubled when it is back.
+            postgres("kill");
+            std::this_thread::sleep_for(hold);
+            if (postgres("start") != 0) throw std::runtime_error("PostgreSQL did not come back");
+            ++postgres_restarts_;
         } else if (f.kind == "provider-fail") {
             provider_rule({{"answer", "503"}});
             std::this_thread::sleep_for(hold);
@@ -806,7 +884,7 @@ class Chaos {
         Http http;
         std::map<std::string, bool> last;
         while (!stop) {
-            for (const auto& name : kServices) {
+            for (const auto& name : services_) {
                 const bool r = http.request("GET", url(name) + "/readyz", "", {}, 1s).status == 200;
                 if (auto it = last.find(name); it == last.end() || it->second != r) {
                     last[name] = r;
@@ -847,7 +925,7 @@ class Chaos {
             }
             gap = std::max(gap, to - last_201);
             json not_ready = json::object();
-            for (const auto& name : kServices) {
+            for (const auto& name : services_) {
                 // Ready at `from` unless the last change before it says otherwise.
                 bool ready = true;
                 double since = from, down = 0;
@@ -920,7 +998,7 @@ class Chaos {
         const auto give_up = Clock::now() + 120s;
         for (;;) {
             const double sent = since_start();
-            Answer a = http.request("POST", url("order-service") + target, body, headers, 30s);
+            Answer a = http.request("POST", url(order_instance()) + target, body, headers, 30s);
             if (target == "/orders") {
                 std::lock_guard lock(observed_mu_);
                 attempts_.push_back({sent, since_start() - sent, a.status});
@@ -1042,7 +1120,8 @@ class Chaos {
         say("faults struck: " + std::to_string(kills_) + " SIGKILLs, " + std::to_string(crashes_) +
             " restarts to crash inside a transaction, " + std::to_string(pauses_) + " SIGSTOPs, " +
             std::to_string(broker_restarts_) + " broker restarts, " + std::to_string(node_faults_) +
-            " cluster node faults, " + std::to_string(provider_outages_) + " provider outages; " +
+            " cluster node faults, " + std::to_string(postgres_restarts_) +
+            " PostgreSQL restarts, " + std::to_string(provider_outages_) + " provider outages; " +
             std::to_string(self_exits_) + " exits by themselves (the injected crashes among them)");
         report_broker_faults();
 
@@ -1057,13 +1136,27 @@ class Chaos {
         }
         say("every service ready again; checking");
 
-        const std::string check =
-            shell_quote(ORDERPIPE_CHECK_BIN) + " --bootstrap " + bootstrap_ + " --order-url " +
-            url("order-service") + " --inventory-url " + url("inventory-service") +
-            " --analytics-url " + url("analytics-service") + " --provider-url " +
-            url("fake-email-provider") + " --journal " + shell_quote(dir_ + "/journal.jsonl") +
-            " --catalog " + shell_quote(dir_ + "/catalog.json") + " --wait 180";
-        const int first = shell(check + " --json " + shell_quote(dir_ + "/check-1.json"));
+        // With two instances of each service, the checker asks each one in turn: every order
+        // readable from every order-service, the same stock from every inventory, analytics
+        // equal to the topics on every instance.
+        const auto check_with = [&](int i) {
+            return shell_quote(ORDERPIPE_CHECK_BIN) + " --bootstrap " + bootstrap_ +
+                   " --order-url " + url(instance("order-service", i)) + " --inventory-url " +
+                   url(instance("inventory-service", i)) + " --analytics-url " +
+                   url(instance("analytics-service", i)) + " --provider-url " +
+                   url("fake-email-provider") + " --journal " +
+                   shell_quote(dir_ + "/journal.jsonl") + " --catalog " +
+                   shell_quote(dir_ + "/catalog.json") + " --wait 180";
+        };
+        const std::string check = check_with(1);
+        int first = shell(check + " --json " + shell_quote(dir_ + "/check-1.json"));
+        if (postgres_) {
+            const int other =
+                shell(check_with(2) + " --json " + shell_quote(dir_ + "/check-1-instances-2.json"));
+            say(std::string("check through the second instances: ") +
+                (other == 0 ? "every invariant holds" : "FAILED"));
+            if (first == 0) first = other;
+        }
         say(std::string("check before the DLQ replay: ") +
             (first == 0 ? "every invariant holds" : "FAILED"));
 
@@ -1084,13 +1177,18 @@ class Chaos {
             const std::string text((std::istreambuf_iterator<char>(in)), {});
             return text.find("another dlqctl took over") != std::string::npos;
         };
-        const bool replay_ok = (mine == 0 || (mine == 1 && took_over("dlqctl.log"))) &&
-                               (theirs == 0 || (theirs == 1 && took_over("dlqctl-concurrent.log"))) &&
-                               (mine == 0 || theirs == 0);
+        const bool replay_ok =
+            (mine == 0 || (mine == 1 && took_over("dlqctl.log"))) &&
+            (theirs == 0 || (theirs == 1 && took_over("dlqctl-concurrent.log"))) &&
+            (mine == 0 || theirs == 0);
         say("two dlqctl replay at once: exit " + std::to_string(mine) + " and " +
             std::to_string(theirs) + " (" + dir_ + "/dlqctl.log, dlqctl-concurrent.log)" +
             (replay_ok ? "" : ": FAILED"));
-        const int second = shell(check + " --json " + shell_quote(dir_ + "/check-2.json"));
+        int second = shell(check + " --json " + shell_quote(dir_ + "/check-2.json"));
+        if (postgres_ && second == 0) {
+            second =
+                shell(check_with(2) + " --json " + shell_quote(dir_ + "/check-2-instances-2.json"));
+        }
         say(std::string("check after the DLQ replay: ") +
             (second == 0 ? "every invariant holds" : "FAILED"));
         if (fault_errors_ > 0) say(std::to_string(fault_errors_) + " faults could not be applied");
@@ -1100,6 +1198,10 @@ class Chaos {
     std::uint64_t seed_;
     Mode mode_;
     int brokers_;
+    bool postgres_;
+    std::vector<std::string> services_;  ///< service_instances()
+    std::string database_base_;          ///< PostgreSQL URL up to the database name
+    std::atomic<unsigned> next_order_instance_{0};
     std::string dir_;
     bool keep_;
     std::mt19937_64 rng_;
@@ -1113,7 +1215,7 @@ class Chaos {
     std::ofstream journal_;
     std::map<long, long> answers_;  ///< final POST /orders answers by status (journal_mu_)
     std::atomic<int> kills_{0}, crashes_{0}, pauses_{0}, broker_restarts_{0}, node_faults_{0},
-        provider_outages_{0}, self_exits_{0}, fault_errors_{0};
+        postgres_restarts_{0}, provider_outages_{0}, self_exits_{0}, fault_errors_{0};
     std::mutex observed_mu_;
     std::vector<Attempt> attempts_;           ///< every POST /orders (observed_mu_)
     std::vector<ReadinessChange> readiness_;  ///< (observed_mu_)
@@ -1143,6 +1245,7 @@ int main(int argc, char** argv) {
     std::string dir;
     bool keep = false;
     int brokers = 1;
+    bool postgres = false;
     app.add_option("--mode", mode_name,
                    "short (CI: 3,000 orders at 30/s) or long (100,000 orders at 250/s)")
         ->check(CLI::IsMember({"short", "long"}));
@@ -1158,6 +1261,9 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     app.add_option("--work-dir", dir, "logs, journal and reports [a fresh dir under /tmp]");
     app.add_flag("--keep", keep, "keep the work dir when the run passes");
+    app.add_flag("--postgres", postgres,
+                 "two instances of every service on PostgreSQL (one database per service, "
+                 "DATABASE_URL), each SIGKILLed and restarted, and the database server too");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -1173,11 +1279,17 @@ int main(int argc, char** argv) {
         mode = mode_name == "long" ? Mode{"long", 100000, 250, 5, 2, 0, 4, 2, 2, 2, 1}
                                    : Mode{"short", 3000, 20, 1, 1, 0, 1, 1, 1, 1, 1};
     }
+    if (postgres) {
+        // Twice the instances to strike: one SIGKILL and one crash each, and the database.
+        mode.kills_each = 1;
+        mode.crashes_each = 1;
+        mode.postgres_restarts = mode_name == "long" ? 3 : 1;
+    }
     if (orders > 0) mode.orders = orders;
     if (rate > 0) mode.rate = rate;
     if (dir.empty())
         dir = "/tmp/orderpipe-chaos-" + std::to_string(seed) + "-" + std::to_string(getpid());
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    return Chaos(seed, mode, brokers, dir, keep).run();
+    return Chaos(seed, mode, brokers, postgres, dir, keep).run();
 }

@@ -17,7 +17,7 @@ const std::vector<std::string>& dead_letter_topics() {
     static const std::vector<std::string> names{
         "notifications.dlq",       "orders.events.dlq",    "inventory.requests.dlq",
         "inventory.responses.dlq", "inventory.events.dlq", "notifications.events.dlq",
-        "dlq.resolutions.dlq"};
+        "dlq.resolutions.dlq",     "orders.commands.dlq"};
     return names;
 }
 
@@ -89,9 +89,11 @@ json recompute_figures(TopicSet& topics) {
         return topics.committed_full(full);
     };
     long long created = 0, confirmed = 0, cancelled = 0, sent = 0, failed = 0;
-    std::map<std::string, long long> reasons{
-        {"INSUFFICIENT_STOCK", 0}, {"UNKNOWN_SKU", 0},    {"PRICE_MISMATCH", 0},
-        {"CUSTOMER_REQUEST", 0},   {"TIMEOUT", 0}};
+    std::map<std::string, long long> reasons{{"INSUFFICIENT_STOCK", 0},
+                                             {"UNKNOWN_SKU", 0},
+                                             {"PRICE_MISMATCH", 0},
+                                             {"CUSTOMER_REQUEST", 0},
+                                             {"TIMEOUT", 0}};
     std::map<std::string, std::pair<long long, long long>> revenue;  // currency → confirmed, lost
     std::map<std::string, long long> created_at, decided_at;         // order → ce_time (ms)
 

@@ -107,7 +107,9 @@ const std::vector<std::string>& all_topics() {
                                                 "inventory.responses.dlq",
                                                 "inventory.events.dlq",
                                                 "notifications.events.dlq",
-                                                "dlq.resolutions.dlq"};
+                                                "dlq.resolutions.dlq",
+                                                "orders.commands",
+                                                "orders.commands.dlq"};
     return names;
 }
 

@@ -238,13 +238,21 @@ class Projection::Impl {
         return true;
     }
 
-    /// Back to the stored positions after a rolled-back batch.
-    void rewind() {
+    /// Back to the stored positions after a rolled-back batch. Until that succeeds nothing
+    /// more is polled: the consumer is past the batch that was not applied, and applying the
+    /// next one would store positions beyond it (the batch lost from the read model). Seen with
+    /// the database down: its positions could not be read for the rewind.
+    /// @returns whether it is rewound.
+    bool rewind() {
         try {
             consumer_->seek(stored_positions());
+            needs_rewind_ = false;
+            return true;
         } catch (const std::exception& e) {
+            needs_rewind_ = true;
             log::warn("cannot rewind the projection yet",
                       {{"projection", options_.name}, {"error", e.what()}});
+            return false;
         }
     }
 
@@ -254,6 +262,10 @@ class Projection::Impl {
     }
 
     void step(std::chrono::milliseconds wait) {
+        if (needs_rewind_ && !rewind()) {
+            back_off();
+            return;
+        }
         kafka::PollResult polled;
         try {
             polled = consumer_->poll_batch(options_.batch_max, wait);
@@ -353,6 +365,7 @@ class Projection::Impl {
     std::map<kafka::TopicPartition, std::int64_t> reached_;  // guarded by mu_
     std::optional<std::string> problem_;                     // guarded by mu_
     bool failing_ = false;
+    bool needs_rewind_ = false;  ///< a rolled-back batch whose rewind has not succeeded yet
     std::chrono::milliseconds backoff_ = kMinBackoff;
     std::atomic<bool> started_{false};
     std::atomic<bool> stopping_{false};

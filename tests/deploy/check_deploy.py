@@ -22,7 +22,8 @@ What it checks:
   environment variable is read by the binary (KAFKA_* pass through to librdkafka, except the
   broker-script ones and the properties orderpipe owns), URLs and bootstrap servers name
   services here on their ports, stop_grace_period > SHUTDOWN_TIMEOUT, the services start after
-  topic-init, DATA_DIR is on a volume, scaled replicas have INSTANCE_ID=auto, no shared named
+  topic-init, DATA_DIR is on a volume, scaled replicas have INSTANCE_ID=auto (and DATABASE_URL
+  for the services that keep state), no shared named
   volume, no fixed host port and no more replicas than partitions; 3 KRaft brokers with RF 3
   and min.insync.replicas 2; orderpipe-topics is called with options it has;
 - Prometheus: targets and DNS-SD ports equal the services' HTTP_PORT, every service is scraped,
@@ -35,7 +36,8 @@ What it checks:
   built by compose, resources, uid 10001 non-root, variables their binary reads, container
   ports equal to HTTP_PORT, /livez and /readyz probes on it; terminationGracePeriodSeconds >
   SHUTDOWN_TIMEOUT; stateful services are StatefulSets with DATA_DIR on a volumeClaimTemplate,
-  the single-instance ones exactly one replica, scaled ones INSTANCE_ID from metadata.name;
+  the single-instance ones exactly one replica unless DATABASE_URL comes from a Secret (then
+  they scale out), scaled ones INSTANCE_ID from metadata.name;
   Services select pods and target their ports; the autoscaler targets a StatefulSet that sets
   no replicas, with requests for its resource metrics and maxReplicas <= the partitions;
 - topics: every topic name in any of these files is one of the contract's topics.
@@ -806,9 +808,9 @@ def check_compose(root: Path, r: Report, src: Sources, df: Dockerfile | None):
                 f"{where}: no volume on DATA_DIR {data_dir}: its state would be lost with the "
                 f"container")
         if s.replicas > 1:
-            r.check(s.binary not in SINGLE_INSTANCE, path,
+            r.check(s.binary not in SINGLE_INSTANCE or bool(s.env.get("DATABASE_URL")), path,
                     f"{where}: {s.replicas} replicas, but it keeps local state and runs as one "
-                    f"instance (docs/CONFIGURATION.md \"Instances\")")
+                    f"instance without DATABASE_URL (docs/CONFIGURATION.md \"Instances\")")
             r.check(targets.get(data_dir) is None, path,
                     f"{where}: {s.replicas} replicas share the named volume on DATA_DIR; the "
                     f"directory is locked by one process")
@@ -1225,7 +1227,15 @@ def check_k8s(root: Path, r: Report, src: Sources, df: Dockerfile | None, compos
                     r.check(kind == "StatefulSet", p,
                             f"{where}: a service with local state runs as a StatefulSet")
                     scaled = name in hpa_targets or spec.get("replicas", 1) != 1
-                    if binary in SINGLE_INSTANCE:
+                    # DATABASE_URL (from a Secret: it holds a password): the state is shared
+                    # in PostgreSQL and the service scales out.
+                    db = [e for e in c.get("env") or [] if e.get("name") == "DATABASE_URL"]
+                    shared = bool(db) and bool(((db[0].get("valueFrom") or {})
+                                                .get("secretKeyRef") or {}).get("name"))
+                    if db:
+                        r.check(shared, p, f"{cwhere}: DATABASE_URL holds a password: take it "
+                                           f"from a Secret (valueFrom.secretKeyRef)")
+                    if binary in SINGLE_INSTANCE and not shared:
                         r.check(spec.get("replicas") == 1 and name not in hpa_targets, p,
                                 f"{where}: {binary} keeps local state: exactly 1 replica, no "
                                 f"autoscaler (docs/CONFIGURATION.md \"Instances\")")

@@ -454,8 +454,25 @@ int main(int argc, char** argv) {
                                          {"count", decision_ms.size()}};
         json procs = json::array();
         double total_us = 0;
+        // PostgreSQL's processes (one per connection) are summed into one row.
+        json postgres{{"name", "postgresql"}, {"pid", 0},           {"processes", 0},
+                      {"cpu_s", 0.0},         {"cpu_cores", 0.0},   {"cpu_us_per_order", 0.0},
+                      {"rss_mib", 0.0},       {"peak_rss_mib", 0.0}};
         for (const auto& p : processes) {
             const double cpu = after[p.pid].cpu_seconds - before[p.pid].cpu_seconds;
+            if (p.name == "postgresql") {
+                const double us = accepted == 0 ? 0 : cpu * 1e6 / static_cast<double>(accepted);
+                total_us += us;
+                postgres["processes"] = postgres["processes"].get<int>() + 1;
+                postgres["cpu_s"] = postgres["cpu_s"].get<double>() + cpu;
+                postgres["cpu_cores"] = postgres["cpu_cores"].get<double>() + cpu / window;
+                postgres["cpu_us_per_order"] = postgres["cpu_us_per_order"].get<double>() + us;
+                postgres["rss_mib"] = postgres["rss_mib"].get<double>() +
+                                      static_cast<double>(peak_rss[p.pid]) / 1024.0;
+                postgres["peak_rss_mib"] = postgres["peak_rss_mib"].get<double>() +
+                                           static_cast<double>(after[p.pid].peak_rss_kib) / 1024.0;
+                continue;
+            }
             const double us_per_order =
                 accepted == 0 ? 0 : cpu * 1e6 / static_cast<double>(accepted);
             if (p.name != "orderpipe-bench") total_us += us_per_order;
@@ -468,6 +485,7 @@ int main(int argc, char** argv) {
                  {"rss_mib", static_cast<double>(peak_rss[p.pid]) / 1024.0},
                  {"peak_rss_mib", static_cast<double>(after[p.pid].peak_rss_kib) / 1024.0}});
         }
+        if (postgres["processes"].get<int>() > 0) procs.push_back(postgres);
         result["processes"] = procs;
         result["cpu_us_per_order_total"] = total_us;
         if (o.ceiling_s > 0) {

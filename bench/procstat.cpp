@@ -33,7 +33,7 @@ std::string role_of(const std::string& cmdline) {
     if (args.empty()) return {};
     const std::string exe = std::filesystem::path(args[0]).filename().string();
     for (const char* daemon : {"order-service", "inventory-service", "notification-service",
-                               "analytics-service", "fake-email-provider"}) {
+                               "analytics-service", "fake-email-provider", "haproxy"}) {
         if (exe == daemon) return daemon;
     }
     if (exe == "java" && std::find(args.begin(), args.end(), "kafka.Kafka") != args.end()) {
@@ -55,7 +55,12 @@ std::vector<WatchedProcess> find_processes() {
     for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
         const std::string name = entry.path().filename().string();
         if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
-        const auto role = role_of(read_file(entry.path().string() + "/cmdline"));
+        auto role = role_of(read_file(entry.path().string() + "/cmdline"));
+        // PostgreSQL (DATABASE_URL): the server and its backends, which rename their command
+        // lines ("postgres: orderpipe orders 127.0.0.1(…) idle") but keep their comm.
+        if (role.empty() && read_file(entry.path().string() + "/comm") == "postgres\n") {
+            role = "postgresql";
+        }
         if (!role.empty()) out.push_back({role, std::stoi(name)});
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {

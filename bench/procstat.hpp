@@ -19,8 +19,9 @@ struct WatchedProcess {
     int pid = 0;
 };
 
-/// The running orderpipe daemons, the fake email provider and the Kafka broker (a java process
-/// running kafka.Kafka), by scanning /proc. The bench itself is added as "orderpipe-bench".
+/// The running orderpipe daemons, the fake email provider, the Kafka broker (a java process
+/// running kafka.Kafka) and PostgreSQL's processes ("postgresql": the server and each backend),
+/// by scanning /proc. The bench itself is added as "orderpipe-bench".
 std::vector<WatchedProcess> find_processes();
 
 /// The usage of `pid` now; all zero when it is gone.

@@ -60,6 +60,20 @@ bool InventoryProcessor::restock(std::string sku, std::int64_t available, Restoc
 
 void InventoryProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
     auto work = state_.begin();
+    {
+        // What the batch will look up, at once (a database adapter reads it in two round trips).
+        std::vector<std::string> event_ids, order_ids;
+        for (const auto& in : batch) {
+            event_ids.push_back(in.event.id);
+            if (in.event.data.is_object()) {
+                if (auto it = in.event.data.find("order_id");
+                    it != in.event.data.end() && it->is_string()) {
+                    order_ids.push_back(it->get<std::string>());
+                }
+            }
+        }
+        work->expect(event_ids, order_ids);
+    }
     // Every SKU the batch may change, held at once and in SKU order before any is changed: two
     // instances' batches never wait on each other in a circle (docs/ARCHITECTURE.md "Storage").
     work->hold_stock(skus_of(batch, *work));

@@ -68,6 +68,10 @@ class InventoryWork {
   public:
     virtual ~InventoryWork() = default;
 
+    /// The events and orders the work is about to look up (produced_by, reservation): an
+    /// adapter may read them all at once. Optional; a hint, never a promise.
+    virtual void expect(const std::vector<std::string>& /*event_ids*/,
+                        const std::vector<std::string>& /*order_ids*/) {}
     /// What processing `event_id` produced (the records, serialised), if it was processed.
     virtual std::optional<std::string> produced_by(const std::string& event_id) = 0;
     /// Runs `step`; if it throws, what it changed is undone and the exception passes on, the

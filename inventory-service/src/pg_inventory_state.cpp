@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <set>
 
 namespace orderpipe::inventory {
 namespace {
@@ -64,106 +65,313 @@ std::optional<CatalogItem> item_on(pg::Connection& c, const std::string& sku) {
     return read_item(r, 0);
 }
 
+/// "{1,2,3}": a bigint[] parameter.
+std::string int_array(const std::vector<std::int64_t>& values) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += std::to_string(values[i]);
+    }
+    return out + "}";
+}
+
+/// One batch's unit of work, in few round trips whatever its size: what the batch looks up is
+/// read at once (expect(), hold_stock()), the stock rows held stay in memory with the changes
+/// made to them, and the writes are kept and sent at commit as one statement per table
+/// (unnest()ed arrays). A step that throws drops what it kept, with no SAVEPOINT. What was read
+/// stays true meanwhile: the stock rows are locked (FOR UPDATE) until the work ends; a
+/// reservation and a processed event belong to the order's partition, which one instance
+/// processes at a time — and should two (a partition moving) process one event at once, the
+/// second's processed_events insert fails on the key at commit and its batch runs again.
 class PgInventoryWork final : public InventoryWork {
   public:
     explicit PgInventoryWork(pg::Pool& pool) : c_(pool.acquire()), tx_(*c_) {}
 
+    void expect(const std::vector<std::string>& event_ids,
+                const std::vector<std::string>& order_ids) override {
+        std::vector<std::string> events, orders;
+        for (const auto& id : event_ids)
+            if (!produced_.contains(id)) events.push_back(id);
+        for (const auto& id : order_ids)
+            if (!reservations_.contains(id)) orders.push_back(id);
+        if (!events.empty()) {
+            for (const auto& id : events) produced_.emplace(id, std::nullopt);
+            auto r = c_->run(
+                "SELECT ce_id, result FROM processed_events WHERE consumer = $1 AND "
+                "ce_id = ANY($2::text[])",
+                {kConsumer, pg::text_array(events)});
+            for (int i = 0; i < r.rows(); ++i)
+                produced_[std::string(r.text(i, 0))] = std::string(r.text(i, 1));
+        }
+        if (!orders.empty()) {
+            for (const auto& id : orders) reservations_.emplace(id, std::nullopt);
+            auto r = c_->run(
+                "SELECT order_id, state, lines FROM reservations WHERE order_id = ANY($1::text[])",
+                {pg::text_array(orders)});
+            for (int i = 0; i < r.rows(); ++i) {
+                reservations_[std::string(r.text(i, 0))] = Reservation{
+                    parse_reservation_state(r.text(i, 1)), lines_from_json(r.text(i, 2))};
+            }
+        }
+    }
+
     std::optional<std::string> produced_by(const std::string& event_id) override {
+        if (auto it = produced_.find(event_id); it != produced_.end()) return it->second;
         auto r = c_->run("SELECT result FROM processed_events WHERE consumer = $1 AND ce_id = $2",
                          {kConsumer, event_id});
-        if (r.rows() == 0) return std::nullopt;
-        return std::string(r.text(0, 0));
+        auto& known = produced_[event_id];
+        if (r.rows() > 0) known = std::string(r.text(0, 0));
+        return known;
     }
 
     void step(const std::function<void()>& step) override {
-        c_->exec("SAVEPOINT step");
+        const std::size_t undo_mark = undo_.size();
+        const auto kept = kept_sizes();
+        in_step_ = true;
         try {
             step();
         } catch (const pg::Error&) {
+            in_step_ = false;
             throw;  // the database's own failure: the whole work is done again
         } catch (...) {
-            c_->exec("ROLLBACK TO SAVEPOINT step");
+            in_step_ = false;
+            // What the step changed, undone in memory; what it kept for the commit, dropped.
+            while (undo_.size() > undo_mark) {
+                undo_.back()();
+                undo_.pop_back();
+            }
+            drop_kept_since(kept);
             throw;
         }
-        c_->exec("RELEASE SAVEPOINT step");
+        in_step_ = false;
+        undo_.resize(undo_mark);
     }
 
     std::map<std::string, StockLevel> hold_stock(std::vector<std::string> skus) override {
         std::sort(skus.begin(), skus.end());
         skus.erase(std::unique(skus.begin(), skus.end()), skus.end());
+        std::vector<std::string> missing;
+        for (const auto& sku : skus)
+            if (!held_.contains(sku) && !unknown_.contains(sku)) missing.push_back(sku);
+        if (!missing.empty()) {
+            auto r = c_->run(
+                "SELECT sku, available, reserved, unit_price, currency FROM stock "
+                "WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE",
+                {pg::text_array(missing)});
+            for (int i = 0; i < r.rows(); ++i) {
+                held_[std::string(r.text(i, 0))] =
+                    StockLevel{r.int64(i, 1), r.int64(i, 2), Money::from_minor_units(r.int64(i, 3)),
+                               std::string(r.text(i, 4))};
+            }
+            for (const auto& sku : missing)
+                if (!held_.contains(sku)) unknown_.insert(sku);
+        }
         std::map<std::string, StockLevel> out;
-        if (skus.empty()) return out;
-        auto r = c_->run(
-            "SELECT sku, available, reserved, unit_price, currency FROM stock "
-            "WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE",
-            {pg::text_array(skus)});
-        for (int i = 0; i < r.rows(); ++i) {
-            out[std::string(r.text(i, 0))] =
-                StockLevel{r.int64(i, 1), r.int64(i, 2), Money::from_minor_units(r.int64(i, 3)),
-                           std::string(r.text(i, 4))};
+        for (const auto& sku : skus) {
+            if (auto it = held_.find(sku); it != held_.end()) out.emplace(sku, it->second);
         }
         return out;
     }
 
     void move_stock(const std::string& sku, std::int64_t available_delta,
                     std::int64_t reserved_delta) override {
-        c_->run(
-            "UPDATE stock SET available = available + $1, reserved = reserved + $2 "
-            "WHERE sku = $3",
-            {available_delta, reserved_delta, sku});
+        auto it = held_.find(sku);
+        if (it == held_.end()) {
+            hold_stock({sku});
+            it = held_.find(sku);
+            if (it == held_.end()) return;  // an unknown SKU: nothing to move (as UPDATE did)
+        }
+        if (it->second.available + available_delta < 0 ||
+            it->second.reserved + reserved_delta < 0) {
+            // What the table's CHECK would refuse, refused now rather than at the commit.
+            throw pg::Error(pg::ErrorKind::kOther, "23514",
+                            "stock of " + sku + " would go below zero");
+        }
+        it->second.available += available_delta;
+        it->second.reserved += reserved_delta;
+        stock_moves_.push_back({sku, available_delta, reserved_delta});
+        if (in_step_) {
+            undo_.push_back([this, sku, available_delta, reserved_delta] {
+                held_[sku].available -= available_delta;
+                held_[sku].reserved -= reserved_delta;
+            });
+        }
     }
 
     std::optional<Reservation> reservation(const std::string& order_id) override {
+        if (auto it = reservations_.find(order_id); it != reservations_.end()) return it->second;
         auto r = c_->run("SELECT state, lines FROM reservations WHERE order_id = $1", {order_id});
-        if (r.rows() == 0) return std::nullopt;
-        Reservation out;
-        out.state = parse_reservation_state(r.text(0, 0));
-        out.lines = lines_from_json(r.text(0, 1));
-        return out;
+        auto& known = reservations_[order_id];
+        if (r.rows() > 0) {
+            known =
+                Reservation{parse_reservation_state(r.text(0, 0)), lines_from_json(r.text(0, 1))};
+        }
+        return known;
     }
 
     void put_reservation(const std::string& order_id, const Reservation& r) override {
-        c_->run(
-            "INSERT INTO reservations(order_id, state, lines) VALUES ($1, $2, $3) "
-            "ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, "
-            "lines = excluded.lines",
-            {order_id, state_name(r.state), lines_to_json(r.lines)});
+        remember(reservations_, order_id);
+        reservations_[order_id] = r;
+        reservation_writes_.push_back(order_id);
     }
 
     void record_processed(const std::string& event_id, const std::string& produced) override {
-        // No ON CONFLICT: an instance that processed the same event meanwhile makes this work
-        // fail (unique violation) and run again, finding what that one stored.
-        c_->run(
-            "INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
-            "VALUES ($1, $2, $3, $4)",
-            {kConsumer, event_id, produced, unix_now_ms()});
+        remember(produced_, event_id);
+        produced_[event_id] = produced;
+        processed_writes_.push_back(event_id);
     }
 
     void advance(const std::string& topic, std::int32_t partition,
                  std::int64_t next_offset) override {
-        c_->run(
-            "INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, topic, partition) DO UPDATE "
-            "SET next_offset = GREATEST(consumed_positions.next_offset, excluded.next_offset)",
-            {kConsumer, topic, static_cast<std::int64_t>(partition), next_offset});
+        auto& next = positions_[{topic, partition}];
+        next = std::max(next, next_offset);
     }
 
     std::optional<CatalogItem> set_available(const std::string& sku,
                                              std::int64_t available) override {
+        flush();  // an absolute value: after every change kept so far
         auto r = c_->run("UPDATE stock SET available = $1 WHERE sku = $2", {available, sku});
         if (r.affected() == 0) return std::nullopt;
+        if (auto it = held_.find(sku); it != held_.end()) it->second.available = available;
         return item_on(*c_, sku);
     }
 
-    void add_outbox(const std::string& record) override {
-        c_->run("INSERT INTO outbox(record) VALUES ($1)", {record});
+    void add_outbox(const std::string& record) override { outbox_.push_back(record); }
+
+    void commit() override {
+        flush();
+        tx_.commit();
     }
 
-    void commit() override { tx_.commit(); }
-
   private:
+    struct StockMove {
+        std::string sku;
+        std::int64_t available, reserved;
+    };
+    struct KeptSizes {
+        std::size_t moves, reservations, processed, outbox;
+    };
+
+    KeptSizes kept_sizes() const {
+        return {stock_moves_.size(), reservation_writes_.size(), processed_writes_.size(),
+                outbox_.size()};
+    }
+    void drop_kept_since(const KeptSizes& k) {
+        stock_moves_.resize(k.moves);
+        reservation_writes_.resize(k.reservations);
+        processed_writes_.resize(k.processed);
+        outbox_.resize(k.outbox);
+    }
+    /// Inside a step: how to put `map[key]` back as it is now.
+    template <typename Map>
+    void remember(Map& map, const std::string& key) {
+        if (!in_step_) return;
+        auto it = map.find(key);
+        if (it == map.end()) {
+            undo_.push_back([&map, key] { map.erase(key); });
+        } else {
+            undo_.push_back([&map, key, was = it->second] { map[key] = was; });
+        }
+    }
+
+    /// Sends what was kept: one statement per table.
+    void flush() {
+        if (!stock_moves_.empty()) {
+            std::map<std::string, std::pair<std::int64_t, std::int64_t>> net;
+            for (const auto& m : stock_moves_) {
+                net[m.sku].first += m.available;
+                net[m.sku].second += m.reserved;
+            }
+            std::vector<std::string> skus;
+            std::vector<std::int64_t> available, reserved;
+            for (const auto& [sku, d] : net) {
+                if (d.first == 0 && d.second == 0) continue;
+                skus.push_back(sku);
+                available.push_back(d.first);
+                reserved.push_back(d.second);
+            }
+            if (!skus.empty()) {
+                c_->run(
+                    "UPDATE stock SET available = stock.available + d.available, "
+                    "reserved = stock.reserved + d.reserved FROM unnest($1::text[], "
+                    "$2::bigint[], $3::bigint[]) AS d(sku, available, reserved) "
+                    "WHERE stock.sku = d.sku",
+                    {pg::text_array(skus), int_array(available), int_array(reserved)});
+            }
+            stock_moves_.clear();
+        }
+        if (!reservation_writes_.empty()) {
+            std::vector<std::string> orders, states, lines;
+            std::set<std::string> seen;
+            for (const auto& id : reservation_writes_) {
+                if (!seen.insert(id).second) continue;
+                const auto& r = *reservations_.at(id);
+                orders.push_back(id);
+                states.push_back(state_name(r.state));
+                lines.push_back(lines_to_json(r.lines));
+            }
+            c_->run(
+                "INSERT INTO reservations(order_id, state, lines) SELECT * FROM "
+                "unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (order_id) DO UPDATE "
+                "SET state = excluded.state, lines = excluded.lines",
+                {pg::text_array(orders), pg::text_array(states), pg::text_array(lines)});
+            reservation_writes_.clear();
+        }
+        if (!processed_writes_.empty()) {
+            // No ON CONFLICT: an instance that processed the same event meanwhile makes this
+            // work fail (unique violation) and run again, finding what that one stored.
+            std::vector<std::string> ids, results;
+            for (const auto& id : processed_writes_) {
+                ids.push_back(id);
+                results.push_back(*produced_.at(id));
+            }
+            c_->run(
+                "INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
+                "SELECT $1, e.ce_id, e.result, $4 FROM unnest($2::text[], $3::text[]) "
+                "AS e(ce_id, result)",
+                {kConsumer, pg::text_array(ids), pg::text_array(results), unix_now_ms()});
+            processed_writes_.clear();
+        }
+        if (!positions_.empty()) {
+            std::vector<std::string> topics;
+            std::vector<std::int64_t> partitions, offsets;
+            for (const auto& [tp, next] : positions_) {
+                topics.push_back(tp.first);
+                partitions.push_back(tp.second);
+                offsets.push_back(next);
+            }
+            c_->run(
+                "INSERT INTO consumed_positions(consumer, topic, partition, next_offset) "
+                "SELECT $1, p.topic, p.partition, p.next_offset FROM unnest($2::text[], "
+                "$3::integer[], $4::bigint[]) AS p(topic, partition, next_offset) "
+                "ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = "
+                "GREATEST(consumed_positions.next_offset, excluded.next_offset)",
+                {kConsumer, pg::text_array(topics), int_array(partitions), int_array(offsets)});
+            positions_.clear();
+        }
+        if (!outbox_.empty()) {
+            c_->run(
+                "INSERT INTO outbox(record) SELECT r FROM unnest($1::text[]) WITH ORDINALITY "
+                "AS o(r, n) ORDER BY n",
+                {pg::text_array(outbox_)});
+            outbox_.clear();
+        }
+    }
+
     pg::Pool::Lease c_;
     pg::Transaction tx_;
+    bool in_step_ = false;
+    std::vector<std::function<void()>> undo_;  ///< the open step's changes to what is below
+    std::map<std::string, StockLevel> held_;   ///< locked rows, with the changes made to them
+    std::set<std::string> unknown_;            ///< SKUs asked for that do not exist
+    std::map<std::string, std::optional<std::string>> produced_;      ///< known processed events
+    std::map<std::string, std::optional<Reservation>> reservations_;  ///< known reservations
+    // Kept for the commit:
+    std::vector<StockMove> stock_moves_;
+    std::vector<std::string> reservation_writes_;  ///< orders whose reservation was put
+    std::vector<std::string> processed_writes_;    ///< events recorded as processed
+    std::map<std::pair<std::string, std::int32_t>, std::int64_t> positions_;
+    std::vector<std::string> outbox_;
 };
 
 constexpr std::chrono::milliseconds kReadWait{2'000};

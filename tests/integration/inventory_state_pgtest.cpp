@@ -262,23 +262,25 @@ TEST_CASE(
     auto w2 = two->begin();
     CHECK_FALSE(w1->produced_by("ev"));
     CHECK_FALSE(w2->produced_by("ev"));
+    // Each keeps its writes until its commit: the first to commit stores them, the second's
+    // commit fails on the key (a transient error: its batch runs again, and finds the first's).
     w1->record_processed("ev", "first");
-    std::optional<pg::Error> failed;
-    std::thread t([&] {
-        try {
-            w2->record_processed("ev", "second");  // waits for w1's key
-        } catch (const pg::Error& e) {
-            failed = e;
-        }
-    });
-    std::this_thread::sleep_for(100ms);
+    w1->hold_stock({"A-1"});
+    w1->move_stock("A-1", -1, 1);
+    w2->record_processed("ev", "second");
     w1->commit();
-    t.join();
+    std::optional<pg::Error> failed;
+    try {
+        w2->commit();
+    } catch (const pg::Error& e) {
+        failed = e;
+    }
     REQUIRE(failed);
     CHECK(failed->kind() == pg::ErrorKind::kUniqueViolation);
     CHECK(failed->retriable());
     w2.reset();  // rolled back
     CHECK(two->begin()->produced_by("ev") == "first");
+    CHECK(available(*two, "A-1") == 9);  // w1's change, once
 }
 
 TEST_CASE("one outbox, several instances: each entry is claimed by one", "[inventory][pg]") {

@@ -358,15 +358,18 @@ constexpr long kNotifyMaxInFlight = 200;
 constexpr std::chrono::milliseconds kNotifyTimeout{1000};
 
 /// The service instances a run starts (and strikes): one of each, two notification-services
-/// sharing their group; with --postgres, two of every service.
-std::vector<std::string> service_instances(bool postgres) {
+/// sharing their group; with --postgres, `n` of every service (2 by default).
+std::vector<std::string> service_instances(bool postgres, int n) {
     if (!postgres) {
         return {"inventory-service", "order-service", "notification-service-1",
                 "notification-service-2", "analytics-service"};
     }
-    return {"inventory-service-1", "inventory-service-2",    "order-service-1",
-            "order-service-2",     "notification-service-1", "notification-service-2",
-            "analytics-service-1", "analytics-service-2"};
+    std::vector<std::string> out;
+    for (const char* s :
+         {"inventory-service", "order-service", "notification-service", "analytics-service"}) {
+        for (int i = 1; i <= n; ++i) out.push_back(std::string(s) + "-" + std::to_string(i));
+    }
+    return out;
 }
 
 std::vector<Fault> plan(const Mode& m, const std::vector<std::string>& services,
@@ -441,12 +444,14 @@ struct Catalog {
 
 class Chaos {
   public:
-    Chaos(std::uint64_t seed, Mode mode, int brokers, bool postgres, std::string dir, bool keep)
+    Chaos(std::uint64_t seed, Mode mode, int brokers, bool postgres, int instances, std::string dir,
+          bool keep)
         : seed_(seed),
           mode_(mode),
           brokers_(brokers),
           postgres_(postgres),
-          services_(service_instances(postgres)),
+          instances_(postgres ? instances : 1),
+          services_(service_instances(postgres, instances)),
           dir_(std::move(dir)),
           keep_(keep),
           rng_(seed) {}
@@ -454,7 +459,8 @@ class Chaos {
     int run() {
         fs::create_directories(dir_);
         say("seed " + std::to_string(seed_) + " (replay: orderpipe-chaos --mode " + mode_.name +
-            " --brokers " + std::to_string(brokers_) + (postgres_ ? " --postgres" : "") +
+            " --brokers " + std::to_string(brokers_) +
+            (postgres_ ? " --postgres --instances " + std::to_string(instances_) : "") +
             " --seed " + std::to_string(seed_) + " --orders " + std::to_string(mode_.orders) +
             " --rate " + std::to_string(static_cast<long>(mode_.rate)) + "); work dir " + dir_);
         const double load_s = static_cast<double>(mode_.orders) / mode_.rate;
@@ -634,7 +640,8 @@ class Chaos {
     /// to the other one than the last (a retry reaches the instance that did not answer).
     std::string order_instance() {
         if (!postgres_) return "order-service";
-        return "order-service-" + std::to_string(1 + (next_order_instance_++ % 2));
+        return "order-service-" +
+               std::to_string(1 + (next_order_instance_++ % static_cast<unsigned>(instances_)));
     }
     /// The i-th instance (1, 2) of `service` (the only one without --postgres).
     std::string instance(const std::string& service, int i) const {
@@ -1142,8 +1149,9 @@ class Chaos {
         for (auto& [name, p] : procs_) {
             std::lock_guard lock(faults_mu_);
             if (!p->armed()) continue;
-            say(name + ": its injected crash did not strike during the load; restarting it "
-                       "without it");
+            say(name +
+                ": its injected crash did not strike during the load; restarting it "
+                "without it");
             const auto from = utc_now();
             if (p->terminate(15s) != 0) lost(name, from, utc_now());  // not a clean stop
             p->start();
@@ -1169,10 +1177,11 @@ class Chaos {
         };
         const std::string check = check_with(1);
         int first = shell(check + " --json " + shell_quote(dir_ + "/check-1.json"));
-        if (postgres_) {
+        for (int i = 2; i <= instances_; ++i) {
             const int other =
-                shell(check_with(2) + " --json " + shell_quote(dir_ + "/check-1-instances-2.json"));
-            say(std::string("check through the second instances: ") +
+                shell(check_with(i) + " --json " +
+                      shell_quote(dir_ + "/check-1-instances-" + std::to_string(i) + ".json"));
+            say("check through the instances " + std::to_string(i) + ": " +
                 (other == 0 ? "every invariant holds" : "FAILED"));
             if (first == 0) first = other;
         }
@@ -1204,9 +1213,9 @@ class Chaos {
             std::to_string(theirs) + " (" + dir_ + "/dlqctl.log, dlqctl-concurrent.log)" +
             (replay_ok ? "" : ": FAILED"));
         int second = shell(check + " --json " + shell_quote(dir_ + "/check-2.json"));
-        if (postgres_ && second == 0) {
-            second =
-                shell(check_with(2) + " --json " + shell_quote(dir_ + "/check-2-instances-2.json"));
+        for (int i = 2; i <= instances_ && second == 0; ++i) {
+            second = shell(check_with(i) + " --json " +
+                           shell_quote(dir_ + "/check-2-instances-" + std::to_string(i) + ".json"));
         }
         say(std::string("check after the DLQ replay: ") +
             (second == 0 ? "every invariant holds" : "FAILED"));
@@ -1218,6 +1227,7 @@ class Chaos {
     Mode mode_;
     int brokers_;
     bool postgres_;
+    int instances_;                      ///< of each service (--postgres; else 1)
     std::vector<std::string> services_;  ///< service_instances()
     std::string database_base_;          ///< PostgreSQL URL up to the database name
     std::atomic<unsigned> next_order_instance_{0};
@@ -1265,6 +1275,7 @@ int main(int argc, char** argv) {
     bool keep = false;
     int brokers = 1;
     bool postgres = false;
+    int instances = 2;
     app.add_option("--mode", mode_name,
                    "short (CI: 3,000 orders at 30/s) or long (100,000 orders at 250/s)")
         ->check(CLI::IsMember({"short", "long"}));
@@ -1281,8 +1292,10 @@ int main(int argc, char** argv) {
     app.add_option("--work-dir", dir, "logs, journal and reports [a fresh dir under /tmp]");
     app.add_flag("--keep", keep, "keep the work dir when the run passes");
     app.add_flag("--postgres", postgres,
-                 "two instances of every service on PostgreSQL (one database per service, "
+                 "two (--instances) of every service on PostgreSQL (one database per service, "
                  "DATABASE_URL), each SIGKILLed and restarted, and the database server too");
+    app.add_option("--instances", instances, "with --postgres: instances of every service")
+        ->check(CLI::Range(2, 3));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -1310,5 +1323,5 @@ int main(int argc, char** argv) {
         dir = "/tmp/orderpipe-chaos-" + std::to_string(seed) + "-" + std::to_string(getpid());
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    return Chaos(seed, mode, brokers, postgres, dir, keep).run();
+    return Chaos(seed, mode, brokers, postgres, instances, dir, keep).run();
 }

@@ -12,6 +12,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <csignal>
 
 namespace orderpipe::order {
@@ -138,6 +139,9 @@ class IntakeOrders final : public OrderLookup {
     void write_through(const std::vector<const AcceptedOrder*>& orders) override {
         std::vector<CloudEvent> events;
         for (const auto* o : orders) events.push_back(created_event(*o));
+        // In order id order, as every writer of a shared read model (no deadlock between them).
+        std::sort(events.begin(), events.end(),
+                  [](const CloudEvent& a, const CloudEvent& b) { return a.subject < b.subject; });
         try {
             if (faults::hit("intake", "write-through-fails")) {
                 throw StorageError("database or disk is full (FAULT_INJECT)", false);

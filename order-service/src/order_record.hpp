@@ -46,6 +46,21 @@ struct Transition {
     std::string at;  ///< RFC 3339, the event's time
 };
 
+/// Where a status stands in every order's life: PENDING 0, CONFIRMED 1, CANCELLED 2. A status
+/// only moves forward (CANCELLED can follow CONFIRMED, never the other way round), so a read
+/// model applying one order's events in another order than the topic's — several writers on a
+/// shared database, a write-through ahead of a lagging projection — ends in the same state: a
+/// transition to a status not past the current one leaves it (and its reason) as it is. It is
+/// also the transition's place in the order's history.
+constexpr int status_rank(contract::OrderStatus s) {
+    return s == contract::OrderStatus::kPending     ? 0
+           : s == contract::OrderStatus::kConfirmed ? 1
+                                                    : 2;
+}
+/// status_rank() of a `status` column, in SQL.
+inline constexpr const char* kStatusRankSql =
+    "(CASE status WHEN 'PENDING' THEN 0 WHEN 'CONFIRMED' THEN 1 ELSE 2 END)";
+
 /// The read model's rule. nullopt for ORDER_CREATED (see record_for_created) and for types
 /// that are not status changes. @throws contract::ContractError when the data is malformed.
 std::optional<Transition> transition_for(const CloudEvent& event);

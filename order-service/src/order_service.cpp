@@ -502,6 +502,11 @@ void OrderService::handle_cancel(http::Request&& req, const http::Responder& res
 
 void OrderService::route_cancel(const std::string& id, const http::Responder& respond) {
     auto order = read_order(id);
+    if (!order && projection_->wait_caught_up(std::chrono::seconds(1))) {
+        // Created on another instance a moment ago and not written through there (its write
+        // failed: it answered from memory)? This instance's projection has it once caught up.
+        order = read_order(id);
+    }
     if (!order) {
         respond(http::problem(404, "Order not found", "no order with id " + id));
         return;

@@ -171,20 +171,28 @@ class PgOrderStore final : public OrderStore {
             if (c.run("SELECT 1 FROM order_history WHERE event_id = $1", {event_id}).rows() > 0) {
                 return 0;  // already applied
             }
-            c.run(
-                "UPDATE orders SET status = $1, reason = $2, detail = $3, last_event_id = $4, "
-                "decided = decided OR $5, release_requested = release_requested OR $6 "
-                "WHERE order_id = $7",
-                {std::string(contract::to_string(t.status)),
-                 t.reason ? std::string(contract::to_string(*t.reason)) : std::string(), t.detail,
-                 event_id, t.decided, t.releases, order_id});
-            // The same event from another writer: skipped (its key). Another event of this order
-            // taking the same seq at once: a unique violation, and this unit runs again.
+            // The status only moves forward (status_rank): a writer applying an older decision
+            // after a newer one (another instance's projection, behind the owner's
+            // write-through) leaves the newer in place; the flags only ever turn on.
+            const std::string forward = std::string(kStatusRankSql) + " < $8";
+            c.run("UPDATE orders SET status = CASE WHEN " + forward +
+                      " THEN $1 ELSE status END, reason = CASE WHEN " + forward +
+                      " THEN $2 ELSE reason END, detail = CASE WHEN " + forward +
+                      " THEN $3 ELSE detail END, last_event_id = CASE WHEN " + forward +
+                      " THEN $4 ELSE last_event_id END, decided = decided OR $5, "
+                      "release_requested = release_requested OR $6 WHERE order_id = $7",
+                  {std::string(contract::to_string(t.status)),
+                   t.reason ? std::string(contract::to_string(*t.reason)) : std::string(), t.detail,
+                   event_id, t.decided, t.releases, order_id,
+                   static_cast<std::int64_t>(status_rank(t.status))});
+            // Its place in the history is its status's rank, whatever the order it arrives in.
+            // The same event from another writer is skipped (its key), and so is a second event
+            // of one status (never written: one decision per order, I1).
             c.run(
                 "INSERT INTO order_history (event_id, order_id, status, at, seq) "
-                "VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_history "
-                "WHERE order_id = $2)) ON CONFLICT (event_id) DO NOTHING",
-                {event_id, order_id, std::string(contract::to_string(t.status)), t.at});
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                {event_id, order_id, std::string(contract::to_string(t.status)), t.at,
+                 static_cast<std::int64_t>(status_rank(t.status))});
             return 0;
         });
     }

@@ -40,10 +40,19 @@ void Placement::place(std::vector<PlaceRequest>& batch) {
     if (!any_key) {
         for (auto& r : batch) placed.push_back(&r);
     } else {
+        // Claimed in key order: instances claiming overlapping keys at once (a retry on each)
+        // then wait on each other in one order, never in a circle (a deadlock in PostgreSQL).
+        std::vector<PlaceRequest*> by_key;
+        for (auto& r : batch) by_key.push_back(&r);
+        std::stable_sort(by_key.begin(), by_key.end(),
+                         [](const PlaceRequest* a, const PlaceRequest* b) {
+                             return a->key.value_or("") < b->key.value_or("");
+                         });
         const bool claimed = with_keys("claim", [&] {
             placed.clear();
             answered.clear();
-            for (auto& r : batch) {
+            for (auto* request : by_key) {
+                auto& r = *request;
                 if (!r.key) {
                     placed.push_back(&r);
                     continue;

@@ -7,6 +7,8 @@
 #include "orderpipe/kafka/event_record.hpp"
 #include "orderpipe/kafka/producer.hpp"
 
+#include <algorithm>
+
 namespace orderpipe::order {
 
 using Clock = std::chrono::steady_clock;
@@ -201,6 +203,13 @@ void SagaProcessor::committed() {
     auto events = std::move(order_events_);
     auto releases = std::move(releases_);
     forget();
+    // In order id order, as every writer of a shared read model (no deadlock between them);
+    // one order's events keep theirs.
+    std::stable_sort(events.begin(), events.end(), [](const CloudEvent& a, const CloudEvent& b) {
+        return a.subject < b.subject;
+    });
+    std::sort(new_orders.begin(), new_orders.end(),
+              [](const OrderRecord& a, const OrderRecord& b) { return a.order_id < b.order_id; });
     if (events.empty() && releases.empty()) return;
     if (faults::hit("order-decisions", "after-commit-fails")) {
         throw faults::InjectedFault(

@@ -122,27 +122,33 @@ void SqliteOrderStore::insert(const OrderRecord& r, const std::string& created_e
 void SqliteOrderStore::apply_transition(const std::string& order_id, const std::string& event_id,
                                         const Transition& t) {
     if (has_event(event_id)) return;  // already applied
-    auto up = db_.cached(
-        "UPDATE orders SET status = ?, reason = ?, detail = ?, last_event_id = ?, "
-        "decided = MAX(decided, ?), release_requested = MAX(release_requested, ?) "
-        "WHERE order_id = ?");
+    // The status only moves forward (status_rank): an older decision applied after a newer one
+    // leaves the newer in place; the flags only ever turn on.
+    const std::string forward = std::string(kStatusRankSql) + " < ?8";
+    auto up = db_.cached("UPDATE orders SET status = CASE WHEN " + forward +
+                         " THEN ?1 ELSE status END, reason = CASE WHEN " + forward +
+                         " THEN ?2 ELSE reason END, detail = CASE WHEN " + forward +
+                         " THEN ?3 ELSE detail END, last_event_id = CASE WHEN " + forward +
+                         " THEN ?4 ELSE last_event_id END, decided = MAX(decided, ?5), "
+                         "release_requested = MAX(release_requested, ?6) WHERE order_id = ?7");
     up.bind(1, contract::to_string(t.status))
         .bind(2, t.reason ? contract::to_string(*t.reason) : std::string_view())
         .bind(3, t.detail)
         .bind(4, event_id)
         .bind(5, static_cast<std::int64_t>(t.decided))
         .bind(6, static_cast<std::int64_t>(t.releases))
-        .bind(7, order_id);
+        .bind(7, order_id)
+        .bind(8, static_cast<std::int64_t>(status_rank(t.status)));
     up.run();
+    // Its place in the history is its status's rank, whatever the order it arrives in.
     auto hist = db_.cached(
         "INSERT OR IGNORE INTO order_history(event_id, order_id, status, at, seq) "
-        "VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_history "
-        "WHERE order_id = ?))");
+        "VALUES (?, ?, ?, ?, ?)");
     hist.bind(1, event_id)
         .bind(2, order_id)
         .bind(3, contract::to_string(t.status))
         .bind(4, t.at)
-        .bind(5, order_id);
+        .bind(5, static_cast<std::int64_t>(status_rank(t.status)));
     hist.run();
 }
 

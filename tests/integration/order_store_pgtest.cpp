@@ -138,6 +138,31 @@ TEST_CASE("every writer's events are applied once, in order; a unit is all or no
     }
 }
 
+TEST_CASE("a decision applied after a later one never takes the status back", "[pg][order]") {
+    // Two writers on one shared read model: the owner writes its customer cancel through at once
+    // while another instance's projection, behind, applies the ORDER_CONFIRMED before it. The
+    // order stays CANCELLED (its cancel was decided from it: a CONFIRMED status again would let
+    // a second cancel through, as the scaled-out order test once saw: two ORDER_CANCELLED).
+    for (const auto& backend : {sqlite_backend(), pg_backend()}) {
+        SECTION(backend.name) {
+            auto store = backend.open();
+            const auto c = created("o-late");
+            const auto ok = confirmed("o-late");
+            const auto cancel = cancelled("o-late", "CUSTOMER_REQUEST");
+            store->apply(c);
+            store->apply(cancel);
+            store->apply(ok);  // late
+            auto r = store->get("o-late");
+            REQUIRE(r);
+            CHECK(r->status == contract::OrderStatus::kCancelled);
+            CHECK(r->reason == contract::CancelReason::kCustomerRequest);
+            CHECK(r->last_event_id == cancel.id);
+            CHECK(r->decided);  // a decision was made, whenever it is applied
+            CHECK(statuses(*r) == std::vector<std::string>{"PENDING", "CONFIRMED", "CANCELLED"});
+        }
+    }
+}
+
 TEST_CASE("the projection's positions go with its changes, a record undone alone", "[pg][order]") {
     for (const auto& backend : {sqlite_backend(), pg_backend()}) {
         SECTION(backend.name) {

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <random>
 #include <set>
@@ -80,6 +81,11 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+    // ORDERPIPE_KEEP_TEST_DIRS=1: keep the services' logs and state to look at after a run.
+    if (const char* keep = std::getenv("ORDERPIPE_KEEP_TEST_DIRS"); keep != nullptr && *keep) {
+        std::cerr << "kept " << path_ << "\n";
+        return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
 }

@@ -8,6 +8,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -306,8 +307,19 @@ class Projection::Impl {
             store.begin();
             Unit unit{store};
             std::map<kafka::TopicPartition, std::int64_t> next;
-            for (const auto& rec : records) {
-                next[{rec.topic, rec.partition}] = rec.offset + 1;
+            // Applied in key order (each key's records keep their order: one key, one
+            // partition), so writers sharing a database lock rows in one order and never
+            // deadlock each other (the order-service's intake and projections did).
+            std::vector<const kafka::ConsumedRecord*> in_order;
+            in_order.reserve(records.size());
+            for (const auto& rec : records) in_order.push_back(&rec);
+            std::stable_sort(in_order.begin(), in_order.end(), [](const auto* a, const auto* b) {
+                return a->key.value_or("") < b->key.value_or("");
+            });
+            for (const auto* record : in_order) {
+                const auto& rec = *record;
+                auto& n = next[{rec.topic, rec.partition}];
+                n = std::max(n, rec.offset + 1);
                 store.mark_record();
                 try {
                     handler_.apply(rec);

@@ -65,16 +65,6 @@ std::optional<CatalogItem> item_on(pg::Connection& c, const std::string& sku) {
     return read_item(r, 0);
 }
 
-/// "{1,2,3}": a bigint[] parameter.
-std::string int_array(const std::vector<std::int64_t>& values) {
-    std::string out = "{";
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        if (i > 0) out += ',';
-        out += std::to_string(values[i]);
-    }
-    return out + "}";
-}
-
 /// One batch's unit of work, in few round trips whatever its size: what the batch looks up is
 /// read at once (expect(), hold_stock()), the stock rows held stay in memory with the changes
 /// made to them, and the writes are kept and sent at commit as one statement per table
@@ -296,7 +286,7 @@ class PgInventoryWork final : public InventoryWork {
                     "reserved = stock.reserved + d.reserved FROM unnest($1::text[], "
                     "$2::bigint[], $3::bigint[]) AS d(sku, available, reserved) "
                     "WHERE stock.sku = d.sku",
-                    {pg::text_array(skus), int_array(available), int_array(reserved)});
+                    {pg::text_array(skus), pg::int_array(available), pg::int_array(reserved)});
             }
             stock_moves_.clear();
         }
@@ -346,7 +336,8 @@ class PgInventoryWork final : public InventoryWork {
                 "$3::integer[], $4::bigint[]) AS p(topic, partition, next_offset) "
                 "ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = "
                 "GREATEST(consumed_positions.next_offset, excluded.next_offset)",
-                {kConsumer, pg::text_array(topics), int_array(partitions), int_array(offsets)});
+                {kConsumer, pg::text_array(topics), pg::int_array(partitions),
+                 pg::int_array(offsets)});
             positions_.clear();
         }
         if (!outbox_.empty()) {

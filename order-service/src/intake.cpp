@@ -137,30 +137,27 @@ class IntakeOrders final : public OrderLookup {
     }
 
     void write_through(const std::vector<const AcceptedOrder*>& orders) override {
-        std::vector<CloudEvent> events;
-        for (const auto* o : orders) events.push_back(created_event(*o));
-        // In order id order, as every writer of a shared read model (no deadlock between them).
-        std::sort(events.begin(), events.end(),
-                  [](const CloudEvent& a, const CloudEvent& b) { return a.subject < b.subject; });
+        ReadModelChanges changes;
+        for (const auto* o : orders) {
+            changes.created.push_back({pending_record(o->created, o->created.to_json(),
+                                                      o->correlation_id, o->traceparent),
+                                       o->created_event_id});
+        }
         try {
             if (faults::hit("intake", "write-through-fails")) {
                 throw StorageError("database or disk is full (FAULT_INJECT)", false);
             }
-            store_->together([&] {
-                for (const auto& e : events) store_->apply(e);
-            });
+            store_->write(changes);
         } catch (const std::exception&) {
             std::lock_guard lock(mem_mu_);
-            mem_->together([&] {
-                for (const auto& e : events) mem_->apply(e);
-            });
-            for (auto& e : events) unwritten_.push_back(std::move(e));
+            mem_->write(changes);
+            for (auto& c : changes.created) unwritten_.created.push_back(std::move(c));
             throw;
         }
     }
 
     bool writable() override {
-        std::vector<CloudEvent> pending;
+        ReadModelChanges pending;
         {
             std::lock_guard lock(mem_mu_);
             if (unwritten_.empty()) return true;
@@ -170,12 +167,10 @@ class IntakeOrders final : public OrderLookup {
             if (faults::hit("intake", "write-through-fails")) {
                 throw StorageError("database or disk is full (FAULT_INJECT)", false);
             }
-            store_->together([&] {
-                for (const auto& e : pending) store_->apply(e);  // the projection may have: no-op
-            });
+            store_->write(pending);  // the projection may have written some: no-op for those
         } catch (const std::exception& e) {
             log::warn("the read model still cannot be written; refusing orders",
-                      {{"error", e.what()}, {"orders_in_memory", pending.size()}});
+                      {{"error", e.what()}, {"orders_in_memory", pending.created.size()}});
             return false;
         }
         std::lock_guard lock(mem_mu_);
@@ -199,8 +194,8 @@ class IntakeOrders final : public OrderLookup {
   private:
     std::unique_ptr<OrderStore> store_;
     std::mutex mem_mu_;
-    std::unique_ptr<OrderStore> mem_;    // guarded by mem_mu_
-    std::vector<CloudEvent> unwritten_;  // guarded by mem_mu_
+    std::unique_ptr<OrderStore> mem_;  // guarded by mem_mu_
+    ReadModelChanges unwritten_;       // guarded by mem_mu_
     const IntakeOptions& options_;
     const kafka::TransactionalProducer& producer_;
 };

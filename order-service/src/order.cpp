@@ -176,6 +176,8 @@ AcceptedOrder accept(OrderRequest request, const std::optional<std::string>& tra
     return o;
 }
 
+namespace {
+
 CloudEvent created_event(const AcceptedOrder& o) {
     CloudEvent e = contract::new_event(
         contract::EventType::kOrderCreated, contract::source::kOrderService, o.order_id(),
@@ -184,6 +186,8 @@ CloudEvent created_event(const AcceptedOrder& o) {
     e.id = o.created_event_id;
     return e;
 }
+
+}  // namespace
 
 std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& o) {
     using contract::EventType;

@@ -60,8 +60,6 @@ AcceptedOrder accept(OrderRequest request, const std::optional<std::string>& tra
 /// `ORDER_CREATED` (to orders.events) and the `INVENTORY_RESERVE_REQUESTED` it causes
 /// (to inventory.requests), in that order.
 std::pair<CloudEvent, CloudEvent> intake_events(const AcceptedOrder& order);
-/// Its `ORDER_CREATED` alone (the same event, for the read model's write-through).
-CloudEvent created_event(const AcceptedOrder& order);
 
 /// The 201 body: {"order_id","status":"PENDING","total","currency","created_at"}.
 nlohmann::json created_response(const contract::OrderCreated& order);

@@ -65,23 +65,37 @@ class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
             // topic, dead-letters it to orders.events.dlq.
             throw contract::ContractError(std::get<EnvelopeError>(decoded).message);
         }
-        store_->apply(*e);
-        if (contract::type_of(*e) == contract::EventType::kOrderCreated) {
+        const auto created = changes_.created.size();
+        const auto applied = changes_.applied.size();
+        changes_.add(*e);  // checked before anything of it is kept
+        if (changes_.created.size() > created) {
             changed_.emplace_back(e->subject, OrderStatus::kPending);
-        } else if (auto t = transition_for(*e)) {
-            changed_.emplace_back(t->order_id, t->status);
+        } else if (changes_.applied.size() > applied) {
+            const auto& t = changes_.applied.back().t;
+            changed_.emplace_back(t.order_id, t.status);
         }
+    }
+
+    /// The batch's changes in one write (in a shared database: a few statements, not a few per
+    /// event).
+    void flush() override {
+        store_->write(changes_);
+        changes_.clear();
     }
 
     void committed() override {
         for (const auto& [id, status] : changed_) waiters_.notify(id, status);
         changed_.clear();
     }
-    void rolled_back() override { changed_.clear(); }
+    void rolled_back() override {
+        changes_.clear();
+        changed_.clear();
+    }
 
   private:
     std::unique_ptr<OrderStore> store_;
     Waiters& waiters_;
+    ReadModelChanges changes_;
     std::vector<std::pair<std::string, OrderStatus>> changed_;
 };
 

@@ -3,6 +3,7 @@
 #include "orderpipe/common/json.hpp"
 
 #include <array>
+#include <map>
 
 namespace orderpipe::order {
 namespace {
@@ -69,12 +70,6 @@ class PgProjectionStore final : public runtime::ProjectionStore {
         (*lease_)->exec("BEGIN");
         db_.enter(**lease_);
     }
-    void mark_record() override { (*lease_)->exec("SAVEPOINT record"); }
-    void keep_record() override { (*lease_)->exec("RELEASE SAVEPOINT record"); }
-    void undo_record() override {
-        (*lease_)->exec("ROLLBACK TO SAVEPOINT record");
-        (*lease_)->exec("RELEASE SAVEPOINT record");
-    }
     void advance(const std::string& name, const Positions& next) override {
         for (const auto& [tp, n] : next) {
             (*lease_)->run(
@@ -114,21 +109,11 @@ class PgOrderStore final : public OrderStore {
 
     std::optional<OrderRecord> get(const std::string& order_id, bool with_history) override {
         return db_.with([&](pg::Connection& c) -> std::optional<OrderRecord> {
-            auto q = c.run(std::string("SELECT ") + kColumns + " FROM orders WHERE order_id = $1",
-                           {order_id});
+            auto q = c.run(
+                std::string("SELECT order_id, ") + kColumns + " FROM orders WHERE order_id = $1",
+                {order_id});
             if (q.rows() == 0) return std::nullopt;
-            OrderRecord r;
-            r.order_id = order_id;
-            r.status = contract::parse_order_status(q.text(0, 0)).value_or(OrderStatus::kPending);
-            r.reason = contract::parse_cancel_reason(q.text(0, 1));
-            r.detail = std::string(q.text(0, 2));
-            r.doc = json::parse(q.text(0, 3));
-            r.correlation_id = std::string(q.text(0, 4));
-            r.traceparent = std::string(q.text(0, 5));
-            r.last_event_id = std::string(q.text(0, 6));
-            r.created_ms = q.int64(0, 7);
-            r.decided = q.boolean(0, 8);
-            r.release_requested = q.boolean(0, 9);
+            OrderRecord r = record_at(q, 0);
             if (with_history) {
                 r.history = json::array();
                 auto h =
@@ -142,65 +127,40 @@ class PgOrderStore final : public OrderStore {
         });
     }
 
+    std::map<std::string, OrderRecord> get_many(
+        const std::vector<std::string>& order_ids) override {
+        std::map<std::string, OrderRecord> out;
+        if (order_ids.empty()) return out;
+        db_.with([&](pg::Connection& c) {
+            auto q = c.run(std::string("SELECT order_id, ") + kColumns +
+                               " FROM orders WHERE order_id = ANY($1::text[])",
+                           {pg::text_array(order_ids)});
+            for (int i = 0; i < q.rows(); ++i) {
+                auto r = record_at(q, i);
+                auto id = r.order_id;
+                out.emplace(std::move(id), std::move(r));
+            }
+            return 0;
+        });
+        return out;
+    }
+
     bool has_event(const std::string& event_id) override {
         return db_.with([&](pg::Connection& c) {
             return c.run("SELECT 1 FROM order_history WHERE event_id = $1", {event_id}).rows() > 0;
         });
     }
 
-    void insert(const OrderRecord& r, const std::string& created_event_id) override {
-        db_.with([&](pg::Connection& c) {
-            c.run(
-                "INSERT INTO orders (order_id, status, doc, correlation_id, traceparent, "
-                "last_event_id, created_ms) VALUES ($1, 'PENDING', $2, $3, $4, $5, $6) "
-                "ON CONFLICT (order_id) DO NOTHING",
-                {r.order_id, r.doc.dump(), r.correlation_id, r.traceparent, created_event_id,
-                 r.created_ms});
-            // One PENDING entry per order, whichever writer got here first.
-            c.run(
-                "INSERT INTO order_history (event_id, order_id, status, at, seq) "
-                "VALUES ($1, $2, 'PENDING', $3, 0) ON CONFLICT DO NOTHING",
-                {created_event_id, r.order_id, string_field(r.doc, "created_at")});
-            return 0;
-        });
-    }
-
-    void apply_transition(const std::string& order_id, const std::string& event_id,
-                          const Transition& t) override {
-        db_.with([&](pg::Connection& c) {
-            if (c.run("SELECT 1 FROM order_history WHERE event_id = $1", {event_id}).rows() > 0) {
-                return 0;  // already applied
-            }
-            // The status only moves forward (status_rank): a writer applying an older decision
-            // after a newer one (another instance's projection, behind the owner's
-            // write-through) leaves the newer in place; the flags only ever turn on.
-            const std::string forward = std::string(kStatusRankSql) + " < $8";
-            c.run("UPDATE orders SET status = CASE WHEN " + forward +
-                      " THEN $1 ELSE status END, reason = CASE WHEN " + forward +
-                      " THEN $2 ELSE reason END, detail = CASE WHEN " + forward +
-                      " THEN $3 ELSE detail END, last_event_id = CASE WHEN " + forward +
-                      " THEN $4 ELSE last_event_id END, decided = decided OR $5, "
-                      "release_requested = release_requested OR $6 WHERE order_id = $7",
-                  {std::string(contract::to_string(t.status)),
-                   t.reason ? std::string(contract::to_string(*t.reason)) : std::string(), t.detail,
-                   event_id, t.decided, t.releases, order_id,
-                   static_cast<std::int64_t>(status_rank(t.status))});
-            // Its place in the history is its status's rank, whatever the order it arrives in.
-            // The same event from another writer is skipped (its key), and so is a second event
-            // of one status (never written: one decision per order, I1).
-            c.run(
-                "INSERT INTO order_history (event_id, order_id, status, at, seq) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                {event_id, order_id, std::string(contract::to_string(t.status)), t.at,
-                 static_cast<std::int64_t>(status_rank(t.status))});
-            return 0;
-        });
-    }
-
-    void mark_release_requested(const std::string& order_id) override {
-        db_.with([&](pg::Connection& c) {
-            c.run("UPDATE orders SET release_requested = TRUE WHERE order_id = $1", {order_id});
-            return 0;
+    /// At most four statements whatever the batch's size, each over unnest()ed arrays in order
+    /// id order: the new orders, every history entry, then the orders changed locked and
+    /// updated once each, with what all their transitions do together (the status of the
+    /// furthest, the flags of any).
+    void write(const ReadModelChanges& changes) override {
+        if (changes.empty()) return;
+        db_.atomically([&](pg::Connection& c) {
+            insert_orders(c, changes.created);
+            insert_history(c, changes);
+            update_orders(c, changes);
         });
     }
 
@@ -220,6 +180,134 @@ class PgOrderStore final : public OrderStore {
     runtime::ProjectionStore& projection_positions() override { return positions_; }
 
   private:
+    static OrderRecord record_at(const pg::Result& q, int i) {
+        OrderRecord r;
+        r.order_id = std::string(q.text(i, 0));
+        r.status = contract::parse_order_status(q.text(i, 1)).value_or(OrderStatus::kPending);
+        r.reason = contract::parse_cancel_reason(q.text(i, 2));
+        r.detail = std::string(q.text(i, 3));
+        r.doc = json::parse(q.text(i, 4));
+        r.correlation_id = std::string(q.text(i, 5));
+        r.traceparent = std::string(q.text(i, 6));
+        r.last_event_id = std::string(q.text(i, 7));
+        r.created_ms = q.int64(i, 8);
+        r.decided = q.boolean(i, 9);
+        r.release_requested = q.boolean(i, 10);
+        return r;
+    }
+
+    static void insert_orders(pg::Connection& c,
+                              const std::vector<ReadModelChanges::Created>& created) {
+        if (created.empty()) return;
+        std::vector<std::string> ids, docs, correlations, traces, events;
+        std::vector<std::int64_t> created_ms;
+        for (const auto& [r, event_id] : created) {
+            ids.push_back(r.order_id);
+            docs.push_back(r.doc.dump());
+            correlations.push_back(r.correlation_id);
+            traces.push_back(r.traceparent);
+            events.push_back(event_id);
+            created_ms.push_back(r.created_ms);
+        }
+        c.run(
+            "INSERT INTO orders (order_id, status, doc, correlation_id, traceparent, "
+            "last_event_id, created_ms) SELECT n.id, 'PENDING', n.doc, n.cid, n.tp, n.ev, n.ms "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+            "$6::bigint[]) AS n(id, doc, cid, tp, ev, ms) ORDER BY n.id "
+            "ON CONFLICT (order_id) DO NOTHING",
+            {pg::text_array(ids), pg::text_array(docs), pg::text_array(correlations),
+             pg::text_array(traces), pg::text_array(events), pg::int_array(created_ms)});
+    }
+
+    /// One PENDING entry per order (seq 0) whichever writer got there first; a transition's
+    /// place is its status's rank, whatever the order it arrives in. The same event from
+    /// another writer is skipped (its key), and so is a second event of one status (never
+    /// written: one decision per order, I1).
+    static void insert_history(pg::Connection& c, const ReadModelChanges& changes) {
+        std::vector<std::string> events, ids, statuses, ats;
+        std::vector<std::int64_t> seqs;
+        for (const auto& [r, event_id] : changes.created) {
+            events.push_back(event_id);
+            ids.push_back(r.order_id);
+            statuses.emplace_back(contract::to_string(OrderStatus::kPending));
+            ats.push_back(string_field(r.doc, "created_at"));
+            seqs.push_back(0);
+        }
+        for (const auto& [event_id, t] : changes.applied) {
+            events.push_back(event_id);
+            ids.push_back(t.order_id);
+            statuses.emplace_back(contract::to_string(t.status));
+            ats.push_back(t.at);
+            seqs.push_back(status_rank(t.status));
+        }
+        if (events.empty()) return;
+        c.run(
+            "INSERT INTO order_history (event_id, order_id, status, at, seq) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[]) "
+            "AS h(ev, id, st, at, seq) ORDER BY h.id, h.seq ON CONFLICT DO NOTHING",
+            {pg::text_array(events), pg::text_array(ids), pg::text_array(statuses),
+             pg::text_array(ats), pg::int_array(seqs)});
+    }
+
+    /// What an order's transitions of one batch do together.
+    struct Fold {
+        int rank = -1;  ///< of the furthest status; -1: the status stays (a release alone)
+        const ReadModelChanges::Applied* furthest = nullptr;
+        bool decided = false;
+        bool releases = false;
+    };
+
+    static void update_orders(pg::Connection& c, const ReadModelChanges& changes) {
+        std::map<std::string, Fold> folds;  // in order id order
+        for (const auto& a : changes.applied) {
+            auto& f = folds[a.t.order_id];
+            // The first of one rank wins, as when they are applied one by one.
+            if (status_rank(a.t.status) > f.rank) {
+                f.rank = status_rank(a.t.status);
+                f.furthest = &a;
+            }
+            f.decided = f.decided || a.t.decided;
+            f.releases = f.releases || a.t.releases;
+        }
+        for (const auto& id : changes.releases) folds[id].releases = true;
+        if (folds.empty()) return;
+        std::vector<std::string> ids, statuses, reasons, details, events;
+        std::vector<std::int64_t> ranks;
+        std::vector<bool> decided, releases;
+        for (const auto& [id, f] : folds) {
+            ids.push_back(id);
+            ranks.push_back(f.rank);
+            statuses.emplace_back(f.furthest ? contract::to_string(f.furthest->t.status) : "");
+            reasons.emplace_back(f.furthest && f.furthest->t.reason
+                                     ? contract::to_string(*f.furthest->t.reason)
+                                     : "");
+            details.push_back(f.furthest ? f.furthest->t.detail : std::string());
+            events.push_back(f.furthest ? f.furthest->event_id : std::string());
+            decided.push_back(f.decided);
+            releases.push_back(f.releases);
+        }
+        const auto id_array = pg::text_array(ids);
+        // Locked in order id order first: an UPDATE ... FROM locks rows in its join's order.
+        c.run("SELECT 1 FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE",
+              {id_array});
+        // The status only moves forward (status_rank): a writer applying an older decision
+        // after a newer one (another instance's projection, behind the owner's write-through)
+        // leaves the newer in place; the flags only ever turn on.
+        const std::string forward = std::string(kStatusRankSql) + " < u.rnk";
+        c.run("UPDATE orders SET status = CASE WHEN " + forward +
+                  " THEN u.st ELSE status END, reason = CASE WHEN " + forward +
+                  " THEN u.rsn ELSE reason END, detail = CASE WHEN " + forward +
+                  " THEN u.dtl ELSE detail END, last_event_id = CASE WHEN " + forward +
+                  " THEN u.ev ELSE last_event_id END, decided = decided OR u.dcd, "
+                  "release_requested = release_requested OR u.rel "
+                  "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+                  "$6::boolean[], $7::boolean[], $8::int[]) AS u(id, st, rsn, dtl, ev, dcd, rel, "
+                  "rnk) WHERE orders.order_id = u.id",
+              {id_array, pg::text_array(statuses), pg::text_array(reasons), pg::text_array(details),
+               pg::text_array(events), pg::bool_array(decided), pg::bool_array(releases),
+               pg::int_array(ranks)});
+    }
+
     pg::Scope db_;  // shared with the projection's unit of work
     PgProjectionStore positions_;
 };

@@ -16,11 +16,35 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace orderpipe::order {
+
+/// What a batch of orders.events events does to the read model, gathered first and written in
+/// one go (OrderStore::write): a malformed event is refused before anything is written, and a
+/// database adapter sends a batch in a few statements instead of a few per event.
+struct ReadModelChanges {
+    struct Created {
+        OrderRecord record;
+        std::string event_id;  ///< its ORDER_CREATED
+    };
+    struct Applied {
+        std::string event_id;
+        Transition t;
+    };
+    std::vector<Created> created;
+    std::vector<Applied> applied;
+    std::vector<std::string> releases;  ///< orders whose release was requested
+
+    /// Adds an orders.events event: ORDER_CREATED or a transition (other types add nothing).
+    /// @throws contract::ContractError when the data is malformed; nothing is added then.
+    void add(const CloudEvent& event);
+    bool empty() const { return created.empty() && applied.empty() && releases.empty(); }
+    void clear();
+};
 
 class OrderStore {
   public:
@@ -31,21 +55,21 @@ class OrderStore {
 
     virtual std::optional<OrderRecord> get(const std::string& order_id,
                                            bool with_history = true) = 0;
+    /// The orders of `order_ids` that exist, without their history (a batch's reads at once).
+    virtual std::map<std::string, OrderRecord> get_many(
+        const std::vector<std::string>& order_ids) = 0;
     /// True when the order's history holds the event `event_id`.
     virtual bool has_event(const std::string& event_id) = 0;
 
-    /// Applies an orders.events event: inserts a PENDING order from ORDER_CREATED (no-op if it
-    /// exists), or applies its transition (no-op if this event was already applied). Other
-    /// types change nothing. @throws contract::ContractError when the data is malformed.
+    /// Writes `changes` as one unit, idempotently: an order already there is not inserted
+    /// again, an event already applied changes nothing, a status only moves forward
+    /// (status_rank), the flags only turn on. A shared database's adapter locks rows in order
+    /// id order, as every writer does (no deadlock between them).
+    virtual void write(const ReadModelChanges& changes) = 0;
+    /// write() of one event. @throws contract::ContractError when the data is malformed.
     void apply(const CloudEvent& event);
-    /// Inserts `record` as created by event `created_event_id` if the order is not there yet.
-    virtual void insert(const OrderRecord& record, const std::string& created_event_id) = 0;
-    /// Applies `t`, made by event `event_id`, to order `order_id` (no-op if that event was
-    /// applied already), with its history entry.
-    virtual void apply_transition(const std::string& order_id, const std::string& event_id,
-                                  const Transition& t) = 0;
-    /// Remembers that a release was requested (an event that is not on orders.events).
-    virtual void mark_release_requested(const std::string& order_id) = 0;
+    /// write() of a release requested (an event that is not on orders.events).
+    void mark_release_requested(const std::string& order_id);
 
     /// PENDING orders created before `created_before_ms`, oldest first.
     virtual std::vector<std::string> pending_before(std::int64_t created_before_ms,

@@ -92,7 +92,19 @@ bool SagaProcessor::request_cancel(const std::string& order_id, CancelDone done,
 
 std::optional<OrderRecord> SagaProcessor::current(const std::string& order_id) {
     if (auto it = overlay_.find(order_id); it != overlay_.end()) return it->second;
+    if (auto it = read_.find(order_id); it != read_.end()) return it->second;
     return store_.get(order_id, /*with_history=*/false);
+}
+
+void SagaProcessor::prefetch(std::vector<std::string> order_ids) {
+    read_.clear();
+    std::erase_if(order_ids, [&](const std::string& id) { return overlay_.contains(id); });
+    if (order_ids.empty()) return;
+    auto found = store_.get_many(order_ids);
+    for (auto& id : order_ids) {
+        auto it = found.find(id);
+        read_[id] = it == found.end() ? std::nullopt : std::optional(std::move(it->second));
+    }
 }
 
 void SagaProcessor::apply(const SagaStep& step, const OrderRecord& base, bool base_is_new,
@@ -105,18 +117,25 @@ void SagaProcessor::apply(const SagaStep& step, const OrderRecord& base, bool ba
         // The state change is the read model's rule applied to what we emit.
         if (auto t = transition_for(event)) {
             apply_transition(next, event.id, *t);
-            order_events_.push_back(event);
+            changes_.applied.push_back({event.id, std::move(*t)});
+            decisions_.push_back(event);
         }
     }
     if (step.requests_release) {
         next.release_requested = true;
-        releases_.insert(base.order_id);
+        changes_.releases.push_back(base.order_id);
     }
-    if (base_is_new && !overlay_.contains(base.order_id)) new_orders_.push_back(base);
+    if (base_is_new && !overlay_.contains(base.order_id)) {
+        changes_.created.push_back({base, base.order_id + ":created"});
+    }
     overlay_[base.order_id] = std::move(next);
 }
 
 void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOutput& out) {
+    std::vector<std::string> ids;  // a result's and a command's subject is its order's id
+    ids.reserve(batch.size());
+    for (const auto& in : batch) ids.push_back(in.event.subject);
+    prefetch(std::move(ids));
     for (const auto& in : batch) {
         log::Scope about(contract::log_fields(in.event));
         if (!topics_.commands.empty() && in.record->topic == topics_.commands) {
@@ -140,6 +159,7 @@ void SagaProcessor::process(std::vector<kafka::Incoming>& batch, kafka::BatchOut
             out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage, e.what());
         }
     }
+    read_.clear();
 }
 
 bool SagaProcessor::has_idle_work() {
@@ -147,8 +167,19 @@ bool SagaProcessor::has_idle_work() {
 }
 
 void SagaProcessor::idle(kafka::BatchOutput& out) {
-    for (auto& c : cancels_.take(kMaxQueuedCancels, std::chrono::milliseconds(0),
-                                 std::chrono::milliseconds(0))) {
+    struct Done {
+        std::map<std::string, std::optional<OrderRecord>>& read;
+        ~Done() { read.clear(); }
+    } done{read_};
+    auto cancels = cancels_.take(kMaxQueuedCancels, std::chrono::milliseconds(0),
+                                 std::chrono::milliseconds(0));
+    if (!cancels.empty()) {
+        std::vector<std::string> ids;
+        ids.reserve(cancels.size());
+        for (const auto& c : cancels) ids.push_back(c.order_id);
+        prefetch(std::move(ids));
+    }
+    for (auto& c : cancels) {
         auto order = current(c.order_id);
         if (!order) {
             c.done(CancelOutcome::kNotFound, "no order with id " + c.order_id);
@@ -177,8 +208,10 @@ void SagaProcessor::idle(kafka::BatchOutput& out) {
                             std::chrono::system_clock::now().time_since_epoch() - order_timeout_)
                             .count();
     const auto partitions = responses_partitions_ ? responses_partitions_() : std::optional<int>();
-    for (const auto& order_id : store_.pending_before(cutoff, kTimeoutScanLimit)) {
-        if (!owns(order_id, partitions)) continue;  // another instance decides it
+    auto expired = store_.pending_before(cutoff, kTimeoutScanLimit);
+    std::erase_if(expired, [&](const std::string& id) { return !owns(id, partitions); });
+    prefetch(expired);
+    for (const auto& order_id : expired) {
         auto order = current(order_id);
         if (!order || order->status != OrderStatus::kPending) continue;
         try {
@@ -199,43 +232,30 @@ void SagaProcessor::committed() {
     // The transaction is committed: its cancels are accepted, whatever happens below.
     for (auto& c : accepted_) c.done(CancelOutcome::kAccepted, "cancellation accepted");
     accepted_.clear();
-    auto new_orders = std::move(new_orders_);
-    auto events = std::move(order_events_);
-    auto releases = std::move(releases_);
+    auto changes = std::move(changes_);
+    auto decisions = std::move(decisions_);
     forget();
-    // In order id order, as every writer of a shared read model (no deadlock between them);
-    // one order's events keep theirs.
-    std::stable_sort(events.begin(), events.end(), [](const CloudEvent& a, const CloudEvent& b) {
-        return a.subject < b.subject;
-    });
-    std::sort(new_orders.begin(), new_orders.end(),
-              [](const OrderRecord& a, const OrderRecord& b) { return a.order_id < b.order_id; });
-    if (events.empty() && releases.empty()) return;
+    if (changes.empty()) return;
     if (faults::hit("order-decisions", "after-commit-fails")) {
         throw faults::InjectedFault(
             "injected failure of the read model write (after-commit-fails)");
     }
     // If this throws, the loop resyncs (waits for the projection) before the next decision.
-    store_.together([&] {
-        for (const auto& o : new_orders) store_.insert(o, o.order_id + ":created");
-        for (const auto& e : events) store_.apply(e);
-        for (const auto& id : releases) store_.mark_release_requested(id);
-    });
-    for (const auto& e : events) {
-        if (auto t = transition_for(e)) {
-            log::Scope about(contract::log_fields(e));
-            log::info(t->status == OrderStatus::kConfirmed ? "order confirmed" : "order cancelled",
-                      {{"event_id", e.id}});
-            on_change_(t->order_id, t->status);
-        }
+    store_.write(changes);
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+        const auto& t = changes.applied[i].t;
+        log::Scope about(contract::log_fields(decisions[i]));
+        log::info(t.status == OrderStatus::kConfirmed ? "order confirmed" : "order cancelled",
+                  {{"event_id", decisions[i].id}});
+        on_change_(t.order_id, t.status);
     }
 }
 
 void SagaProcessor::forget() {
     overlay_.clear();
-    new_orders_.clear();
-    order_events_.clear();
-    releases_.clear();
+    changes_.clear();
+    decisions_.clear();
+    read_.clear();
 }
 
 void SagaProcessor::retry_or_fail(Cancel&& c) {

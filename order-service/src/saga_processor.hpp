@@ -6,7 +6,8 @@
 /// never race.
 ///
 /// State: decisions read the read model through an overlay of the changes made in the open
-/// transaction; the overlay is written to SQLite only after the Kafka transaction commits.
+/// transaction (a batch's orders read at once); the overlay is written to the read model, in
+/// one write, only after the Kafka transaction commits.
 /// After an unknown outcome (or a failed write after a commit) the loop calls resync(), which
 /// waits until the projection of orders.events has caught up: only then does the read model
 /// hold every decision that did commit, and only then may the saga decide again. A cancel whose
@@ -42,7 +43,7 @@ class SagaProcessor final : public kafka::BatchProcessor {
         kNotCommitted,      ///< 503: nothing was committed; retry
     };
     using CancelDone = std::function<void(CancelOutcome, const std::string& detail)>;
-    /// Called after a change is in SQLite: (order_id, new status).
+    /// Called after a change is in the read model: (order_id, new status).
     using OnChange = std::function<void(const std::string&, contract::OrderStatus)>;
     /// Waits until the read model has applied everything committed to orders.events.
     using CaughtUp = std::function<bool(std::chrono::milliseconds, const kafka::PartitionOffsets&)>;
@@ -79,7 +80,11 @@ class SagaProcessor final : public kafka::BatchProcessor {
         std::string event_id;  ///< its ORDER_CANCELLED, once decided
     };
 
+    /// The order as the open transaction left it: its overlay, else the batch's reads
+    /// (prefetch), else the read model.
     std::optional<OrderRecord> current(const std::string& order_id);
+    /// Reads the orders a batch is about at once (one round trip to a shared database).
+    void prefetch(std::vector<std::string> order_ids);
     /// A customer cancel another instance took (orders.commands).
     void routed_cancel(const kafka::Incoming& in, kafka::BatchOutput& out);
     /// Whether this instance decides `order_id` now (always, unless scaled out).
@@ -97,13 +102,14 @@ class SagaProcessor final : public kafka::BatchProcessor {
     CaughtUp caught_up_;
     runtime::DeadlineQueue<Cancel> cancels_;
 
-    // The open transaction's effects, written to SQLite once it commits.
+    // The open transaction's effects, written to the read model once it commits.
     std::map<std::string, OrderRecord> overlay_;
-    std::vector<OrderRecord> new_orders_;   ///< first seen in a reserve result
-    std::vector<CloudEvent> order_events_;  ///< orders.events events, in order
-    std::set<std::string> releases_;        ///< orders whose release was requested
-    std::vector<Cancel> accepted_;          ///< cancels decided in it
-    std::vector<Cancel> in_doubt_;          ///< cancels of a transaction with unknown outcome
+    ReadModelChanges changes_;           ///< orders first seen in a result, transitions, releases
+    std::vector<CloudEvent> decisions_;  ///< its orders.events events (logged once committed)
+    /// What prefetch() read (nullopt: not there); only while a batch is being decided.
+    std::map<std::string, std::optional<OrderRecord>> read_;
+    std::vector<Cancel> accepted_;  ///< cancels decided in it
+    std::vector<Cancel> in_doubt_;  ///< cancels of a transaction with unknown outcome
     std::chrono::steady_clock::time_point next_timeout_scan_{};
     std::function<std::optional<int>()> responses_partitions_;  ///< set when scaled out
     std::set<int> owned_;  ///< partitions of inventory.responses assigned (scaled out)

@@ -21,16 +21,38 @@ class SqliteOrderStore final : public OrderStore {
         tx.commit();
     }
     std::optional<OrderRecord> get(const std::string& order_id, bool with_history) override;
+    std::map<std::string, OrderRecord> get_many(
+        const std::vector<std::string>& order_ids) override {
+        std::map<std::string, OrderRecord> out;  // statement by statement: no round trips here
+        for (const auto& id : order_ids) {
+            if (auto r = get(id, false)) out.emplace(id, std::move(*r));
+        }
+        return out;
+    }
     bool has_event(const std::string& event_id) override;
-    void insert(const OrderRecord& record, const std::string& created_event_id) override;
-    void mark_release_requested(const std::string& order_id) override;
+    void write(const ReadModelChanges& changes) override {
+        // One writer (one instance): the entries in the order they came, in the unit of work
+        // open (the projection's batch, together()) or in one of their own.
+        if (db_.in_transaction()) {
+            write_now(changes);
+        } else {
+            together([&] { write_now(changes); });
+        }
+    }
     std::vector<std::string> pending_before(std::int64_t created_before_ms,
                                             std::size_t limit) override;
     runtime::ProjectionStore& projection_positions() override { return *positions_; }
-    void apply_transition(const std::string& order_id, const std::string& event_id,
-                          const Transition& t) override;
 
   private:
+    void write_now(const ReadModelChanges& changes) {
+        for (const auto& [record, event_id] : changes.created) insert(record, event_id);
+        for (const auto& [event_id, t] : changes.applied) apply_transition(event_id, t);
+        for (const auto& id : changes.releases) mark_release_requested_now(id);
+    }
+    void insert(const OrderRecord& record, const std::string& created_event_id);
+    void apply_transition(const std::string& event_id, const Transition& t);
+    void mark_release_requested_now(const std::string& order_id);
+
     sqlite::Database db_;
     std::unique_ptr<runtime::SqliteProjectionStore> positions_;
 };
@@ -119,8 +141,8 @@ void SqliteOrderStore::insert(const OrderRecord& r, const std::string& created_e
     hist.run();
 }
 
-void SqliteOrderStore::apply_transition(const std::string& order_id, const std::string& event_id,
-                                        const Transition& t) {
+void SqliteOrderStore::apply_transition(const std::string& event_id, const Transition& t) {
+    const auto& order_id = t.order_id;
     if (has_event(event_id)) return;  // already applied
     // The status only moves forward (status_rank): an older decision applied after a newer one
     // leaves the newer in place; the flags only ever turn on.
@@ -152,7 +174,7 @@ void SqliteOrderStore::apply_transition(const std::string& order_id, const std::
     hist.run();
 }
 
-void SqliteOrderStore::mark_release_requested(const std::string& order_id) {
+void SqliteOrderStore::mark_release_requested_now(const std::string& order_id) {
     auto up = db_.cached("UPDATE orders SET release_requested = 1 WHERE order_id = ?");
     up.bind(1, order_id);
     up.run();

@@ -359,9 +359,6 @@ class FlakyProjectionStore final : public runtime::ProjectionStore,
         open_ = {};
         open_positions_.clear();
     }
-    void mark_record() override {}
-    void keep_record() override {}
-    void undo_record() override {}
     void advance(const std::string& name, const Positions& next) override {
         check();
         open_positions_[name] = next;

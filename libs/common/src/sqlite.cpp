@@ -108,6 +108,8 @@ CachedStatement Database::cached(std::string_view sql) {
     return CachedStatement(*it->second);
 }
 
+bool Database::in_transaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
+
 std::int64_t Database::changes() const { return sqlite3_changes64(db_.get()); }
 
 Savepoint::Savepoint(Database& db) : db_(db) { db_.exec("SAVEPOINT orderpipe_sp"); }

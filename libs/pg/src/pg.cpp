@@ -105,6 +105,24 @@ std::string text_array(std::span<const std::string> values) {
     return out + "}";
 }
 
+std::string int_array(std::span<const std::int64_t> values) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += std::to_string(values[i]);
+    }
+    return out + "}";
+}
+
+std::string bool_array(const std::vector<bool>& values) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += values[i] ? 't' : 'f';
+    }
+    return out + "}";
+}
+
 // ---- Result -------------------------------------------------------------------------------
 
 void Result::Clear::operator()(pg_result* r) const { PQclear(r); }
@@ -423,6 +441,14 @@ void Scope::together(const std::function<void()>& work) {
     } leave_on_exit{*this};
     work();
     tx.commit();
+}
+
+void Scope::atomically(const std::function<void(Connection&)>& work) {
+    if (current_ != nullptr) {
+        work(*current_);
+        return;
+    }
+    together([&] { work(*current_); });
 }
 
 // ---- in_transaction -----------------------------------------------------------------------

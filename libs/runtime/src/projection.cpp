@@ -288,7 +288,7 @@ class Projection::Impl {
         if (!polled.records.empty() || !polled.reached_end.empty()) cv_.notify_all();
     }
 
-    /// One SQLite transaction for the batch. @returns false if it was rolled back.
+    /// One unit of work of the store for the batch. @returns false if it was rolled back.
     bool apply(const std::vector<kafka::ConsumedRecord>& records) {
         if (faults::hit(options_.name, "projection-stall")) {
             // A read model that lags (a slow disk): whoever waits for it must wait.
@@ -320,13 +320,10 @@ class Projection::Impl {
                 const auto& rec = *record;
                 auto& n = next[{rec.topic, rec.partition}];
                 n = std::max(n, rec.offset + 1);
-                store.mark_record();
                 try {
                     handler_.apply(rec);
-                    store.keep_record();
                 } catch (const contract::ContractError& e) {
-                    ++skipped;
-                    store.undo_record();  // what the record did, alone
+                    ++skipped;  // it wrote nothing (ProjectionHandler::apply)
                     log::Scope about(contract::log_fields(rec.key, rec.headers));
                     log::warn("record skipped by the read model", {{"projection", options_.name},
                                                                    {"topic", rec.topic},
@@ -335,6 +332,7 @@ class Projection::Impl {
                                                                    {"error", e.what()}});
                 }
             }
+            handler_.flush();
             store.advance(options_.positions_name, next);
             store.commit();
             unit.open = false;

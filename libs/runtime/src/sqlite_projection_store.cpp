@@ -25,15 +25,6 @@ ProjectionStore::Positions SqliteProjectionStore::positions(const std::string& n
 
 void SqliteProjectionStore::begin() { db_.exec("BEGIN IMMEDIATE"); }
 
-void SqliteProjectionStore::mark_record() { db_.exec("SAVEPOINT orderpipe_record"); }
-
-void SqliteProjectionStore::keep_record() { db_.exec("RELEASE orderpipe_record"); }
-
-void SqliteProjectionStore::undo_record() {
-    db_.exec("ROLLBACK TO orderpipe_record");
-    db_.exec("RELEASE orderpipe_record");
-}
-
 void SqliteProjectionStore::advance(const std::string& name, const Positions& next) {
     auto upsert = db_.cached(
         "INSERT INTO projection_positions(projection, topic, partition, next_offset) "

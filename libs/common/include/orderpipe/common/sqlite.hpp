@@ -105,6 +105,8 @@ class Database {
     /// for one use (see CachedStatement).
     CachedStatement cached(std::string_view sql);
     std::int64_t changes() const;
+    /// True while a transaction is open on this connection.
+    bool in_transaction() const;
 
   private:
     struct Closer {

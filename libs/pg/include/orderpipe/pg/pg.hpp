@@ -84,6 +84,10 @@ class Param {
 
 /// A text[] parameter's input syntax ({"a","b"}), each element quoted and escaped.
 std::string text_array(std::span<const std::string> values);
+/// A bigint[] parameter's input syntax ({1,2,3}).
+std::string int_array(std::span<const std::int64_t> values);
+/// A boolean[] parameter's input syntax ({t,f}).
+std::string bool_array(const std::vector<bool>& values);
 
 /// Rows of one statement. Owns the libpq result.
 class Result {
@@ -234,6 +238,9 @@ class Scope {
     explicit Scope(std::shared_ptr<Pool> pool) : pool_(std::move(pool)) {}
     /// Runs `work` in one transaction; the calls it makes through with() share it.
     void together(const std::function<void()>& work);
+    /// Runs `work`'s statements as one unit: in the unit of work open on this store, else in a
+    /// transaction of their own.
+    void atomically(const std::function<void(Connection&)>& work);
     template <class F>
     auto with(F&& f) {
         if (current_ != nullptr) return f(*current_);

@@ -4,11 +4,12 @@
 /// same unit of work as the changes it produced. Used by the order read model. The store is a
 /// port (ProjectionStore); sqlite_projection_store.hpp is its SQLite adapter.
 ///
-///   poll a batch → begin → handler.apply(record) for each → positions → commit
-///                → handler.committed()
+///   poll a batch → begin → handler.apply(record) for each → handler.flush() → positions
+///                → commit → handler.committed()
 ///
-/// - A record the handler refuses (it throws contract::ContractError) is skipped alone (its
-///   partial writes are rolled back to a savepoint) and counted; a projection writes nothing to
+/// - A record the handler refuses (it throws contract::ContractError, having written nothing
+///   of it: a handler checks a record before it writes, or gathers the batch's changes and
+///   writes them in flush()) is skipped alone and counted; a projection writes nothing to
 ///   Kafka, so it has no DLQ of its own.
 /// - Any other exception rolls the batch back; the projection rewinds to the stored positions
 ///   and retries after a growing backoff, and says so in status().
@@ -47,10 +48,6 @@ class ProjectionStore {
     virtual Positions positions(const std::string& name) = 0;
     /// Opens the unit of work of one batch.
     virtual void begin() = 0;
-    /// A point the next record's changes can be undone to (undo_record), or kept (keep_record).
-    virtual void mark_record() = 0;
-    virtual void keep_record() = 0;
-    virtual void undo_record() = 0;
     /// Stores `next` as the positions of projection `name` (never moving one back).
     virtual void advance(const std::string& name, const Positions& next) = 0;
     virtual void commit() = 0;
@@ -63,9 +60,12 @@ class ProjectionHandler {
     virtual ~ProjectionHandler() = default;
     /// The store the handler writes to, which keeps the positions too.
     virtual ProjectionStore& store() = 0;
-    /// Applies one record inside the open unit of work. Throw contract::ContractError to skip a
-    /// record that does not follow the contract.
+    /// Applies one record inside the open unit of work (or notes what to write in flush()).
+    /// Throw contract::ContractError, before writing anything of it, to skip a record that does
+    /// not follow the contract.
     virtual void apply(const kafka::ConsumedRecord& record) = 0;
+    /// Every record of the batch was applied: write what apply() noted, in the unit of work.
+    virtual void flush() {}
     /// The batch is committed to the store (e.g. wake long-polls).
     virtual void committed() {}
     /// The batch was rolled back: forget what apply() noted.

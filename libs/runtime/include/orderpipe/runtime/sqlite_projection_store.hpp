@@ -15,9 +15,6 @@ class SqliteProjectionStore final : public ProjectionStore {
 
     Positions positions(const std::string& name) override;
     void begin() override;
-    void mark_record() override;
-    void keep_record() override;
-    void undo_record() override;
     void advance(const std::string& name, const Positions& next) override;
     void commit() override;
     void rollback() noexcept override;

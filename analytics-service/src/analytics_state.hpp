@@ -48,8 +48,10 @@ class AnalyticsWork {
     /// The latest dlq.resolutions record of `key`: resolved, or (a tombstone) not any more.
     virtual void resolution(BatchChanges& changes, const std::string& key, const std::string& topic,
                             bool resolved) = 0;
-    /// Writes the batch's counter and series increments and the new positions.
-    virtual void finish(const BatchChanges& changes, const Offsets& positions) = 0;
+    /// Writes what the work noted (an adapter may keep order_created()/order_decided() until
+    /// now, to send a batch's in a few statements: the latencies they complete are added to
+    /// `changes` then), the batch's counter and series increments and the new positions.
+    virtual void finish(BatchChanges& changes, const Offsets& positions) = 0;
     /// Per DLQ topic, dead letters not resolved (as this work sees them).
     virtual std::map<std::string, std::int64_t> dead_letters_pending() = 0;
     /// Forgets per-minute figures older than `before_minute` (a Unix minute).

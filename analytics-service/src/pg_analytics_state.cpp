@@ -149,7 +149,8 @@ class PgAnalyticsWork final : public AnalyticsWork {
             {key, topic, resolved});
         changes.dead_letters_changed = true;
     }
-    void finish(const BatchChanges& changes, const Offsets& positions) override {
+    void finish(BatchChanges& changes, const Offsets& positions) override {
+        write_orders(changes);
         // One statement per table for the whole batch, this instance's rows only.
         if (!changes.counters.empty()) {
             std::vector<std::string> names;
@@ -182,12 +183,21 @@ class PgAnalyticsWork final : public AnalyticsWork {
                 "SET value = analytics_series.value + excluded.value",
                 {shard_, pg::text_array(minutes), pg::text_array(names), pg::text_array(deltas)});
         }
-        for (const auto& [tp, next] : positions) {
+        if (!positions.empty()) {
+            std::vector<std::string> topics;
+            std::vector<std::int64_t> partitions;
+            std::vector<std::int64_t> next;
+            for (const auto& [tp, n] : positions) {
+                topics.push_back(tp.topic);
+                partitions.push_back(tp.partition);
+                next.push_back(n);
+            }
             // Held since hold_positions: never moves back.
             c_->run(
-                "UPDATE analytics_positions SET next_offset = GREATEST(next_offset, $3) "
-                "WHERE topic = $1 AND partition = $2",
-                {tp.topic, tp.partition, next});
+                "UPDATE analytics_positions p SET next_offset = GREATEST(p.next_offset, u.n) "
+                "FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, pt, n) "
+                "WHERE p.topic = u.t AND p.partition = u.pt",
+                {pg::text_array(topics), pg::int_array(partitions), pg::int_array(next)});
         }
     }
     std::map<std::string, std::int64_t> dead_letters_pending() override { return pending_on(*c_); }
@@ -198,33 +208,81 @@ class PgAnalyticsWork final : public AnalyticsWork {
     void commit() override { tx_.commit(); }
 
   private:
-    void order_event(BatchChanges& changes, const std::string& order_id, std::int64_t time_us,
+    struct OrderEvent {
+        std::string order_id;
+        std::int64_t time_us;
+        bool created;
+    };
+    void order_event(BatchChanges& /*changes*/, const std::string& order_id, std::int64_t time_us,
                      bool created) {
+        order_events_.push_back({order_id, time_us, created});  // written by finish()
+    }
+
+    /// The batch's order events in three statements: their rows made, locked in order id
+    /// order and read, then updated once each. The first ORDER_CREATED and the first decision
+    /// count (see the SQLite adapter); a latency is complete when both are known.
+    void write_orders(BatchChanges& changes) {
+        if (order_events_.empty()) return;
+        struct Row {
+            std::optional<std::int64_t> created;
+            std::optional<std::int64_t> decided;
+            std::optional<std::int64_t> latency;
+            bool changed = false;
+        };
+        std::map<std::string, Row> rows;
+        for (const auto& e : order_events_) rows[e.order_id];
+        std::vector<std::string> ids;
+        ids.reserve(rows.size());
+        for (const auto& [id, row] : rows) ids.push_back(id);
+        const auto id_array = pg::text_array(ids);
+        c_->run(
+            "INSERT INTO analytics_orders (order_id) SELECT i FROM unnest($1::text[]) AS u(i) "
+            "ORDER BY i ON CONFLICT DO NOTHING",
+            {id_array});
         auto r = c_->run(
-            "SELECT created_us, decided_us FROM analytics_orders WHERE order_id = $1 FOR UPDATE",
-            {order_id});
-        if (r.rows() == 0) {
-            c_->run(created ? "INSERT INTO analytics_orders (order_id, created_us) VALUES ($1, $2)"
-                            : "INSERT INTO analytics_orders (order_id, decided_us) VALUES ($1, $2)",
-                    {order_id, time_us});
-            return;
+            "SELECT order_id, created_us, decided_us FROM analytics_orders "
+            "WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE",
+            {id_array});
+        for (int i = 0; i < r.rows(); ++i) {
+            auto& row = rows[std::string(r.text(i, 0))];
+            if (!r.is_null(i, 1)) row.created = r.int64(i, 1);
+            if (!r.is_null(i, 2)) row.decided = r.int64(i, 2);
         }
-        // The first ORDER_CREATED and the first decision count (see the SQLite adapter).
-        if (!r.is_null(0, created ? 0 : 1)) return;
-        const std::int64_t other = r.int64(0, created ? 1 : 0);
-        const std::int64_t latency =
-            std::max<std::int64_t>(0, created ? other - time_us : time_us - other);
-        c_->run(created ? "UPDATE analytics_orders SET created_us = $1, latency_us = $2 "
-                          "WHERE order_id = $3"
-                        : "UPDATE analytics_orders SET decided_us = $1, latency_us = $2 "
-                          "WHERE order_id = $3",
-                {time_us, latency, order_id});
-        changes.latencies_us.push_back(latency);
+        for (const auto& e : order_events_) {
+            auto& row = rows[e.order_id];
+            auto& mine = e.created ? row.created : row.decided;
+            if (mine) continue;
+            mine = e.time_us;
+            row.changed = true;
+            if (row.created && row.decided) {
+                // Services' clocks may disagree by a little: never a negative latency.
+                row.latency = std::max<std::int64_t>(0, *row.decided - *row.created);
+                changes.latencies_us.push_back(*row.latency);
+            }
+        }
+        order_events_.clear();
+        std::vector<std::string> changed;
+        std::vector<std::optional<std::int64_t>> created, decided, latency;
+        for (const auto& [id, row] : rows) {
+            if (!row.changed) continue;
+            changed.push_back(id);
+            created.push_back(row.created);
+            decided.push_back(row.decided);
+            latency.push_back(row.latency);
+        }
+        if (changed.empty()) return;
+        c_->run(
+            "UPDATE analytics_orders o SET created_us = u.c, decided_us = u.d, latency_us = u.l "
+            "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(i, c, d, l) "
+            "WHERE o.order_id = u.i",
+            {pg::text_array(changed), pg::int_array(created), pg::int_array(decided),
+             pg::int_array(latency)});
     }
 
     pg::Pool::Lease c_;
     pg::Transaction tx_;
     std::string shard_;
+    std::vector<OrderEvent> order_events_;
 };
 
 class PgAnalyticsState final : public AnalyticsState {
@@ -270,24 +328,22 @@ class PgAnalyticsState final : public AnalyticsState {
     std::pair<std::vector<std::int64_t>, std::int64_t> latency_histogram(
         const std::vector<std::int64_t>& bounds_us) override {
         auto c = pool_->acquire();
-        pg::Transaction tx(*c, pg::Isolation::kRepeatableRead);
-        std::vector<std::int64_t> buckets;
-        std::int64_t below = 0;
-        for (auto bound : bounds_us) {
-            const auto n = c->run(
-                                "SELECT COUNT(*) FROM analytics_orders WHERE latency_us IS NOT "
-                                "NULL AND latency_us <= $1",
-                                {bound})
-                               .int64(0, 0);
-            buckets.push_back(n - below);
-            below = n;
+        // One scan, whatever the number of buckets: width_bucket() counts from lower bounds,
+        // and a latency ≤ bound (whole µs) is one < bound + 1.
+        std::vector<std::int64_t> lower;
+        lower.reserve(bounds_us.size());
+        for (auto bound : bounds_us) lower.push_back(bound + 1);
+        auto r = c->run(
+            "SELECT width_bucket(latency_us, $1::bigint[]), COUNT(*), SUM(latency_us)::BIGINT "
+            "FROM analytics_orders WHERE latency_us IS NOT NULL GROUP BY 1",
+            {pg::int_array(lower)});
+        std::vector<std::int64_t> buckets(bounds_us.size() + 1, 0);
+        std::int64_t sum = 0;
+        for (int i = 0; i < r.rows(); ++i) {
+            const auto bucket = static_cast<std::size_t>(r.int64(i, 0));
+            buckets.at(std::min(bucket, bounds_us.size())) += r.int64(i, 1);
+            sum += r.int64(i, 2);
         }
-        auto total = c->run(
-            "SELECT COUNT(*), COALESCE(SUM(latency_us), 0)::BIGINT FROM analytics_orders "
-            "WHERE latency_us IS NOT NULL");
-        buckets.push_back(total.int64(0, 0) - below);
-        const auto sum = total.int64(0, 1);
-        tx.commit();
         return {buckets, sum};
     }
     std::map<std::int64_t, std::map<std::string, std::int64_t>> series(

@@ -34,7 +34,7 @@ class SqliteAnalyticsWork final : public AnalyticsWork {
                     bool resolved) override {
         store_.resolution(changes, key, topic, resolved);
     }
-    void finish(const BatchChanges& changes, const Offsets& positions) override {
+    void finish(BatchChanges& changes, const Offsets& positions) override {
         store_.finish_batch(changes, positions);
     }
     std::map<std::string, std::int64_t> dead_letters_pending() override {

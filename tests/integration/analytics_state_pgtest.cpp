@@ -48,7 +48,8 @@ TEST_CASE("a partition counted by one instance is held: the other waits and coun
     {
         auto w = a->begin();
         CHECK(w->hold_positions({tp}).at(tp) == 0);  // nothing counted yet
-        w->finish({}, {{tp, 5}});
+        BatchChanges nothing;
+        w->finish(nothing, {{tp, 5}});
         w->commit();
     }
     auto wa = a->begin();
@@ -98,8 +99,8 @@ TEST_CASE("figures are whole from every instance; positions never move back", "[
         c.count("orders.created", 4, 100);
         c.count("orders.confirmed", 1, 101);
         w->order_decided(c, "o-1", 1'250'000);
-        CHECK(c.latencies_us == std::vector<std::int64_t>{250'000});
         w->finish(c, {{p1, 4}, {p0, 1}});  // p0 behind: kept at 3
+        CHECK(c.latencies_us == std::vector<std::int64_t>{250'000});
         w->commit();
     }
     for (auto* s : {a.get(), b.get()}) {
@@ -116,4 +117,46 @@ TEST_CASE("figures are whole from every instance; positions never move back", "[
     }
     // An instance that started after them reads the same (its metrics load the whole).
     CHECK(db.instance("c")->counters() == a->counters());
+}
+
+TEST_CASE("a batch's order events are counted together as one by one", "[pg][analytics]") {
+    // The adapter keeps a batch's order events and writes them at finish() in a few statements:
+    // an order created and decided in one batch, a second decision (not counted), a decision
+    // read before its ORDER_CREATED, and an order completed across batches.
+    Shared db;
+    auto a = db.instance("a");
+    const kafka::TopicPartition p0{"orders.events", 0};
+    {
+        auto w = a->begin();
+        w->hold_positions({p0});
+        BatchChanges c;
+        w->order_created(c, "o-1", 1'000'000);
+        w->order_decided(c, "o-1", 1'020'000);
+        w->order_decided(c, "o-1", 9'000'000);  // not the first decision: not counted
+        w->order_decided(c, "o-2", 2'500'000);
+        w->order_created(c, "o-2", 2'000'000);  // its decision was read first
+        w->order_created(c, "o-3", 3'000'000);
+        w->finish(c, {{p0, 6}});
+        CHECK(c.latencies_us == std::vector<std::int64_t>{20'000, 500'000});
+        w->commit();
+    }
+    {
+        auto w = a->begin();
+        w->hold_positions({p0});
+        BatchChanges c;
+        w->order_created(c, "o-3", 3'500'000);  // a second ORDER_CREATED: the first counts
+        w->order_decided(c, "o-3", 3'040'000);
+        w->finish(c, {{p0, 8}});
+        CHECK(c.latencies_us == std::vector<std::int64_t>{40'000});
+        w->commit();
+    }
+    const auto f = a->figures();
+    CHECK(f.latency.count == 3);
+    CHECK(f.latency.p50 == 40.0);
+    CHECK(f.latency.p99 == 500.0);
+    // Bucket i: latencies ≤ bounds[i] and above the bound before; then the rest.
+    const auto [buckets, sum] = a->latency_histogram({20'000, 40'000, 100'000});
+    CHECK(buckets == std::vector<std::int64_t>{1, 1, 0, 1});
+    CHECK(sum == 560'000);
+    CHECK(a->positions() == Offsets{{p0, 8}});
 }

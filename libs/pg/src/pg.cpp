@@ -114,6 +114,15 @@ std::string int_array(std::span<const std::int64_t> values) {
     return out + "}";
 }
 
+std::string int_array(std::span<const std::optional<std::int64_t>> values) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += values[i] ? std::to_string(*values[i]) : std::string("NULL");
+    }
+    return out + "}";
+}
+
 std::string bool_array(const std::vector<bool>& values) {
     std::string out = "{";
     for (std::size_t i = 0; i < values.size(); ++i) {

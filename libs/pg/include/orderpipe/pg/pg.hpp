@@ -86,6 +86,8 @@ class Param {
 std::string text_array(std::span<const std::string> values);
 /// A bigint[] parameter's input syntax ({1,2,3}).
 std::string int_array(std::span<const std::int64_t> values);
+/// The same with NULL for each nullopt.
+std::string int_array(std::span<const std::optional<std::int64_t>> values);
 /// A boolean[] parameter's input syntax ({t,f}).
 std::string bool_array(const std::vector<bool>& values);
 

@@ -115,19 +115,8 @@ void AnalyticsService::query(http::Request&& req, const http::Responder& respond
             queries_.emplace_back([this, shared, respond, handler] {
                 try {
                     (this->*handler)(std::move(*shared), respond);
-                } catch (const StorageError& e) {
-                    log::warn("query failed", {{"error", e.what()}});
-                    if (!e.transient()) {
-                        respond(http::problem(500, "Internal Server Error", "the query failed"));
-                        return;
-                    }
-                    auto away = http::problem(503, "Service Unavailable",
-                                              "the figures cannot be read right now; try again");
-                    away.headers.emplace_back("Retry-After", "1");
-                    respond(std::move(away));
-                } catch (const std::exception& e) {
-                    log::error("query failed", {{"error", e.what()}});
-                    respond(http::problem(500, "Internal Server Error", "the query failed"));
+                } catch (...) {  // on the query thread: answered, never carried into it
+                    respond(http::failure_response("analytics query"));
                 }
             });
             queries_cv_.notify_one();

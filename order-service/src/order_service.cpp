@@ -454,9 +454,15 @@ void OrderService::handle_get(http::Request&& req, const http::Responder& respon
     }
     const auto ticket = waiters_.add(
         id, settles, Clock::now() + std::chrono::milliseconds(timeout_ms), [this, id, respond] {
-            auto now = read_order(id);
-            respond(now ? http::Response::json(200, order_view(*now))
-                        : http::problem(404, "Order not found", "no order with id " + id));
+            // On the thread that settled the wait or the waiters' timer: the read model may be
+            // unreachable there too, and answer() keeps that from escaping into it.
+            respond.answer(
+                [&] {
+                    auto now = read_order(id);
+                    return now ? http::Response::json(200, order_view(*now))
+                               : http::problem(404, "Order not found", "no order with id " + id);
+                },
+                "GET /orders/{id}?wait=");
         });
     // The client may hang up before the wait is over: stop waiting for it.
     if (ticket == 0) return;  // stopping: answered at once
@@ -552,11 +558,20 @@ void OrderService::route_cancel(const std::string& id, const http::Responder& re
             waiters_.add(
                 id, [](OrderStatus s) { return s == OrderStatus::kCancelled; }, answer_by,
                 [this, id, cancelled_id, respond] {
-                    respond(routed_cancel_answer(id, cancelled_id));
+                    respond.answer([&] { return routed_cancel_answer(id, cancelled_id); },
+                                   "POST /orders/{id}/cancel");
                 });
-            // It may have been decided between the send and the registration.
-            if (auto again = read_order(id); again && again->status == OrderStatus::kCancelled) {
-                waiters_.notify(id, OrderStatus::kCancelled);
+            // It may have been decided between the send and the registration. (On the
+            // producer's delivery thread: if the read model cannot be read now, the wait's
+            // deadline answers.)
+            try {
+                if (auto again = read_order(id);
+                    again && again->status == OrderStatus::kCancelled) {
+                    waiters_.notify(id, OrderStatus::kCancelled);
+                }
+            } catch (const std::exception& e) {
+                log::warn("cannot read the order after sending its cancel; its wait answers",
+                          {{"order_id", id}, {"error", e.what()}});
             }
         });
 }

@@ -4,6 +4,7 @@
 /// until its client hangs up (cancel). Completed from the thread that changed the order, the
 /// timer, or an io thread. Thread-safe.
 
+#include "orderpipe/common/logging.hpp"
 #include "orderpipe/contract/names.hpp"
 
 #include <prometheus/gauge.h>
@@ -35,7 +36,7 @@ class Waiters {
         cv_.notify_all();
         timer_.join();
         for (auto& [id, list] : waiting_) {
-            for (auto& w : list) w.done();
+            for (auto& w : list) call(w.done);
         }
     }
     Waiters(const Waiters&) = delete;
@@ -54,7 +55,7 @@ class Waiters {
             std::unique_lock lock(mu_);
             if (closed_) {
                 lock.unlock();
-                done();
+                call(done);
                 return 0;
             }
             ticket = ++next_ticket_;
@@ -90,7 +91,7 @@ class Waiters {
             if (it->second.empty()) waiting_.erase(it);
             counted_locked();
         }
-        for (auto& d : ready) d();
+        for (auto& d : ready) call(d);
     }
 
     /// The service is stopping: every waiter is answered now, with the order's current state,
@@ -107,7 +108,7 @@ class Waiters {
             counted_locked();
         }
         cv_.notify_all();
-        for (auto& d : all) d();
+        for (auto& d : all) call(d);
     }
 
     std::size_t size() const {
@@ -118,6 +119,19 @@ class Waiters {
     }
 
   private:
+    /// Answers a waiter. Its callback must not throw (it answers through Responder::answer);
+    /// if one does anyway, it is logged, never carried into the thread that completed the wait
+    /// (the timer's would end the process, a projection's would fail its batch).
+    static void call(Done& done) noexcept {
+        try {
+            done();
+        } catch (const std::exception& e) {
+            log::error("a long-poll's answer failed", {{"error", e.what()}});
+        } catch (...) {
+            log::error("a long-poll's answer failed with a non-standard exception");
+        }
+    }
+
     void counted_locked() {
         if (gauge_ == nullptr) return;
         std::size_t n = 0;
@@ -152,7 +166,7 @@ class Waiters {
             if (!expired.empty()) {
                 counted_locked();
                 lock.unlock();
-                for (auto& d : expired) d();
+                for (auto& d : expired) call(d);
                 lock.lock();
                 continue;
             }

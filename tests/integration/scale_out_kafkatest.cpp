@@ -576,3 +576,58 @@ TEST_CASE(
     CHECK(o[0]->terminate() == 0);
     CHECK(o[1]->terminate() == 0);
 }
+
+TEST_CASE(
+    "order: a long-poll whose deadline comes while the database is away is answered 503, and "
+    "the instance lives on") {
+    // The wait is answered on the waiters' timer thread, which reads the order from the shared
+    // read model; that read failing must become the answer, not an exception on that thread
+    // (it ended both instances of the long chaos run with std::terminate).
+    Pipeline p;
+    p.order_timeout = std::chrono::seconds(300);  // no inventory: the order stays PENDING
+    test::PrivatePostgres pg(source_dir(), p.dir.path() + "/postgres");
+    auto port = free_port();
+    auto order = p.spawn(ORDER_SERVICE_BIN, "order-service", port,
+                         {{"DATABASE_URL", pg.url()},
+                          {"INSTANCE_ID", p.prefix + "-order"},
+                          {"DATA_DIR", p.dir.path() + "/order"}});
+    Pipeline::wait_ready(port);
+    const std::string base = "http://127.0.0.1:" + std::to_string(port);
+    const auto created =
+        http_request("POST", base + "/orders", Pipeline::order_body({{"MOUSE-001", 1}}).dump(),
+                     {"Content-Type: application/json"});
+    REQUIRE(created.status == 201);
+    const std::string id = created.json()["order_id"];
+
+    std::optional<HttpResponse> polled;
+    std::thread poll([&] {
+        try {
+            polled = http_request("GET", base + "/orders/" + id + "?wait=terminal&timeout_ms=8000",
+                                  {}, {}, std::chrono::seconds(30));
+        } catch (const std::exception& e) {  // the connection closed unanswered: polled stays empty
+            UNSCOPED_INFO("the long-poll got no answer: " << e.what());
+        }
+    });
+    REQUIRE(eventually([&] { return Pipeline::metric(base, "order_long_polls") == 1; },
+                       std::chrono::seconds(5)));
+    pg.kill();
+    poll.join();
+    REQUIRE(polled);
+    CHECK(polled->status == 503);
+    CHECK(polled->headers["retry-after"] == "1");
+    CHECK(order->running());
+
+    // The database back: the same instance answers, with the order as it was.
+    pg.start();
+    REQUIRE(eventually(
+        [&] {
+            try {
+                return http_request("GET", base + "/orders/" + id).status == 200;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        std::chrono::seconds(60)));
+    CHECK(order->running());
+    CHECK(order->terminate() == 0);
+}

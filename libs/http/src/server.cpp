@@ -1,5 +1,9 @@
 #include "orderpipe/http/server.hpp"
 
+#include "orderpipe/common/storage_error.hpp"
+#include "orderpipe/http/problem.hpp"
+
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "server_core.hpp"
@@ -73,6 +77,39 @@ void Responder::operator()(Response response) const {
 
 void Responder::on_cancel(std::function<void()> on_cancel) const {
     if (state_) state_->set_on_cancel(std::move(on_cancel));
+}
+
+void Responder::answer(const std::function<Response()>& make,
+                       std::string_view what) const noexcept {
+    try {
+        (*this)(make());
+    } catch (...) {
+        try {
+            (*this)(failure_response(what));
+        } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; ResponderState answers 500
+        }
+    }
+}
+
+Response failure_response(std::string_view context) {
+    try {
+        throw;
+    } catch (const StorageError& e) {
+        spdlog::log(e.transient() ? spdlog::level::warn : spdlog::level::err,
+                    "{}: storage failed: {}", context, e.what());
+        if (e.transient()) {
+            return with_retry_after(problem(503, "Service Unavailable",
+                                            "the service's database cannot answer right now; "
+                                            "try again"),
+                                    1);
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("{} threw: {}", context, e.what());
+    } catch (...) {
+        spdlog::error("{} threw a non-standard exception", context);
+    }
+    return problem(500, "Internal Server Error",
+                   "the request handler failed with an unexpected error");
 }
 
 bool Responder::responded() const noexcept {

@@ -370,29 +370,9 @@ void Session::on_request() {
     const Responder responder(state);
     try {
         match.route->handler(std::move(request), responder);
-    } catch (const StorageError& e) {
-        spdlog::log(e.transient() ? spdlog::level::warn : spdlog::level::err,
-                    "{}handler for {} {}: storage failed: {}", core_.log_prefix(), method_,
-                    route_label_, e.what());
-        if (e.transient()) {
-            auto r = problem(503, "Service Unavailable",
-                             "the service's database cannot answer right now; try again");
-            r.headers.emplace_back("Retry-After", "1");
-            responder(std::move(r));
-        } else {
-            responder(problem(500, "Internal Server Error",
-                              "the request handler failed with an unexpected error"));
-        }
-    } catch (const std::exception& e) {
-        spdlog::error("{}handler for {} {} threw: {}", core_.log_prefix(), method_, route_label_,
-                      e.what());
-        responder(problem(500, "Internal Server Error",
-                          "the request handler failed with an unexpected error"));
     } catch (...) {
-        spdlog::error("{}handler for {} {} threw a non-standard exception", core_.log_prefix(),
-                      method_, route_label_);
-        responder(problem(500, "Internal Server Error",
-                          "the request handler failed with an unexpected error"));
+        responder(failure_response(
+            fmt::format("{}handler for {} {}", core_.log_prefix(), method_, route_label_)));
     }
     if (!responder.responded()) {
         watch_for_hangup(state);

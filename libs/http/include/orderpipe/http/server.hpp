@@ -85,6 +85,12 @@ class Responder {
     /// Sends `response`, unless a response was already sent for this request.
     void operator()(Response response) const;
 
+    /// Sends what `make` returns. An exception from `make` is answered and logged the way one
+    /// escaping a handler is (`failure_response`) and never escapes: for answers completed
+    /// later on another thread (a long-poll's timer, a delivery callback), where an exception
+    /// would end the process. `what` names the answer in the log line.
+    void answer(const std::function<Response()>& make, std::string_view what) const noexcept;
+
     /// True once a response was handed over (by any copy). Thread-safe.
     [[nodiscard]] bool responded() const noexcept;
 
@@ -114,6 +120,12 @@ struct Readiness {
     r.headers.emplace_back("Retry-After", std::to_string(seconds));
     return r;
 }
+
+/// The answer to a request whose handling threw the exception in flight (call it inside a
+/// `catch`), logged with `context`: a transient `StorageError` (the database unreachable, a
+/// deadlock) → 503 with `Retry-After: 1`; anything else → 500. Never names the error itself to
+/// the client (it may carry a database URL or a statement).
+[[nodiscard]] Response failure_response(std::string_view context);
 
 /// Request handler. Called on an io thread: it must not block (hand slow work elsewhere and keep
 /// the Responder). An exception escaping it becomes a logged 500, unless it already responded.

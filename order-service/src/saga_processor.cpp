@@ -101,10 +101,10 @@ void SagaProcessor::prefetch(std::vector<std::string> order_ids) {
     std::erase_if(order_ids, [&](const std::string& id) { return overlay_.contains(id); });
     if (order_ids.empty()) return;
     auto found = store_.get_many(order_ids);
-    for (auto& id : order_ids) {
-        auto it = found.find(id);
-        read_[id] = it == found.end() ? std::nullopt : std::optional(std::move(it->second));
-    }
+    // An id can come more than once (a result and a customer cancel of one order in one batch):
+    // each record is taken from `found` once, never a moved-from one for the repeat.
+    for (const auto& id : order_ids) read_.try_emplace(id, std::nullopt);
+    for (auto& [id, record] : found) read_[id] = std::move(record);
 }
 
 void SagaProcessor::apply(const SagaStep& step, const OrderRecord& base, bool base_is_new,

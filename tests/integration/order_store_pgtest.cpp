@@ -5,13 +5,16 @@
 // survive: instances applying the same events at once.
 #include "pg_order_store.hpp"
 #include "pg_support.hpp"
+#include "saga_processor.hpp"
 #include "sqlite_order_store.hpp"
 
 #include "orderpipe/common/ids.hpp"
 #include "orderpipe/common/storage_error.hpp"
+#include "orderpipe/common/time.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <latch>
@@ -287,5 +290,54 @@ TEST_CASE("instances applying the same events at once write each once", "[pg][or
         INFO(r->order_id);
         CHECK(r->history.size() == 2);
         CHECK(r->decided);
+    }
+}
+
+TEST_CASE("the saga decides a batch holding a result and a customer cancel of one order",
+          "[pg][order]") {
+    // Scaled out, a reservation result and a routed customer cancel of one order can arrive in
+    // one batch: the order is read once for both. (Reading it twice handed the second a
+    // moved-from record, and the batch failed as poison, retried a record per transaction —
+    // seconds of no decisions under load.)
+    for (const auto& backend : {sqlite_backend(), pg_backend()}) {
+        SECTION(backend.name) {
+            auto store = backend.open();
+            const auto order_created = created("o-1");
+            store->apply(order_created);
+            SagaTopics topics{"orders.events", "inventory.requests", "inventory.responses",
+                              "notifications.requests", "orders.commands"};
+            SagaProcessor saga(
+                *store, topics, std::chrono::minutes(5),
+                [](const std::string&, contract::OrderStatus) {},
+                [](std::chrono::milliseconds, const kafka::PartitionOffsets&) { return true; });
+
+            contract::InventoryReserveResult result{
+                "o-1", contract::ReserveStatus::kReserved, "", {{"S", 1, 10}}, order_created.data};
+            const auto result_event =
+                event("INVENTORY_RESERVE_RESULT", "2026-12-01T10:00:01.000Z", result.to_json());
+            auto record = store->get("o-1", false);
+            REQUIRE(record);
+            const CancelCommand command{"o-1", new_uuid_v7(), unix_now_ms() + 60'000};
+            const auto command_event = command.to_event(*record);
+            kafka::ConsumedRecord on_responses;
+            on_responses.topic = "inventory.responses";
+            kafka::ConsumedRecord on_commands;
+            on_commands.topic = "orders.commands";
+            std::vector<kafka::Incoming> batch{{&on_responses, result_event},
+                                               {&on_commands, command_event}};
+            kafka::BatchOutput out;
+            REQUIRE_NOTHROW(saga.process(batch, out));
+            saga.committed();
+
+            // Confirmed by the result, then cancelled by the customer (its stock released).
+            const auto decided = std::count_if(
+                out.records().begin(), out.records().end(),
+                [](const kafka::OutgoingRecord& r) { return r.topic == "orders.events"; });
+            CHECK(decided == 2);
+            const auto after = store->get("o-1", true);
+            REQUIRE(after);
+            CHECK(after->status == contract::OrderStatus::kCancelled);
+            CHECK(after->release_requested);
+        }
     }
 }

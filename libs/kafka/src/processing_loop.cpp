@@ -801,6 +801,13 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         }
         if (ending == Ending::kPoisonRetry) {
             poison_failures_->Increment();
+            log::warn(n > 1
+                          ? "a record of the batch broke the contract; retrying the batch a "
+                            "record per transaction to find it"
+                          : "a record broke the contract; it goes to the DLQ on its next delivery",
+                      {{"loop", options_.name},
+                       {"records", static_cast<std::size_t>(n)},
+                       {"error", failure}});
         } else if (ending != Ending::kFenced) {
             infra_failures_->Increment();
             failing_ = true;

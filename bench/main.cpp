@@ -32,6 +32,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -304,6 +305,105 @@ json probe_transactions(const Options& o, int n) {
             {"cpu_us_per_transaction_by_thread", cpu}};
 }
 
+// --compare: earlier runs' JSON side by side, as a Markdown table (docs/BENCHMARKS.md).
+// Instances of one service are summed into one row (their count in brackets); peak RSS is the
+// largest instance's.
+int compare(const std::vector<std::string>& files) {
+    std::vector<json> runs;
+    std::vector<std::string> heads;
+    for (const auto& f : files) {
+        std::ifstream in(f);
+        if (!in) {
+            std::cerr << "orderpipe-bench: --compare: cannot read " << f << "\n";
+            return 2;
+        }
+        json r = json::parse(in, nullptr, false);
+        if (r.is_discarded() || !r.is_object() || !r.contains("accepted_per_s") ||
+            !r.contains("processes")) {
+            std::cerr << "orderpipe-bench: --compare: " << f
+                      << " is not a result of orderpipe-bench --json\n";
+            return 2;
+        }
+        heads.push_back(r.value("label", "").empty() ? std::filesystem::path(f).stem().string()
+                                                     : r["label"].get<std::string>());
+        runs.push_back(std::move(r));
+    }
+    auto num = [](const json& j, std::initializer_list<const char*> path) -> std::optional<double> {
+        const json* at = &j;
+        for (const char* k : path) {
+            if (!at->is_object() || !at->contains(k)) return std::nullopt;
+            at = &(*at)[k];
+        }
+        if (!at->is_number()) return std::nullopt;
+        return at->get<double>();
+    };
+    auto fmt = [](std::optional<double> v, const char* unit = "", int decimals = 0) {
+        if (!v) return std::string("—");
+        char b[64];
+        std::snprintf(b, sizeof b, "%.*f%s", decimals, *v, unit);
+        return std::string(b);
+    };
+    auto row = [&](const std::string& name, auto cell) {
+        std::cout << "| " << name;
+        for (const auto& r : runs) std::cout << " | " << cell(r);
+        std::cout << " |\n";
+    };
+    std::cout << "|";
+    for (const auto& h : heads) std::cout << " | " << h;
+    std::cout << " |\n|---";
+    for (std::size_t i = 0; i < runs.size(); ++i) std::cout << "|---";
+    std::cout << "|\n";
+    row("accepted orders/s", [&](const json& r) { return fmt(num(r, {"accepted_per_s"})); });
+    row("decisions/s", [&](const json& r) { return fmt(num(r, {"decisions_per_s"})); });
+    row("POST p99", [&](const json& r) { return fmt(num(r, {"post_ms", "p99"}), " ms"); });
+    row("POST → decision p50 / p99", [&](const json& r) {
+        return fmt(num(r, {"post_to_decision_ms", "p50"}), " ms") + " / " +
+               fmt(num(r, {"post_to_decision_ms", "p99"}), " ms");
+    });
+    row("undecided at the end", [&](const json& r) { return fmt(num(r, {"undecided_at_end"})); });
+    row("**CPU µs per order, all processes**",
+        [&](const json& r) { return "**" + fmt(num(r, {"cpu_us_per_order_total"})) + "**"; });
+    // Every process name any run has, in first-seen order.
+    std::vector<std::string> names;
+    for (const auto& r : runs)
+        for (const auto& p : r["processes"]) {
+            const auto n = p.value("name", "");
+            if (n != "orderpipe-bench" && std::find(names.begin(), names.end(), n) == names.end())
+                names.push_back(n);
+        }
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+        row("CPU µs/order: " + n, [&](const json& r) {
+            double us = 0;
+            int count = 0;
+            for (const auto& p : r["processes"])
+                if (p.value("name", "") == n) {
+                    us += p.value("cpu_us_per_order", 0.0);
+                    count += p.contains("processes") ? p["processes"].get<int>() : 1;
+                }
+            if (count == 0) return std::string("—");
+            return fmt(us) + (count > 1 && n != "postgresql" ? " (" + std::to_string(count) + ")"
+                                                             : std::string());
+        });
+    }
+    for (const auto& n : names) {
+        if (n == "postgresql" || n == "kafka broker") continue;
+        row("peak RSS: " + n, [&](const json& r) {
+            std::optional<double> peak;
+            for (const auto& p : r["processes"])
+                if (p.value("name", "") == n)
+                    peak = std::max(peak.value_or(0.0), p.value("peak_rss_mib", 0.0));
+            return fmt(peak, " MiB", 1);
+        });
+    }
+    row("raw ceiling (records/s)", [&](const json& r) {
+        return fmt(num(r, {"ceiling", "records_per_s"}));
+    });
+    row("decisions / ceiling",
+        [&](const json& r) { return fmt(num(r, {"decision_ratio_to_ceiling"}), "", 3); });
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -338,8 +438,14 @@ int main(int argc, char** argv) {
                    "the client's CPU per transaction by thread");
     std::string log_level = "warn";
     app.add_option("--log-level", log_level, "JSON log lines on stderr at this level and above");
+    std::vector<std::string> compared;
+    app.add_option("--compare", compared,
+                   "only print earlier runs' --json files side by side (a Markdown table); "
+                   "instances of one service summed")
+        ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
     log::init("orderpipe-bench", log_level);
+    if (!compared.empty()) return compare(compared);
     if (probe > 0) {
         std::cout << probe_transactions(o, probe).dump(2) << "\n";
         return 0;

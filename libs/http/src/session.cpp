@@ -1,7 +1,5 @@
 #include "session.hpp"
 
-#include "orderpipe/common/storage_error.hpp"
-
 #include <sys/socket.h>
 
 #include <algorithm>

@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -105,10 +106,16 @@ class Process {
         : name_(std::move(name)),
           binary_(std::move(binary)),
           env_(std::move(env)),
-          log_(std::move(log)) {}
+          log_(std::move(log)),
+          cores_(fs::absolute(fs::path(log_).parent_path() / "cores" / name_).string()) {
+        fs::create_directories(cores_);
+    }
 
     const std::string& name() const { return name_; }
     const std::string& log() const { return log_; }
+    /// Its working directory, where a crash leaves its core (when the system writes cores to
+    /// the working directory, as Debian's default `core_pattern` does).
+    const std::string& cores() const { return cores_; }
 
     /// Starts it with its environment plus `more` (for this start only).
     void start(const std::map<std::string, std::string>& more = {}) {
@@ -134,6 +141,9 @@ class Process {
             sigset_t none;
             sigemptyset(&none);
             sigprocmask(SIG_SETMASK, &none, nullptr);
+            const rlimit cores{RLIM_INFINITY, RLIM_INFINITY};
+            setrlimit(RLIMIT_CORE, &cores);
+            if (chdir(cores_.c_str()) != 0) _exit(126);
             char* argv[] = {binary_.data(), nullptr};
             execve(binary_.c_str(), argv, envp.data());
             _exit(127);
@@ -208,6 +218,7 @@ class Process {
     std::string name_, binary_;
     std::map<std::string, std::string> env_;
     std::string log_;
+    std::string cores_;
     std::mutex mu_;
     pid_t pid_ = -1;
     std::string started_at_;
@@ -452,7 +463,7 @@ class Chaos {
           postgres_(postgres),
           instances_(postgres ? instances : 1),
           services_(service_instances(postgres, instances)),
-          dir_(std::move(dir)),
+          dir_(fs::absolute(dir).string()),
           keep_(keep),
           rng_(seed) {}
 
@@ -743,6 +754,17 @@ class Chaos {
                 lost(name, p->started_at(), utc_now());  // died some time since its start
                 say(name + " exited by itself with code " + std::to_string(*code) +
                     "; restarting it");
+                // The injected crashes are SIGKILLs and the services' own exits are codes:
+                // dying of a fault signal is a defect, whatever the invariants say after it.
+                const int sig = *code - 128;
+                if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+                    sig == SIGABRT) {
+                    crash_reports_.push_back(name + " died of signal " + std::to_string(sig) +
+                                             " at " + utc_now() + ": its crash report is in " +
+                                             p->log() + ", a core (if the system wrote one) in " +
+                                             p->cores());
+                    say("FAILED: " + crash_reports_.back());
+                }
                 p->start();
             }
         }
@@ -1220,7 +1242,11 @@ class Chaos {
         say(std::string("check after the DLQ replay: ") +
             (second == 0 ? "every invariant holds" : "FAILED"));
         if (fault_errors_ > 0) say(std::to_string(fault_errors_) + " faults could not be applied");
-        return first == 0 && second == 0 && replay_ok && fault_errors_ == 0 ? 0 : 1;
+        for (const auto& c : crash_reports_) say("FAILED: " + c);
+        return first == 0 && second == 0 && replay_ok && fault_errors_ == 0 &&
+                       crash_reports_.empty()
+                   ? 0
+                   : 1;
     }
 
     std::uint64_t seed_;
@@ -1249,6 +1275,7 @@ class Chaos {
     std::vector<Attempt> attempts_;           ///< every POST /orders (observed_mu_)
     std::vector<ReadinessChange> readiness_;  ///< (observed_mu_)
     std::vector<BrokerFault> broker_faults_;  ///< (observed_mu_)
+    std::vector<std::string> crash_reports_;  ///< deaths by a fault signal (faults_mu_)
     Clock::time_point last_progress_ = Clock::now();
 };
 

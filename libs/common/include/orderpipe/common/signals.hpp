@@ -10,12 +10,15 @@
 namespace orderpipe {
 
 /// Runs `start` with every signal blocked in the calling thread (threads it starts inherit
-/// that mask), then restores the caller's mask.
+/// that mask), then restores the caller's mask. The signals of a fault (SIGSEGV, SIGBUS, SIGFPE,
+/// SIGILL, SIGABRT) stay open, so a crash on such a thread still reaches the crash report
+/// (crash.hpp) instead of the kernel's silent default.
 template <typename Start>
 void with_signals_blocked(Start&& start) {
     sigset_t all;
     sigset_t before;
     sigfillset(&all);
+    for (const int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) sigdelset(&all, fault);
     pthread_sigmask(SIG_BLOCK, &all, &before);
     start();
     pthread_sigmask(SIG_SETMASK, &before, nullptr);

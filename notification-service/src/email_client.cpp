@@ -107,6 +107,11 @@ void EmailClient::run() {
             transfer->headers = curl_slist_append(nullptr, "Content-Type: application/json");
             transfer->headers = curl_slist_append(
                 transfer->headers, ("Idempotency-Key: " + r.idempotency_key).c_str());
+            if (r.unanswered > 0) {
+                transfer->headers = curl_slist_append(
+                    transfer->headers,
+                    ("Orderpipe-Unanswered-Attempts: " + std::to_string(r.unanswered)).c_str());
+            }
             if (!r.traceparent.empty()) {
                 transfer->headers =
                     curl_slist_append(transfer->headers, ("traceparent: " + r.traceparent).c_str());

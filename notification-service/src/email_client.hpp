@@ -26,6 +26,11 @@ class EmailClient {
         std::string body;             ///< the JSON document
         std::string idempotency_key;  ///< the notification_id
         std::string traceparent{};    ///< the request event's: the provider joins the trace
+        /// Earlier attempts of this request that got no answer (a timeout, a dropped
+        /// connection): sent as `Orderpipe-Unanswered-Attempts` when not 0, so a provider (or a
+        /// test's) can tell a retry of a send it may have taken from a send again
+        /// (docs/CONTRACT.md "The saga", step 4).
+        int unanswered = 0;
     };
     using Done = std::function<void(std::uint64_t id, SendResult result)>;
 

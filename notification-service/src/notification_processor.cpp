@@ -159,6 +159,7 @@ void NotificationProcessor::process(std::vector<kafka::Incoming>& batch, kafka::
         w.event = in.event;
         w.request = std::move(request);
         w.outcome_key = key;
+        if (auto u = orphan_unanswered_.extract(key)) w.unanswered = u.mapped();
         if (auto stored = stored_outcome(key)) {
             out.note_duplicate();
             take_stored(w, *stored);
@@ -207,7 +208,8 @@ void NotificationProcessor::dispatch(Clock::time_point now) {
                      {"text", w.request.text},
                      {"order_id", w.request.order_id},
                      {"notification_id", w.request.notification_id}};
-        send_({w.attempt_id, body.dump(), w.request.notification_id, w.event.traceparent});
+        send_({w.attempt_id, body.dump(), w.request.notification_id, w.event.traceparent,
+               w.unanswered});
     }
 }
 
@@ -217,6 +219,7 @@ void NotificationProcessor::on_answer(const Position& pos, Work& w, const SendRe
     w.attempt_id = 0;
     send_seconds_->Observe(std::chrono::duration<double>(now - w.sent_at).count());
     const bool probe = std::exchange(w.probe, false);
+    if (result.status == 0) ++w.unanswered;  // a timeout: the provider may have taken it
     log::Scope about(contract::log_fields(w.event));
     switch (classify(result)) {
         case Verdict::kSent:
@@ -505,7 +508,13 @@ bool NotificationProcessor::adopt_orphan(const Position& pos, const std::string&
 
 void NotificationProcessor::on_orphan_answer(Work& w, const SendResult& result) {
     const Verdict verdict = classify(result);
-    if (verdict == Verdict::kTransient) return;  // not sent: the request, delivered again, retries
+    if (verdict == Verdict::kTransient) {
+        // Not sent, as far as we know: the request, delivered again, retries — saying how many
+        // of its attempts went unanswered (the provider may have taken those).
+        const int unanswered = w.unanswered + (result.status == 0 ? 1 : 0);
+        if (unanswered > 0) orphan_unanswered_[w.outcome_key] += unanswered;
+        return;
+    }
     ++w.attempts;
     log::Scope about(contract::log_fields(w.event));
     if (verdict == Verdict::kSent) {

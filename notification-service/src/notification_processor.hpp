@@ -109,6 +109,7 @@ class NotificationProcessor final : public kafka::BatchProcessor {
         std::string outcome_key;  ///< ProcessedEvents key: ce_id, plus the replay count
         State state = State::kWaiting;
         int attempts = 0;
+        int unanswered = 0;  ///< attempts (probes too) that got no HTTP answer: maybe accepted
         std::string last_error;
         Clock::time_point due{};
         std::uint64_t attempt_id = 0;  ///< of the attempt out, 0 if none
@@ -169,6 +170,9 @@ class NotificationProcessor final : public kafka::BatchProcessor {
     /// Forgetting them sent the request a second time once it came again, although the
     /// provider had accepted it: a duplicate email at a provider that does not deduplicate.
     std::map<std::uint64_t, Work> orphans_;
+    /// Per outcome key, the unanswered attempts of orphans that ended without an outcome: the
+    /// request, delivered again, carries them on (Work::unanswered).
+    std::map<std::string, int> orphan_unanswered_;
     /// Attempts allowed in flight: 1 while the provider's health is unknown or failing, doubled
     /// by each success up to max_in_flight. So an outage costs a handful of attempts (then the
     /// breaker opens), not one per request held.

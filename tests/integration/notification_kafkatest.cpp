@@ -134,6 +134,10 @@ TEST_CASE(
     CHECK(first_gap <= 1.0 + 2.4 + 1.0);
     CHECK(second_gap >= 3.2 - 0.2);
     CHECK(second_gap <= 4.8 + 1.0);
+    // Each retry says how many earlier attempts went unanswered: the timeout, not the 503.
+    CHECK(attempts[0]["unanswered_before"] == 0);
+    CHECK(attempts[1]["unanswered_before"] == 1);
+    CHECK(attempts[2]["unanswered_before"] == 1);
     // The order stays CONFIRMED.
     CHECK(http_request("GET", p.order_url("/orders/" + id)).json()["status"] == "CONFIRMED");
 
@@ -245,6 +249,40 @@ TEST_CASE(
     CHECK(o[notification_id]["SENT"] == 1);
     CHECK(o[notification_id]["FAILED"] == 1);
     CHECK(requests_for(p, notification_id).size() == 2);  // the 400, then the one that went
+}
+
+TEST_CASE(
+    "a send the provider takes but answers after the timeout is retried with the same key, "
+    "declared as a retry of an unanswered attempt (I4)",
+    "[notification][kafka][duplicates]") {
+    // Found by the chaos run on a loaded machine: the provider took a send after the client
+    // had given up (NOTIFY_TIMEOUT_MS), the retry sent it again, and a provider that does not
+    // deduplicate mailed it twice. The retry is right (a timeout is not a failure anyone can
+    // tell apart); what the provider, and the chaos checker, need is to know it is one.
+    Pipeline p;
+    p.extra_env = {{"NOTIFY_TIMEOUT_MS", "500"}, {"NOTIFY_BACKOFF_MS", "100"}};
+    p.start_provider();
+    p.provider_rules({{"match", {{"order_id", "o-late"}}},
+                      {"answer", "ok"},
+                      {"latency_ms", 1500},
+                      {"times", 1}});
+    p.start_notifications();
+    const auto ids = p.request_notifications({"o-late", "o-on-time"});
+    REQUIRE(eventually([&] { return finished(p) == 2; }));
+    auto o = outcomes(p);
+    CHECK(o[ids[0]]["SENT"] == 1);
+    CHECK(o[ids[1]]["SENT"] == 1);
+    const auto late = requests_for(p, ids[0]);
+    REQUIRE(late.size() == 2);
+    CHECK(late[0]["unanswered_before"] == 0);
+    CHECK(late[1]["unanswered_before"] == 1);
+    CHECK(late[0]["idempotency_key"] == late[1]["idempotency_key"]);
+    const auto sent = http_request("GET", p.provider_url("/sent/" + ids[0])).json();
+    INFO(sent.dump());
+    CHECK(sent["sent_again_unanswered_before"] == json::array({1}));
+    const auto on_time = requests_for(p, ids[1]);
+    REQUIRE(on_time.size() == 1);
+    CHECK(on_time[0]["unanswered_before"] == 0);
 }
 
 TEST_CASE("a provider asking to wait an hour never holds the other outcomes of its partition",

@@ -620,7 +620,9 @@ Invariant check_i4(Facts& f) {
         // A notification the provider had accepted must reach it again only after the
         // notification-service instance that sent it was lost with the send out (its answer
         // not yet stored): never after an abort, a rebalance or a broker restart, and at most
-        // what one instance had out per loss.
+        // what one instance had out per loss. Or after an attempt that went unanswered (a
+        // timeout: the provider took it too late for the sender to hear), which the sender
+        // declares with the retry (Orderpipe-Unanswered-Attempts).
         // Losses that explain the same send again are pooled: back-to-back losses (a kill, then
         // the restarted process dying at its first commits) each may have had a window out, and
         // a send lost in both is counted once. A pool may explain the sum of its losses' windows.
@@ -634,6 +636,7 @@ Invariant check_i4(Facts& f) {
         std::vector<std::size_t> explained_by;  // per send again: one of the losses covering it
         std::map<std::size_t, long long> again_in_pool;  // pool (its root loss) → sends again
         long long unexplained = 0;
+        long long after_timeout = 0;  // sends again explained by an unanswered attempt
         if (!in.provider_url.empty()) {
             const json sent = http.get_json(in.provider_url + "/sent");
             provider_duplicates = sent.value("duplicates", 0LL);
@@ -643,8 +646,23 @@ Invariant check_i4(Facts& f) {
                 ++accepted_sends[nid];
                 if (!in.journal) continue;
                 const std::string first = s.value("accepted_at", "");
-                for (const auto& again : s.value("sent_again_at", json::array())) {
-                    const std::string t = again.get<std::string>();
+                const json sent_again = s.value("sent_again_at", json::array());
+                const json declared = s.value("sent_again_unanswered_before", json::array());
+                long long timeouts_used = 0;
+                for (std::size_t j = 0; j < sent_again.size(); ++j) {
+                    const std::string t = sent_again[j].get<std::string>();
+                    // The sender never heard back from an earlier attempt (a timeout): the
+                    // provider may have taken it late, and a retry with the same key is the
+                    // contract's at-least-once. Each unanswered attempt explains one send again.
+                    const long long unanswered =
+                        j < declared.size() && declared[j].is_number_integer()
+                            ? declared[j].get<long long>()
+                            : 0;
+                    if (unanswered > timeouts_used) {
+                        ++timeouts_used;
+                        ++after_timeout;
+                        continue;
+                    }
                     std::optional<std::size_t> by;
                     for (std::size_t k = 0; k < n_losses; ++k) {
                         const auto& l = in.journal->losses[k];
@@ -660,8 +678,9 @@ Invariant check_i4(Facts& f) {
                         i4.violations.push_back(
                             "notification " + nid + ": the provider accepted it at " + first +
                             " and it was sent again at " + t +
-                            " with no notification-service instance lost in between (an abort, "
-                            "a rebalance or a broker restart must never send it again)");
+                            " with no notification-service instance lost in between and no "
+                            "attempt of it left unanswered (an abort, a rebalance or a broker "
+                            "restart must never send it again)");
                     }
                 }
             }
@@ -748,7 +767,11 @@ Invariant check_i4(Facts& f) {
                 long long most = 0;
                 for (const auto& [k, n] : again_in_pool) most = std::max(most, n);
                 i4.facts.push_back(fact("sent again after an instance was lost",
-                                        provider_duplicates - unexplained));
+                                        provider_duplicates - unexplained - after_timeout));
+                i4.facts.push_back(
+                    fact("sent again after an attempt the provider answered too "
+                         "late (the sender had timed out)",
+                         after_timeout));
                 i4.facts.push_back(
                     fact("instance losses", static_cast<long long>(in.journal->losses.size())));
                 i4.facts.push_back(

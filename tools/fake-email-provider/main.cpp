@@ -6,7 +6,9 @@
 //                                 Idempotency-Key: 202 accepted; a key seen before: 200
 //                                 {"status":"duplicate"} (counted, not sent again) — or, with
 //                                 --no-dedupe (like many real email APIs), 202 and sent again
-//                                 (counted in "duplicates" and the key's "sent_again_at")
+//                                 (counted in "duplicates" and the key's "sent_again_at",
+//                                 with the Orderpipe-Unanswered-Attempts the sender declared in
+//                                 "sent_again_unanswered_before")
 //   GET  /sent                    what was accepted, with the arrival time of every attempt
 //   GET  /sent/{notification_id}  one notification
 //   GET  /requests                every request in order, with the answer it got
@@ -258,6 +260,8 @@ class FakeProvider {
         auto parsed = orderpipe::parse_untrusted_json(r.body);
         json body = std::holds_alternative<json>(parsed) ? std::get<json>(parsed) : json();
         const auto key = r.header("idempotency-key").value_or("");
+        const long unanswered = std::strtol(
+            r.header("orderpipe-unanswered-attempts").value_or("0").c_str(), nullptr, 10);
         std::string answer = "ok";
         int retry_after = -1;
         int latency = 0;
@@ -289,6 +293,7 @@ class FakeProvider {
                              {"traceparent", r.header("traceparent").value_or("")},
                              {"order_id", body.is_object() ? body.value("order_id", "") : ""},
                              {"attempt", attempt},
+                             {"unanswered_before", unanswered},
                              {"answer", answer}});
         Response response;
         if (answer == "ok") {
@@ -300,6 +305,9 @@ class FakeProvider {
                 auto& s = sent_[key];
                 s["duplicates"] = s["duplicates"].get<long>() + 1;
                 s["sent_again_at"].push_back(orderpipe::now_rfc3339());
+                // The sender's own account: how many earlier attempts it never heard back from
+                // (each may be one this provider took, answering too late).
+                s["sent_again_unanswered_before"].push_back(unanswered);
                 response = dedupe_ ? Response::json(200, {{"status", "duplicate"}, {"id", key}})
                                    : Response::json(202, {{"status", "accepted"}, {"id", key}});
             } else {
@@ -311,7 +319,8 @@ class FakeProvider {
                               {"accepted_at", orderpipe::now_rfc3339()},
                               {"attempts", attempt},
                               {"duplicates", 0},
-                              {"sent_again_at", json::array()}};
+                              {"sent_again_at", json::array()},
+                              {"sent_again_unanswered_before", json::array()}};
                 response = Response::json(202, {{"status", "accepted"}, {"id", key}});
             }
         } else if (answer == "timeout") {

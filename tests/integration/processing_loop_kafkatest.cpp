@@ -17,8 +17,11 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <map>
 #include <mutex>
+#include <thread>
 
 using namespace orderpipe;
 using namespace orderpipe::testing;
@@ -348,6 +351,9 @@ class FlakyProjectionStore final : public runtime::ProjectionStore,
     std::atomic<bool> down{false};
     std::atomic<int> fail_next_apply{0};  ///< the next n applies throw, then the store goes down
     mutable std::atomic<int> refused{0};  ///< calls refused while down
+    std::atomic<int> in_unit{0};          ///< units of work open now (begin to commit/rollback)
+    std::atomic<int> most_in_unit{0};     ///< the most ever open at once: 1, or a data race
+    std::chrono::microseconds apply_delay{0};
 
     Positions positions(const std::string& name) override {
         check();
@@ -356,11 +362,17 @@ class FlakyProjectionStore final : public runtime::ProjectionStore,
     }
     void begin() override {
         check();
+        const int now = ++in_unit;
+        for (int most = most_in_unit;
+             now > most && !most_in_unit.compare_exchange_weak(most, now);) {
+        }
+        std::lock_guard lock(mu_);
         open_ = {};
         open_positions_.clear();
     }
     void advance(const std::string& name, const Positions& next) override {
         check();
+        std::lock_guard lock(mu_);
         open_positions_[name] = next;
     }
     void commit() override {
@@ -370,8 +382,9 @@ class FlakyProjectionStore final : public runtime::ProjectionStore,
         for (const auto& [name, next] : open_positions_) {
             for (const auto& [tp, o] : next) committed_positions_[name][tp] = o;
         }
+        --in_unit;
     }
-    void rollback() noexcept override {}
+    void rollback() noexcept override { --in_unit; }
 
     runtime::ProjectionStore& store() override { return *this; }
     void apply(const kafka::ConsumedRecord& record) override {
@@ -380,6 +393,8 @@ class FlakyProjectionStore final : public runtime::ProjectionStore,
             down = true;  // the server died in the middle of the batch
             throw std::runtime_error("server closed the connection unexpectedly");
         }
+        if (apply_delay.count() > 0) std::this_thread::sleep_for(apply_delay);
+        std::lock_guard lock(mu_);
         open_.push_back(record.key.value_or(""));
     }
 
@@ -440,5 +455,48 @@ TEST_CASE("a projection whose store is away applies the rolled-back batch again,
         INFO(key);
         CHECK(n == 1);
     }
+    projection.stop();
+}
+
+TEST_CASE("before it is started, a projection is driven by one waiting thread at a time",
+          "[projection][kafka]") {
+    // Found by the chaos run on PostgreSQL: an order-service instance restarted after a crash
+    // died of SIGSEGV less than a second into its start. Its intake resolved the keys the crash
+    // left unknown, waiting for the read model (wait_caught_up) while the start-up step was
+    // catching the read model up (wait_caught_up too), before the projection was started: both
+    // threads drove it, polling and applying batches into one store at once.
+    const std::string prefix = unique_name("projection");
+    auto t = create_test_topics(prefix, {"events"});
+    std::vector<nlohmann::json> events(600, nlohmann::json::object());
+    produce_events(t["events"], events, "k");
+    FlakyProjectionStore store;
+    store.apply_delay = std::chrono::microseconds(500);  // long batches: the threads overlap
+    prometheus::Registry registry;
+    runtime::ProjectionOptions options{"shared", {t["events"]}, client_config("projection")};
+    options.batch_max = 50;
+    runtime::Projection projection(std::move(options), store, registry);
+    auto start_up = std::async(std::launch::async,
+                               [&] { return projection.catch_up(std::chrono::seconds(60)); });
+    std::vector<std::future<bool>> others;
+    for (int i = 0; i < 2; ++i) {
+        others.push_back(std::async(std::launch::async, [&] {
+            // Until catch_up() has read the partitions, a wait answers false at once.
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while (std::chrono::steady_clock::now() < until) {
+                if (projection.wait_caught_up(std::chrono::seconds(5))) return true;
+            }
+            return false;
+        }));
+    }
+    CHECK(start_up.get());
+    for (auto& o : others) CHECK(o.get());
+    CHECK(store.most_in_unit == 1);
+    const auto applied = store.applied();
+    CHECK(applied.size() == 600);
+    for (const auto& [key, n] : applied) {
+        INFO(key);
+        CHECK(n == 1);
+    }
+    projection.start();
     projection.stop();
 }

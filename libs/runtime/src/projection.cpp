@@ -63,7 +63,12 @@ class Projection::Impl {
 
     bool catch_up(std::chrono::milliseconds deadline) {
         const auto until = Clock::now() + deadline;
-        while (!refresh_partitions()) {
+        // The assignment reads the stored positions: not while a waiter drives a batch.
+        const auto refresh = [this] {
+            std::lock_guard drive(drive_mu_);
+            return refresh_partitions();
+        };
+        while (!refresh()) {
             if (Clock::now() >= until || stopping_) return false;
             std::this_thread::sleep_for(std::chrono::milliseconds(200));  // metadata retry
         }
@@ -142,14 +147,25 @@ class Projection::Impl {
             return true;
         };
         if (!started_) {
-            // Before start(): drive the projection on this thread.
+            // Before start(): the waiting threads drive the projection, one at a time (the
+            // start-up's catch-up and the intake resolving unknown keys both wait here; driving
+            // it from both at once applied batches into one store concurrently: a SIGSEGV).
+            // The others, and a driver once start() was called, wait for progress.
             while (!stopping_) {
                 {
                     std::lock_guard lock(mu_);
                     if (reached()) return true;
                 }
                 if (Clock::now() >= until) return false;
-                step(std::chrono::milliseconds(100));
+                std::unique_lock drive(drive_mu_, std::try_to_lock);
+                if (drive.owns_lock() && !started_) {
+                    step(std::chrono::milliseconds(100));
+                    continue;
+                }
+                drive = {};
+                std::unique_lock lock(mu_);
+                cv_.wait_until(lock, std::min(until, Clock::now() + std::chrono::milliseconds(100)),
+                               [&] { return reached() || stopping_; });
             }
             return false;
         }
@@ -166,6 +182,7 @@ class Projection::Impl {
     void run() {
         auto last_check = Clock::now();
         while (!stopping_) {
+            std::lock_guard drive(drive_mu_);  // a waiter may still be in its last step
             if (Clock::now() - last_check > kPartitionRecheck) {
                 last_check = Clock::now();
                 refresh_partitions();
@@ -371,6 +388,7 @@ class Projection::Impl {
     std::unique_ptr<kafka::Consumer> consumer_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
+    std::mutex drive_mu_;  ///< held by whichever thread runs step(): one at a time
     std::map<std::string, int> partitions_;                  // guarded by mu_
     std::map<kafka::TopicPartition, std::int64_t> reached_;  // guarded by mu_
     std::optional<std::string> problem_;                     // guarded by mu_

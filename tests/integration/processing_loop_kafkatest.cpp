@@ -500,3 +500,84 @@ TEST_CASE("before it is started, a projection is driven by one waiting thread at
     projection.start();
     projection.stop();
 }
+
+namespace {
+
+/// Wants a resync whenever partitions are assigned, and counts them.
+class TakeOverProcessor final : public kafka::BatchProcessor {
+  public:
+    std::atomic<int> assigned{0};
+    std::atomic<int> resyncs{0};
+
+    void process(std::vector<kafka::Incoming>&, kafka::BatchOutput&) override {}
+    bool partitions_assigned(const std::vector<kafka::TopicPartition>&) override {
+        ++assigned;
+        return true;
+    }
+    bool resync(std::chrono::milliseconds, const kafka::PartitionOffsets&) override {
+        ++resyncs;
+        return true;
+    }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a partition taken over is resynced only once its previous owner's open transaction has "
+    "ended",
+    "[loop][kafka][scale-out]") {
+    // Found by the long scaled-out chaos run: an order-service instance was committing a
+    // customer cancel when the broker restarted; its commit went on being retried while its
+    // session timed out, the other instance took the partition, resynced (the cancel was past
+    // the last stable offset, so not seen), timed the order out — and the old owner's commit
+    // then went through: two decisions. The old owner's offsets are pending until its
+    // transaction ends; the new owner must wait for that.
+    const std::string prefix = unique_name("takeover");
+    auto t = create_test_topics(prefix, {"in", "out"});
+    const std::string group = prefix + "-group";
+    produce_events(t["in"], std::vector<nlohmann::json>(3, nlohmann::json::object()));
+
+    // The old owner: a member of the group with a transaction that sent its offsets and
+    // produced, and has not ended.
+    kafka::ConsumerOptions co;
+    co.group_id = group;
+    kafka::Consumer old_member(client_config("old-owner"), co);
+    old_member.subscribe({t["in"]});
+    REQUIRE(eventually([&] {
+        old_member.poll_batch(10, std::chrono::milliseconds(100));
+        return !old_member.assignment().empty();
+    }));
+    kafka::ProducerOptions po;
+    po.transactional_id = prefix + "-old-owner";
+    kafka::TransactionalProducer zombie(client_config("old-owner"), po);
+    zombie.init_transactions();
+    zombie.begin();
+    kafka::OutgoingRecord decision;
+    decision.topic = t["out"];
+    decision.key = "o-1";
+    decision.value = "{}";
+    zombie.produce(decision);
+    zombie.send_offsets({{t["in"], 0, 3}}, old_member);
+    old_member.close();  // it leaves the group; its transaction is still open
+
+    TakeOverProcessor processor;
+    prometheus::Registry registry;
+    kafka::LoopOptions lo;
+    lo.name = "takeover";
+    lo.group_id = group;
+    lo.topics = {t["in"]};
+    lo.transactional_id = prefix + "-new-owner";
+    lo.operation_timeout = std::chrono::seconds(2);
+    kafka::ProcessingLoop loop(client_config("new-owner"), lo, processor, registry);
+    loop.start();
+    REQUIRE(eventually([&] { return processor.assigned > 0; }));
+    // It says what it waits for, and has not resynced.
+    REQUIRE(eventually(
+        [&] { return loop.status().detail.find("previous owner") != std::string::npos; }));
+    CHECK(processor.resyncs == 0);
+
+    REQUIRE(zombie.commit_or_abort() == kafka::TxnOutcome::kCommitted);
+    REQUIRE(eventually([&] { return processor.resyncs > 0; }));
+    REQUIRE(eventually([&] { return loop.status().ready; }));
+    loop.stop();
+}

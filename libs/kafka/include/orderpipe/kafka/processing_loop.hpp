@@ -141,7 +141,9 @@ class BatchProcessor {
     /// These partitions were assigned to this loop (called between transactions, inside the
     /// consumer's poll: must not block). @returns true to have resync() run before the next
     /// transaction: e.g. state shared with other instances must first catch up with what the
-    /// partitions' previous owner committed.
+    /// partitions' previous owner committed. The loop calls that resync only once the previous
+    /// owner's transactions on these partitions are settled (their committed offsets are
+    /// stable: a member dropped from the group may still be committing one it began before).
     virtual bool partitions_assigned(const std::vector<TopicPartition>& /*partitions*/) {
         return false;
     }

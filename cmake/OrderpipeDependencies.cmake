@@ -1,6 +1,39 @@
 # Every dependency comes from Debian packages installed by scripts/setup.sh; nothing is fetched here.
 find_package(PkgConfig REQUIRED)
+# librdkafka's header is Debian's (librdkafka-dev); the library linked is the current one
+# scripts/setup.sh fetched into the cache (the confluent-kafka wheel's, same C ABI) when present,
+# else Debian's 2.0.2. ORDERPIPE_LIBRDKAFKA: auto (that choice), bundled (require the fetched
+# one) or debian. Every target links orderpipe_rdkafka.
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka>=2.0)
+set(ORDERPIPE_LIBRDKAFKA "auto" CACHE STRING "librdkafka to link: auto, bundled or debian")
+set_property(CACHE ORDERPIPE_LIBRDKAFKA PROPERTY STRINGS auto bundled debian)
+if(DEFINED ENV{ORDERPIPE_CACHE_DIR} AND NOT "$ENV{ORDERPIPE_CACHE_DIR}" STREQUAL "")
+  set(_orderpipe_cache "$ENV{ORDERPIPE_CACHE_DIR}")
+else()
+  set(_orderpipe_cache "$ENV{HOME}/.cache/orderpipe")
+endif()
+set(ORDERPIPE_LIBRDKAFKA_BUNDLED "${_orderpipe_cache}/librdkafka/lib/librdkafka.so"
+    CACHE FILEPATH "the librdkafka scripts/setup.sh fetched (a link to its librdkafka-*.so.1)")
+add_library(orderpipe_rdkafka INTERFACE)
+if(ORDERPIPE_LIBRDKAFKA STREQUAL "bundled"
+   OR (ORDERPIPE_LIBRDKAFKA STREQUAL "auto" AND EXISTS "${ORDERPIPE_LIBRDKAFKA_BUNDLED}"))
+  if(NOT EXISTS "${ORDERPIPE_LIBRDKAFKA_BUNDLED}")
+    message(FATAL_ERROR "ORDERPIPE_LIBRDKAFKA=bundled but ${ORDERPIPE_LIBRDKAFKA_BUNDLED} is "
+                        "missing: run scripts/setup.sh (or use -DORDERPIPE_LIBRDKAFKA=debian)")
+  endif()
+  get_filename_component(_rdkafka_real "${ORDERPIPE_LIBRDKAFKA_BUNDLED}" REALPATH)
+  get_filename_component(_rdkafka_dir "${_rdkafka_real}" DIRECTORY)
+  # The full path: its SONAME (librdkafka-<hash>.so.1) is what the binaries will need, found
+  # through the build RPATH CMake sets to its directory (and the install RPATH below).
+  target_link_libraries(orderpipe_rdkafka INTERFACE "${_rdkafka_real}")
+  target_include_directories(orderpipe_rdkafka INTERFACE ${RDKAFKA_INCLUDE_DIRS})
+  set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
+  set(ORDERPIPE_LIBRDKAFKA_USED "${_rdkafka_real}")
+else()
+  target_link_libraries(orderpipe_rdkafka INTERFACE PkgConfig::RDKAFKA)
+  set(ORDERPIPE_LIBRDKAFKA_USED "Debian's ${RDKAFKA_VERSION} (${RDKAFKA_LINK_LIBRARIES})")
+endif()
+message(STATUS "librdkafka: ${ORDERPIPE_LIBRDKAFKA_USED}")
 find_package(nlohmann_json 3.11 REQUIRED)
 find_package(spdlog 1.10 REQUIRED)
 find_package(Boost 1.81 REQUIRED)

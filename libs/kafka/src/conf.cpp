@@ -103,3 +103,9 @@ void install_log_callbacks(rd_kafka_conf_t* conf) {
 }
 
 }  // namespace orderpipe::kafka::impl
+
+namespace orderpipe::kafka {
+
+std::string librdkafka_version() { return rd_kafka_version_str(); }
+
+}  // namespace orderpipe::kafka

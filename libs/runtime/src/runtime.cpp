@@ -868,7 +868,8 @@ void Runtime::start() {
     }
     log::info("listening", {{"port", impl_->http_->port()},
                             {"bootstrap", settings_.bootstrap_servers},
-                            {"transactional_id", settings_.transactional_id()}});
+                            {"transactional_id", settings_.transactional_id()},
+                            {"librdkafka", kafka::librdkafka_version()}});
     impl_->admin_ = std::make_unique<kafka::AdminClient>(kafka_client("admin"));
     impl_->health_thread_ = std::thread([this] { impl_->health_loop(); });
     if (database_) impl_->database_thread_ = std::thread([this] { impl_->database_loop(); });

@@ -70,4 +70,8 @@ struct TopicPartitionOffset {
 /// An offset per partition (what its meaning is, each use says).
 using PartitionOffsets = std::map<TopicPartition, std::int64_t>;
 
+/// The version of the librdkafka this process runs with (rd_kafka_version_str(): the library
+/// loaded, which the build chose — docs/BENCHMARKS.md "librdkafka").
+std::string librdkafka_version();
+
 }  // namespace orderpipe::kafka

@@ -1,12 +1,13 @@
 # Every dependency comes from Debian packages installed by scripts/setup.sh; nothing is fetched here.
 find_package(PkgConfig REQUIRED)
-# librdkafka's header is Debian's (librdkafka-dev); the library linked is the current one
-# scripts/setup.sh fetched into the cache (the confluent-kafka wheel's, same C ABI) when present,
-# else Debian's 2.0.2. ORDERPIPE_LIBRDKAFKA: auto (that choice), bundled (require the fetched
-# one) or debian. Every target links orderpipe_rdkafka.
+# librdkafka's header is Debian's (librdkafka-dev). The library linked: ORDERPIPE_LIBRDKAFKA=debian
+# (the default: Debian's 2.0.2), bundled (librdkafka 2.16 that scripts/setup.sh fetched into the
+# cache from the confluent-kafka wheel, same C ABI; required to be there) or auto (bundled when
+# present). Why 2.16 is not the default yet: docs/BENCHMARKS.md "librdkafka". Every target links
+# orderpipe_rdkafka.
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka>=2.0)
-set(ORDERPIPE_LIBRDKAFKA "auto" CACHE STRING "librdkafka to link: auto, bundled or debian")
-set_property(CACHE ORDERPIPE_LIBRDKAFKA PROPERTY STRINGS auto bundled debian)
+set(ORDERPIPE_LIBRDKAFKA "debian" CACHE STRING "librdkafka to link: debian, bundled or auto")
+set_property(CACHE ORDERPIPE_LIBRDKAFKA PROPERTY STRINGS debian bundled auto)
 if(DEFINED ENV{ORDERPIPE_CACHE_DIR} AND NOT "$ENV{ORDERPIPE_CACHE_DIR}" STREQUAL "")
   set(_orderpipe_cache "$ENV{ORDERPIPE_CACHE_DIR}")
 else()

@@ -11,11 +11,12 @@
 #   3. promtool (the tests check every /metrics with `promtool check metrics`), taken out of
 #      Debian's `prometheus` package into ${ORDERPIPE_CACHE_DIR}/promtool/ without installing
 #      the package (which would start a Prometheus server); scripts/bin/promtool runs it.
-#   4. a current librdkafka (2.16) for the services to link against: the self-contained
-#      librdkafka (it needs libc only) that Confluent ships inside the confluent-kafka wheel on
-#      PyPI, fetched at a pinned version and SHA-256 into ${ORDERPIPE_CACHE_DIR}/librdkafka-*/
-#      (x86_64 only; elsewhere, and with ORDERPIPE_LIBRDKAFKA=debian, Debian's 2.0.2 is used —
-#      docs/BENCHMARKS.md says why the newer one).
+#   4. a current librdkafka (2.16), which the build links with -DORDERPIPE_LIBRDKAFKA=bundled
+#      (the default is still Debian's 2.0.2: docs/BENCHMARKS.md "librdkafka" says why): the
+#      self-contained librdkafka (it needs libc only) that Confluent ships inside the
+#      confluent-kafka wheel on PyPI, fetched at a pinned version and SHA-256 into
+#      ${ORDERPIPE_CACHE_DIR}/librdkafka-*/ (x86_64 only; skipped with ORDERPIPE_LIBRDKAFKA=debian;
+#      optional: a failed download is a warning).
 # Then: scripts/build.sh && scripts/kafka.sh start && scripts/create-topics.sh
 set -euo pipefail
 
@@ -132,7 +133,8 @@ fi
 # Debian bookworm's librdkafka is 2.0.2: it spins its main thread ~2 ms of CPU per transaction
 # (librdkafka #4684, fixed in 2.3.1) and has the bugs the project works around. The wheel's
 # confluent_kafka.libs/librdkafka-<hash>.so.1 is librdkafka itself with its dependencies built in,
-# the C ABI Debian's rdkafka.h declares. CMake links it when present (cmake/OrderpipeDependencies.cmake).
+# the C ABI Debian's rdkafka.h declares. CMake links it with -DORDERPIPE_LIBRDKAFKA=bundled
+# (cmake/OrderpipeDependencies.cmake).
 RDKAFKA_VERSION=2.16.2
 RDKAFKA_WHEEL="confluent_kafka-$RDKAFKA_VERSION-cp311-cp311-manylinux_2_28_x86_64.whl"
 RDKAFKA_WHEEL_URL="https://files.pythonhosted.org/packages/c7/9d/140b8e0cc68efbaf27042afb77607edf8daa2bcf2c2190e3a5a3037db01d/$RDKAFKA_WHEEL"
@@ -146,33 +148,39 @@ elif [[ -f "$RDKAFKA_HOME/lib/librdkafka.so" ]]; then
   log "librdkafka: $RDKAFKA_VERSION present in $RDKAFKA_HOME"
 else
   log "librdkafka: fetching $RDKAFKA_VERSION (the confluent-kafka wheel on PyPI) into $RDKAFKA_HOME"
-  work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
-  curl -fsSL --retry 3 -o "$work/$RDKAFKA_WHEEL" "$RDKAFKA_WHEEL_URL"
-  if ! echo "$RDKAFKA_WHEEL_SHA256  $work/$RDKAFKA_WHEEL" | sha256sum -c --quiet -; then
-    echo "setup: error: $RDKAFKA_WHEEL does not have the pinned SHA-256 $RDKAFKA_WHEEL_SHA256" >&2
-    exit 1
-  fi
-  # A wheel is a zip file; python3 is on the package list.
-  python3 - "$work/$RDKAFKA_WHEEL" "$work/lib" <<'PY'
+  fetch_rdkafka() {
+    local work lib
+    work="$(mktemp -d)"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" RETURN
+    curl -fsSL --retry 3 -o "$work/$RDKAFKA_WHEEL" "$RDKAFKA_WHEEL_URL" || return 1
+    if ! echo "$RDKAFKA_WHEEL_SHA256  $work/$RDKAFKA_WHEEL" | sha256sum -c --quiet -; then
+      echo "setup: $RDKAFKA_WHEEL does not have the pinned SHA-256 $RDKAFKA_WHEEL_SHA256" >&2
+      return 1
+    fi
+    # A wheel is a zip file; python3 is on the package list.
+    python3 - "$work/$RDKAFKA_WHEEL" "$work/lib" <<'PY' || return 1
 import pathlib, sys, zipfile
 wheel, out = sys.argv[1], pathlib.Path(sys.argv[2])
 out.mkdir(parents=True)
 names = [n for n in zipfile.ZipFile(wheel).namelist()
          if n.startswith("confluent_kafka.libs/librdkafka-") and n.endswith(".so.1")]
 if len(names) != 1:
-    sys.exit("setup: error: the wheel holds %d librdkafka libraries, not one" % len(names))
+    sys.exit("setup: the wheel holds %d librdkafka libraries, not one" % len(names))
 (out / pathlib.Path(names[0]).name).write_bytes(zipfile.ZipFile(wheel).read(names[0]))
 PY
-  lib="$(basename "$work"/lib/librdkafka-*.so.1)"
-  chmod 0755 "$work/lib/$lib"
-  ln -s "$lib" "$work/lib/librdkafka.so"
-  rm -rf "$RDKAFKA_HOME"
-  mkdir -p "$RDKAFKA_HOME"
-  mv -T "$work/lib" "$RDKAFKA_HOME/lib"
-  rm -rf "$work"
-  trap - EXIT
-  log "librdkafka: $RDKAFKA_HOME/lib/$lib"
+    lib="$(basename "$work"/lib/librdkafka-*.so.1)"
+    chmod 0755 "$work/lib/$lib"
+    ln -s "$lib" "$work/lib/librdkafka.so"
+    rm -rf "$RDKAFKA_HOME"
+    mkdir -p "$RDKAFKA_HOME"
+    mv -T "$work/lib" "$RDKAFKA_HOME/lib"
+    log "librdkafka: $RDKAFKA_HOME/lib/$lib"
+  }
+  if ! fetch_rdkafka; then
+    echo "setup: warning: librdkafka $RDKAFKA_VERSION could not be fetched; the build uses" \
+      "Debian's (-DORDERPIPE_LIBRDKAFKA=bundled needs it)" >&2
+  fi
 fi
 if [[ -f "$RDKAFKA_HOME/lib/librdkafka.so" ]]; then
   # CMake links whichever version this points to (cmake/OrderpipeDependencies.cmake).

@@ -85,9 +85,9 @@ std::pair<std::string, std::uint16_t> host_port(const std::string& url) {
     return {rest.substr(0, colon), static_cast<std::uint16_t>(std::stoi(rest.substr(colon + 1)))};
 }
 
-/// One blocking HTTP request (setup only). @returns the status.
-int http_call(const std::string& url, boost::beast::http::verb verb, const std::string& target,
-              const std::string& body) {
+/// One blocking HTTP request (setup and scrapes only). @returns the status and the body.
+std::pair<int, std::string> http_exchange(const std::string& url, boost::beast::http::verb verb,
+                                          const std::string& target, const std::string& body) {
     namespace beast = boost::beast;
     namespace http = beast::http;
     const auto [host, port] = host_port(url);
@@ -103,7 +103,50 @@ int http_call(const std::string& url, boost::beast::http::verb verb, const std::
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
     http::read(stream, buffer, res);
-    return static_cast<int>(res.result_int());
+    return {static_cast<int>(res.result_int()), std::move(res.body())};
+}
+
+int http_call(const std::string& url, boost::beast::http::verb verb, const std::string& target,
+              const std::string& body) {
+    return http_exchange(url, verb, target, body).first;
+}
+
+/// Committed Kafka transactions so far, by "service/loop", summed over a service's instances:
+/// kafka_transactions_total{result="committed"} from each daemon's own /metrics (its HTTP_PORT,
+/// so each instance behind HAProxy is counted once). A daemon that does not answer is left out.
+std::map<std::string, double> committed_transactions(const std::vector<WatchedProcess>& procs) {
+    static const std::string kMetric = "kafka_transactions_total{";
+    std::map<std::string, double> out;
+    for (const auto& p : procs) {
+        if (!p.name.ends_with("-service")) continue;
+        const int port = http_port_of(p.pid);
+        if (port == 0) continue;
+        std::string text;
+        try {
+            auto [status, body] = http_exchange("http://127.0.0.1:" + std::to_string(port),
+                                                boost::beast::http::verb::get, "/metrics", "");
+            if (status != 200) continue;
+            text = std::move(body);
+        } catch (const std::exception&) {
+            continue;
+        }
+        std::istringstream lines(text);
+        for (std::string line; std::getline(lines, line);) {
+            if (!line.starts_with(kMetric) ||
+                line.find("result=\"committed\"") == std::string::npos)
+                continue;
+            const auto l = line.find("loop=\"");
+            const auto close = line.rfind('}');
+            if (l == std::string::npos || close == std::string::npos) continue;
+            const auto end = line.find('"', l + 6);
+            try {
+                out[p.name + "/" + line.substr(l + 6, end - l - 6)] +=
+                    std::stod(line.substr(close + 1));
+            } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): not a sample
+            }
+        }
+    }
+    return out;
 }
 
 double percentile(std::vector<double>& v, double p) {
@@ -396,6 +439,18 @@ int compare(const std::vector<std::string>& files) {
             return fmt(peak, " MiB", 1);
         });
     }
+    std::vector<std::string> loops;
+    for (const auto& r : runs)
+        if (r.contains("transactions_per_order"))
+            for (const auto& [loop, v] : r["transactions_per_order"].items())
+                if (std::find(loops.begin(), loops.end(), loop) == loops.end())
+                    loops.push_back(loop);
+    std::sort(loops.begin(), loops.end());
+    for (const auto& l : loops) {
+        row("transactions/order: " + l, [&](const json& r) {
+            return fmt(num(r, {"transactions_per_order", l.c_str()}), "", 3);
+        });
+    }
     row("raw ceiling (records/s)", [&](const json& r) {
         return fmt(num(r, {"ceiling", "records_per_s"}));
     });
@@ -490,6 +545,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup_s));
         std::map<int, ProcessUsage> before;
         for (const auto& p : processes) before[p.pid] = usage_of(p.pid);
+        const auto txns_before = committed_transactions(processes);
         window_start = Clock::now();
         measuring = true;
         std::size_t peak_backlog = 0;
@@ -503,6 +559,7 @@ int main(int argc, char** argv) {
         window_end = Clock::now();
         std::map<int, ProcessUsage> after;
         for (const auto& p : processes) after[p.pid] = usage_of(p.pid);
+        const auto txns_after = committed_transactions(processes);
         measuring = false;
         const std::size_t unanswered = load.stop(std::chrono::seconds(30));
         // Let the last decisions arrive.
@@ -594,6 +651,15 @@ int main(int argc, char** argv) {
         if (postgres["processes"].get<int>() > 0) procs.push_back(postgres);
         result["processes"] = procs;
         result["cpu_us_per_order_total"] = total_us;
+        // Orders per transaction is what amortises a transaction's fixed cost: per loop, the
+        // transactions it committed in the window per order accepted in it.
+        json txns = json::object();
+        for (const auto& [loop, n] : txns_after) {
+            const auto b = txns_before.find(loop);
+            const double d = n - (b == txns_before.end() ? 0.0 : b->second);
+            txns[loop] = accepted == 0 ? 0.0 : d / static_cast<double>(accepted);
+        }
+        result["transactions_per_order"] = txns;
         if (o.ceiling_s > 0) {
             const auto ceiling = measure_ceiling(o);
             result["ceiling"] = ceiling;
@@ -631,6 +697,11 @@ int main(int argc, char** argv) {
         }
         std::printf("%-24s %8s %10s %12.0f  (every process but the bench)\n", "total", "", "",
                     total_us);
+        if (!txns.empty()) {
+            std::printf("\n%-40s %s\n", "loop (service/loop)", "transactions per order");
+            for (const auto& [loop, per] : txns.items())
+                std::printf("%-40s %10.3f\n", loop.c_str(), per.get<double>());
+        }
         if (result.contains("ceiling")) {
             std::printf("\n%-28s %12.0f records/s (%zu-byte records, 100 ms transactions)\n",
                         "raw ceiling", result["ceiling"]["records_per_s"].get<double>(),

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 namespace orderpipe::bench {
 
@@ -92,6 +93,25 @@ ProcessUsage usage_of(int pid) {
     u.rss_kib = status_kib(status, "VmRSS");
     u.peak_rss_kib = status_kib(status, "VmHWM");
     return u;
+}
+
+int http_port_of(int pid) {
+    const std::string env = read_file("/proc/" + std::to_string(pid) + "/environ");
+    std::size_t at = 0;
+    while (at < env.size()) {
+        auto end = env.find('\0', at);
+        if (end == std::string::npos) end = env.size();
+        const std::string_view var(env.data() + at, end - at);
+        if (var.starts_with("HTTP_PORT=")) {
+            try {
+                return std::stoi(std::string(var.substr(10)));
+            } catch (const std::exception&) {
+                return 0;
+            }
+        }
+        at = end + 1;
+    }
+    return 0;
 }
 
 }  // namespace orderpipe::bench

@@ -27,4 +27,8 @@ std::vector<WatchedProcess> find_processes();
 /// The usage of `pid` now; all zero when it is gone.
 ProcessUsage usage_of(int pid);
 
+/// The HTTP_PORT a daemon was started with (its environment: every instance has its own, also
+/// behind HAProxy), or 0 when it has none or the environment cannot be read.
+int http_port_of(int pid);
+
 }  // namespace orderpipe::bench

@@ -327,26 +327,28 @@ const char* subject_field(std::string_view type) {
 }
 }  // namespace
 
-nlohmann::json log_fields(const CloudEvent& event) {
-    nlohmann::json f = nlohmann::json::object();
-    if (!event.subject.empty()) f[subject_field(event.type)] = event.subject;
-    if (!event.correlation_id.empty()) f["correlation_id"] = event.correlation_id;
-    if (!event.traceparent.empty()) f["traceparent"] = event.traceparent;
+log::Fields log_fields(const CloudEvent& event) {
+    log::Fields f;
+    f.add(subject_field(event.type), event.subject);
+    f.add("correlation_id", event.correlation_id);
+    f.add("traceparent", event.traceparent);
     return f;
 }
 
-nlohmann::json log_fields(
+log::Fields log_fields(
     const std::optional<std::string>& key,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& headers) {
-    nlohmann::json f = nlohmann::json::object();
-    std::string type;
+    std::string_view correlation, traceparent, type;
     for (const auto& [name, value] : headers) {
         if (!value) continue;
-        if (name == "ce_correlationid") f["correlation_id"] = *value;
-        if (name == "traceparent") f["traceparent"] = *value;
+        if (name == "ce_correlationid") correlation = *value;
+        if (name == "traceparent") traceparent = *value;
         if (name == "ce_type") type = *value;
     }
-    if (key && !key->empty()) f[subject_field(type)] = *key;
+    log::Fields f;
+    if (key) f.add(subject_field(type), *key);
+    f.add("correlation_id", correlation);
+    f.add("traceparent", traceparent);
     return f;
 }
 

@@ -8,8 +8,10 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace orderpipe::log {
 
@@ -33,6 +35,28 @@ inline void error(std::string_view msg, const nlohmann::json& fields = nlohmann:
     write(spdlog::level::err, msg, fields);
 }
 
+/// A few string fields that refer to strings owned elsewhere, for a Scope around the handling
+/// of one record: building them copies and allocates nothing, which matters because a scope is
+/// opened for every record whether or not a line is written (docs/BENCHMARKS.md "The cost of a
+/// log line"). The strings must outlive every Scope made of them (an event's or a record's, while
+/// it is handled). At most four; empty values are left out.
+class Fields {
+  public:
+    Fields& add(std::string_view key, std::string_view value) {
+        if (!value.empty() && n_ < kv_.size()) kv_[n_++] = {key, value};
+        return *this;
+    }
+    std::size_t size() const { return n_; }
+    const std::pair<std::string_view, std::string_view>* begin() const { return kv_.data(); }
+    const std::pair<std::string_view, std::string_view>* end() const { return kv_.data() + n_; }
+    /// The same as a JSON object (tests, and anything that is not hot).
+    nlohmann::json to_json() const;
+
+  private:
+    std::array<std::pair<std::string_view, std::string_view>, 4> kv_{};
+    std::size_t n_ = 0;
+};
+
 /// Fields added to every line the current thread logs while the scope lives, e.g. the order,
 /// correlation id and traceparent of the event being processed, so that every line about an
 /// order carries them without each call site repeating them. Scopes nest; a call's own fields
@@ -40,6 +64,8 @@ inline void error(std::string_view msg, const nlohmann::json& fields = nlohmann:
 class Scope {
   public:
     explicit Scope(nlohmann::json fields);
+    /// Refers to `fields`' strings: they must outlive the scope (see Fields).
+    explicit Scope(const Fields& fields);
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
@@ -47,7 +73,8 @@ class Scope {
   private:
     friend std::string format_line(std::string_view, spdlog::level::level_enum, std::string_view,
                                    const nlohmann::json*, spdlog::log_clock::time_point);
-    nlohmann::json fields_;
+    nlohmann::json fields_;  ///< null when made of Fields
+    Fields views_;
     const Scope* outer_;
 };
 

@@ -5,6 +5,7 @@
 /// ignored. Money is exact (Money, decimal strings on the wire), times are RFC 3339 text.
 
 #include "orderpipe/common/cloudevent.hpp"
+#include "orderpipe/common/logging.hpp"
 #include "orderpipe/common/money.hpp"
 #include "orderpipe/contract/names.hpp"
 
@@ -196,10 +197,10 @@ std::optional<EventType> type_of(const CloudEvent& event);
 
 /// What every log line about `event` carries (docs/CONTRACT.md "Operations"): `order_id` (its
 /// subject; `sku` for STOCK_ADJUSTED), `correlation_id` and `traceparent`. Use it with
-/// log::Scope around the handling of the event.
-nlohmann::json log_fields(const CloudEvent& event);
+/// log::Scope around the handling of the event. They refer to the event's strings (log::Fields).
+log::Fields log_fields(const CloudEvent& event);
 /// The same from a record's key and headers, for a record that may not decode.
-nlohmann::json log_fields(
+log::Fields log_fields(
     const std::optional<std::string>& key,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& headers);
 

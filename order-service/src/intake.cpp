@@ -148,6 +148,7 @@ class IntakeOrders final : public OrderLookup {
                 throw StorageError("database or disk is full (FAULT_INJECT)", false);
             }
             store_->write(changes);
+            if (options_.written_through != nullptr) options_.written_through->add(changes);
         } catch (const std::exception&) {
             std::lock_guard lock(mem_mu_);
             mem_->write(changes);

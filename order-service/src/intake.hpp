@@ -40,6 +40,8 @@ struct IntakeOptions {
     /// DATA_DIR or the shared PostgreSQL database. Called once each, from the constructor.
     std::function<std::unique_ptr<IdempotencyStore>()> open_keys;
     std::function<std::unique_ptr<OrderStore>()> open_orders;
+    /// Remembers the orders written through, for the projection to skip (optional).
+    WrittenThrough* written_through = nullptr;
     /// Waits until the read model has applied everything committed (the projection), and
     /// passed these offsets (the intake producer's acknowledged records).
     std::function<bool(std::chrono::milliseconds, const kafka::PartitionOffsets&)> caught_up;

@@ -52,12 +52,14 @@ std::optional<std::int64_t> parse_timeout_ms(const std::string& text) {
 /// and wakes the long-polls of the orders it changed.
 class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
   public:
-    OrdersProjection(std::unique_ptr<OrderStore> store, Waiters& waiters)
-        : store_(std::move(store)), waiters_(waiters) {}
+    OrdersProjection(std::unique_ptr<OrderStore> store, Waiters& waiters, WrittenThrough& written)
+        : store_(std::move(store)), waiters_(waiters), written_(written) {}
 
     runtime::ProjectionStore& store() override { return store_->projection_positions(); }
 
     void apply(const kafka::ConsumedRecord& record) override {
+        // Written through by this process already (and woken its waiters): not decoded again.
+        if (const auto id = header(record, "ce_id"); id && written_.take(*id)) return;
         auto decoded = kafka::from_record(record);
         auto* e = std::get_if<CloudEvent>(&decoded);
         if (e == nullptr) {
@@ -93,8 +95,16 @@ class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
     }
 
   private:
+    static std::optional<std::string_view> header(const kafka::ConsumedRecord& r,
+                                                  std::string_view name) {
+        for (const auto& [n, v] : r.headers)
+            if (n == name && v) return std::string_view(*v);
+        return std::nullopt;
+    }
+
     std::unique_ptr<OrderStore> store_;
     Waiters& waiters_;
+    WrittenThrough& written_;
     ReadModelChanges changes_;
     std::vector<std::pair<std::string, OrderStatus>> changed_;
 };
@@ -170,7 +180,8 @@ void OrderService::start() {
     }
     read_store_ = open_orders();
     saga_store_ = open_orders();
-    projection_handler_ = std::make_unique<OrdersProjection>(open_orders(), waiters_);
+    projection_handler_ =
+        std::make_unique<OrdersProjection>(open_orders(), waiters_, written_through_);
 
     runtime::ProjectionOptions projected{"orders", {topics_.orders}, rt.kafka_client("projection")};
     if (shared) projected.positions_name = "orders@" + s.transactional_id();
@@ -190,6 +201,7 @@ void OrderService::start() {
     saga_ = std::make_unique<SagaProcessor>(
         *saga_store_, topics_, config_.order_timeout,
         [this](const std::string& id, OrderStatus st) { waiters_.notify(id, st); }, caught_up);
+    saga_->remember_written(&written_through_);
     if (shared) {
         saga_->scale_out([this] { return runtime_->partition_count(topics_.inventory_responses); });
     }
@@ -212,6 +224,7 @@ void OrderService::start() {
     io.commit_timeout = s.commit_timeout;
     io.open_keys = open_keys;
     io.open_orders = open_orders;
+    io.written_through = &written_through_;
     io.caught_up = caught_up;
     io.on_fatal = [this](const std::string& why) {
         runtime_->request_exit(runtime::kExitFailure, why);

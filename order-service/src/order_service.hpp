@@ -67,6 +67,8 @@ class OrderService {
     std::unique_ptr<runtime::Runtime> runtime_;
     std::unique_ptr<OrderStore> read_store_;  // HTTP reads, under read_mu_
     std::mutex read_mu_;
+    // Before the projection, the saga and the intake, which use it: destroyed after them.
+    WrittenThrough written_through_;
     std::unique_ptr<OrderStore> saga_store_;  // the decision loop's thread
     std::unique_ptr<OrdersProjection> projection_handler_;
     std::unique_ptr<runtime::Projection> projection_;

@@ -24,10 +24,11 @@ bool Placement::with_keys(const char* what, const std::function<void()>& f) {
 
 namespace {
 /// The fields of every log line about `order` (docs/CONTRACT.md "Operations").
-nlohmann::json about(const AcceptedOrder& order) {
-    return {{"order_id", order.order_id()},
-            {"correlation_id", order.correlation_id},
-            {"traceparent", order.traceparent}};
+log::Fields about(const AcceptedOrder& order) {
+    return log::Fields()
+        .add("order_id", order.order_id())
+        .add("correlation_id", order.correlation_id)
+        .add("traceparent", order.traceparent);
 }
 }  // namespace
 

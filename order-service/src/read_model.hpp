@@ -15,10 +15,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace orderpipe::order {
@@ -77,6 +81,31 @@ class OrderStore {
 
     /// The projection of orders.events keeps its positions here, with the orders.
     virtual runtime::ProjectionStore& projection_positions() = 0;
+};
+
+/// The ids of the events this process has written through to the read model (the intake's
+/// ORDER_CREATED, the saga's decisions), once their write returned: the projection of
+/// orders.events skips those without decoding them, so an event is written once, not twice
+/// (docs/ARCHITECTURE.md "The read model"). Only a saving: an id not remembered (another
+/// instance's, one from before a restart) is applied as before, a no-op write. The most recent
+/// `capacity` ids are kept: one the projection applied before the write-through remembered it
+/// is never taken, and leaves with age instead of filling the set. Thread-safe.
+class WrittenThrough {
+  public:
+    explicit WrittenThrough(std::size_t capacity = 32768) : capacity_(capacity) {}
+    /// After `changes` were written (their write returned).
+    void add(const ReadModelChanges& changes);
+    /// True, once, when the event `event_id` was written through.
+    bool take(std::string_view event_id);
+    std::size_t size() const;
+
+  private:
+    void remember(const std::string& id);
+
+    mutable std::mutex mu_;
+    std::unordered_set<std::string> ids_;
+    std::deque<std::string> oldest_first_;  ///< every id remembered, taken or not
+    std::size_t capacity_;
 };
 
 }  // namespace orderpipe::order

@@ -65,7 +65,7 @@ void SagaProcessor::routed_cancel(const kafka::Incoming& in, kafka::BatchOutput&
         out.dead_letter(*in.record, contract::DlqReason::kPoisonMessage, e.what());
         return;
     }
-    log::Scope about(nlohmann::json{{"order_id", command.order_id}});
+    log::Scope about(log::Fields().add("order_id", command.order_id));
     if (unix_now_ms() > command.expires_at_ms) {
         // The instance that took it has answered 503 ("nothing was changed") by now.
         log::warn("customer cancel dropped: it expired before it was decided",
@@ -242,6 +242,7 @@ void SagaProcessor::committed() {
     }
     // If this throws, the loop resyncs (waits for the projection) before the next decision.
     store_.write(changes);
+    if (written_ != nullptr) written_->add(changes);
     for (std::size_t i = 0; i < decisions.size(); ++i) {
         const auto& t = changes.applied[i].t;
         log::Scope about(contract::log_fields(decisions[i]));

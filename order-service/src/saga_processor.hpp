@@ -51,6 +51,10 @@ class SagaProcessor final : public kafka::BatchProcessor {
     SagaProcessor(OrderStore& store, SagaTopics topics, std::chrono::milliseconds order_timeout,
                   OnChange on_change, CaughtUp caught_up);
 
+    /// Remembers the decisions it writes through, for the projection to skip (WrittenThrough).
+    /// Before the loop starts.
+    void remember_written(WrittenThrough* written) { written_ = written; }
+
     /// N instances share the read model: decide only the orders of the partitions this loop is
     /// assigned. `responses_partitions`: inventory.responses's partition count (nullopt while
     /// unknown: no timeout is scanned then). Before the loop starts.
@@ -96,6 +100,7 @@ class SagaProcessor final : public kafka::BatchProcessor {
     void retry_or_fail(Cancel&& c);
 
     OrderStore& store_;
+    WrittenThrough* written_ = nullptr;
     SagaTopics topics_;
     std::chrono::milliseconds order_timeout_;
     OnChange on_change_;

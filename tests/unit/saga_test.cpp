@@ -2,6 +2,7 @@
 // without Kafka.
 #include "saga.hpp"
 #include "order_record.hpp"
+#include "read_model.hpp"
 #include "reservation.hpp"
 
 #include <catch2/catch.hpp>
@@ -251,4 +252,24 @@ TEST_CASE("the catalog is the price authority: another price or currency is PRIC
           orderpipe::contract::CancelReason::kPriceMismatch);
     CHECK(orderpipe::contract::to_string(orderpipe::contract::CancelReason::kPriceMismatch) ==
           "PRICE_MISMATCH");
+}
+
+TEST_CASE("events written through are skipped once by the projection; old ones age out",
+          "[read-model]") {
+    WrittenThrough written(3);
+    ReadModelChanges changes;
+    changes.created.push_back({OrderRecord{}, "e-created"});
+    changes.applied.push_back({"e-confirmed", Transition{}});
+    CHECK_FALSE(written.take("e-created"));  // not written yet: the projection applies it
+    written.add(changes);
+    CHECK(written.take("e-created"));
+    CHECK_FALSE(written.take("e-created"));  // once
+    CHECK_FALSE(written.take("e-other"));
+    // Ids never taken (the projection applied them before they were remembered) do not stay.
+    ReadModelChanges more;
+    for (const char* id : {"e-1", "e-2", "e-3"}) more.applied.push_back({id, Transition{}});
+    written.add(more);
+    CHECK(written.size() == 3);
+    CHECK_FALSE(written.take("e-confirmed"));  // the oldest, gone
+    CHECK(written.take("e-3"));
 }

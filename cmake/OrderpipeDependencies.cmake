@@ -23,7 +23,6 @@ if(ORDERPIPE_LIBRDKAFKA STREQUAL "bundled"
                         "missing: run scripts/setup.sh (or use -DORDERPIPE_LIBRDKAFKA=debian)")
   endif()
   get_filename_component(_rdkafka_real "${ORDERPIPE_LIBRDKAFKA_BUNDLED}" REALPATH)
-  get_filename_component(_rdkafka_dir "${_rdkafka_real}" DIRECTORY)
   # The full path: its SONAME (librdkafka-<hash>.so.1) is what the binaries will need, found
   # through the build RPATH CMake sets to its directory (and the install RPATH below).
   target_link_libraries(orderpipe_rdkafka INTERFACE "${_rdkafka_real}")

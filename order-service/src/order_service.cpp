@@ -59,7 +59,7 @@ class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
 
     void apply(const kafka::ConsumedRecord& record) override {
         // Written through by this process already (and woken its waiters): not decoded again.
-        if (const auto id = header(record, "ce_id"); id && written_.take(*id)) return;
+        if (const auto id = record.header("ce_id"); id && written_.take(*id)) return;
         auto decoded = kafka::from_record(record);
         auto* e = std::get_if<CloudEvent>(&decoded);
         if (e == nullptr) {
@@ -95,13 +95,6 @@ class OrderService::OrdersProjection final : public runtime::ProjectionHandler {
     }
 
   private:
-    static std::optional<std::string_view> header(const kafka::ConsumedRecord& r,
-                                                  std::string_view name) {
-        for (const auto& [n, v] : r.headers)
-            if (n == name && v) return std::string_view(*v);
-        return std::nullopt;
-    }
-
     std::unique_ptr<OrderStore> store_;
     Waiters& waiters_;
     WrittenThrough& written_;

@@ -1,12 +1,12 @@
 # Every dependency comes from Debian packages installed by scripts/setup.sh; nothing is fetched here.
 find_package(PkgConfig REQUIRED)
-# librdkafka's header is Debian's (librdkafka-dev). The library linked: ORDERPIPE_LIBRDKAFKA=debian
-# (the default: Debian's 2.0.2), bundled (librdkafka 2.16 that scripts/setup.sh fetched into the
-# cache from the confluent-kafka wheel, same C ABI; required to be there) or auto (bundled when
-# present). Why 2.16 is not the default yet: docs/BENCHMARKS.md "librdkafka". Every target links
-# orderpipe_rdkafka.
+# librdkafka's header is Debian's (librdkafka-dev). The library linked: ORDERPIPE_LIBRDKAFKA=auto
+# (the default: the librdkafka 2.8.0 scripts/setup.sh fetched into the cache from the
+# confluent-kafka wheel, same C ABI, when it is there; Debian's 2.0.2 otherwise), bundled (that
+# one, required to be there) or debian. Why 2.8.0: docs/BENCHMARKS.md "librdkafka". Every target
+# links orderpipe_rdkafka.
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka>=2.0)
-set(ORDERPIPE_LIBRDKAFKA "debian" CACHE STRING "librdkafka to link: debian, bundled or auto")
+set(ORDERPIPE_LIBRDKAFKA "auto" CACHE STRING "librdkafka to link: debian, bundled or auto")
 set_property(CACHE ORDERPIPE_LIBRDKAFKA PROPERTY STRINGS debian bundled auto)
 if(DEFINED ENV{ORDERPIPE_CACHE_DIR} AND NOT "$ENV{ORDERPIPE_CACHE_DIR}" STREQUAL "")
   set(_orderpipe_cache "$ENV{ORDERPIPE_CACHE_DIR}")
@@ -20,7 +20,7 @@ if(ORDERPIPE_LIBRDKAFKA STREQUAL "bundled"
    OR (ORDERPIPE_LIBRDKAFKA STREQUAL "auto" AND EXISTS "${ORDERPIPE_LIBRDKAFKA_BUNDLED}"))
   if(NOT EXISTS "${ORDERPIPE_LIBRDKAFKA_BUNDLED}")
     message(FATAL_ERROR "ORDERPIPE_LIBRDKAFKA=bundled but ${ORDERPIPE_LIBRDKAFKA_BUNDLED} is "
-                        "missing: run scripts/setup.sh (or use -DORDERPIPE_LIBRDKAFKA=debian)")
+                        "missing: run scripts/setup.sh (or use -DORDERPIPE_LIBRDKAFKA=debian or auto)")
   endif()
   get_filename_component(_rdkafka_real "${ORDERPIPE_LIBRDKAFKA_BUNDLED}" REALPATH)
   # The full path: its SONAME (librdkafka-<hash>.so.1) is what the binaries will need, found

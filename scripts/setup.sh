@@ -11,12 +11,12 @@
 #   3. promtool (the tests check every /metrics with `promtool check metrics`), taken out of
 #      Debian's `prometheus` package into ${ORDERPIPE_CACHE_DIR}/promtool/ without installing
 #      the package (which would start a Prometheus server); scripts/bin/promtool runs it.
-#   4. a current librdkafka (2.16), which the build links with -DORDERPIPE_LIBRDKAFKA=bundled
-#      (the default is still Debian's 2.0.2: docs/BENCHMARKS.md "librdkafka" says why): the
-#      self-contained librdkafka (it needs libc only) that Confluent ships inside the
-#      confluent-kafka wheel on PyPI, fetched at a pinned version and SHA-256 into
+#   4. a current librdkafka (2.8.0), which the build links by default (-DORDERPIPE_LIBRDKAFKA=auto;
+#      Debian's 2.0.2 is the fallback and a build option: docs/BENCHMARKS.md "librdkafka" says
+#      why this version): the self-contained librdkafka (it needs libc only) that Confluent ships
+#      inside the confluent-kafka wheel on PyPI, fetched at a pinned version and SHA-256 into
 #      ${ORDERPIPE_CACHE_DIR}/librdkafka-*/ (x86_64 only; skipped with ORDERPIPE_LIBRDKAFKA=debian;
-#      optional: a failed download is a warning).
+#      optional: a failed download is a warning and the build links Debian's).
 # Then: scripts/build.sh && scripts/kafka.sh start && scripts/create-topics.sh
 set -euo pipefail
 
@@ -129,16 +129,18 @@ else
   log "promtool: $("$PROMTOOL" --version 2>&1 | head -n 1)"
 fi
 
-# --- 4. librdkafka 2.16 from Confluent's confluent-kafka wheel (PyPI) ---------------------------
+# --- 4. librdkafka 2.8.0 from Confluent's confluent-kafka wheel (PyPI) --------------------------
 # Debian bookworm's librdkafka is 2.0.2: it spins its main thread ~2 ms of CPU per transaction
 # (librdkafka #4684, fixed in 2.3.1) and has the bugs the project works around. The wheel's
 # confluent_kafka.libs/librdkafka-<hash>.so.1 is librdkafka itself with its dependencies built in,
-# the C ABI Debian's rdkafka.h declares. CMake links it with -DORDERPIPE_LIBRDKAFKA=bundled
-# (cmake/OrderpipeDependencies.cmake).
-RDKAFKA_VERSION=2.16.2
-RDKAFKA_WHEEL="confluent_kafka-$RDKAFKA_VERSION-cp311-cp311-manylinux_2_28_x86_64.whl"
-RDKAFKA_WHEEL_URL="https://files.pythonhosted.org/packages/c7/9d/140b8e0cc68efbaf27042afb77607edf8daa2bcf2c2190e3a5a3037db01d/$RDKAFKA_WHEEL"
-RDKAFKA_WHEEL_SHA256=f4cae8bc8e5208def5cfe9ac07b85c934c07e5424011608b3bac713cbcc82c3e
+# the C ABI Debian's rdkafka.h declares. CMake links it unless -DORDERPIPE_LIBRDKAFKA=debian
+# (cmake/OrderpipeDependencies.cmake). Why 2.8.0 and not the newest: librdkafka 2.10 to 2.16 can
+# leave a transactional producer's send_offsets_to_transaction waiting for ever after a broker
+# restart (librdkafka #5511); the chaos runs catch it (docs/BENCHMARKS.md "librdkafka").
+RDKAFKA_VERSION=2.8.0
+RDKAFKA_WHEEL="confluent_kafka-2.9.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+RDKAFKA_WHEEL_URL="https://files.pythonhosted.org/packages/fe/7d/0078882ae557bfe32ff116d242079d46289059483122435ed451439fcc4f/$RDKAFKA_WHEEL"
+RDKAFKA_WHEEL_SHA256=a10d4f26d4789c474514a5f853eeb59bf1771b131728495e6151b22ff86d4d04
 RDKAFKA_HOME="$ORDERPIPE_CACHE_DIR/librdkafka-$RDKAFKA_VERSION"
 if [[ "${ORDERPIPE_LIBRDKAFKA:-bundled}" == debian ]]; then
   log "librdkafka: Debian's (ORDERPIPE_LIBRDKAFKA=debian)"
@@ -179,7 +181,7 @@ PY
   }
   if ! fetch_rdkafka; then
     echo "setup: warning: librdkafka $RDKAFKA_VERSION could not be fetched; the build uses" \
-      "Debian's (-DORDERPIPE_LIBRDKAFKA=bundled needs it)" >&2
+      "Debian's 2.0.2 (-DORDERPIPE_LIBRDKAFKA=bundled needs it)" >&2
   fi
 fi
 if [[ -f "$RDKAFKA_HOME/lib/librdkafka.so" ]]; then

@@ -76,6 +76,7 @@ EmailClient::EmailClient(std::string url, std::chrono::milliseconds timeout, lon
 EmailClient::~EmailClient() { stop(); }
 
 void EmailClient::send(Request request) {
+    request.deadline = std::chrono::steady_clock::now() + timeout_;
     {
         std::lock_guard lock(mu_);
         queued_.push_back(std::move(request));
@@ -92,47 +93,74 @@ void EmailClient::stop() {
     multi_ = nullptr;
 }
 
+void EmailClient::start(Request r) {
+    auto transfer = std::make_unique<Transfer>();
+    transfer->id = r.id;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        r.deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+        // It waited its whole timeout for a connection: answered as libcurl answers a transfer
+        // that waited inside it (its timeout counts from when it is added, connecting included).
+        transfer->result.error = "timeout after " + std::to_string(timeout_.count()) + " ms";
+        finish(transfer->id, std::move(transfer->result));
+        return;
+    }
+    CURL* easy = curl_easy_init();
+    transfer->headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    transfer->headers =
+        curl_slist_append(transfer->headers, ("Idempotency-Key: " + r.idempotency_key).c_str());
+    if (r.unanswered > 0) {
+        transfer->headers = curl_slist_append(
+            transfer->headers,
+            ("Orderpipe-Unanswered-Attempts: " + std::to_string(r.unanswered)).c_str());
+    }
+    if (!r.traceparent.empty()) {
+        transfer->headers =
+            curl_slist_append(transfer->headers, ("traceparent: " + r.traceparent).c_str());
+    }
+    curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, r.body.c_str());
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer.get());
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.release());  // back in run()
+    curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
+    active_.insert(easy);
+}
+
+void EmailClient::finish(std::uint64_t id, SendResult result) {
+    --in_flight_;
+    try {
+        on_done_(id, std::move(result));
+    } catch (const std::exception& e) {
+        log::error("email answer handler failed", {{"error", e.what()}});
+    }
+}
+
 void EmailClient::run() {
     auto* multi = static_cast<CURLM*>(multi_);
+    const auto connections = static_cast<std::size_t>(max_connections_);
     while (!stopping_) {
+        // No more transfers than connections: the rest wait in queued_ (see the header).
         std::deque<Request> fresh;
         {
             std::lock_guard lock(mu_);
-            fresh.swap(queued_);
+            const auto n =
+                std::min(queued_.size(), connections - std::min(connections, active_.size()));
+            const auto end = queued_.begin() + static_cast<std::ptrdiff_t>(n);
+            std::move(queued_.begin(), end, std::back_inserter(fresh));
+            queued_.erase(queued_.begin(), end);
         }
-        for (auto& r : fresh) {
-            CURL* easy = curl_easy_init();
-            auto transfer = std::make_unique<Transfer>();
-            transfer->id = r.id;
-            transfer->headers = curl_slist_append(nullptr, "Content-Type: application/json");
-            transfer->headers = curl_slist_append(
-                transfer->headers, ("Idempotency-Key: " + r.idempotency_key).c_str());
-            if (r.unanswered > 0) {
-                transfer->headers = curl_slist_append(
-                    transfer->headers,
-                    ("Orderpipe-Unanswered-Attempts: " + std::to_string(r.unanswered)).c_str());
-            }
-            if (!r.traceparent.empty()) {
-                transfer->headers =
-                    curl_slist_append(transfer->headers, ("traceparent: " + r.traceparent).c_str());
-            }
-            curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
-            curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, r.body.c_str());
-            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
-            curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
-            curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-            curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-            curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-            curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer.get());
-            curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-            curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
-            curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.release());  // back in completion
-            curl_multi_add_handle(multi, easy);
-            active_.insert(easy);
-        }
+        for (auto& r : fresh) start(std::move(r));
         int running = 0;
         curl_multi_perform(multi, &running);
         int left = 0;
+        bool finished = false;
         while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
             if (msg->msg != CURLMSG_DONE) continue;
             CURL* easy = msg->easy_handle;
@@ -151,14 +179,11 @@ void EmailClient::run() {
             curl_multi_remove_handle(multi, easy);
             curl_easy_cleanup(easy);
             active_.erase(easy);
-            --in_flight_;
-            try {
-                on_done_(transfer->id, std::move(transfer->result));
-            } catch (const std::exception& e) {
-                log::error("email answer handler failed", {{"error", e.what()}});
-            }
+            finish(transfer->id, std::move(transfer->result));
+            finished = true;
         }
-        curl_multi_poll(multi, nullptr, 0, 100, nullptr);
+        // A finished transfer freed a connection: a waiting request takes it at once.
+        if (!finished) curl_multi_poll(multi, nullptr, 0, 100, nullptr);
     }
     // Stopping: abandon what is in flight.
     for (CURL* easy : active_) {

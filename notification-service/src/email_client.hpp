@@ -31,11 +31,17 @@ class EmailClient {
         /// test's) can tell a retry of a send it may have taken from a send again
         /// (docs/CONTRACT.md "The saga", step 4).
         int unanswered = 0;
+        /// Set by send(): the attempt's NOTIFY_TIMEOUT_MS counts from there, including the
+        /// time it waits for a connection.
+        std::chrono::steady_clock::time_point deadline{};
     };
     using Done = std::function<void(std::uint64_t id, SendResult result)>;
 
     /// @param url NOTIFY_EMAIL_URL; @param timeout NOTIFY_TIMEOUT_MS per attempt;
-    /// @param max_connections connections to the provider at most (more sends wait in libcurl).
+    /// @param max_connections connections to the provider at most. Only that many sends are
+    /// handed to libcurl at once; the others wait here as their request (a libcurl transfer
+    /// holds ~20 KiB of buffers from the moment it is added, so a thousand sends waiting inside
+    /// libcurl cost ~20 MiB).
     EmailClient(std::string url, std::chrono::milliseconds timeout, long max_connections,
                 Done on_done);
     ~EmailClient();  ///< stop()
@@ -50,6 +56,10 @@ class EmailClient {
 
   private:
     void run();
+    /// Hands `r` to libcurl with what is left of its timeout (or answers it: none left).
+    void start(Request r);
+    /// Delivers an answer through on_done_.
+    void finish(std::uint64_t id, SendResult result);
 
     std::string url_;
     std::chrono::milliseconds timeout_;

@@ -27,6 +27,12 @@ ConfHolder make_conf(const ClientConfig& config,
     // librdkafka 2.0.2: Nagle adds up to 40 ms per small request (docs/ARCHITECTURE.md "Kafka
     // client settings").
     set_conf(conf.get(), "socket.nagle.disable", "true");
+    if (rd_kafka_version() >= 0x020500ff) {
+        // Since 2.5 a client pushes its metrics to a broker that asks for them (KIP-714), and
+        // rd_kafka_destroy waits for the last push: up to a second per client destroyed, paid
+        // at every start (the short-lived probes) and stop. The metrics are on /metrics instead.
+        set_conf(conf.get(), "enable.metrics.push", "false");
+    }
     for (const auto& [k, v] : defaults) set_conf(conf.get(), k, v);
     for (const auto& [k, v] : config.properties) set_conf(conf.get(), k, v);
     install_log_callbacks(conf.get());

@@ -1,17 +1,48 @@
 #include "orderpipe/common/processed_events.hpp"
 
+#include "orderpipe/common/logging.hpp"
 #include "orderpipe/common/time.hpp"
 
 namespace orderpipe {
 namespace {
 
-sqlite::Database& with_table(sqlite::Database& db) {
-    db.exec(R"(CREATE TABLE IF NOT EXISTS processed_events (
+// A rowid table: a row (the records a result re-emits, ~2 KB) is stored on its leaf page. In a
+// WITHOUT ROWID table a row longer than ~1 KB spills into an overflow page of its own, so every
+// processed event wrote a whole 4 KB page more to the WAL (docs/BENCHMARKS.md "SQLite").
+constexpr const char* kCreateProcessedEvents = R"(CREATE TABLE IF NOT EXISTS processed_events (
         consumer     TEXT NOT NULL,
         ce_id        TEXT NOT NULL,
         result       TEXT NOT NULL,
         processed_ms INTEGER NOT NULL,
-        PRIMARY KEY (consumer, ce_id)) WITHOUT ROWID)");
+        PRIMARY KEY (consumer, ce_id)))";
+
+/// A file written before the table was a rowid table: its rows are moved into one, once, in
+/// one transaction (a crash leaves the old table as it was).
+void migrate_without_rowid(sqlite::Database& db) {
+    std::string sql;
+    {
+        auto q = db.prepare(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'processed_events'");
+        if (q.step()) sql = q.column_text(0);
+    }  // finalized: a table cannot be renamed under a running statement
+    if (sql.find("WITHOUT ROWID") == std::string::npos) return;
+    sqlite::Transaction tx(db);
+    db.exec("DROP INDEX IF EXISTS processed_events_age");
+    db.exec("ALTER TABLE processed_events RENAME TO processed_events_without_rowid");
+    db.exec(kCreateProcessedEvents);
+    db.exec(
+        "INSERT INTO processed_events(consumer, ce_id, result, processed_ms) "
+        "SELECT consumer, ce_id, result, processed_ms FROM processed_events_without_rowid "
+        "ORDER BY processed_ms");
+    const auto moved = db.changes();
+    db.exec("DROP TABLE processed_events_without_rowid");
+    tx.commit();
+    log::info("processed_events moved to a rowid table", {{"rows", std::to_string(moved)}});
+}
+
+sqlite::Database& with_table(sqlite::Database& db) {
+    migrate_without_rowid(db);
+    db.exec(kCreateProcessedEvents);
     db.exec("CREATE INDEX IF NOT EXISTS processed_events_age ON processed_events(processed_ms)");
     db.exec(R"(CREATE TABLE IF NOT EXISTS consumed_positions (
         consumer    TEXT NOT NULL,

@@ -34,6 +34,18 @@ else()
   set(ORDERPIPE_LIBRDKAFKA_USED "Debian's ${RDKAFKA_VERSION} (${RDKAFKA_LINK_LIBRARIES})")
 endif()
 message(STATUS "librdkafka: ${ORDERPIPE_LIBRDKAFKA_USED}")
+# The daemons allocate with jemalloc (Debian's libjemalloc-dev): with glibc's malloc, allocating
+# and freeing was 30 % of the order-service's CPU at saturation; jemalloc halved the services'
+# CPU per order (docs/BENCHMARKS.md "Allocator"). -DORDERPIPE_JEMALLOC=OFF links glibc's.
+option(ORDERPIPE_JEMALLOC "link the daemons with jemalloc" ON)
+add_library(orderpipe_allocator INTERFACE)
+if(ORDERPIPE_JEMALLOC)
+  find_library(ORDERPIPE_JEMALLOC_LIBRARY NAMES jemalloc REQUIRED)
+  target_link_libraries(orderpipe_allocator INTERFACE ${ORDERPIPE_JEMALLOC_LIBRARY})
+  message(STATUS "allocator: jemalloc (${ORDERPIPE_JEMALLOC_LIBRARY})")
+else()
+  message(STATUS "allocator: glibc's malloc")
+endif()
 find_package(nlohmann_json 3.11 REQUIRED)
 find_package(spdlog 1.10 REQUIRED)
 find_package(Boost 1.81 REQUIRED)

@@ -54,10 +54,9 @@ int run_service() {
     }
     log::init(config.settings.service, config.settings.log_level);
     install_crash_report(config.settings.service);
-    // glibc gives each thread that allocates its own arena (up to 8 per core), and a daemon
-    // with ~20 threads keeps each one's high-water mark resident: two arenas cut the peak RSS
-    // of the notification-service from 72 to 54 MiB under load at no measurable CPU cost
-    // (docs/BENCHMARKS.md). MALLOC_ARENA_MAX, when set, still decides.
+    // glibc's malloc (a build with -DORDERPIPE_JEMALLOC=OFF) gives each thread that allocates
+    // its own arena, up to 8 per core, each keeping its high-water mark resident: two, as with
+    // jemalloc (libs/runtime/src/jemalloc_conf.cpp). MALLOC_ARENA_MAX, when set, still decides.
     if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
     faults::configure(config.settings.fault_inject);
     tracing::configure(config.settings.traces_url, config.settings.trace_service);

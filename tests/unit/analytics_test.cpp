@@ -3,6 +3,7 @@
 #include "analytics_processor.hpp"
 #include "figures.hpp"
 #include "sqlite_analytics_state.hpp"
+#include "temp_file.hpp"
 
 #include "orderpipe/common/cloudevent.hpp"
 #include "orderpipe/common/ids.hpp"
@@ -20,13 +21,8 @@ using nlohmann::json;
 
 namespace {
 
-struct TempFile {
-    std::string path = (std::filesystem::temp_directory_path() /
-                        ("analytics-test-" + std::to_string(std::random_device{}()) + ".db"))
-                           .string();
-    ~TempFile() {
-        for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-    }
+struct TempFile : testing::TempFile {
+    TempFile() : testing::TempFile("analytics-test") {}
 };
 
 const AnalyticsTopics kTopics{"orders.events",

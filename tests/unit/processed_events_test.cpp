@@ -1,26 +1,20 @@
 // The ProcessedEvents store on SQLite: results found again, rows kept on their leaf pages, and a
 // file of the earlier layout (WITHOUT ROWID) moved into the current one without losing a row.
 
-#include <filesystem>
-#include <random>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "orderpipe/common/processed_events.hpp"
 #include "orderpipe/common/sqlite.hpp"
+#include "temp_file.hpp"
 
 using namespace orderpipe;
 
 namespace {
 
-struct TempFile {
-    std::string path = (std::filesystem::temp_directory_path() /
-                        ("processed-events-test-" + std::to_string(std::random_device{}()) + ".db"))
-                           .string();
-    ~TempFile() {
-        for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-    }
+struct TempFile : testing::TempFile {
+    TempFile() : testing::TempFile("processed-events-test") {}
 };
 
 /// A result of the size the inventory stores (two records with their headers, ~1.9 KB).

@@ -146,15 +146,19 @@ void EmailClient::run() {
     auto* multi = static_cast<CURLM*>(multi_);
     const auto connections = static_cast<std::size_t>(max_connections_);
     while (!stopping_) {
-        // No more transfers than connections: the rest wait in queued_ (see the header).
+        // No more transfers than connections: the rest wait in queued_ (see the header). The
+        // ones whose timeout has passed are taken too, to be answered: the queue is in the
+        // order of send(), so of deadlines, and they are at its front.
         std::deque<Request> fresh;
         {
+            const auto now = std::chrono::steady_clock::now();
+            std::size_t room = connections - std::min(connections, active_.size());
             std::lock_guard lock(mu_);
-            const auto n =
-                std::min(queued_.size(), connections - std::min(connections, active_.size()));
-            const auto end = queued_.begin() + static_cast<std::ptrdiff_t>(n);
-            std::move(queued_.begin(), end, std::back_inserter(fresh));
-            queued_.erase(queued_.begin(), end);
+            while (!queued_.empty() && (room > 0 || queued_.front().deadline <= now)) {
+                if (queued_.front().deadline > now) --room;
+                fresh.push_back(std::move(queued_.front()));
+                queued_.pop_front();
+            }
         }
         for (auto& r : fresh) start(std::move(r));
         int running = 0;

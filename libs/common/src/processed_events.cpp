@@ -8,7 +8,8 @@ namespace {
 
 // A rowid table: a row (the records a result re-emits, ~2 KB) is stored on its leaf page. In a
 // WITHOUT ROWID table a row longer than ~1 KB spills into an overflow page of its own, so every
-// processed event wrote a whole 4 KB page more to the WAL (docs/BENCHMARKS.md "SQLite").
+// processed event wrote a whole 4 KB page more to the WAL (docs/BENCHMARKS.md "SQLite:
+// ProcessedEvents rows on their page").
 constexpr const char* kCreateProcessedEvents = R"(CREATE TABLE IF NOT EXISTS processed_events (
         consumer     TEXT NOT NULL,
         ce_id        TEXT NOT NULL,

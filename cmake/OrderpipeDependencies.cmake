@@ -35,8 +35,8 @@ else()
 endif()
 message(STATUS "librdkafka: ${ORDERPIPE_LIBRDKAFKA_USED}")
 # The daemons allocate with jemalloc (Debian's libjemalloc-dev): with glibc's malloc, allocating
-# and freeing was 30 % of the order-service's CPU at saturation; jemalloc halved the services'
-# CPU per order (docs/BENCHMARKS.md "Allocator"). -DORDERPIPE_JEMALLOC=OFF links glibc's.
+# and freeing was 30 % of the order-service's CPU at saturation; jemalloc cut the services' CPU
+# per order by a tenth to a half (docs/BENCHMARKS.md "Allocator"). -DORDERPIPE_JEMALLOC=OFF links glibc's.
 option(ORDERPIPE_JEMALLOC "link the daemons with jemalloc" ON)
 add_library(orderpipe_allocator INTERFACE)
 if(ORDERPIPE_JEMALLOC)

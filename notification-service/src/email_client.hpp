@@ -40,8 +40,8 @@ class EmailClient {
     /// @param url NOTIFY_EMAIL_URL; @param timeout NOTIFY_TIMEOUT_MS per attempt;
     /// @param max_connections connections to the provider at most. Only that many sends are
     /// handed to libcurl at once; the others wait here as their request (a libcurl transfer
-    /// holds ~20 KiB of buffers from the moment it is added, so a thousand sends waiting inside
-    /// libcurl cost ~20 MiB).
+    /// holds ~20 KiB of buffers from the moment it is added — its 16 KiB receive buffer and the
+    /// handle — so a thousand sends waiting inside libcurl cost ~20 MiB).
     EmailClient(std::string url, std::chrono::milliseconds timeout, long max_connections,
                 Done on_done);
     ~EmailClient();  ///< stop()

@@ -37,9 +37,10 @@ ACLS=(
   "order-service|orders.events inventory.responses orders.commands|orders.events inventory.requests notifications.requests inventory.responses.dlq orders.commands orders.commands.dlq"
   "inventory-service|inventory.requests|inventory.responses inventory.events inventory.requests.dlq"
   "notification-service|notifications.requests|notifications.events notifications.dlq"
-  # analytics counts what lands in every DLQ, and dead-letters poison of the topics it reads
+  # analytics counts what lands in every DLQ, and dead-letters poison of the topics it reads;
+  # it reads the saga's requests, responses and commands for the per-order index only
   # (never of a DLQ)
-  "analytics-service|orders.events inventory.events notifications.events dlq.resolutions $DLQS|orders.events.dlq inventory.events.dlq notifications.events.dlq dlq.resolutions.dlq"
+  "analytics-service|orders.events inventory.events notifications.events dlq.resolutions inventory.requests inventory.responses notifications.requests orders.commands $DLQS|orders.events.dlq inventory.events.dlq notifications.events.dlq dlq.resolutions.dlq"
   "dlqctl|dlq.resolutions $DLQS|dlq.resolutions notifications.requests orders.events inventory.requests inventory.responses inventory.events notifications.events orders.commands"
 )
 

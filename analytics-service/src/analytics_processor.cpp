@@ -56,6 +56,7 @@ std::vector<std::string> AnalyticsTopics::all() const {
     std::vector<std::string> out{orders_events, inventory_events, notifications_events,
                                  dlq_resolutions};
     out.insert(out.end(), dead_letters.begin(), dead_letters.end());
+    out.insert(out.end(), indexed.begin(), indexed.end());
     return out;
 }
 
@@ -67,6 +68,7 @@ AnalyticsProcessor::AnalyticsProcessor(AnalyticsState& state, AnalyticsTopics to
     inputs_[topics_.notifications_events] = Input::kNotifications;
     inputs_[topics_.dlq_resolutions] = Input::kResolutions;
     for (const auto& t : topics_.dead_letters) inputs_[t] = Input::kDeadLetters;
+    for (const auto& t : topics_.indexed) inputs_[t] = Input::kIndexed;
 }
 
 void AnalyticsProcessor::reload() {
@@ -113,6 +115,8 @@ void AnalyticsProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
                                    : take(input->second, r, count, changes);
         if (count) {
             advanced[tp] = r.offset + 1;
+            // Poison too: it is a record of the order on that topic (its DLQ copy is another).
+            if (input != inputs_.end() && input->second != Input::kResolutions) index(r);
         } else if (!poison) {
             out.note_duplicate();
         }
@@ -146,9 +150,29 @@ void AnalyticsProcessor::process(std::vector<kafka::Incoming>& batch, kafka::Bat
     if (!shared_) metrics_.apply(changes, pending);
 }
 
+namespace {
+
+/// Longer keys are not order ids (those are UUIDs); the index does not keep them.
+constexpr std::size_t kMaxOrderIdBytes = 128;
+
+}  // namespace
+
+void AnalyticsProcessor::index(const kafka::ConsumedRecord& r) {
+    if (!r.key || r.key->empty() || r.key->size() > kMaxOrderIdBytes) return;
+    const auto type = r.header("ce_type");
+    if (type && *type == contract::to_string(EventType::kStockAdjusted)) return;
+    work_->order_record(*r.key, {.topic = r.topic,
+                                 .partition = r.partition,
+                                 .offset = r.offset,
+                                 .type = type ? std::string(*type) : std::string(),
+                                 .time_ms = r.timestamp_ms});
+}
+
 std::optional<std::string> AnalyticsProcessor::take(Input input, const kafka::ConsumedRecord& r,
                                                     bool count, BatchChanges& changes) {
     switch (input) {
+        case Input::kIndexed:
+            return std::nullopt;  // another service's input: it judges it
         case Input::kDeadLetters:
             // Whatever is in a DLQ counts as a dead letter, poison included; never poison itself.
             if (count) {
@@ -275,12 +299,23 @@ std::optional<std::string> AnalyticsProcessor::take_resolution(const kafka::Cons
         }
         const auto& data = std::get<nlohmann::json>(parsed);
         if (!data.is_object()) return std::string("value is not a JSON object");
+        contract::DlqResolution resolution;
         try {
-            (void)contract::DlqResolution::read(data);
+            resolution = contract::DlqResolution::read(data);
         } catch (const contract::ContractError& err) {
             return std::string(err.what());
         }
         resolved = true;  // REPLAYED or DISCARDED: both take it out of the pending figures
+        // A resolution written before it named its order is not in the order's index.
+        if (count && !resolution.order_id.empty() &&
+            resolution.order_id.size() <= kMaxOrderIdBytes) {
+            work_->order_record(resolution.order_id,
+                                {.topic = r.topic,
+                                 .partition = r.partition,
+                                 .offset = r.offset,
+                                 .type = std::string(contract::to_string(resolution.action)),
+                                 .time_ms = r.timestamp_ms});
+        }
     }
     if (count) work_->resolution(changes, *r.key, *topic, resolved);
     return std::nullopt;

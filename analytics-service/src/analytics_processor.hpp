@@ -33,6 +33,9 @@ struct AnalyticsTopics {
     std::string notifications_events;
     std::string dlq_resolutions;
     std::vector<std::string> dead_letters;  ///< every DLQ topic
+    /// Read for the per-order index only (nothing is counted from them, nothing is poison):
+    /// the saga's requests, responses and commands.
+    std::vector<std::string> indexed;
 
     std::vector<std::string> all() const;
 };
@@ -60,7 +63,11 @@ class AnalyticsProcessor final : public kafka::BatchProcessor {
     void reload();
 
   private:
-    enum class Input { kOrders, kInventory, kNotifications, kDeadLetters, kResolutions };
+    enum class Input { kOrders, kInventory, kNotifications, kDeadLetters, kResolutions, kIndexed };
+
+    /// Notes `record` in the per-order index under its key (every topic but dlq.resolutions is
+    /// keyed by order id; STOCK_ADJUSTED, keyed by SKU, is not an order's).
+    void index(const kafka::ConsumedRecord& record);
 
     /// Reads `record` and, when `count`, adds it to the figures. @returns why it is poison.
     std::optional<std::string> take(Input input, const kafka::ConsumedRecord& record, bool count,

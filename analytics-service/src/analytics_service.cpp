@@ -60,6 +60,10 @@ void AnalyticsService::start() {
     topics_.notifications_events = s.topic(topic::kNotificationsEvents);
     topics_.dlq_resolutions = s.topic(topic::kDlqResolutions);
     for (const auto& t : contract::dlq_topics()) topics_.dead_letters.push_back(s.topic(t));
+    for (const auto t : {topic::kInventoryRequests, topic::kInventoryResponses,
+                         topic::kNotificationsRequests, topic::kOrdersCommands}) {
+        topics_.indexed.push_back(s.topic(t));
+    }
     group_id_ = s.group_id(s.service);
 
     metrics_ = std::make_unique<AnalyticsMetrics>(rt.registry(), topics_.dead_letters);
@@ -96,6 +100,10 @@ void AnalyticsService::start() {
     rt.route("GET", "/api/metrics/series", [this](http::Request&& r, const http::Responder& d) {
         query(std::move(r), d, &AnalyticsService::handle_series);
     });
+    rt.route("GET", "/api/orders/{order_id}/records",
+             [this](http::Request&& r, const http::Responder& d) {
+                 query(std::move(r), d, &AnalyticsService::handle_order_records);
+             });
     query_thread_ = std::thread([this] { run_queries(); });
     rt.start();
 }
@@ -265,6 +273,34 @@ void AnalyticsService::handle_series(http::Request&& req, const http::Responder&
         rows = http_state_->series(from, to);
     }
     respond(http::Response::json(200, series_json(rows, from, to)));
+}
+
+void AnalyticsService::handle_order_records(http::Request&& req, const http::Responder& respond) {
+    maybe_stall();
+    // A timeline is a few dozen records; an order with more is not one a person reads whole.
+    constexpr std::size_t kMaxRecords = 1000;
+    const std::string& order_id = req.path_params["order_id"];
+    if (order_id.size() > 128) {
+        respond(http::problem(400, "Invalid order id", "an order id has at most 128 bytes"));
+        return;
+    }
+    std::vector<OrderRecord> records;
+    {
+        std::lock_guard lock(http_mu_);
+        records = http_state_->order_records(order_id, kMaxRecords + 1);
+    }
+    const bool truncated = records.size() > kMaxRecords;
+    if (truncated) records.resize(kMaxRecords);
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& r : records) {
+        list.push_back({{"topic", r.topic},
+                        {"partition", r.partition},
+                        {"offset", r.offset},
+                        {"type", r.type},
+                        {"timestamp_ms", r.time_ms}});
+    }
+    respond(http::Response::json(
+        200, {{"order_id", order_id}, {"records", std::move(list)}, {"truncated", truncated}}));
 }
 
 }  // namespace orderpipe::analytics

@@ -54,6 +54,8 @@ class AnalyticsService {
     bool prepare_rebuild();
     void handle_metrics(http::Request&& req, const http::Responder& respond);
     void handle_series(http::Request&& req, const http::Responder& respond);
+    /// GET /api/orders/{order_id}/records: the per-order index (docs/CONTRACT.md).
+    void handle_order_records(http::Request&& req, const http::Responder& respond);
     /// Queues a query for the query thread; answers 503 when kMaxQueuedQueries wait already.
     void query(http::Request&& req, const http::Responder& respond,
                void (AnalyticsService::*handler)(http::Request&&, const http::Responder&));

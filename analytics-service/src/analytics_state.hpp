@@ -28,6 +28,18 @@ namespace orderpipe::analytics {
 
 using Offsets = std::map<kafka::TopicPartition, std::int64_t>;
 
+/// One record of an order in the per-order index: where it is and what it is, so its record can
+/// be fetched by offset instead of searched for (docs/CONTRACT.md "The per-order index").
+struct OrderRecord {
+    std::string topic;  ///< the full name, with any TOPIC_PREFIX
+    std::int32_t partition = 0;
+    std::int64_t offset = 0;
+    std::string type;          ///< its ce_type; a resolution's action; "" when it has neither
+    std::int64_t time_ms = 0;  ///< the record's Kafka timestamp
+
+    friend bool operator==(const OrderRecord&, const OrderRecord&) = default;
+};
+
 /// One batch's unit of work. Destroyed without commit(): nothing it did remains.
 class AnalyticsWork {
   public:
@@ -48,6 +60,8 @@ class AnalyticsWork {
     /// The latest dlq.resolutions record of `key`: resolved, or (a tombstone) not any more.
     virtual void resolution(BatchChanges& changes, const std::string& key, const std::string& topic,
                             bool resolved) = 0;
+    /// `record` belongs to `order_id` (noted once per offset, like the figures).
+    virtual void order_record(const std::string& order_id, const OrderRecord& record) = 0;
     /// Writes what the work noted (an adapter may keep order_created()/order_decided() until
     /// now, to send a batch's in a few statements: the latencies they complete are added to
     /// `changes` then), the batch's counter and series increments and the new positions.
@@ -79,6 +93,11 @@ class AnalyticsState {
     /// name → value per minute in [from_minute, to_minute].
     virtual std::map<std::int64_t, std::map<std::string, std::int64_t>> series(
         std::int64_t from_minute, std::int64_t to_minute) = 0;
+
+    /// The records of `order_id` the index holds, by time then topic, partition and offset; at
+    /// most `limit`.
+    virtual std::vector<OrderRecord> order_records(const std::string& order_id,
+                                                   std::size_t limit) = 0;
 
     // --- rebuilding from the beginning of the topics -----------------------------------------
     enum class RebuildState { kUnknown, kResetPending, kDone };

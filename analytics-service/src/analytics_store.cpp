@@ -41,6 +41,45 @@ AnalyticsStore::AnalyticsStore(const std::string& path) : db_(path, /*durable=*/
         mark      INTEGER NOT NULL,
         PRIMARY KEY (topic, partition)) WITHOUT ROWID)");
     db_.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    db_.exec(R"(CREATE TABLE IF NOT EXISTS order_records (
+        order_id  TEXT NOT NULL,
+        topic     TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        offset    INTEGER NOT NULL,
+        type      TEXT NOT NULL,
+        time_ms   INTEGER NOT NULL,
+        PRIMARY KEY (order_id, topic, partition, offset)) WITHOUT ROWID)");
+}
+
+void AnalyticsStore::order_record(const std::string& order_id, const OrderRecord& record) {
+    // OR IGNORE: a rebuild or a second instance may note the same offset again.
+    db_.cached(
+           "INSERT OR IGNORE INTO order_records(order_id, topic, partition, offset, type, time_ms) "
+           "VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, order_id)
+        .bind(2, record.topic)
+        .bind(3, record.partition)
+        .bind(4, record.offset)
+        .bind(5, record.type)
+        .bind(6, record.time_ms)
+        .run();
+}
+
+std::vector<OrderRecord> AnalyticsStore::order_records(const std::string& order_id,
+                                                       std::size_t limit) {
+    std::vector<OrderRecord> out;
+    auto q = db_.cached(
+        "SELECT topic, partition, offset, type, time_ms FROM order_records WHERE order_id = ? "
+        "ORDER BY time_ms, topic, partition, offset LIMIT ?");
+    q.bind(1, order_id).bind(2, static_cast<std::int64_t>(limit));
+    while (q.step()) {
+        out.push_back({.topic = q.column_text(0),
+                       .partition = static_cast<std::int32_t>(q.column_int(1)),
+                       .offset = q.column_int(2),
+                       .type = q.column_text(3),
+                       .time_ms = q.column_int(4)});
+    }
+    return out;
 }
 
 void AnalyticsStore::order_created(BatchChanges& changes, const std::string& order_id,

@@ -8,6 +8,8 @@
 ///   series        (minute, name) → value: the same names per minute of the events' ce_time
 ///   orders        order id → ce_time of ORDER_CREATED and of its decision, and the saga latency
 ///   dead_letters  dlq.resolutions key → in a DLQ?, resolved?
+///   order_records (order id, topic, partition, offset) → ce_type, Kafka timestamp: every record
+///                 of an order on every topic read, so a timeline is fetched by offset
 ///   positions     (topic, partition) → next offset to count: a record below it was counted
 ///   rebuild_marks (topic, partition) → offset the consumer group had committed when this file
 ///                 was rebuilt from the beginning: poison below it is already in its DLQ
@@ -47,6 +49,8 @@ class AnalyticsStore {
     /// The latest dlq.resolutions record of `key`: resolved, or (a tombstone) not any more.
     void resolution(BatchChanges& changes, const std::string& key, const std::string& topic,
                     bool resolved);
+    /// `record` belongs to `order_id` (the per-order index).
+    void order_record(const std::string& order_id, const OrderRecord& record);
     /// Writes the batch's counter and series increments and the new positions.
     void finish_batch(const BatchChanges& changes,
                       const std::map<kafka::TopicPartition, std::int64_t>& positions);
@@ -58,6 +62,8 @@ class AnalyticsStore {
     std::map<kafka::TopicPartition, std::int64_t> positions();
     std::map<kafka::TopicPartition, std::int64_t> rebuild_marks();
     std::map<std::string, std::int64_t> counters();
+    /// The records of `order_id` by time, at most `limit`.
+    std::vector<OrderRecord> order_records(const std::string& order_id, std::size_t limit);
     /// Per DLQ topic, records in it that dlq.resolutions does not mark resolved.
     std::map<std::string, std::int64_t> dead_letters_pending();
     LatencyPercentiles latency_percentiles();

@@ -46,6 +46,16 @@ constexpr std::array kMigrations = {
             PRIMARY KEY (topic, partition));
         CREATE TABLE analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     )"},
+    pg::Migration{2, "the per-order index of records", R"(
+        CREATE TABLE analytics_order_records (
+            order_id  TEXT NOT NULL,
+            topic     TEXT NOT NULL,
+            partition INTEGER NOT NULL,
+            "offset"  BIGINT NOT NULL,
+            type      TEXT NOT NULL,
+            time_ms   BIGINT NOT NULL,
+            PRIMARY KEY (order_id, topic, partition, "offset"));
+    )"},
 };
 
 Offsets offsets_of(const pg::Result& r) {
@@ -149,8 +159,12 @@ class PgAnalyticsWork final : public AnalyticsWork {
             {key, topic, resolved});
         changes.dead_letters_changed = true;
     }
+    void order_record(const std::string& order_id, const OrderRecord& record) override {
+        order_records_.emplace_back(order_id, record);  // written by finish()
+    }
     void finish(BatchChanges& changes, const Offsets& positions) override {
         write_orders(changes);
+        write_order_records();
         // One statement per table for the whole batch, this instance's rows only.
         if (!changes.counters.empty()) {
             std::vector<std::string> names;
@@ -279,10 +293,34 @@ class PgAnalyticsWork final : public AnalyticsWork {
              pg::int_array(latency)});
     }
 
+    /// The batch's index rows in one statement; DO NOTHING: another instance (the partition
+    /// moved) or a rebuild may note the same offset again.
+    void write_order_records() {
+        if (order_records_.empty()) return;
+        std::vector<std::string> ids, topics, types;
+        std::vector<std::int64_t> partitions, offsets, times;
+        for (const auto& [id, r] : order_records_) {
+            ids.push_back(id);
+            topics.push_back(r.topic);
+            partitions.push_back(r.partition);
+            offsets.push_back(r.offset);
+            types.push_back(r.type);
+            times.push_back(r.time_ms);
+        }
+        order_records_.clear();
+        c_->run(
+            "INSERT INTO analytics_order_records (order_id, topic, partition, \"offset\", type, "
+            "time_ms) SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], "
+            "$5::text[], $6::bigint[]) ON CONFLICT DO NOTHING",
+            {pg::text_array(ids), pg::text_array(topics), pg::int_array(partitions),
+             pg::int_array(offsets), pg::text_array(types), pg::int_array(times)});
+    }
+
     pg::Pool::Lease c_;
     pg::Transaction tx_;
     std::string shard_;
     std::vector<OrderEvent> order_events_;
+    std::vector<std::pair<std::string, OrderRecord>> order_records_;
 };
 
 class PgAnalyticsState final : public AnalyticsState {
@@ -356,6 +394,23 @@ class PgAnalyticsState final : public AnalyticsState {
         std::map<std::int64_t, std::map<std::string, std::int64_t>> out;
         for (int i = 0; i < r.rows(); ++i) {
             out[r.int64(i, 0)][std::string(r.text(i, 1))] = r.int64(i, 2);
+        }
+        return out;
+    }
+    std::vector<OrderRecord> order_records(const std::string& order_id,
+                                           std::size_t limit) override {
+        auto c = pool_->acquire();
+        auto r = c->run(
+            "SELECT topic, partition, \"offset\", type, time_ms FROM analytics_order_records "
+            "WHERE order_id = $1 ORDER BY time_ms, topic, partition, \"offset\" LIMIT $2",
+            {order_id, static_cast<std::int64_t>(limit)});
+        std::vector<OrderRecord> out;
+        for (int i = 0; i < r.rows(); ++i) {
+            out.push_back({.topic = std::string(r.text(i, 0)),
+                           .partition = static_cast<std::int32_t>(r.int64(i, 1)),
+                           .offset = r.int64(i, 2),
+                           .type = std::string(r.text(i, 3)),
+                           .time_ms = r.int64(i, 4)});
         }
         return out;
     }

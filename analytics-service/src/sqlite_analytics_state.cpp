@@ -34,6 +34,9 @@ class SqliteAnalyticsWork final : public AnalyticsWork {
                     bool resolved) override {
         store_.resolution(changes, key, topic, resolved);
     }
+    void order_record(const std::string& order_id, const OrderRecord& record) override {
+        store_.order_record(order_id, record);
+    }
     void finish(BatchChanges& changes, const Offsets& positions) override {
         store_.finish_batch(changes, positions);
     }
@@ -77,6 +80,10 @@ class SqliteAnalyticsState final : public AnalyticsState {
     std::map<std::int64_t, std::map<std::string, std::int64_t>> series(
         std::int64_t from_minute, std::int64_t to_minute) override {
         return store_.series(from_minute, to_minute);
+    }
+    std::vector<OrderRecord> order_records(const std::string& order_id,
+                                           std::size_t limit) override {
+        return store_.order_records(order_id, limit);
     }
     RebuildState rebuild_state() override { return store_.rebuild_state(); }
     void begin_rebuild(const std::vector<kafka::TopicPartitionOffset>& marks) override {

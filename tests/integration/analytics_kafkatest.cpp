@@ -7,11 +7,14 @@
 #include "pipeline.hpp"
 
 #include "orderpipe/common/faults.hpp"
+#include "orderpipe/contract/topics.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <set>
 #include <thread>
 
 using namespace orderpipe;
@@ -40,6 +43,82 @@ json api_metrics(const Pipeline& p) {
     auto r = http_request("GET", p.analytics_url("/api/metrics"));
     REQUIRE(r.status == 200);
     return r.json();
+}
+
+/// One record in the per-order index, as GET /api/orders/{id}/records shows it.
+using Indexed = std::tuple<std::string, int, long long, std::string, long long>;
+
+/// Every record of each of `orders` on every topic analytics reads, found by scanning them
+/// (keyed by order id; a resolution names its order in its value): what the index must hold.
+std::map<std::string, std::set<Indexed>> scanned(const Pipeline& p,
+                                                 const std::vector<std::string>& orders) {
+    std::map<std::string, std::set<Indexed>> out;
+    for (const auto& id : orders) out[id];
+    std::vector<std::string> topics{
+        "orders.events",          "inventory.requests",   "inventory.responses", "inventory.events",
+        "notifications.requests", "notifications.events", "orders.commands"};
+    for (const auto& t : contract::dlq_topics()) topics.emplace_back(t);
+    for (const auto& t : topics) {
+        for (const auto& r : read_committed(p.topic(t))) {
+            if (!r.key || !out.contains(*r.key)) continue;
+            out[*r.key].insert(
+                {r.topic, r.partition, r.offset, r.header("ce_type").value_or(""), r.timestamp_ms});
+        }
+    }
+    for (const auto& r : read_committed(p.topic("dlq.resolutions"))) {
+        if (!r.value) continue;
+        const auto v = json::parse(*r.value);
+        const auto id = v.value("order_id", "");
+        if (!out.contains(id)) continue;
+        out[id].insert(
+            {r.topic, r.partition, r.offset, v["action"].get<std::string>(), r.timestamp_ms});
+    }
+    return out;
+}
+
+std::set<Indexed> indexed(const Pipeline& p, const std::string& order_id) {
+    auto r = http_request("GET", p.analytics_url("/api/orders/" + order_id + "/records"));
+    REQUIRE(r.status == 200);
+    std::set<Indexed> out;
+    const auto body = r.json();  // not in the range-for: the temporary would end before the loop
+    for (const auto& e : body["records"]) {
+        out.insert({e["topic"].get<std::string>(), e["partition"].get<int>(),
+                    e["offset"].get<long long>(), e["type"].get<std::string>(),
+                    e["timestamp_ms"].get<long long>()});
+    }
+    return out;
+}
+
+/// Waits until the index of each of `orders` equals the scan of the topics.
+void wait_index_equal_to_topics(const Pipeline& p, const std::vector<std::string>& orders) {
+    std::map<std::string, std::set<Indexed>> truth;
+    std::string differs;
+    const bool equal = eventually(
+        [&] {
+            truth = scanned(p, orders);
+            for (const auto& [id, records] : truth) {
+                if (indexed(p, id) != records) {
+                    differs = id;
+                    return false;
+                }
+            }
+            return true;
+        },
+        std::chrono::seconds(60));
+    std::string shown;
+    if (!equal) {
+        const auto row = [](const Indexed& r) {
+            return std::get<0>(r) + "[" + std::to_string(std::get<1>(r)) + "]@" +
+                   std::to_string(std::get<2>(r)) + " " + std::get<3>(r) + " " +
+                   std::to_string(std::get<4>(r)) + "\n";
+        };
+        shown = "topics:\n";
+        for (const auto& r : truth[differs]) shown += row(r);
+        shown += "index:\n";
+        for (const auto& r : indexed(p, differs)) shown += row(r);
+    }
+    INFO("the index of order " << differs << " differs from the topics\n" << shown);
+    CHECK(equal);
 }
 
 /// Waits until GET /api/metrics equals the recomputation from the topics; returns the truth.
@@ -172,6 +251,22 @@ TEST_CASE(
     const auto truth = wait_equal_to_truth(p);
     // The recomputation itself must show the scenario (so both cannot be wrong alike).
     CHECK(truth["orders.created"] == 11);
+    // Every record of every order of the scenario is in its index, once.
+    std::vector<std::string> orders{timed_out,   mispriced,      wrong_currency, bounced,
+                                    bounced_too, short_of_stock, unknown};
+    orders.insert(orders.end(), confirmed.begin(), confirmed.end());
+    wait_index_equal_to_topics(p, orders);
+    const auto discarded = scanned(p, {bounced})[bounced];
+    // ORDER_CREATED, the reservation's request and answer, the decision, the email's request,
+    // its failure, its dead letter and the discard at least: the check is not vacuous.
+    CHECK(discarded.size() >= 8);
+    CHECK(std::count_if(discarded.begin(), discarded.end(), [&](const Indexed& r) {
+              return std::get<0>(r) == p.topic("dlq.resolutions") && std::get<3>(r) == "DISCARDED";
+          }) == 1);
+    CHECK(http_request("GET", p.analytics_url("/api/orders/nobody/records")).json()["records"] ==
+          json::array());
+    CHECK(http_request("GET", p.analytics_url("/api/orders/" + std::string(200, 'x') + "/records"))
+              .status == 400);
     CHECK(truth["orders.confirmed"] == 6);
     CHECK(truth["orders.cancelled"] == 6);
     CHECK(truth["cancellation_reasons"] == json({{"CUSTOMER_REQUEST", 1},
@@ -293,6 +388,15 @@ TEST_CASE(
     CHECK(truth["orders.created"] == placed.load());
     CHECK(truth["orders.confirmed"].get<long long>() + truth["orders.cancelled"].get<long long>() ==
           placed.load());
+    // The per-order index went through the same kills: one order in 40 compared with the topics.
+    std::vector<std::string> sample;
+    for (const auto& r : read_committed(p.topic("orders.events"))) {
+        if (r.key && r.offset % 40 == 0 && r.header("ce_type") == "ORDER_CREATED") {
+            sample.push_back(*r.key);
+        }
+    }
+    REQUIRE(sample.size() >= 10);
+    wait_index_equal_to_topics(p, sample);
 
     // Lost DATA_DIR: killed, emptied, restarted: it reads everything again and gets the same.
     p.analytics_process->kill_hard();
@@ -300,6 +404,7 @@ TEST_CASE(
     p.start_analytics_process(/*wait=*/false);
     const auto again = wait_equal_to_truth(p, std::chrono::seconds(120));
     CHECK(again == truth);
+    wait_index_equal_to_topics(p, sample);  // the index is rebuilt too
     // ...without dead-lettering the poison a second time.
     for (const auto& dlq :
          {"orders.events.dlq", "notifications.events.dlq", "dlq.resolutions.dlq"}) {
@@ -348,14 +453,15 @@ TEST_CASE(
     for (int i = 0; i < 3; ++i) REQUIRE(p.try_place({{"MOUSE-001", 1}}));
     // Named by /readyz, never ready meanwhile, and nothing of the new topics counted as seen.
     std::string detail;
-    REQUIRE(eventually(
+    const bool named = eventually(
         [&] {
             const auto r = http_request("GET", p.analytics_url("/readyz"));
             detail = r.body;
             return r.status == 503 && r.body.find("deleted and created again") != std::string::npos;
         },
-        std::chrono::seconds(60)));
+        std::chrono::seconds(60));
     INFO(detail);
+    REQUIRE(named);
     CHECK(detail.find(p.prefix + ".orders.events[") != std::string::npos);
     CHECK(Pipeline::metric(
               p.analytics_url(""),

@@ -160,3 +160,43 @@ TEST_CASE("a batch's order events are counted together as one by one", "[pg][ana
     CHECK(sum == 560'000);
     CHECK(a->positions() == Offsets{{p0, 8}});
 }
+
+TEST_CASE("the per-order index: each record once, whichever instance notes it, read by time",
+          "[pg][analytics]") {
+    Shared db;
+    auto a = db.instance("a");
+    auto b = db.instance("b");
+    const OrderRecord created{"orders.events", 1, 7, "ORDER_CREATED", 1000};
+    const OrderRecord request{"inventory.requests", 0, 3, "INVENTORY_RESERVE_REQUESTED", 1000};
+    const OrderRecord decided{"orders.events", 1, 9, "ORDER_CONFIRMED", 2000};
+    const OrderRecord replayed{"dlq.resolutions", 2, 0, "REPLAYED", 3000};
+    {
+        auto w = a->begin();
+        w->order_record("o-1", decided);
+        w->order_record("o-1", created);
+        w->order_record("o-2", created);  // another order, same position: not o-1's
+        BatchChanges nothing;
+        w->finish(nothing, {});
+        w->commit();
+    }
+    {
+        // The partition moved to b, which notes one of them again (its batch came again).
+        auto w = b->begin();
+        w->order_record("o-1", created);
+        w->order_record("o-1", request);
+        w->order_record("o-1", replayed);
+        BatchChanges nothing;
+        w->finish(nothing, {});
+        w->commit();
+    }
+    {
+        auto w = a->begin();
+        w->order_record("o-1", {"orders.events", 1, 99, "ORDER_CANCELLED", 500});
+        // Not committed: not there.
+    }
+    const std::vector<OrderRecord> expected{request, created, decided, replayed};
+    CHECK(a->order_records("o-1", 100) == expected);
+    CHECK(b->order_records("o-1", 2) == std::vector<OrderRecord>{request, created});
+    CHECK(a->order_records("o-2", 100).size() == 1);
+    CHECK(a->order_records("nobody", 100).empty());
+}

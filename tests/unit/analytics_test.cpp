@@ -29,7 +29,8 @@ const AnalyticsTopics kTopics{"orders.events",
                               "inventory.events",
                               "notifications.events",
                               "dlq.resolutions",
-                              {"notifications.dlq", "orders.events.dlq"}};
+                              {"notifications.dlq", "orders.events.dlq"},
+                              {"inventory.requests", "notifications.requests"}};
 
 /// A consumed record of `event` at `offset` of partition 0.
 kafka::ConsumedRecord consumed(const std::string& topic, std::int64_t offset,
@@ -202,6 +203,79 @@ TEST_CASE("dead letters are pending until dlq.resolutions resolves them", "[anal
     out = h.run({resolution(0, 3, R"({"action":"EATEN"})")});
     REQUIRE(out.dead_letters() == 1);
     CHECK(out.records()[0].topic == "dlq.resolutions.dlq");
+}
+
+TEST_CASE(
+    "the per-order index holds every record of an order once, on every topic read, and nothing "
+    "of another order or of a SKU",
+    "[analytics]") {
+    Harness h;
+    auto created_1 = consumed("orders.events", 0, created("o-1", "2026-12-01T10:00:00Z", "10.00"));
+    created_1.timestamp_ms = 1000;
+    auto created_2 = consumed("orders.events", 1, created("o-2", "2026-12-01T10:00:00Z", "10.00"));
+    created_2.timestamp_ms = 1001;
+    // Read raw, for the index only: not even JSON is asked of it.
+    kafka::ConsumedRecord request;
+    request.topic = "inventory.requests";
+    request.partition = 2;
+    request.offset = 7;
+    request.key = "o-1";
+    request.value = "not JSON";
+    request.headers = {{"ce_type", "INVENTORY_RESERVE_REQUESTED"}};
+    request.timestamp_ms = 1002;
+    auto stock = consumed("inventory.events", 0,
+                          event("STOCK_ADJUSTED", "2026-12-01T10:00:01Z",
+                                {{"sku", "S"}, {"available", 5}, {"reserved", 0}}));
+    stock.key = "S";
+    stock.timestamp_ms = 1003;
+    kafka::ConsumedRecord dead;
+    dead.topic = "notifications.dlq";
+    dead.offset = 3;
+    dead.key = "o-1";
+    dead.value = "{}";
+    dead.headers = {{"ce_type", "NOTIFICATION_REQUESTED"}, {"dlq.reason", "MAX_RETRIES"}};
+    dead.timestamp_ms = 1004;
+    kafka::ConsumedRecord replayed;
+    replayed.topic = "dlq.resolutions";
+    replayed.offset = 0;
+    replayed.key = "notifications.dlq/0/3";
+    replayed.value = R"({"action":"REPLAYED","at":"2026-12-01T10:00:02Z","note":"","user":"ana",)"
+                     R"("replayed_to":"notifications.requests","order_id":"o-1"})";
+    replayed.timestamp_ms = 1005;
+    // Written before resolutions named their order: resolves, but is in no order's index.
+    kafka::ConsumedRecord older = replayed;
+    older.offset = 1;
+    older.key = "notifications.dlq/0/4";
+    older.value = R"({"action":"DISCARDED","at":"2026-12-01T10:00:02Z","note":"x"})";
+
+    const std::vector<kafka::ConsumedRecord> batch{created_1, created_2, request, stock,
+                                                   dead,      replayed,  older};
+    auto out = h.run(batch);
+    CHECK(out.records().empty());
+    const std::vector<OrderRecord> expected{
+        {"orders.events", 0, 0, "ORDER_CREATED", 1000},
+        {"inventory.requests", 2, 7, "INVENTORY_RESERVE_REQUESTED", 1002},
+        {"notifications.dlq", 0, 3, "NOTIFICATION_REQUESTED", 1004},
+        {"dlq.resolutions", 0, 0, "REPLAYED", 1005}};
+    CHECK(h.store.order_records("o-1", 100) == expected);
+    CHECK(h.store.order_records("o-2", 100).size() == 1);
+    CHECK(h.store.order_records("S", 100).empty());
+    CHECK(h.store.order_records("o-1", 2).size() == 2);
+
+    // Delivered again: nothing noted twice.
+    out = h.run(batch);
+    CHECK(out.duplicates() == batch.size());
+    CHECK(h.store.order_records("o-1", 100) == expected);
+    // A poison record of the order is one of its records too.
+    kafka::ConsumedRecord garbage;
+    garbage.topic = "orders.events";
+    garbage.offset = 2;
+    garbage.key = "o-1";
+    garbage.value = "{";
+    garbage.timestamp_ms = 1006;
+    out = h.run({garbage});
+    CHECK(out.dead_letters() == 1);
+    CHECK(h.store.order_records("o-1", 100).back() == OrderRecord{"orders.events", 0, 2, "", 1006});
 }
 
 TEST_CASE("GET /api/metrics: flat keys, money as strings, per currency when several",

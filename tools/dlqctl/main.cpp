@@ -489,8 +489,9 @@ int cmd_replay(const Options& o) {
     std::vector<std::vector<kafka::OutgoingRecord>> units;
     for (const auto* e : todo) {
         const std::string to = o.to.empty() ? e->original_topic : o.prefix + o.to;
-        contract::DlqResolution res{contract::DlqAction::kReplayed, now_rfc3339(), o.note, user(),
-                                    to};
+        contract::DlqResolution res{
+            contract::DlqAction::kReplayed, now_rfc3339(), o.note, user(), to,
+            e->record.key.value_or("")};
         kafka::OutgoingRecord entry;
         entry.topic = ledger;
         entry.key = e->key();
@@ -525,8 +526,9 @@ int cmd_discard(const Options& o) {
     std::vector<std::vector<kafka::OutgoingRecord>> units;
     for (const auto* e : selected(dlq, filters(o))) {
         if (e->status != Status::kPending) continue;  // resolved once
-        contract::DlqResolution res{contract::DlqAction::kDiscarded, now_rfc3339(), o.note, user(),
-                                    ""};
+        contract::DlqResolution res{
+            contract::DlqAction::kDiscarded, now_rfc3339(), o.note, user(), "",
+            e->record.key.value_or("")};
         kafka::OutgoingRecord entry;
         entry.topic = ledger;
         entry.key = e->key();

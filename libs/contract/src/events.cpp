@@ -291,13 +291,17 @@ NotificationFailed NotificationFailed::read(const json& data) {
 json DlqResolution::to_json() const {
     json out = {{"action", to_string(action)}, {"at", at}, {"note", note}, {"user", user}};
     if (!replayed_to.empty()) out["replayed_to"] = replayed_to;
+    if (!order_id.empty()) out["order_id"] = order_id;
     return out;
 }
 
 DlqResolution DlqResolution::read(const json& data) {
-    return {enumerated<DlqAction>(data, "action", parse_dlq_action), timestamp(data, "at"),
-            optional_text(data, "note"), optional_text(data, "user"),
-            optional_text(data, "replayed_to")};
+    return {enumerated<DlqAction>(data, "action", parse_dlq_action),
+            timestamp(data, "at"),
+            optional_text(data, "note"),
+            optional_text(data, "user"),
+            optional_text(data, "replayed_to"),
+            optional_text(data, "order_id")};
 }
 
 CloudEvent new_event(EventType type, std::string_view source, std::string subject,

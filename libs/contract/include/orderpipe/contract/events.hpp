@@ -179,6 +179,9 @@ struct DlqResolution {
     std::string note;
     std::string user;
     std::string replayed_to;  ///< `<topic>` the record was replayed to; empty for a discard
+    /// The dead letter's key: the order it concerns, so the order's history finds its
+    /// resolution (docs/CONTRACT.md "dlq.resolutions"); empty when the record had no key.
+    std::string order_id;
 
     nlohmann::json to_json() const;
     static DlqResolution read(const nlohmann::json& data);

@@ -83,7 +83,11 @@ void AnalyticsService::start() {
                  .topics = topics_.all(),
                  .processor = processor_.get(),
                  .group_id = group_id_,
-                 .static_membership = !shared_});
+                 .static_membership = !shared_,
+                 // It reads the saga's requests too (the per-order index): with the others'
+                 // 16 MiB its prefetch alone took it past 64 MiB at saturation
+                 // (docs/BENCHMARKS.md "The per-order index").
+                 .prefetch_kbytes = 4096});
     if (!shared_) rt.single_instance();
     // Figures are counted once per offset: a state that went further than a topic's end (the
     // topic recreated) would skip its new records as seen. Read before the loop starts.

@@ -101,9 +101,9 @@ Consumer::Consumer(ClientConfig config, ConsumerOptions options, RebalanceListen
             // measured too: no less broker CPU, and at 100 ms a worse idle tail
             // (docs/BENCHMARKS.md).
             {"fetch.wait.max.ms", "10"},
-            // Prefetch at most 16 MiB (default 64 MiB) and 10,000 records per partition (default
-            // 100,000): a consumer far behind otherwise holds its backlog in memory.
-            {"queued.max.messages.kbytes", "16384"},
+            // Prefetch at most ConsumerOptions::prefetch_kbytes and 10,000 records per partition
+            // (default 100,000): a consumer far behind otherwise holds its backlog in memory.
+            {"queued.max.messages.kbytes", std::to_string(impl_->options.prefetch_kbytes)},
             {"queued.min.messages", "10000"},
         });
     if (!impl_->options.group_instance_id.empty()) {
@@ -335,10 +335,9 @@ std::pair<std::int64_t, std::int64_t> Consumer::watermarks(const std::string& to
         std::int64_t high = 0;
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
-        auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), partition,
-                                                    &low, &high,
-                                                    static_cast<int>(std::max<std::int64_t>(
-                                                        1, left.count())));
+        auto err = rd_kafka_query_watermark_offsets(
+            impl_->rk.get(), topic.c_str(), partition, &low, &high,
+            static_cast<int>(std::max<std::int64_t>(1, left.count())));
         if (!err) return {low, high};
         auto error = impl::classify(err, "watermarks of " + topic);
         if (!error.is_retriable() || std::chrono::steady_clock::now() + backoff >= deadline) {

@@ -142,6 +142,7 @@ class ProcessingLoop::Impl final : public RebalanceListener {
         co.group_id = options_.group_id;
         if (options_.static_membership) co.group_instance_id = options_.transactional_id;
         co.fault_scope = options_.name;
+        co.prefetch_kbytes = options_.prefetch_kbytes;
         return co;
     }
 

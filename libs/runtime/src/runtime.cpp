@@ -821,6 +821,7 @@ kafka::ProcessingLoop& Runtime::add_loop(LoopSpec spec) {
     lo.transactional_id = settings_.transactional_id(spec.transactional_suffix);
     lo.static_membership = spec.static_membership;
     lo.fence_idle_work = spec.fence_idle_work;
+    lo.prefetch_kbytes = spec.prefetch_kbytes;
     lo.batch_max = settings_.batch_max;
     lo.batch_linger = settings_.batch_linger;
     lo.operation_timeout = settings_.commit_timeout;

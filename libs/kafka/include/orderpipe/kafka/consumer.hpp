@@ -32,6 +32,10 @@ struct ConsumerOptions {
     bool partition_eof = false;  ///< report end of partition (for readers that stop at the end)
     std::chrono::milliseconds session_timeout{10000};
     std::chrono::milliseconds max_poll_interval{300000};
+    /// How much may be prefetched and waiting (queued.max.messages.kbytes; a KAFKA_* setting
+    /// overrides it). 16 MiB (librdkafka's default is 64 MiB): a consumer far behind otherwise
+    /// holds its backlog in memory.
+    int prefetch_kbytes = 16384;
     /// Fault injection scope (orderpipe/common/faults.hpp): seek_to_committed consults the point
     /// rewind-partition-error (the broker answers one partition's committed offset with an
     /// error).

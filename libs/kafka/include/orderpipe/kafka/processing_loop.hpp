@@ -181,6 +181,7 @@ struct LoopOptions {
     /// generation. For processors whose idle work belongs to their partitions (the order
     /// timeouts of a scaled-out order-service).
     bool fence_idle_work = false;
+    int prefetch_kbytes = 16384;  ///< ConsumerOptions::prefetch_kbytes
     std::size_t batch_max = 500;
     std::chrono::milliseconds batch_linger{1};
     std::chrono::milliseconds operation_timeout{10000};

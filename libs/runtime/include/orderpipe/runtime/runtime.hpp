@@ -68,6 +68,8 @@ struct LoopSpec {
     bool static_membership = true;
     /// kafka::LoopOptions::fence_idle_work.
     bool fence_idle_work = false;
+    /// kafka::ConsumerOptions::prefetch_kbytes.
+    int prefetch_kbytes = 16384;
 };
 
 /// A startup step: runs on the startup thread, returns true when done, false to be called again

@@ -16,6 +16,7 @@
 // 2 usage error.
 
 #include "dlq.hpp"
+#include "dlq_kafka.hpp"
 
 #include "orderpipe/common/config.hpp"
 #include "orderpipe/common/faults.hpp"
@@ -58,11 +59,8 @@ struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-struct Options {
-    std::string bootstrap;
+struct Options : Connection {
     std::string topic;
-    std::string prefix;
-    std::map<std::string, std::string> kafka_properties;
     // filters, as typed
     std::string since, until, order_id, reason, error_contains, status;
     std::optional<std::int32_t> partition;
@@ -76,92 +74,21 @@ struct Options {
     bool yes = false;
     std::string note;
     int max_replays = 3;
-    std::chrono::milliseconds timeout{5000};
 };
+
+/// The DLQ of `o.topic` and its ledger; a topic that is not a DLQ is a usage error.
+Dlq load(const Options& o) {
+    try {
+        return dlqctl::load(o, o.topic);
+    } catch (const NotADeadLetterTopic& e) {
+        throw UsageError(std::string("--topic ") + e.what());
+    }
+}
 
 std::string user() {
     if (const char* u = std::getenv("USER"); u != nullptr && *u != 0) return u;
     if (const char* l = getlogin(); l != nullptr) return l;
     return "unknown";
-}
-
-kafka::ClientConfig client(const Options& o, const std::string& role) {
-    return {o.bootstrap, "dlqctl-" + role, o.kafka_properties};
-}
-
-/// Reads every committed record of `topic` (read_committed, from the beginning to the end).
-std::vector<kafka::ConsumedRecord> read_all(const Options& o, const std::string& topic,
-                                            int partitions) {
-    kafka::ConsumerOptions co;
-    co.group_id = "dlqctl-reader";  // never joins, never commits
-    co.partition_eof = true;
-    kafka::Consumer consumer(client(o, "reader"), co);
-    std::vector<kafka::TopicPartitionOffset> assignment;
-    for (int p = 0; p < partitions; ++p)
-        assignment.push_back({topic, p, kafka::Consumer::kBeginning});
-    consumer.assign(assignment);
-    std::set<int> open;
-    for (int p = 0; p < partitions; ++p) open.insert(p);
-    std::vector<kafka::ConsumedRecord> out;
-    const auto until = Clock::now() + std::chrono::seconds(60);
-    while (!open.empty()) {
-        if (Clock::now() > until) {
-            throw std::runtime_error("reading " + topic + " did not reach its end within 60 s");
-        }
-        auto polled = consumer.poll_batch(5000, std::chrono::milliseconds(200));
-        for (auto& r : polled.records) out.push_back(std::move(r));
-        for (const auto& end : polled.reached_end) open.erase(end.partition);
-    }
-    consumer.close();
-    return out;
-}
-
-struct Dlq {
-    std::string topic;  // full name
-    std::vector<Entry> entries;
-    std::size_t ledger_records = 0;  // dlq.resolutions records read
-};
-
-/// Loads the DLQ topic and the ledger. @throws on an unreachable broker or unknown topic.
-Dlq load(const Options& o) {
-    kafka::AdminClient admin(client(o, "admin"));
-    std::map<std::string, int> topics;
-    try {
-        topics = admin.topics(o.timeout);
-    } catch (const std::exception& e) {
-        throw std::runtime_error("cannot reach Kafka at " + o.bootstrap + " within " +
-                                 std::to_string(o.timeout.count() / 1000) + " s: " + e.what());
-    }
-    const std::string topic = o.prefix + o.topic;
-    if (!contract::is_dlq_topic(o.topic)) {
-        throw UsageError("--topic " + o.topic + " is not a dead-letter topic (" +
-                         std::string(contract::topic::kNotificationsDlq) + " or <topic>.dlq)");
-    }
-    if (!topics.contains(topic)) {
-        std::string known;
-        for (const auto& t : contract::dlq_topics()) known += " " + o.prefix + t;
-        throw std::runtime_error("topic " + topic + " does not exist on " + o.bootstrap +
-                                 " (dead-letter topics:" + known + ")");
-    }
-    const std::string ledger_topic = o.prefix + std::string(contract::topic::kDlqResolutions);
-    std::map<std::string, std::string> ledger;
-    std::size_t ledger_records = 0;
-    if (topics.contains(ledger_topic)) {
-        for (const auto& r : read_all(o, ledger_topic, topics[ledger_topic])) {
-            ++ledger_records;
-            if (!r.key) continue;
-            if (r.value) {
-                ledger[*r.key] = *r.value;
-            } else {
-                ledger.erase(*r.key);  // a tombstone
-            }
-        }
-    }
-    Dlq dlq{topic, {}, ledger_records};
-    for (auto& r : read_all(o, topic, topics[topic])) {
-        dlq.entries.push_back(make_entry(std::move(r), ledger));
-    }
-    return dlq;
 }
 
 Filters filters(const Options& o) {
@@ -210,39 +137,14 @@ std::chrono::seconds age(const Entry& e) {
                                                             *e.failed_at);
 }
 
-json entry_json(const Entry& e) {
-    json headers = json::object();
-    for (const auto& [k, v] : e.record.headers) headers[k] = v ? json(*v) : json(nullptr);
-    json j = {{"topic", e.record.topic},
-              {"partition", e.record.partition},
-              {"offset", e.record.offset},
-              {"key", e.record.key ? json(*e.record.key) : json(nullptr)},
-              {"original_topic", e.original_topic},
-              {"reason", e.reason},
-              {"last_error", e.last_error},
-              {"retry_count", e.retry_count},
-              {"replay_count", e.replay_count},
-              {"failed_at", e.failed_at ? json(format_rfc3339(*e.failed_at)) : json(nullptr)},
-              {"status", to_string(e.status)},
-              {"headers", headers}};
-    if (e.original_partition) j["original_partition"] = *e.original_partition;
-    if (e.original_offset) j["original_offset"] = *e.original_offset;
-    if (!e.resolution.empty()) {
-        try {
-            j["resolution"] = json::parse(e.resolution);
-        } catch (const std::exception&) {
-            j["resolution"] = e.resolution;
-        }
-    }
-    return j;
-}
-
 std::string cut(std::string s, std::size_t n) {
     for (auto& c : s) {
         if (c == '\n' || c == '\r' || c == '\t') c = ' ';
     }
     return s.size() <= n ? s : s.substr(0, n - 1) + "…";
 }
+
+void say(const std::string& what) { std::cerr << "dlqctl: " << what << '\n'; }
 
 int cmd_list(const Options& o) {
     const auto dlq = load(o);
@@ -334,35 +236,6 @@ bool confirm(const Options& o, const std::string& question) {
     return answer == "y" || answer == "Y" || answer == "yes";
 }
 
-/// The one writer of a DLQ's resolutions. Every dlqctl that replays or discards the dead letters
-/// of a topic uses the same transactional.id, `dlqctl-<that topic>`: registering it
-/// (init_transactions) fences any other dlqctl writing there, aborting what it had not committed
-/// and waiting for what it was committing. The ledger is read only after that, so it holds every
-/// resolution any other dlqctl committed, and whatever this one then writes is either committed
-/// before another one reads, or fenced and never written. Whoever runs it, however many at once, a
-/// dead letter is resolved once (docs/CONTRACT.md "dlqctl").
-class LedgerWriter {
-  public:
-    LedgerWriter(const Options& o, const std::string& dlq_topic) : topic_(dlq_topic) {
-        kafka::ProducerOptions po;
-        po.transactional_id = "dlqctl-" + dlq_topic;
-        po.operation_timeout = std::chrono::seconds(10);
-        po.fault_scope = "dlqctl";
-        producer_ = std::make_unique<kafka::TransactionalProducer>(client(o, "writer"), po);
-        try {
-            producer_->init_transactions();
-        } catch (const kafka::KafkaException& e) {
-            throw std::runtime_error("cannot take the writer of " + dlq_topic + ": " + e.what());
-        }
-    }
-    kafka::TransactionalProducer& producer() { return *producer_; }
-    const std::string& topic() const { return topic_; }
-
-  private:
-    std::string topic_;
-    std::unique_ptr<kafka::TransactionalProducer> producer_;
-};
-
 /// Fault point `write-hold` (tests): between reading the ledger and writing, wait (at most 30 s)
 /// until someone else has committed to dlq.resolutions — a second dlqctl run meanwhile — so a
 /// test sees two dlqctl resolve the same dead letters at once, whatever the machine's speed.
@@ -380,68 +253,6 @@ void hold_for_another_writer(const Options& o, const Dlq& dlq) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));  // NOLINT: polling
     }
-}
-
-/// Writes `units` (the records of one dead letter's resolution each) in transactions of up to
-/// 100 units, at `rate` units/s at most, with a progress line when it takes longer than a
-/// second. Stops at once if another dlqctl took the writer over. @returns how many committed.
-std::size_t write_transactions(const Options& o, LedgerWriter& writer, const std::string& what,
-                               const std::vector<std::vector<kafka::OutgoingRecord>>& units) {
-    auto& producer = writer.producer();
-    const auto started = Clock::now();
-    auto last_progress = started;
-    std::size_t done = 0;
-    std::size_t failed = 0;
-    const std::size_t per_txn =
-        o.rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(o.rate)) : 100;
-    for (std::size_t i = 0; i < units.size(); i += per_txn) {
-        const std::size_t n = std::min(per_txn, units.size() - i);
-        bool ok = false;
-        try {
-            producer.begin();
-            for (std::size_t k = i; k < i + n; ++k) {
-                for (const auto& r : units[k]) producer.produce(r);
-            }
-            ok = producer.commit_or_abort() == kafka::TxnOutcome::kCommitted;
-        } catch (const std::exception& e) {
-            std::cerr << "dlqctl: " << e.what() << '\n';
-            producer.abort();
-        }
-        if (!ok && producer.fenced()) {
-            std::cerr << "dlqctl: another dlqctl took over the dead letters of " << writer.topic()
-                      << ": nothing more was written by this one (" << units.size() - i
-                      << " left); list them again and rerun if needed\n";
-            break;
-        }
-        if (!ok && !producer.initialised()) {
-            try {
-                producer.init_transactions();  // settles an unknown outcome before going on
-            } catch (const std::exception& e) {
-                std::cerr << "dlqctl: " << e.what() << '\n';
-            }
-        }
-        (ok ? done : failed) += n;
-        if (!ok)
-            std::cerr << "dlqctl: a transaction of " << n
-                      << " did not commit: nothing of it was written\n";
-        const auto now = Clock::now();
-        if (now - started > std::chrono::seconds(1) &&
-            now - last_progress >= std::chrono::seconds(1)) {
-            last_progress = now;
-            const double secs = std::chrono::duration<double>(now - started).count();
-            std::cerr << "dlqctl: " << what << " " << done + failed << "/" << units.size() << " ("
-                      << std::fixed << std::setprecision(1)
-                      << static_cast<double>(done + failed) / secs << "/s)\n";
-        }
-        if (o.rate > 0 && i + n < units.size()) {
-            // Pace: this many units should have taken (done + failed) / rate seconds (nothing to
-            // wait for after the last one).
-            const auto due = started + std::chrono::duration_cast<Clock::duration>(
-                                           std::chrono::duration<double>((done + failed) / o.rate));
-            std::this_thread::sleep_until(due);
-        }
-    }
-    return done;
 }
 
 int cmd_replay(const Options& o) {
@@ -485,18 +296,11 @@ int cmd_replay(const Options& o) {
         std::cout << "nothing to replay\n";
         return kExitOk;
     }
-    const std::string ledger = o.prefix + std::string(contract::topic::kDlqResolutions);
     std::vector<std::vector<kafka::OutgoingRecord>> units;
     for (const auto* e : todo) {
         const std::string to = o.to.empty() ? e->original_topic : o.prefix + o.to;
-        contract::DlqResolution res{
-            contract::DlqAction::kReplayed, now_rfc3339(), o.note, user(), to,
-            e->record.key.value_or("")};
-        kafka::OutgoingRecord entry;
-        entry.topic = ledger;
-        entry.key = e->key();
-        entry.value = res.to_json().dump();
-        units.push_back({replay_record(*e, to), std::move(entry)});
+        units.push_back({replay_record(*e, to),
+                         ledger_record(o, *e, contract::DlqAction::kReplayed, user(), o.note, to)});
         if (o.dry_run) {
             std::cout << "would replay " << e->key() << " (order " << e->record.key.value_or("-")
                       << ", " << e->reason << ") to " << to << " as replay " << e->replay_count + 1
@@ -513,7 +317,7 @@ int cmd_replay(const Options& o) {
         return kExitOk;
     }
     hold_for_another_writer(o, dlq);
-    const auto done = write_transactions(o, *writer, "replayed", units);
+    const auto done = write_transactions(*writer, "replayed", units, o.rate, say);
     std::cout << "replayed " << done << " of " << units.size() << " record(s)\n";
     return done == units.size() ? kExitOk : kExitFailure;
 }
@@ -522,18 +326,11 @@ int cmd_discard(const Options& o) {
     if (o.note.empty()) throw UsageError("discard needs --note \"why\"");
     LedgerWriter writer(o, o.prefix + o.topic);  // first: see LedgerWriter
     const auto dlq = load(o);
-    const std::string ledger = o.prefix + std::string(contract::topic::kDlqResolutions);
     std::vector<std::vector<kafka::OutgoingRecord>> units;
     for (const auto* e : selected(dlq, filters(o))) {
         if (e->status != Status::kPending) continue;  // resolved once
-        contract::DlqResolution res{
-            contract::DlqAction::kDiscarded, now_rfc3339(), o.note, user(), "",
-            e->record.key.value_or("")};
-        kafka::OutgoingRecord entry;
-        entry.topic = ledger;
-        entry.key = e->key();
-        entry.value = res.to_json().dump();
-        units.push_back({std::move(entry)});
+        units.push_back(
+            {ledger_record(o, *e, contract::DlqAction::kDiscarded, user(), o.note, "")});
     }
     if (units.empty()) {
         std::cout << "nothing to discard\n";
@@ -545,7 +342,7 @@ int cmd_discard(const Options& o) {
         return kExitOk;
     }
     hold_for_another_writer(o, dlq);
-    const auto done = write_transactions(o, writer, "discarded", units);
+    const auto done = write_transactions(writer, "discarded", units, o.rate, say);
     std::cout << "discarded " << done << " of " << units.size() << " record(s)\n";
     return done == units.size() ? kExitOk : kExitFailure;
 }

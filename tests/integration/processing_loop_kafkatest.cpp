@@ -21,6 +21,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 using namespace orderpipe;
@@ -580,4 +581,83 @@ TEST_CASE(
     REQUIRE(eventually([&] { return processor.resyncs > 0; }));
     REQUIRE(eventually([&] { return loop.status().ready; }));
     loop.stop();
+}
+
+TEST_CASE("read_at fetches exactly the committed records at the offsets asked, near or far",
+          "[kafka][read-at]") {
+    const std::string prefix = unique_name("readat");
+    auto t = create_test_topics(prefix, {"in"});
+    // Two transactions: the first one's commit marker is an offset without a record in every
+    // partition.
+    for (int half = 0; half < 2; ++half) {
+        std::vector<nlohmann::json> datas;
+        for (int i = 0; i < 3000; ++i) datas.push_back({{"n", half * 3000 + i}});
+        produce_events(t["in"], datas, half == 0 ? "e" : "f");
+    }
+    {
+        // An aborted transaction: its offsets hold no committed record.
+        kafka::ProducerOptions po;
+        po.transactional_id = unique_name("test-aborter");
+        kafka::TransactionalProducer producer(client_config("test-aborter"), po);
+        producer.init_transactions();
+        producer.begin();
+        for (int i = 0; i < 20; ++i) {
+            auto e = CloudEvent::make("TEST_EVENT", "/test", "a" + std::to_string(i), "c",
+                                      std::nullopt, TraceContext::fresh().header(), {{"n", -1}});
+            producer.produce(kafka::to_record(t["in"], e.subject, e));
+        }
+        producer.abort();
+    }
+    produce_events(t["in"], {{{"n", 3000}}}, "after");
+    const auto committed = read_committed(t["in"]);
+    REQUIRE(committed.size() == 6001);
+    std::set<std::int64_t> committed_at;
+    std::map<std::int32_t, std::int64_t> end;
+    for (const auto& r : committed) {
+        if (r.partition == 0) committed_at.insert(r.offset);
+        end[r.partition] = std::max(end[r.partition], r.offset + 1);
+    }
+    // Every 97th of the first 600 committed records (read through), the last one of each
+    // partition (~1,800 further on: a seek), neighbours, an offset without a record, and offsets
+    // past the end.
+    std::vector<kafka::TopicPartitionOffset> asked;
+    std::vector<const kafka::ConsumedRecord*> expected;
+    std::map<std::int32_t, const kafka::ConsumedRecord*> last;
+    for (std::size_t i = 0; i < committed.size(); ++i) {
+        if (i < 600 && i % 97 == 0) {
+            asked.push_back({committed[i].topic, committed[i].partition, committed[i].offset});
+            expected.push_back(&committed[i]);
+        }
+        auto& l = last[committed[i].partition];
+        if (l == nullptr || l->offset < committed[i].offset) l = &committed[i];
+    }
+    for (const auto& [partition, r] : last) {
+        REQUIRE(r->offset > 1000);
+        asked.push_back({r->topic, r->partition, r->offset});
+        expected.push_back(r);
+    }
+    asked.push_back({committed[1].topic, committed[1].partition, committed[1].offset});  // next to
+    expected.push_back(&committed[1]);
+    std::int64_t hole = -1;
+    for (std::int64_t o = 0; o < end[0]; ++o) {
+        if (!committed_at.contains(o)) {
+            hole = o;
+            break;
+        }
+    }
+    REQUIRE(hole >= 0);
+    asked.push_back({t["in"], 0, hole});
+    for (const auto& [partition, next] : end) asked.push_back({t["in"], partition, next + 5});
+    std::sort(expected.begin(), expected.end(), [](const auto* a, const auto* b) {
+        return std::tie(a->partition, a->offset) < std::tie(b->partition, b->offset);
+    });
+
+    const auto got = kafka::read_at(client_config("read-at"), asked, std::chrono::seconds(30));
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        CHECK(got[i].partition == expected[i]->partition);
+        CHECK(got[i].offset == expected[i]->offset);
+        CHECK(got[i].value == expected[i]->value);
+    }
+    CHECK(kafka::read_at(client_config("read-at"), {}, std::chrono::seconds(1)).empty());
 }

@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <set>
 #include <thread>
+#include <tuple>
 
 namespace orderpipe::kafka {
 
@@ -401,5 +404,64 @@ void Consumer::close() {
 }
 
 void* Consumer::native_handle() const { return impl_->rk.get(); }
+
+std::vector<ConsumedRecord> read_at(const ClientConfig& config,
+                                    const std::vector<TopicPartitionOffset>& positions,
+                                    std::chrono::milliseconds timeout) {
+    // Fewer records between two wanted offsets than this are read through; more are skipped
+    // with a seek.
+    constexpr std::int64_t kReadThrough = 500;
+    std::map<TopicPartition, std::set<std::int64_t>> wanted;
+    for (const auto& p : positions) {
+        if (p.offset >= 0) wanted[{p.topic, p.partition}].insert(p.offset);
+    }
+    std::vector<ConsumedRecord> out;
+    if (wanted.empty()) return out;
+    ConsumerOptions options;
+    options.partition_eof = true;  // an offset at or past the end has no record: stop waiting
+    Consumer consumer(config, options);
+    std::vector<TopicPartitionOffset> assignment;
+    for (const auto& [tp, offsets] : wanted) {
+        assignment.push_back({tp.topic, tp.partition, *offsets.begin()});
+    }
+    consumer.assign(assignment);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!wanted.empty() && std::chrono::steady_clock::now() < deadline) {
+        auto polled = consumer.poll_batch(1000, std::chrono::milliseconds(100));
+        std::vector<TopicPartitionOffset> jumps;
+        std::set<TopicPartition> moved;
+        for (auto& r : polled.records) {
+            const TopicPartition tp{r.topic, r.partition};
+            auto it = wanted.find(tp);
+            if (it == wanted.end() || moved.contains(tp)) continue;
+            auto& offsets = it->second;
+            // Offsets passed without a record (aborted, compacted) have none.
+            while (!offsets.empty() && *offsets.begin() < r.offset) offsets.erase(offsets.begin());
+            if (!offsets.empty() && *offsets.begin() == r.offset) {
+                offsets.erase(offsets.begin());
+                out.push_back(std::move(r));
+            }
+            if (offsets.empty()) {
+                wanted.erase(it);
+            } else if (*offsets.begin() - r.offset > kReadThrough) {
+                jumps.push_back({tp.topic, tp.partition, *offsets.begin()});
+                moved.insert(tp);  // the rest of this poll is before the jump
+            }
+        }
+        for (const auto& end : polled.reached_end) {
+            auto it = wanted.find({end.topic, end.partition});
+            if (it == wanted.end()) continue;
+            auto& offsets = it->second;
+            offsets.erase(offsets.lower_bound(end.offset), offsets.end());
+            if (offsets.empty()) wanted.erase(it);
+        }
+        if (!jumps.empty()) consumer.seek(jumps);
+    }
+    consumer.close();
+    std::sort(out.begin(), out.end(), [](const ConsumedRecord& a, const ConsumedRecord& b) {
+        return std::tie(a.topic, a.partition, a.offset) < std::tie(b.topic, b.partition, b.offset);
+    });
+    return out;
+}
 
 }  // namespace orderpipe::kafka

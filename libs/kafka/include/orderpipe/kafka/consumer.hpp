@@ -121,4 +121,13 @@ class Consumer {
     std::unique_ptr<Impl> impl_;
 };
 
+/// The committed records at `positions` (read_committed), fetched by offset without reading the
+/// partitions through: each partition is read from the first offset wanted, and moved on to the
+/// next one when it is more than a few hundred records further. A position with no committed
+/// record (past retention, compacted away, beyond the end) is left out, as is whatever was not
+/// read within `timeout`. In the order of the topic, partition and offset.
+std::vector<ConsumedRecord> read_at(const ClientConfig& config,
+                                    const std::vector<TopicPartitionOffset>& positions,
+                                    std::chrono::milliseconds timeout);
+
 }  // namespace orderpipe::kafka

@@ -59,6 +59,8 @@ for s in "${BASE[@]}"; do
     SERVICES+=("$name:$port:$binary")
   fi
 done
+# The console keeps no state: one instance, which reaches the services on their usual ports.
+SERVICES+=("orderpipe-console:${CONSOLE_HTTP_PORT:-8084}:console/orderpipe-console")
 
 say() { echo "run: $*"; }
 

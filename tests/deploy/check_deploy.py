@@ -122,6 +122,7 @@ BINARY_SOURCES = {
     "inventory-service": ["libs", "inventory-service"],
     "notification-service": ["libs", "notification-service"],
     "analytics-service": ["libs", "analytics-service"],
+    "orderpipe-console": ["libs", "console", "tools/dlqctl"],
     "fake-email-provider": ["tools/fake-email-provider", "libs/http", "libs/common"],
     "dlqctl": ["tools/dlqctl", "libs/common", "libs/contract", "libs/kafka"],
     "orderpipe-topics": ["tools/topics", "libs/common", "libs/contract", "libs/kafka"],

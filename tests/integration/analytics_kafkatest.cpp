@@ -4,6 +4,7 @@
 // poison is dead-lettered exactly once; every service's /metrics passes `promtool check metrics`.
 
 #include "ground_truth.hpp"
+#include "order_index.hpp"
 #include "pipeline.hpp"
 
 #include "orderpipe/common/faults.hpp"
@@ -45,48 +46,10 @@ json api_metrics(const Pipeline& p) {
     return r.json();
 }
 
-/// One record in the per-order index, as GET /api/orders/{id}/records shows it.
-using Indexed = std::tuple<std::string, int, long long, std::string, long long>;
-
-/// Every record of each of `orders` on every topic analytics reads, found by scanning them
-/// (keyed by order id; a resolution names its order in its value): what the index must hold.
-std::map<std::string, std::set<Indexed>> scanned(const Pipeline& p,
-                                                 const std::vector<std::string>& orders) {
-    std::map<std::string, std::set<Indexed>> out;
-    for (const auto& id : orders) out[id];
-    std::vector<std::string> topics{
-        "orders.events",          "inventory.requests",   "inventory.responses", "inventory.events",
-        "notifications.requests", "notifications.events", "orders.commands"};
-    for (const auto& t : contract::dlq_topics()) topics.emplace_back(t);
-    for (const auto& t : topics) {
-        for (const auto& r : read_committed(p.topic(t))) {
-            if (!r.key || !out.contains(*r.key)) continue;
-            out[*r.key].insert(
-                {r.topic, r.partition, r.offset, r.header("ce_type").value_or(""), r.timestamp_ms});
-        }
-    }
-    for (const auto& r : read_committed(p.topic("dlq.resolutions"))) {
-        if (!r.value) continue;
-        const auto v = json::parse(*r.value);
-        const auto id = v.value("order_id", "");
-        if (!out.contains(id)) continue;
-        out[id].insert(
-            {r.topic, r.partition, r.offset, v["action"].get<std::string>(), r.timestamp_ms});
-    }
-    return out;
-}
-
 std::set<Indexed> indexed(const Pipeline& p, const std::string& order_id) {
     auto r = http_request("GET", p.analytics_url("/api/orders/" + order_id + "/records"));
     REQUIRE(r.status == 200);
-    std::set<Indexed> out;
-    const auto body = r.json();  // not in the range-for: the temporary would end before the loop
-    for (const auto& e : body["records"]) {
-        out.insert({e["topic"].get<std::string>(), e["partition"].get<int>(),
-                    e["offset"].get<long long>(), e["type"].get<std::string>(),
-                    e["timestamp_ms"].get<long long>()});
-    }
-    return out;
+    return indexed_of(r.json()["records"]);
 }
 
 /// Waits until the index of each of `orders` equals the scan of the topics.

@@ -53,6 +53,9 @@ find_package(prometheus-cpp REQUIRED COMPONENTS core)
 find_package(SQLite3 REQUIRED)
 find_package(PostgreSQL 15 REQUIRED)  # libpq only (Debian libpq-dev)
 find_package(CURL REQUIRED)
+# The console hashes operator tokens (SHA-256): OpenSSL's libcrypto, which librdkafka and libcurl
+# already bring (Debian libssl-dev).
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
 if(ORDERPIPE_BUILD_TESTS)

@@ -210,6 +210,14 @@ std::optional<std::string> AnalyticsProcessor::take_event(Input input,
                 switch (*type) {
                     case EventType::kOrderCreated: {
                         const auto d = contract::OrderCreated::read(e.data);
+                        std::string email = d.customer_email;
+                        for (auto& ch : email) {
+                            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+                        }
+                        work_->order_customer({.order_id = d.order_id,
+                                               .customer_id = d.customer_id,
+                                               .email = std::move(email),
+                                               .time_ms = r.timestamp_ms});
                         if (!count) return std::nullopt;
                         changes.count(figure::kOrdersCreated, 1, minute);
                         work_->order_created(changes, d.order_id, at_us);

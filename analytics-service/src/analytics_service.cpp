@@ -104,63 +104,29 @@ void AnalyticsService::start() {
     rt.route("GET", "/api/metrics/series", [this](http::Request&& r, const http::Responder& d) {
         query(std::move(r), d, &AnalyticsService::handle_series);
     });
+    rt.route("GET", "/api/orders", [this](http::Request&& r, const http::Responder& d) {
+        query(std::move(r), d, &AnalyticsService::handle_find_orders);
+    });
     rt.route("GET", "/api/orders/{order_id}/records",
              [this](http::Request&& r, const http::Responder& d) {
                  query(std::move(r), d, &AnalyticsService::handle_order_records);
              });
-    query_thread_ = std::thread([this] { run_queries(); });
+    queries_.start();
     rt.start();
 }
 
 void AnalyticsService::stop() {
     runtime_->stop();
-    stop_queries();
+    queries_.stop();
 }
 
 void AnalyticsService::query(http::Request&& req, const http::Responder& respond,
                              void (AnalyticsService::*handler)(http::Request&&,
                                                                const http::Responder&)) {
-    auto shared = std::make_shared<http::Request>(std::move(req));
-    {
-        std::lock_guard lock(queries_mu_);
-        if (!queries_stopping_ && queries_.size() < kMaxQueuedQueries) {
-            queries_.emplace_back([this, shared, respond, handler] {
-                try {
-                    (this->*handler)(std::move(*shared), respond);
-                } catch (...) {  // on the query thread: answered, never carried into it
-                    respond(http::failure_response("analytics query"));
-                }
-            });
-            queries_cv_.notify_one();
-            return;
-        }
-    }
-    auto busy = http::problem(
-        503, "Service Unavailable",
-        "too many queries waiting (" + std::to_string(kMaxQueuedQueries) + "); retry shortly");
-    busy.headers.emplace_back("Retry-After", "1");
-    respond(std::move(busy));
-}
-
-void AnalyticsService::run_queries() {
-    for (;;) {
-        std::function<void()> next;
-        {
-            std::unique_lock lock(queries_mu_);
-            const bool woken = queries_cv_.wait_for(lock, std::chrono::seconds(1), [this] {
-                return queries_stopping_ || !queries_.empty();
-            });
-            if (!woken) {
-                lock.unlock();
-                refresh_metrics();
-                continue;
-            }
-            if (queries_.empty()) return;  // stopping, nothing left
-            next = std::move(queries_.front());
-            queries_.pop_front();
-        }
-        next();
-    }
+    queries_.submit(std::move(req), respond,
+                    [this, handler](http::Request&& r, const http::Responder& d) {
+                        (this->*handler)(std::move(r), d);
+                    });
 }
 
 void AnalyticsService::refresh_metrics() {
@@ -172,15 +138,6 @@ void AnalyticsService::refresh_metrics() {
     } catch (const std::exception& e) {
         log::warn("cannot refresh the business metrics from the database", {{"error", e.what()}});
     }
-}
-
-void AnalyticsService::stop_queries() {
-    {
-        std::lock_guard lock(queries_mu_);
-        queries_stopping_ = true;
-    }
-    queries_cv_.notify_all();
-    if (query_thread_.joinable()) query_thread_.join();
 }
 
 bool AnalyticsService::prepare_rebuild() {
@@ -305,6 +262,32 @@ void AnalyticsService::handle_order_records(http::Request&& req, const http::Res
     }
     respond(http::Response::json(
         200, {{"order_id", order_id}, {"records", std::move(list)}, {"truncated", truncated}}));
+}
+
+void AnalyticsService::handle_find_orders(http::Request&& req, const http::Responder& respond) {
+    maybe_stall();
+    constexpr std::size_t kMaxOrders = 100;
+    const std::string& q = req.query["q"];
+    if (q.empty() || q.size() > 254) {
+        respond(http::problem(400, "Invalid search",
+                              "q: an order id, a customer id or an email, 1 to 254 bytes"));
+        return;
+    }
+    std::vector<OrderCustomer> found;
+    {
+        std::lock_guard lock(http_mu_);
+        found = http_state_->find_orders(q, kMaxOrders + 1);
+    }
+    const bool truncated = found.size() > kMaxOrders;
+    if (truncated) found.resize(kMaxOrders);
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& o : found) {
+        list.push_back({{"order_id", o.order_id},
+                        {"customer_id", o.customer_id},
+                        {"email", o.email},
+                        {"created_ms", o.time_ms}});
+    }
+    respond(http::Response::json(200, {{"orders", std::move(list)}, {"truncated", truncated}}));
 }
 
 }  // namespace orderpipe::analytics

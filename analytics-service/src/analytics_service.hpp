@@ -13,6 +13,7 @@
 #include "analytics_processor.hpp"
 #include "analytics_state.hpp"
 
+#include "orderpipe/runtime/blocking_work.hpp"
 #include "orderpipe/runtime/runtime.hpp"
 
 #include <atomic>
@@ -56,13 +57,13 @@ class AnalyticsService {
     void handle_series(http::Request&& req, const http::Responder& respond);
     /// GET /api/orders/{order_id}/records: the per-order index (docs/CONTRACT.md).
     void handle_order_records(http::Request&& req, const http::Responder& respond);
-    /// Queues a query for the query thread; answers 503 when kMaxQueuedQueries wait already.
+    /// GET /api/orders?q=: orders by id, customer id or email (docs/CONTRACT.md).
+    void handle_find_orders(http::Request&& req, const http::Responder& respond);
+    /// Queues `handler` for the query thread (runtime::BlockingWork).
     void query(http::Request&& req, const http::Responder& respond,
                void (AnalyticsService::*handler)(http::Request&&, const http::Responder&));
-    void run_queries();
     /// Shared: the metrics follow the whole state (on the query thread, every second).
     void refresh_metrics();
-    void stop_queries();
 
     Config config_;
     std::unique_ptr<runtime::Runtime> runtime_;
@@ -80,12 +81,7 @@ class AnalyticsService {
 
     // Queries run on a thread of their own, never on the HTTP io threads, so /livez, /readyz and
     // /metrics answer at once however many queries wait (under query load /readyz took 1.36 s).
-    static constexpr std::size_t kMaxQueuedQueries = 64;
-    std::mutex queries_mu_;
-    std::condition_variable queries_cv_;
-    std::deque<std::function<void()>> queries_;  // guarded by queries_mu_
-    bool queries_stopping_ = false;              // guarded by queries_mu_
-    std::thread query_thread_;
+    runtime::BlockingWork queries_{"query", 1, 64, [this] { refresh_metrics(); }};
 };
 
 }  // namespace orderpipe::analytics

@@ -40,6 +40,16 @@ struct OrderRecord {
     friend bool operator==(const OrderRecord&, const OrderRecord&) = default;
 };
 
+/// An order as its ORDER_CREATED names it: what the console searches by.
+struct OrderCustomer {
+    std::string order_id;
+    std::string customer_id;
+    std::string email;         ///< lowercased
+    std::int64_t time_ms = 0;  ///< the record's Kafka timestamp
+
+    friend bool operator==(const OrderCustomer&, const OrderCustomer&) = default;
+};
+
 /// One batch's unit of work. Destroyed without commit(): nothing it did remains.
 class AnalyticsWork {
   public:
@@ -62,6 +72,8 @@ class AnalyticsWork {
                             bool resolved) = 0;
     /// `record` belongs to `order_id` (noted once per offset, like the figures).
     virtual void order_record(const std::string& order_id, const OrderRecord& record) = 0;
+    /// The customer of an order (from its ORDER_CREATED; noted once, a later one is ignored).
+    virtual void order_customer(const OrderCustomer& customer) = 0;
     /// Writes what the work noted (an adapter may keep order_created()/order_decided() until
     /// now, to send a batch's in a few statements: the latencies they complete are added to
     /// `changes` then), the batch's counter and series increments and the new positions.
@@ -98,6 +110,9 @@ class AnalyticsState {
     /// most `limit`.
     virtual std::vector<OrderRecord> order_records(const std::string& order_id,
                                                    std::size_t limit) = 0;
+    /// The orders whose id or customer id is `q`, or whose email is `q` (ignoring ASCII case),
+    /// newest first; at most `limit`.
+    virtual std::vector<OrderCustomer> find_orders(const std::string& q, std::size_t limit) = 0;
 
     // --- rebuilding from the beginning of the topics -----------------------------------------
     enum class RebuildState { kUnknown, kResetPending, kDone };

@@ -49,6 +49,13 @@ AnalyticsStore::AnalyticsStore(const std::string& path) : db_(path, /*durable=*/
         type      TEXT NOT NULL,
         time_ms   INTEGER NOT NULL,
         PRIMARY KEY (order_id, topic, partition, offset)) WITHOUT ROWID)");
+    db_.exec(R"(CREATE TABLE IF NOT EXISTS order_customers (
+        order_id    TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        email       TEXT NOT NULL,
+        time_ms     INTEGER NOT NULL) WITHOUT ROWID)");
+    db_.exec("CREATE INDEX IF NOT EXISTS order_customers_customer ON order_customers(customer_id)");
+    db_.exec("CREATE INDEX IF NOT EXISTS order_customers_email ON order_customers(email)");
 }
 
 void AnalyticsStore::order_record(const std::string& order_id, const OrderRecord& record) {
@@ -63,6 +70,32 @@ void AnalyticsStore::order_record(const std::string& order_id, const OrderRecord
         .bind(5, record.type)
         .bind(6, record.time_ms)
         .run();
+}
+
+void AnalyticsStore::order_customer(const OrderCustomer& c) {
+    db_.cached(
+           "INSERT OR IGNORE INTO order_customers(order_id, customer_id, email, time_ms) "
+           "VALUES (?, ?, ?, ?)")
+        .bind(1, c.order_id)
+        .bind(2, c.customer_id)
+        .bind(3, c.email)
+        .bind(4, c.time_ms)
+        .run();
+}
+
+std::vector<OrderCustomer> AnalyticsStore::find_orders(const std::string& q, std::size_t limit) {
+    std::vector<OrderCustomer> out;
+    auto s = db_.cached(
+        "SELECT order_id, customer_id, email, time_ms FROM order_customers WHERE order_id = ?1 "
+        "OR customer_id = ?1 OR email = lower(?1) ORDER BY time_ms DESC, order_id LIMIT ?2");
+    s.bind(1, q).bind(2, static_cast<std::int64_t>(limit));
+    while (s.step()) {
+        out.push_back({.order_id = s.column_text(0),
+                       .customer_id = s.column_text(1),
+                       .email = s.column_text(2),
+                       .time_ms = s.column_int(3)});
+    }
+    return out;
 }
 
 std::vector<OrderRecord> AnalyticsStore::order_records(const std::string& order_id,

@@ -10,6 +10,7 @@
 ///   dead_letters  dlq.resolutions key → in a DLQ?, resolved?
 ///   order_records (order id, topic, partition, offset) → ce_type, Kafka timestamp: every record
 ///                 of an order on every topic read, so a timeline is fetched by offset
+///   order_customers order id → customer id, email (lowercased), time: the console's search
 ///   positions     (topic, partition) → next offset to count: a record below it was counted
 ///   rebuild_marks (topic, partition) → offset the consumer group had committed when this file
 ///                 was rebuilt from the beginning: poison below it is already in its DLQ
@@ -51,6 +52,7 @@ class AnalyticsStore {
                     bool resolved);
     /// `record` belongs to `order_id` (the per-order index).
     void order_record(const std::string& order_id, const OrderRecord& record);
+    void order_customer(const OrderCustomer& customer);
     /// Writes the batch's counter and series increments and the new positions.
     void finish_batch(const BatchChanges& changes,
                       const std::map<kafka::TopicPartition, std::int64_t>& positions);
@@ -64,6 +66,8 @@ class AnalyticsStore {
     std::map<std::string, std::int64_t> counters();
     /// The records of `order_id` by time, at most `limit`.
     std::vector<OrderRecord> order_records(const std::string& order_id, std::size_t limit);
+    /// See AnalyticsState::find_orders.
+    std::vector<OrderCustomer> find_orders(const std::string& q, std::size_t limit);
     /// Per DLQ topic, records in it that dlq.resolutions does not mark resolved.
     std::map<std::string, std::int64_t> dead_letters_pending();
     LatencyPercentiles latency_percentiles();

@@ -56,6 +56,15 @@ constexpr std::array kMigrations = {
             time_ms   BIGINT NOT NULL,
             PRIMARY KEY (order_id, topic, partition, "offset"));
     )"},
+    pg::Migration{3, "orders by customer, for the console's search", R"(
+        CREATE TABLE analytics_order_customers (
+            order_id    TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            email       TEXT NOT NULL,
+            time_ms     BIGINT NOT NULL);
+        CREATE INDEX analytics_order_customers_customer ON analytics_order_customers (customer_id);
+        CREATE INDEX analytics_order_customers_email ON analytics_order_customers (email);
+    )"},
 };
 
 Offsets offsets_of(const pg::Result& r) {
@@ -162,9 +171,13 @@ class PgAnalyticsWork final : public AnalyticsWork {
     void order_record(const std::string& order_id, const OrderRecord& record) override {
         order_records_.emplace_back(order_id, record);  // written by finish()
     }
+    void order_customer(const OrderCustomer& customer) override {
+        order_customers_.push_back(customer);  // written by finish()
+    }
     void finish(BatchChanges& changes, const Offsets& positions) override {
         write_orders(changes);
         write_order_records();
+        write_order_customers();
         // One statement per table for the whole batch, this instance's rows only.
         if (!changes.counters.empty()) {
             std::vector<std::string> names;
@@ -316,11 +329,31 @@ class PgAnalyticsWork final : public AnalyticsWork {
              pg::int_array(offsets), pg::text_array(types), pg::int_array(times)});
     }
 
+    void write_order_customers() {
+        if (order_customers_.empty()) return;
+        std::vector<std::string> ids, customers, emails;
+        std::vector<std::int64_t> times;
+        for (const auto& c : order_customers_) {
+            ids.push_back(c.order_id);
+            customers.push_back(c.customer_id);
+            emails.push_back(c.email);
+            times.push_back(c.time_ms);
+        }
+        order_customers_.clear();
+        c_->run(
+            "INSERT INTO analytics_order_customers (order_id, customer_id, email, time_ms) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+            "ON CONFLICT DO NOTHING",
+            {pg::text_array(ids), pg::text_array(customers), pg::text_array(emails),
+             pg::int_array(times)});
+    }
+
     pg::Pool::Lease c_;
     pg::Transaction tx_;
     std::string shard_;
     std::vector<OrderEvent> order_events_;
     std::vector<std::pair<std::string, OrderRecord>> order_records_;
+    std::vector<OrderCustomer> order_customers_;
 };
 
 class PgAnalyticsState final : public AnalyticsState {
@@ -411,6 +444,22 @@ class PgAnalyticsState final : public AnalyticsState {
                            .offset = r.int64(i, 2),
                            .type = std::string(r.text(i, 3)),
                            .time_ms = r.int64(i, 4)});
+        }
+        return out;
+    }
+    std::vector<OrderCustomer> find_orders(const std::string& q, std::size_t limit) override {
+        auto c = pool_->acquire();
+        auto r = c->run(
+            "SELECT order_id, customer_id, email, time_ms FROM analytics_order_customers "
+            "WHERE order_id = $1 OR customer_id = $1 OR email = lower($1) "
+            "ORDER BY time_ms DESC, order_id LIMIT $2",
+            {q, static_cast<std::int64_t>(limit)});
+        std::vector<OrderCustomer> out;
+        for (int i = 0; i < r.rows(); ++i) {
+            out.push_back({.order_id = std::string(r.text(i, 0)),
+                           .customer_id = std::string(r.text(i, 1)),
+                           .email = std::string(r.text(i, 2)),
+                           .time_ms = r.int64(i, 3)});
         }
         return out;
     }

@@ -37,6 +37,7 @@ class SqliteAnalyticsWork final : public AnalyticsWork {
     void order_record(const std::string& order_id, const OrderRecord& record) override {
         store_.order_record(order_id, record);
     }
+    void order_customer(const OrderCustomer& customer) override { store_.order_customer(customer); }
     void finish(BatchChanges& changes, const Offsets& positions) override {
         store_.finish_batch(changes, positions);
     }
@@ -84,6 +85,9 @@ class SqliteAnalyticsState final : public AnalyticsState {
     std::vector<OrderRecord> order_records(const std::string& order_id,
                                            std::size_t limit) override {
         return store_.order_records(order_id, limit);
+    }
+    std::vector<OrderCustomer> find_orders(const std::string& q, std::size_t limit) override {
+        return store_.find_orders(q, limit);
     }
     RebuildState rebuild_state() override { return store_.rebuild_state(); }
     void begin_rebuild(const std::vector<kafka::TopicPartitionOffset>& marks) override {

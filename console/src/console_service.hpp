@@ -1,30 +1,36 @@
 #pragma once
 /// orderpipe-console: the operations console's daemon, on the shared runtime (its own HTTP
-/// port, configured like every service). It reads Kafka with its own principal and calls the
-/// services' HTTP APIs; it keeps no state of its own. So far its JSON API: an order's saga
-/// across every topic, and a DLQ's dead letters as dlqctl sees them (docs/CONTRACT.md
-/// "orderpipe-console"). Requests that call another service or Kafka run on one worker thread
-/// with a bounded queue, never on the HTTP threads.
+/// port, configured like every service). It serves the page and the JSON API behind it: an
+/// order's saga across every topic, the pipeline live, and DLQ triage with replay and discard
+/// through dlqctl's ledger. It reads Kafka with its own principal and calls the services' HTTP
+/// APIs; it keeps no state of its own (docs/CONTRACT.md "orderpipe-console"). What calls another
+/// service or Kafka runs on worker threads (runtime::BlockingWork), never on the HTTP threads.
 
+#include "operators.hpp"
+
+#include "orderpipe/runtime/blocking_work.hpp"
 #include "orderpipe/runtime/runtime.hpp"
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <functional>
+#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 namespace orderpipe::console {
 
 struct ConsoleServiceConfig {
     runtime::ServiceSettings settings;
-    std::string order_url = "http://127.0.0.1:8080";      ///< CONSOLE_ORDER_URL
-    std::string analytics_url = "http://127.0.0.1:8083";  ///< CONSOLE_ANALYTICS_URL
+    std::string order_url = "http://127.0.0.1:8080";         ///< CONSOLE_ORDER_URL
+    std::string inventory_url = "http://127.0.0.1:8081";     ///< CONSOLE_INVENTORY_URL
+    std::string notification_url = "http://127.0.0.1:8082";  ///< CONSOLE_NOTIFICATION_URL
+    std::string analytics_url = "http://127.0.0.1:8083";     ///< CONSOLE_ANALYTICS_URL
+    std::string jaeger_url;  ///< CONSOLE_JAEGER_URL: traces link there when set
     /// CONSOLE_UPSTREAM_TIMEOUT_MS: for one call to a service, and for reading Kafka.
     std::chrono::milliseconds upstream_timeout{5000};
+    /// CONSOLE_OPERATORS_FILE: who may replay and discard; none without it.
+    Operators operators;
+    std::string assets_dir;  ///< CONSOLE_ASSETS_DIR: the built page
+    int max_replays = 3;     ///< DLQ_MAX_REPLAYS, as for dlqctl
 
     static ConsoleServiceConfig from_env(EnvReader& env);
 };
@@ -46,21 +52,32 @@ class ConsoleService {
 
   private:
     using Handler = void (ConsoleService::*)(http::Request&&, const http::Responder&);
-    /// Queues `handler` for the worker thread; 503 when too many wait.
-    void work(http::Request&& req, const http::Responder& respond, Handler handler);
-    void run_work();
-    void stop_work();
+    void route(const char* method, const char* path, runtime::BlockingWork& work, Handler h);
 
+    void load_assets();
+    void handle_page(http::Request&& req, const http::Responder& respond);
+    void handle_asset(http::Request&& req, const http::Responder& respond);
+    void handle_config(http::Request&& req, const http::Responder& respond);
+    void handle_whoami(http::Request&& req, const http::Responder& respond);
+    void handle_live(http::Request&& req, const http::Responder& respond);
     void handle_timeline(http::Request&& req, const http::Responder& respond);
+    void handle_search(http::Request&& req, const http::Responder& respond);
     void handle_dlq(http::Request&& req, const http::Responder& respond);
+    /// POST /api/dlq/{topic}/replay and /discard, once the operator is known.
+    void handle_action(http::Request&& req, const http::Responder& respond);
 
     Config config_;
     std::unique_ptr<runtime::Runtime> runtime_;
-    std::mutex work_mu_;
-    std::condition_variable work_cv_;
-    std::deque<std::function<void()>> work_;
-    bool work_stopping_ = false;
-    std::thread worker_;
+    struct Asset {
+        std::string content_type;
+        std::string body;
+    };
+    std::map<std::string, Asset> assets_;  // read once at start; then only read
+    // Reads (timelines, DLQs, searches), the live view's polls and actions wait in queues of
+    // their own, so a slow DLQ read never holds the live view or an operator's replay.
+    runtime::BlockingWork reads_{"console request", 2, 64};
+    runtime::BlockingWork live_{"live view request", 1, 16};
+    runtime::BlockingWork actions_{"DLQ action", 1, 16};
 };
 
 }  // namespace orderpipe::console

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace orderpipe::console {
 
@@ -17,5 +18,8 @@ struct HttpAnswer {
 /// with `error` saying why.
 std::optional<HttpAnswer> http_get(const std::string& url, std::chrono::milliseconds timeout,
                                    std::string& error);
+
+/// `text` percent-encoded for a query parameter (RFC 3986: all but unreserved characters).
+std::string url_encode(std::string_view text);
 
 }  // namespace orderpipe::console

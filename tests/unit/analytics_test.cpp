@@ -278,6 +278,39 @@ TEST_CASE(
     CHECK(h.store.order_records("o-1", 100).back() == OrderRecord{"orders.events", 0, 2, "", 1006});
 }
 
+TEST_CASE("orders are found by id, customer id or email (any case), newest first, once",
+          "[analytics]") {
+    Harness h;
+    auto a = consumed("orders.events", 0, created("o-1", "2026-12-01T10:00:00Z", "10.00"));
+    a.timestamp_ms = 1000;
+    auto b_event = created("o-2", "2026-12-01T10:00:01Z", "10.00");
+    b_event.data["customer_id"] = "c-2";
+    b_event.data["customer_email"] = "Bea@Example.COM";
+    auto b = consumed("orders.events", 1, b_event);
+    b.timestamp_ms = 1001;
+    auto c = consumed("orders.events", 0, created("o-3", "2026-12-01T10:00:02Z", "10.00"));
+    c.offset = 5;
+    c.timestamp_ms = 1002;
+    h.run({a, b, c});
+    h.run({a, b, c});  // delivered again: found once
+    const auto ids = [&](const std::string& q, std::size_t limit = 100) {
+        std::vector<std::string> out;
+        for (const auto& o : h.store.find_orders(q, limit)) out.push_back(o.order_id);
+        return out;
+    };
+    CHECK(ids("o-2") == std::vector<std::string>{"o-2"});
+    CHECK(ids("c-1") == std::vector<std::string>{"o-3", "o-1"});
+    CHECK(ids("c-1", 1) == std::vector<std::string>{"o-3"});
+    CHECK(ids("bea@example.com") == std::vector<std::string>{"o-2"});
+    CHECK(ids("BEA@example.com") == std::vector<std::string>{"o-2"});
+    CHECK(ids("A@EXAMPLE.COM") == std::vector<std::string>{"o-3", "o-1"});
+    CHECK(ids("C-1").empty());  // ids are exact
+    CHECK(ids("nobody").empty());
+    const auto found = h.store.find_orders("o-2", 1);
+    REQUIRE(found.size() == 1);
+    CHECK(found[0] == OrderCustomer{"o-2", "c-2", "bea@example.com", 1001});
+}
+
 TEST_CASE("GET /api/metrics: flat keys, money as strings, per currency when several",
           "[analytics]") {
     Figures f;

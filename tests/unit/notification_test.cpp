@@ -167,6 +167,72 @@ TEST_CASE("dlqctl: entries, resolutions, filters and the replayed record", "[dlq
     CHECK(h["dlq.replay_of"] == "notifications.dlq/1/42");
 }
 
+TEST_CASE("dlqctl and the console parse filters alike and plan a replay or a discard alike",
+          "[dlqctl]") {
+    using namespace orderpipe::dlqctl;
+    const auto noon = *parse_rfc3339("2026-12-01T12:00:00Z");
+    FilterText t;
+    t.since = "2h";
+    t.reason = "MAX_RETRIES";
+    t.status = "pending";
+    t.partition = 1;
+    const auto f = parse_filters(t, noon, "--");
+    CHECK(f.since == parse_when("2h", noon));
+    CHECK(f.status == Status::kPending);
+    CHECK(f.partition == 1);
+    const auto message = [&](FilterText bad, const std::string& prefix) {
+        try {
+            parse_filters(bad, noon, prefix);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    FilterText bad;
+    bad.since = "soon";
+    CHECK(message(bad, "--") == "--since \"soon\": expected RFC 3339 or 30m/1h/2d");
+    CHECK(message(bad, "") == "since \"soon\": expected RFC 3339 or 30m/1h/2d");
+    bad = {};
+    bad.status = "gone";
+    CHECK(message(bad, "") == "status \"gone\": expected pending, replayed or discarded");
+    bad = {};
+    bad.reason = "BORED";
+    CHECK(message(bad, "") ==
+          "reason \"BORED\": expected MAX_RETRIES, PERMANENT_ERROR or POISON_MESSAGE");
+
+    const auto entry = [](std::int64_t offset, Status status, int replays, std::string original) {
+        Entry e;
+        e.record.topic = "notifications.dlq";
+        e.record.offset = offset;
+        e.status = status;
+        e.replay_count = replays;
+        e.original_topic = std::move(original);
+        return e;
+    };
+    const std::vector<Entry> entries{entry(0, Status::kPending, 0, "notifications.requests"),
+                                     entry(1, Status::kReplayed, 0, "notifications.requests"),
+                                     entry(2, Status::kPending, 3, "notifications.requests"),
+                                     entry(3, Status::kPending, 1, ""),
+                                     entry(4, Status::kDiscarded, 3, "notifications.requests")};
+    const auto all = select(entries, Filters{});
+    REQUIRE(all.size() == 5);
+    auto plan = plan_replay(all, {.max_replays = 3, .force = false, .to = ""});
+    REQUIRE(plan.steps.size() == 1);
+    CHECK(plan.steps[0].entry == &entries[0]);
+    CHECK(plan.steps[0].to == "notifications.requests");
+    CHECK(plan.skipped_resolved == 2);
+    CHECK(plan.skipped_replay_limit == 1);
+    CHECK(plan.skipped_no_original_topic == 1);
+    // Forced past the loop guard and told where: never a resolved one.
+    plan = plan_replay(all, {.max_replays = 3, .force = true, .to = "elsewhere"});
+    REQUIRE(plan.steps.size() == 3);
+    CHECK(plan.steps[2].to == "elsewhere");
+    CHECK(plan.skipped_resolved == 2);
+    plan = plan_discard(all);
+    CHECK(plan.steps.size() == 3);
+    CHECK(plan.skipped_resolved == 2);
+}
+
 namespace {
 
 /// An outcome store in memory that fails while told to (the database away).

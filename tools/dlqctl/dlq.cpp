@@ -4,6 +4,7 @@
 #include "orderpipe/contract/events.hpp"
 
 #include <charconv>
+#include <stdexcept>
 
 namespace orderpipe::dlqctl {
 
@@ -84,6 +85,70 @@ bool Filters::accepts(const Entry& e) const {
     if (offset && e.record.offset != *offset) return false;
     if (status && e.status != *status) return false;
     return true;
+}
+
+Filters parse_filters(const FilterText& t, SystemTime now, const std::string& prefix) {
+    const auto bad = [&](const char* name, const std::string& value, const char* expected) {
+        return std::invalid_argument(prefix + name + " \"" + value + "\": expected " + expected);
+    };
+    Filters f;
+    if (!t.since.empty()) {
+        f.since = parse_when(t.since, now);
+        if (!f.since) throw bad("since", t.since, "RFC 3339 or 30m/1h/2d");
+    }
+    if (!t.until.empty()) {
+        f.until = parse_when(t.until, now);
+        if (!f.until) throw bad("until", t.until, "RFC 3339 or 30m/1h/2d");
+    }
+    if (!t.status.empty()) {
+        f.status = parse_status(t.status);
+        if (!f.status) throw bad("status", t.status, "pending, replayed or discarded");
+    }
+    if (!t.reason.empty() && !contract::parse_dlq_reason(t.reason)) {
+        throw bad("reason", t.reason, "MAX_RETRIES, PERMANENT_ERROR or POISON_MESSAGE");
+    }
+    f.order_id = t.order_id;
+    f.reason = t.reason;
+    f.error_contains = t.error_contains;
+    f.partition = t.partition;
+    f.offset = t.offset;
+    return f;
+}
+
+std::vector<const Entry*> select(const std::vector<Entry>& entries, const Filters& f) {
+    std::vector<const Entry*> out;
+    for (const auto& e : entries) {
+        if (f.accepts(e)) out.push_back(&e);
+    }
+    return out;
+}
+
+Plan plan_replay(const std::vector<const Entry*>& chosen, const ReplayRules& rules) {
+    Plan plan;
+    for (const auto* e : chosen) {
+        if (e->status != Status::kPending) {  // resolved once, whatever `force` says
+            ++plan.skipped_resolved;
+        } else if (e->replay_count >= rules.max_replays && !rules.force) {
+            ++plan.skipped_replay_limit;
+        } else if (e->original_topic.empty() && rules.to.empty()) {
+            ++plan.skipped_no_original_topic;
+        } else {
+            plan.steps.push_back({e, rules.to.empty() ? e->original_topic : rules.to});
+        }
+    }
+    return plan;
+}
+
+Plan plan_discard(const std::vector<const Entry*>& chosen) {
+    Plan plan;
+    for (const auto* e : chosen) {
+        if (e->status != Status::kPending) {
+            ++plan.skipped_resolved;
+        } else {
+            plan.steps.push_back({e, ""});
+        }
+    }
+    return plan;
 }
 
 kafka::OutgoingRecord replay_record(const Entry& e, const std::string& to_topic) {

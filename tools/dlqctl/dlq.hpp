@@ -52,6 +52,46 @@ struct Filters {
     bool accepts(const Entry& e) const;
 };
 
+/// The filters as typed (dlqctl's flags, the console's query parameters), before parsing.
+struct FilterText {
+    std::string since, until, order_id, reason, error_contains, status;
+    std::optional<std::int32_t> partition;
+    std::optional<std::int64_t> offset;
+};
+
+/// Parses `text` (times relative to `now`).
+/// @throws std::invalid_argument naming the filter as `<prefix><name>` ("--since", "since") and
+/// what it expects
+Filters parse_filters(const FilterText& text, SystemTime now, const std::string& prefix);
+
+/// The entries `f` accepts, in the DLQ's order.
+std::vector<const Entry*> select(const std::vector<Entry>& entries, const Filters& f);
+
+/// What a replay or a discard of some dead letters will do, decided before anything is written,
+/// by dlqctl and the console alike: a dead letter is resolved once (one whose replay failed again
+/// is a new dead letter); a replay leaves out the ones replayed `max_replays` times already
+/// (DLQ_MAX_REPLAYS, the loop guard) unless forced, and the ones with no dlq.original_topic when
+/// no other topic is given.
+struct Plan {
+    struct Step {
+        const Entry* entry = nullptr;
+        std::string to;  ///< the full topic a replay writes to (empty for a discard)
+    };
+    std::vector<Step> steps;
+    std::size_t skipped_resolved = 0;
+    std::size_t skipped_replay_limit = 0;
+    std::size_t skipped_no_original_topic = 0;
+};
+
+struct ReplayRules {
+    int max_replays = 3;
+    bool force = false;
+    std::string to;  ///< a full topic name replacing each dlq.original_topic, or empty
+};
+
+Plan plan_replay(const std::vector<const Entry*>& chosen, const ReplayRules& rules);
+Plan plan_discard(const std::vector<const Entry*>& chosen);
+
 /// The record to write when replaying `e`: its original key and value, its headers without the
 /// dlq.* ones, plus dlq.replay_count (one more) and dlq.replay_of (its ledger key).
 kafka::OutgoingRecord replay_record(const Entry& e, const std::string& to_topic);

@@ -127,6 +127,22 @@ kafka::OutgoingRecord ledger_record(const Connection& c, const Entry& e, contrac
     return out;
 }
 
+std::vector<std::vector<kafka::OutgoingRecord>> plan_records(const Connection& c, const Plan& plan,
+                                                             contract::DlqAction action,
+                                                             const std::string& user,
+                                                             const std::string& note) {
+    std::vector<std::vector<kafka::OutgoingRecord>> units;
+    for (const auto& step : plan.steps) {
+        std::vector<kafka::OutgoingRecord> unit;
+        if (action == contract::DlqAction::kReplayed) {
+            unit.push_back(replay_record(*step.entry, step.to));
+        }
+        unit.push_back(ledger_record(c, *step.entry, action, user, note, step.to));
+        units.push_back(std::move(unit));
+    }
+    return units;
+}
+
 LedgerWriter::LedgerWriter(const Connection& c, const std::string& dlq_topic) : topic_(dlq_topic) {
     kafka::ProducerOptions po;
     po.transactional_id = "dlqctl-" + dlq_topic;

@@ -60,6 +60,12 @@ kafka::OutgoingRecord ledger_record(const Connection& c, const Entry& e, contrac
                                     const std::string& user, const std::string& note,
                                     const std::string& replayed_to);
 
+/// What carries out `plan`, a unit per step: its replay (for kReplayed) and its ledger record.
+std::vector<std::vector<kafka::OutgoingRecord>> plan_records(const Connection& c, const Plan& plan,
+                                                             contract::DlqAction action,
+                                                             const std::string& user,
+                                                             const std::string& note);
+
 /// The one writer of a DLQ's resolutions. Every writer that replays or discards the dead letters
 /// of a topic uses the same transactional.id, `dlqctl-<that topic>`: registering it
 /// (init_transactions) fences any other one writing there, aborting what it had not committed

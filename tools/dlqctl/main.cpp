@@ -61,10 +61,7 @@ struct UsageError : std::runtime_error {
 
 struct Options : Connection {
     std::string topic;
-    // filters, as typed
-    std::string since, until, order_id, reason, error_contains, status;
-    std::optional<std::int32_t> partition;
-    std::optional<std::int64_t> offset;
+    FilterText filter;  // as typed
     bool as_json = false;
     std::string position;  // show
     bool dry_run = false;
@@ -91,44 +88,12 @@ std::string user() {
     return "unknown";
 }
 
-Filters filters(const Options& o) {
-    Filters f;
-    const auto now = std::chrono::system_clock::now();
-    if (!o.since.empty()) {
-        f.since = parse_when(o.since, now);
-        if (!f.since)
-            throw UsageError("--since \"" + o.since + "\": expected RFC 3339 or 30m/1h/2d");
+std::vector<const Entry*> selected(const Dlq& dlq, const Options& o) {
+    try {
+        return select(dlq.entries, parse_filters(o.filter, std::chrono::system_clock::now(), "--"));
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
     }
-    if (!o.until.empty()) {
-        f.until = parse_when(o.until, now);
-        if (!f.until)
-            throw UsageError("--until \"" + o.until + "\": expected RFC 3339 or 30m/1h/2d");
-    }
-    if (!o.status.empty()) {
-        f.status = parse_status(o.status);
-        if (!f.status) {
-            throw UsageError("--status \"" + o.status +
-                             "\": expected pending, replayed or discarded");
-        }
-    }
-    if (!o.reason.empty() && !contract::parse_dlq_reason(o.reason)) {
-        throw UsageError("--reason \"" + o.reason +
-                         "\": expected MAX_RETRIES, PERMANENT_ERROR or POISON_MESSAGE");
-    }
-    f.order_id = o.order_id;
-    f.reason = o.reason;
-    f.error_contains = o.error_contains;
-    f.partition = o.partition;
-    f.offset = o.offset;
-    return f;
-}
-
-std::vector<const Entry*> selected(const Dlq& dlq, const Filters& f) {
-    std::vector<const Entry*> out;
-    for (const auto& e : dlq.entries) {
-        if (f.accepts(e)) out.push_back(&e);
-    }
-    return out;
 }
 
 std::chrono::seconds age(const Entry& e) {
@@ -148,7 +113,7 @@ void say(const std::string& what) { std::cerr << "dlqctl: " << what << '\n'; }
 
 int cmd_list(const Options& o) {
     const auto dlq = load(o);
-    const auto chosen = selected(dlq, filters(o));
+    const auto chosen = selected(dlq, o);
     if (o.as_json) {
         json out = json::array();
         for (const auto* e : chosen) out.push_back(entry_json(*e));
@@ -264,50 +229,33 @@ int cmd_replay(const Options& o) {
     std::optional<LedgerWriter> writer;
     if (!o.dry_run) writer.emplace(o, o.prefix + o.topic);
     const auto dlq = load(o);
-    std::vector<const Entry*> todo;
-    std::size_t skipped_resolved = 0;
-    std::size_t skipped_loop = 0;
-    for (const auto* e : selected(dlq, filters(o))) {
-        if (e->status != Status::kPending) {  // resolved once, whatever --force says
-            ++skipped_resolved;
-            continue;
-        }
-        if (e->replay_count >= o.max_replays && !o.force) {
-            ++skipped_loop;
-            continue;
-        }
-        if (e->original_topic.empty() && o.to.empty()) {
-            std::cerr << "dlqctl: " << e->key() << " has no dlq.original_topic: use --to\n";
-            ++skipped_loop;
-            continue;
-        }
-        todo.push_back(e);
-    }
-    if (skipped_resolved > 0) {
-        std::cerr << "dlqctl: skipping " << skipped_resolved
+    const auto plan = plan_replay(selected(dlq, o),
+                                  {o.max_replays, o.force, o.to.empty() ? "" : o.prefix + o.to});
+    if (plan.skipped_resolved > 0) {
+        std::cerr << "dlqctl: skipping " << plan.skipped_resolved
                   << " record(s) already replayed or discarded (a dead letter is resolved once; "
                      "one whose replay failed again is a new dead letter)\n";
     }
-    if (skipped_loop > 0) {
-        std::cerr << "dlqctl: skipping " << skipped_loop << " record(s) replayed " << o.max_replays
-                  << " times already (DLQ_MAX_REPLAYS; --force to go on)\n";
+    if (plan.skipped_replay_limit > 0) {
+        std::cerr << "dlqctl: skipping " << plan.skipped_replay_limit << " record(s) replayed "
+                  << o.max_replays << " times already (DLQ_MAX_REPLAYS; --force to go on)\n";
     }
-    if (todo.empty()) {
+    if (plan.skipped_no_original_topic > 0) {
+        std::cerr << "dlqctl: skipping " << plan.skipped_no_original_topic
+                  << " record(s) with no dlq.original_topic: use --to\n";
+    }
+    if (plan.steps.empty()) {
         std::cout << "nothing to replay\n";
         return kExitOk;
     }
-    std::vector<std::vector<kafka::OutgoingRecord>> units;
-    for (const auto* e : todo) {
-        const std::string to = o.to.empty() ? e->original_topic : o.prefix + o.to;
-        units.push_back({replay_record(*e, to),
-                         ledger_record(o, *e, contract::DlqAction::kReplayed, user(), o.note, to)});
-        if (o.dry_run) {
-            std::cout << "would replay " << e->key() << " (order " << e->record.key.value_or("-")
-                      << ", " << e->reason << ") to " << to << " as replay " << e->replay_count + 1
-                      << '\n';
-        }
-    }
+    const auto units = plan_records(o, plan, contract::DlqAction::kReplayed, user(), o.note);
     if (o.dry_run) {
+        for (const auto& step : plan.steps) {
+            const auto& e = *step.entry;
+            std::cout << "would replay " << e.key() << " (order " << e.record.key.value_or("-")
+                      << ", " << e.reason << ") to " << step.to << " as replay "
+                      << e.replay_count + 1 << '\n';
+        }
         std::cout << units.size() << " record(s) would be replayed; nothing was written\n";
         return kExitOk;
     }
@@ -326,12 +274,8 @@ int cmd_discard(const Options& o) {
     if (o.note.empty()) throw UsageError("discard needs --note \"why\"");
     LedgerWriter writer(o, o.prefix + o.topic);  // first: see LedgerWriter
     const auto dlq = load(o);
-    std::vector<std::vector<kafka::OutgoingRecord>> units;
-    for (const auto* e : selected(dlq, filters(o))) {
-        if (e->status != Status::kPending) continue;  // resolved once
-        units.push_back(
-            {ledger_record(o, *e, contract::DlqAction::kDiscarded, user(), o.note, "")});
-    }
+    const auto units = plan_records(o, plan_discard(selected(dlq, o)),
+                                    contract::DlqAction::kDiscarded, user(), o.note);
     if (units.empty()) {
         std::cout << "nothing to discard\n";
         return kExitOk;
@@ -348,14 +292,15 @@ int cmd_discard(const Options& o) {
 }
 
 void add_filters(CLI::App* cmd, Options& o) {
-    cmd->add_option("--since", o.since, "failed at or after (RFC 3339, or 30m/1h/2d ago)");
-    cmd->add_option("--until", o.until, "failed at or before (RFC 3339, or 30m/1h/2d ago)");
-    cmd->add_option("--order-id", o.order_id, "the record's key (the order id)");
-    cmd->add_option("--reason", o.reason, "MAX_RETRIES, PERMANENT_ERROR or POISON_MESSAGE");
-    cmd->add_option("--error-contains", o.error_contains, "text in dlq.last_error");
-    cmd->add_option("--partition", o.partition, "the DLQ partition")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--offset", o.offset, "the DLQ offset")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--status", o.status, "pending, replayed or discarded");
+    cmd->add_option("--since", o.filter.since, "failed at or after (RFC 3339, or 30m/1h/2d ago)");
+    cmd->add_option("--until", o.filter.until, "failed at or before (RFC 3339, or 30m/1h/2d ago)");
+    cmd->add_option("--order-id", o.filter.order_id, "the record's key (the order id)");
+    cmd->add_option("--reason", o.filter.reason, "MAX_RETRIES, PERMANENT_ERROR or POISON_MESSAGE");
+    cmd->add_option("--error-contains", o.filter.error_contains, "text in dlq.last_error");
+    cmd->add_option("--partition", o.filter.partition, "the DLQ partition")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--offset", o.filter.offset, "the DLQ offset")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--status", o.filter.status, "pending, replayed or discarded");
 }
 
 }  // namespace

@@ -17,6 +17,13 @@
 #      inside the confluent-kafka wheel on PyPI, fetched at a pinned version and SHA-256 into
 #      ${ORDERPIPE_CACHE_DIR}/librdkafka-*/ (x86_64 only; skipped with ORDERPIPE_LIBRDKAFKA=debian;
 #      optional: a failed download is a warning and the build links Debian's).
+#   5. Node.js and npm from Debian (scripts/packages/node.txt), only when no `npm` is on PATH (a
+#      NodeSource nodejs brings its own npm, and conflicts with Debian's npm package); then the
+#      console's page's npm packages (TypeScript, uPlot, playwright-core), exactly as
+#      console/web/package-lock.json pins them, by `npm ci` into console/web/node_modules, when
+#      it is missing or older than the lock file. The build compiles the page with them and
+#      downloads nothing; the browser test (tests/browser/console.mjs) drives Debian's chromium,
+#      which is on the package list.
 # Then: scripts/build.sh && scripts/kafka.sh start && scripts/create-topics.sh
 set -euo pipefail
 
@@ -187,6 +194,28 @@ fi
 if [[ -f "$RDKAFKA_HOME/lib/librdkafka.so" ]]; then
   # CMake links whichever version this points to (cmake/OrderpipeDependencies.cmake).
   ln -sfn "librdkafka-$RDKAFKA_VERSION" "$ORDERPIPE_CACHE_DIR/librdkafka"
+fi
+
+# --- 5. Node.js, npm and the console page's packages -----------------------------------------
+if command -v npm >/dev/null 2>&1; then
+  log "npm: $(command -v npm) $(npm --version 2>/dev/null), node $(node --version 2>/dev/null)"
+else
+  NODE_LIST="$SCRIPT_DIR/packages/node.txt"
+  mapfile -t NODE_PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$NODE_LIST")
+  log "npm: not on PATH; installing Debian's ${NODE_PACKAGES[*]}"
+  need_sudo
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${NODE_PACKAGES[@]}"
+fi
+
+WEB_DIR="$(cd "$SCRIPT_DIR/.." && pwd)/console/web"
+if [[ -d "$WEB_DIR/node_modules" && -f "$WEB_DIR/node_modules/.package-lock.json" &&
+      ! "$WEB_DIR/package-lock.json" -nt "$WEB_DIR/node_modules/.package-lock.json" ]]; then
+  log "console page packages: present in $WEB_DIR/node_modules"
+else
+  log "console page packages: npm ci in $WEB_DIR (as package-lock.json pins them)"
+  (cd "$WEB_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 log "done in $((SECONDS - start_s)) s (then: scripts/build.sh, scripts/kafka.sh start, scripts/create-topics.sh)"

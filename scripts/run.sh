@@ -76,6 +76,18 @@ database_of() {
   esac
 }
 
+# The console's operator for this machine: a random token in .data/orderpipe-console/operator-token
+# (kept across runs), and the operators file the console reads, which holds only its SHA-256.
+console_operator() {
+  local dir="$DATA/orderpipe-console"
+  mkdir -p "$dir"
+  if [[ ! -s "$dir/operator-token" ]]; then
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/operator-token")
+  fi
+  printf 'operator:%s\n' "$(tr -d '\n' <"$dir/operator-token" | sha256sum | cut -d' ' -f1)" \
+    >"$dir/operators"
+}
+
 start_service() {
   local name="$1" port="$2" binary="$ROOT/build/$3"
   local pidfile="$DATA/pids/$name.pid" log="$DATA/logs/$name.log"
@@ -87,6 +99,10 @@ start_service() {
   local -a extra=()
   if ((postgres)) && [[ "$name" =~ -([0-9]+)$ ]]; then
     extra+=("INSTANCE_ID=${BASH_REMATCH[1]}" "DATABASE_URL=$DATABASE_BASE$(database_of "$name")")
+  fi
+  if [[ "$name" == orderpipe-console ]]; then
+    console_operator
+    extra+=("CONSOLE_OPERATORS_FILE=$DATA/$name/operators")
   fi
   env KAFKA_BOOTSTRAP_SERVERS="$BOOTSTRAP" HTTP_PORT="$port" DATA_DIR="$DATA/$name" \
     NOTIFY_EMAIL_URL="${NOTIFY_EMAIL_URL:-http://127.0.0.1:$PROVIDER_PORT/send}" "${extra[@]}" \
@@ -173,6 +189,7 @@ case "$command" in
       start_service "$name" "$port" "$binary"
     done
     if ((postgres)); then start_haproxy; fi
+    say "console: http://127.0.0.1:${CONSOLE_HTTP_PORT:-8084}/ (replay and discard need the operator token in $DATA/orderpipe-console/operator-token)"
     say "stop everything with: scripts/run.sh stop"
     ;;
   stop)

@@ -3,8 +3,10 @@
 #
 # Installs everything orderpipe needs on Debian bookworm, idempotently (a second run takes a
 # second or two and touches no network):
-#   1. the Debian packages listed in scripts/packages/build.txt (apt-get update + install only
-#      when one is missing; uses sudo when not root);
+#   1. the Debian packages listed in scripts/packages/build.txt (to build) and
+#      scripts/packages/test.txt (only the tests need them, e.g. chromium; the image build does
+#      not install it) (apt-get update + install only when one is missing; uses sudo when not
+#      root);
 #   2. Apache Kafka 3.9.1 (broker + console tools) as jars from Maven Central, copied by
 #      `mvn dependency:copy-dependencies` from scripts/kafka/pom.xml into
 #      ${ORDERPIPE_CACHE_DIR:-$HOME/.cache/orderpipe}/kafka-3.9.1/libs/ (outside the repo);
@@ -23,24 +25,29 @@
 #      console/web/package-lock.json pins them, by `npm ci` into console/web/node_modules, when
 #      it is missing or older than the lock file. The build compiles the page with them and
 #      downloads nothing; the browser test (tests/browser/console.mjs) drives Debian's chromium,
-#      which is on the package list.
+#      which is on test.txt (step 1).
 # Then: scripts/build.sh && scripts/kafka.sh start && scripts/create-topics.sh
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
 
-# The package list lives in one file, also read by docker/Dockerfile's build stage: one package
-# a line, '#' starts a comment.
-PACKAGE_LIST="$SCRIPT_DIR/packages/build.txt"
-if [[ ! -r "$PACKAGE_LIST" ]]; then
-  echo "setup: error: cannot read the package list $PACKAGE_LIST" >&2
-  exit 1
-fi
-mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$PACKAGE_LIST")
-if ((${#PACKAGES[@]} == 0)); then
-  echo "setup: error: no package in $PACKAGE_LIST" >&2
-  exit 1
-fi
+# The package lists live in files: packages/build.txt, also read by docker/Dockerfile's build
+# stage, and packages/test.txt, what only the tests need (installed here, not in the images). One
+# package a line, '#' starts a comment. Both are installed by the one step below.
+PACKAGE_LISTS=("$SCRIPT_DIR/packages/build.txt" "$SCRIPT_DIR/packages/test.txt")
+PACKAGES=()
+for list in "${PACKAGE_LISTS[@]}"; do
+  if [[ ! -r "$list" ]]; then
+    echo "setup: error: cannot read the package list $list" >&2
+    exit 1
+  fi
+  mapfile -t listed < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$list")
+  if ((${#listed[@]} == 0)); then
+    echo "setup: error: no package in $list" >&2
+    exit 1
+  fi
+  PACKAGES+=("${listed[@]}")
+done
 
 log() { echo "setup: $*"; }
 

@@ -146,10 +146,17 @@ ConsoleServiceConfig ConsoleServiceConfig::from_env(EnvReader& env) {
     c.upstream_timeout = env.millis("CONSOLE_UPSTREAM_TIMEOUT_MS", c.upstream_timeout,
                                     std::chrono::milliseconds(100), std::chrono::minutes(5));
     if (const auto file = env.string("CONSOLE_OPERATORS_FILE", ""); !file.empty()) {
-        try {
-            c.operators = Operators::load(file);
-        } catch (const std::invalid_argument& e) {
-            env.problem(std::string("CONSOLE_OPERATORS_FILE: ") + e.what());
+        std::error_code ec;
+        if (!std::filesystem::exists(file, ec)) {
+            // Not there (an optional Secret not created, no file in the compose directory):
+            // read-only, said at start. A file that is there must be right.
+            c.operators_missing = file;
+        } else {
+            try {
+                c.operators = Operators::load(file);
+            } catch (const std::invalid_argument& e) {
+                env.problem(std::string("CONSOLE_OPERATORS_FILE: ") + e.what());
+            }
         }
     }
     c.assets_dir = env.string("CONSOLE_ASSETS_DIR", ORDERPIPE_CONSOLE_ASSETS_DIR);
@@ -173,6 +180,10 @@ void ConsoleService::route(const char* method, const char* path, runtime::Blocki
 
 void ConsoleService::start() {
     load_assets();
+    if (!config_.operators_missing.empty()) {
+        log::warn("CONSOLE_OPERATORS_FILE does not exist: the console is read-only",
+                  {{"file", config_.operators_missing}});
+    }
     auto& rt = *runtime_;
     for (const char* page : {"/", "/orders/{order_id}", "/dlq/{topic}", "/search"}) {
         rt.route("GET", page, [this](http::Request&& r, const http::Responder& d) {

@@ -27,8 +27,10 @@ struct ConsoleServiceConfig {
     std::string jaeger_url;  ///< CONSOLE_JAEGER_URL: traces link there when set
     /// CONSOLE_UPSTREAM_TIMEOUT_MS: for one call to a service, and for reading Kafka.
     std::chrono::milliseconds upstream_timeout{5000};
-    /// CONSOLE_OPERATORS_FILE: who may replay and discard; none without it.
+    /// CONSOLE_OPERATORS_FILE: who may replay and discard; none without it, or when the file
+    /// does not exist (then `operators_missing` names it, and the start says so).
     Operators operators;
+    std::string operators_missing;
     std::string assets_dir;  ///< CONSOLE_ASSETS_DIR: the built page
     int max_replays = 3;     ///< DLQ_MAX_REPLAYS, as for dlqctl
 

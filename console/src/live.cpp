@@ -1,7 +1,9 @@
 #include "live.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <tuple>
 
 namespace orderpipe::console {
 
@@ -104,6 +106,17 @@ json live_json(const std::vector<ServiceAnswers>& services) {
             breaker = v == 0 ? "closed" : v == 1 ? "half-open" : "open";
         }
     }
+    // In a stable order for the page: by service, loop, topic, partition.
+    std::sort(lag.begin(), lag.end(), [](const json& a, const json& b) {
+        return std::tie(a["service"].get_ref<const std::string&>(),
+                        a["loop"].get_ref<const std::string&>(),
+                        a["topic"].get_ref<const std::string&>(),
+                        a["partition"].get_ref<const json::number_integer_t&>()) <
+               std::tie(b["service"].get_ref<const std::string&>(),
+                        b["loop"].get_ref<const std::string&>(),
+                        b["topic"].get_ref<const std::string&>(),
+                        b["partition"].get_ref<const json::number_integer_t&>());
+    });
     return {{"services", std::move(list)}, {"lag", std::move(lag)}, {"breaker", breaker}};
 }
 

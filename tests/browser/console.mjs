@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The console's page, end to end in a real browser (Chromium through playwright-core), against a
 // running pipeline: a Catch2 test starts the broker, the services, the fake email provider and
 // orderpipe-console, then runs `node tests/browser/console.mjs` with
@@ -53,7 +54,10 @@ async function waitFor(what, probe, { timeoutMs = WAIT_MS, everyMs = 250, onRetr
   for (;;) {
     try {
       last = await probe();
-      if (last && !(typeof last === "object" && "ok" in last && !last.ok)) return last;
+      // 0 is an answer (a count); null, undefined, false and {ok: false} are not yet.
+      const done = last !== null && last !== undefined && last !== false && last !== "" &&
+        !(typeof last === "object" && "ok" in last && !last.ok);
+      if (done) return last;
     } catch (e) {
       last = `error: ${e.message ?? e}`;
     }
@@ -170,7 +174,6 @@ async function main() {
       `the page shows orders.created ${shownCreated}, /api/live right after says ${apiCreated}`);
     step(`live view: orders.created ${shownCreated} shown, ${apiCreated} in /api/live`);
     await page.waitForSelector("#chart-rates .uplot");
-    await shot("live.png");
 
     // 2. An order's timeline: created, confirmed, its email sent.
     const id1 = await placeOrder(ORDERS, okEmail);
@@ -272,8 +275,12 @@ async function main() {
     check(byKey.get(ledgerKey) === "replayed",
       `dlqctl says ${ledgerKey} is ${byKey.get(ledgerKey) ?? "absent"}, not replayed`);
     await page.goto(`${CONSOLE}/dlq/notifications.dlq`);
-    await page.waitForFunction(() => /shown of/.test(document.getElementById("dlq-summary")?.textContent ?? "") ||
-      !document.getElementById("dlq-error")?.hidden);
+    // Polled from here, not page.waitForFunction: that evaluates a string in the page, which its
+    // Content-Security-Policy (no 'unsafe-eval') refuses, as it should.
+    await waitFor("the DLQ page to load", async () => {
+      const summary = (await page.locator("#dlq-summary").textContent().catch(() => "")) ?? "";
+      return /shown of/.test(summary) || (await page.locator("#dlq-error").isVisible());
+    });
     const err = await page.locator("#dlq-error").isVisible() ? await text("#dlq-error") : "";
     check(!err, `the DLQ page says: ${err}`);
     const onPage = await page.$$eval('#dlq-table tr[data-testid="dlq-row"]',
@@ -284,6 +291,15 @@ async function main() {
     for (const [k, s] of pageMap) if (!byKey.has(k)) differences.push(`${k}: page ${s}, dlqctl absent`);
     check(differences.length === 0, `the DLQ page and dlqctl disagree: ${differences.join("; ")}`);
     step(`dlqctl and the page agree on all ${byKey.size} dead letter(s)`);
+
+    // The live view again, now that orders went through: its figures and charts for the docs.
+    await page.goto(`${CONSOLE}/`);
+    await waitFor("the live view to count the orders placed", async () => {
+      const t = await text('[data-testid="metric-orders.created"]');
+      return /^\d+$/.test(t) && Number(t) >= 2 ? Number(t) : null;
+    });
+    await page.waitForSelector("#chart-rates .uplot");
+    await shot("live.png");
 
     check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join(" | ")}`);
   } finally {

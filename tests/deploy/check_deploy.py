@@ -12,20 +12,29 @@ options. It prints one line per problem, naming the file, and exits 1 if there i
 all is well, 2 when it cannot run). Python's standard library and PyYAML only (python3-yaml).
 
 What it checks:
-- packages: scripts/setup.sh and the Dockerfile's build stage install scripts/packages/build.txt,
-  the runtime stage scripts/packages/runtime.txt; none of them spells a package list inline;
+- packages: scripts/setup.sh installs scripts/packages/build.txt and test.txt (and reads
+  node.txt), the Dockerfile's build stage build.txt and node.txt but not test.txt (what only the
+  tests need, e.g. chromium), the runtime stage scripts/packages/runtime.txt; the build, node and
+  test lists share no package; none of them spells a package list inline;
 - Dockerfile: COPY sources exist and are not .dockerignored, every add_subdirectory() of the
-  build is copied, copied binaries have an install() rule; each image runs as a non-root user,
-  sets only variables its binary reads, and a service target's HTTP_PORT, EXPOSE and
-  HEALTHCHECK agree with the code's default port and routes;
+  build is copied, copied binaries have an install() rule (and copied share/ directories an
+  install(DIRECTORY) rule); the console page's npm packages are installed by `npm ci` from the
+  lock file before the sources are copied and built, and .dockerignore keeps node_modules out;
+  each image runs as a non-root user, sets only variables its binary reads, and a daemon's
+  target's HTTP_PORT, EXPOSE and HEALTHCHECK (/readyz) agree with the code's default port and
+  routes; a service with state has DATA_DIR, a stateless daemon (the console) none, and the
+  console's CONSOLE_ASSETS_DIR is the directory its page is copied to;
+- every daemon (the four services and the console) has an image target, a compose service, a
+  Kubernetes workload and a Prometheus job;
 - docker-compose.yml: build targets exist, published and probed ports equal HTTP_PORT, every
   environment variable is read by the binary (KAFKA_* pass through to librdkafka, except the
   broker-script ones and the properties orderpipe owns), URLs and bootstrap servers name
   services here on their ports, stop_grace_period > SHUTDOWN_TIMEOUT, the services start after
-  topic-init, DATA_DIR is on a volume, scaled replicas have INSTANCE_ID=auto (and DATABASE_URL
-  for the services that keep state), no shared named
-  volume, no fixed host port and no more replicas than partitions; 3 KRaft brokers with RF 3
-  and min.insync.replicas 2; orderpipe-topics is called with options it has;
+  topic-init, DATA_DIR is on a volume (not for a stateless daemon), scaled replicas have
+  INSTANCE_ID=auto (and DATABASE_URL for the services that keep state), no shared named
+  volume, no fixed host port and no more replicas than partitions; the console's
+  CONSOLE_OPERATORS_FILE is on a read-only bind mount; 3 KRaft brokers with RF 3 and
+  min.insync.replicas 2; orderpipe-topics is called with options it has;
 - Prometheus: targets and DNS-SD ports equal the services' HTTP_PORT, every service is scraped,
   a scaled one through dns_sd_configs;
 - Grafana: provisioned datasource uid, provider path mounted by compose, and every metric of
@@ -37,7 +46,8 @@ What it checks:
   ports equal to HTTP_PORT, /livez and /readyz probes on it; terminationGracePeriodSeconds >
   SHUTDOWN_TIMEOUT; stateful services are StatefulSets with DATA_DIR on a volumeClaimTemplate,
   the single-instance ones exactly one replica unless DATABASE_URL comes from a Secret (then
-  they scale out), scaled ones INSTANCE_ID from metadata.name;
+  they scale out), scaled ones INSTANCE_ID from metadata.name; a stateless daemon (the console)
+  is a Deployment without DATA_DIR, its CONSOLE_OPERATORS_FILE on a read-only Secret volume;
   Services select pods and target their ports; the autoscaler targets a StatefulSet that sets
   no replicas, with requests for its resource metrics and maxReplicas <= the partitions;
 - topics: every topic name in any of these files is one of the contract's topics.
@@ -131,9 +141,21 @@ BINARY_SOURCES = {
 # docs/CONFIGURATION.md "Instances": local SQLite state, one instance each in this version.
 SINGLE_INSTANCE = {"order-service", "inventory-service", "analytics-service"}
 
+# The daemons on the service runtime (libs/runtime): an image, a compose service, a Kubernetes
+# workload and a Prometheus job each. The stateless ones keep nothing in DATA_DIR (they never open
+# a state): no volume, a Deployment rather than a StatefulSet.
+SERVICES = {"order-service", "inventory-service", "notification-service", "analytics-service"}
+STATELESS = {"orderpipe-console"}
+DAEMONS = SERVICES | STATELESS
+
 ENV_READ = re.compile(
     r"\benv\.(?:string|port|integer|millis|boolean|choice|required)\(\s*\"([A-Z][A-Z0-9_]*)\"")
 GETENV = re.compile(r"\bgetenv\(\s*\"([A-Z][A-Z0-9_]*)\"\s*\)")
+# A helper that reads the variable it is given (the console's
+# `const auto url = [&](const char* name, std::string& into) { into = env.string(name, ...`).
+ENV_HELPER = re.compile(r"\b(?:auto|void|[\w:<>]+)\s+(\w+)\s*=?\s*(?:\[[^\]]*\]\s*)?\("
+                        r"[^)]*\b(?:const char\*|std::string_view|const std::string&)\s*(\w+)"
+                        r"[^)]*\)[^{;]*\{")
 ROUTE = re.compile(r"\b(?:route|add)\(\s*\"(GET|POST|PUT|DELETE|HEAD)\"\s*,\s*\"(/[^\"]*)\"")
 FAMILY = re.compile(
     r"Build(Counter|Gauge|Histogram|Summary)\(\)\s*\.Name\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"\s*\)")
@@ -153,6 +175,17 @@ def statement_after(text: str, start: int) -> str:
             if depth < 0:
                 return text[start:i]
         elif ch in ";," and depth == 0:
+            return text[start:i]
+    return text[start:]
+
+
+def block_after(text: str, start: int) -> str:
+    """From `start`, just inside a `{`, to its closing `}`."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += text[i] == "{"
+        depth -= text[i] == "}"
+        if depth < 0:
             return text[start:i]
     return text[start:]
 
@@ -193,9 +226,9 @@ class Sources:
         self.report = report
         self.text: dict[Path, str] = {}
         for top in ("libs", "order-service", "inventory-service", "notification-service",
-                    "analytics-service", "tools"):
+                    "analytics-service", "console", "tools"):
             for p in sorted((root / top).rglob("*")):
-                if p.suffix in CPP_SUFFIXES and p.is_file():
+                if p.suffix in CPP_SUFFIXES and p.is_file() and "node_modules" not in p.parts:
                     self.text[p] = p.read_text(encoding="utf-8", errors="replace")
         self.binaries = {name: self._binary(name, roots) for name, roots in
                          BINARY_SOURCES.items()}
@@ -204,6 +237,7 @@ class Sources:
         self.topics = self._topics()
         self.topic_tool = self._topic_tool()
         self.installed = self._installed_targets()
+        self.installed_dirs = self._installed_directories()
         settings = root / "libs/runtime/include/orderpipe/runtime/settings.hpp"
         m = re.search(r"shutdown_timeout\{(\d+)\}", self.text.get(settings, ""))
         self.default_shutdown_ms = int(m.group(1)) if m else 10000
@@ -216,6 +250,13 @@ class Sources:
         for p in self.files_under(roots):
             t = self.text[p]
             b.env |= set(ENV_READ.findall(t)) | set(GETENV.findall(t))
+            for h in ENV_HELPER.finditer(t):
+                helper, param = h.group(1), h.group(2)
+                body = block_after(t, h.end())
+                if re.search(r"\benv\.(?:string|port|integer|millis|boolean|choice|required)\(\s*" +
+                             re.escape(param) + r"\b", body):
+                    b.env |= set(re.findall(r"\b" + re.escape(helper) +
+                                            r"\(\s*\"([A-Z][A-Z0-9_]*)\"", t))
             b.kafka_passthrough |= re.search(r"(?:\.|->)kafka_passthrough\(", t) is not None
             b.routes |= {path for _, path in ROUTE.findall(t)}
             m = re.search(r"ServiceSettings::read\(\s*env\s*,\s*\"" + re.escape(name) +
@@ -322,6 +363,16 @@ class Sources:
         return {"options": set(re.findall(r"add_option\(\s*\"(--[a-z-]+)\"", t)),
                 "subcommands": set(re.findall(r"add_subcommand\(\s*\"([a-z-]+)\"", t)),
                 "default_partitions": int(m.group(1)) if m else 1}
+
+    def _installed_directories(self) -> set[str]:
+        """DESTINATIONs of install(DIRECTORY ...) rules (console/web: the console's page)."""
+        out: set[str] = set()
+        for p in [self.root / "CMakeLists.txt", *self.root.glob("*/CMakeLists.txt"),
+                  *self.root.glob("*/*/CMakeLists.txt")]:
+            t = re.sub(r"#.*", "", p.read_text(encoding="utf-8"))  # not commented-out rules
+            out |= {d.strip('"').rstrip("/") for d in
+                    re.findall(r"install\(\s*DIRECTORY\s+[^)]*?\bDESTINATION\s+(\S+?)\s*\)", t)}
+        return out
 
     def _installed_targets(self) -> set[str]:
         """Executables with a CMake install() rule: named ones, and every orderpipe_service()
@@ -440,8 +491,13 @@ PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 def check_packages_and_dockerfile(root: Path, r: Report, src: Sources) -> Dockerfile | None:
     build_txt = root / "scripts/packages/build.txt"
     runtime_txt = root / "scripts/packages/runtime.txt"
+    # Node.js and npm (the console's page is compiled by the build), and what only the tests need
+    # (the browser test's chromium): a development machine installs both, the image build only
+    # node.txt.
+    node_txt = root / "scripts/packages/node.txt"
+    test_txt = root / "scripts/packages/test.txt"
     lists = {}
-    for p in (build_txt, runtime_txt):
+    for p in (build_txt, runtime_txt, node_txt, test_txt):
         if not r.check(p.is_file(), p, "missing"):
             continue
         pkgs = read_package_list(p)
@@ -459,6 +515,17 @@ def check_packages_and_dockerfile(root: Path, r: Report, src: Sources) -> Docker
         for need in ("ca-certificates", "curl"):
             r.check(need in lists[runtime_txt], runtime_txt,
                     f"{need} is missing (TLS trust anchors / the containers' health checks)")
+    if node_txt in lists:
+        for need in ("nodejs", "npm"):
+            r.check(need in lists[node_txt], node_txt,
+                    f"{need} is missing (the build compiles the console's TypeScript)")
+    # A package is in one of the lists a development machine installs: the image build installs
+    # build.txt and node.txt, not test.txt, so a test-only package must be in test.txt alone.
+    dev_lists = [q for q in (build_txt, node_txt, test_txt) if q in lists]
+    for i, a in enumerate(dev_lists):
+        for b in dev_lists[i + 1:]:
+            both = set(lists[a]) & set(lists[b])
+            r.check(not both, b, f"lists {sorted(both)}, which {r.rel(a)} lists too")
     all_pkgs = set().union(*lists.values()) if lists else set()
 
     # scripts/setup.sh reads build.txt and spells no package itself.
@@ -466,8 +533,9 @@ def check_packages_and_dockerfile(root: Path, r: Report, src: Sources) -> Docker
     if r.check(setup.is_file(), setup, "missing"):
         code = "\n".join(l for l in setup.read_text(encoding="utf-8").splitlines()
                          if not l.lstrip().startswith("#"))
-        r.check("packages/build.txt" in code, setup,
-                "does not read scripts/packages/build.txt")
+        for listfile in ("build.txt", "test.txt", "node.txt"):
+            r.check(f"packages/{listfile}" in code, setup,
+                    f"does not read scripts/packages/{listfile}")
         for m in re.finditer(r"\b[A-Za-z_][A-Za-z0-9_]*=\(([^)]*)\)", code):
             inline = set(m.group(1).split()) & all_pkgs
             r.check(len(inline) < 2, setup,
@@ -483,20 +551,41 @@ def check_packages_and_dockerfile(root: Path, r: Report, src: Sources) -> Docker
     if not r.check(path.is_file(), path, "missing"):
         return None
     df = Dockerfile(path)
-    # The build stage installs build.txt, the runtime stage runtime.txt; no apt-get install
-    # spells a package.
-    for base, listfile in (("debian:bookworm", "scripts/packages/build.txt"),
-                           ("debian:bookworm-slim", "scripts/packages/runtime.txt")):
+    # The build stage installs build.txt and node.txt, the runtime stage runtime.txt; no stage
+    # installs test.txt; no apt-get install spells a package.
+    def installed_lists(s: Stage) -> set[str]:
+        """The package lists a stage copies in and apt-get installs from."""
+        out = set()
+        installs = [a for a in s.all("RUN") if "apt-get install" in a]
+        for a in s.all("COPY"):
+            words = [w for w in a.split() if not w.startswith("--")]
+            if "--from=" in a or len(words) < 2:
+                continue
+            for source in words[:-1]:
+                if not source.startswith("scripts/packages/"):
+                    continue
+                dst = words[-1]
+                dst = dst + Path(source).name if dst.endswith("/") else dst
+                if any(dst in run for run in installs):
+                    out.add(source)
+        return out
+
+    for base, wanted in (("debian:bookworm", ["scripts/packages/build.txt",
+                                              "scripts/packages/node.txt"]),
+                         ("debian:bookworm-slim", ["scripts/packages/runtime.txt"])):
         stages = [s for s in df.order if s.base == base]
         if not r.check(bool(stages), path, f"no stage FROM {base}"):
             continue
         s = stages[0]
-        copied = [dst for a in s.all("COPY") for src_, _, dst in [a.rpartition(" ")]
-                  if listfile in src_]
-        installs = [a for a in s.all("RUN") if "apt-get install" in a]
-        r.check(bool(copied), path, f"stage {s.name} (FROM {base}) does not COPY {listfile}")
-        r.check(any(any(Path(d).name in a or d in a for d in copied) for a in installs), path,
-                f"stage {s.name} (FROM {base}) does not apt-get install from {listfile}")
+        got = installed_lists(s)
+        for listfile in wanted:
+            r.check(listfile in got, path,
+                    f"stage {s.name} (FROM {base}) does not COPY {listfile} and apt-get "
+                    f"install from it")
+    for s in df.order:
+        r.check("scripts/packages/test.txt" not in " ".join(s.all("COPY")), path,
+                f"stage {s.name} copies scripts/packages/test.txt: what only the tests need "
+                f"(chromium, ...) stays out of the images")
     for s in df.order:
         for a in s.all("RUN"):
             if "apt-get install" in a:
@@ -511,6 +600,11 @@ def check_packages_and_dockerfile(root: Path, r: Report, src: Sources) -> Docker
                 r.check(m.group(1) in src.installed, path,
                         f"stage {s.name} copies {m.group(1)}, which no CMake install() rule "
                         f"installs")
+            m = re.search(r"--from=build\s+/opt/orderpipe/(share/\S+)", a)
+            if m:
+                r.check(m.group(1).rstrip("/") in src.installed_dirs, path,
+                        f"stage {s.name} copies /opt/orderpipe/{m.group(1)}, which no CMake "
+                        f"install(DIRECTORY ... DESTINATION {m.group(1).rstrip('/')}) installs")
 
     # The build stage copies every directory the top-level CMakeLists.txt adds, and nothing that
     # is missing or kept out of the build context by .dockerignore.
@@ -534,6 +628,40 @@ def check_packages_and_dockerfile(root: Path, r: Report, src: Sources) -> Docker
                        fnmatch.fnmatch(source.split("/")[0], pat)]
                 r.check(not hit, path, f"stage {s.name}: COPY {source}, which .dockerignore "
                                        f"keeps out of the context ({hit})")
+    # The console's page is compiled by the build with console/web/node_modules: the build stage
+    # runs `npm ci` from the lock file in /src/console/web, after copying package.json and the
+    # lock file and before the sources (a source change keeps the npm layer) and the build.
+    # .dockerignore keeps a host's node_modules out of the context (`COPY console/` would
+    # replace the installed ones).
+    if (root / "console/web/package-lock.json").is_file():
+        build = next((s for s in df.order if s.base == "debian:bookworm"), None)
+        if build is not None:
+            steps = build.instructions
+            npm = [i for i, (ins, a) in enumerate(steps) if ins == "RUN" and "npm ci" in a]
+            cmake = [i for i, (ins, a) in enumerate(steps) if ins == "RUN" and "cmake" in a]
+            lock = [i for i, (ins, a) in enumerate(steps) if ins == "COPY" and
+                    "console/web/package-lock.json" in a.split() and
+                    "console/web/package.json" in a.split()]
+            sources = [i for i, (ins, a) in enumerate(steps) if ins == "COPY" and
+                       any(w.rstrip("/") == "console" for w in a.split()[:-1])]
+            if r.check(bool(npm), path, f"stage {build.name}: no `npm ci` (console/web's "
+                                        f"packages, which the build compiles the page with)"):
+                n, run = npm[0], steps[npm[0]][1]
+                r.check(re.search(r"(?:cd|--prefix)\s+/src/console/web\b", run) is not None, path,
+                        f"stage {build.name}: `npm ci` does not run in /src/console/web")
+                r.check("--no-audit" in run and "--no-fund" in run, path,
+                        f"stage {build.name}: `npm ci` without --no-audit --no-fund")
+                r.check(bool(lock) and lock[0] < n, path,
+                        f"stage {build.name}: console/web/package.json and package-lock.json "
+                        f"are not copied before `npm ci`")
+                r.check(not sources or sources[0] > n, path,
+                        f"stage {build.name}: console/ is copied before `npm ci`: every source "
+                        f"change would reinstall the npm packages")
+                r.check(not cmake or cmake[0] > n, path,
+                        f"stage {build.name}: the build runs before `npm ci`")
+            r.check("**/node_modules" in ignored, dockerignore,
+                    "does not keep **/node_modules out of the build context")
+
     top = (root / "CMakeLists.txt").read_text(encoding="utf-8")
     tests_off = any("-DORDERPIPE_BUILD_TESTS=OFF" in a for s in df.order for a in s.all("RUN"))
     for sub in re.findall(r"add_subdirectory\(\s*([^\s)]+)", top):
@@ -580,12 +708,27 @@ def check_packages_and_dockerfile(root: Path, r: Report, src: Sources) -> Docker
                 r.check(hpath in b.routes, path,
                         f"target {s.name}: HEALTHCHECK path {hpath} is not a route {binary} "
                         f"serves ({sorted(b.routes)})")
-                if binary in SINGLE_INSTANCE or binary == "notification-service":
+                if binary in DAEMONS:
                     r.check(hpath == "/readyz", path,
-                            f"target {s.name}: HEALTHCHECK on {hpath}; a service's is /readyz")
-        if binary != "fake-email-provider":
+                            f"target {s.name}: HEALTHCHECK on {hpath}; a daemon's is /readyz")
+        if binary in STATELESS:
+            r.check("DATA_DIR" not in env, path,
+                    f"target {s.name}: sets DATA_DIR, but {binary} keeps no state")
+        elif binary != "fake-email-provider":
             r.check(env.get("DATA_DIR", "").startswith("/"), path,
                     f"target {s.name}: no absolute DATA_DIR")
+        if "CONSOLE_ASSETS_DIR" in b.env:
+            # The binary's default is the build tree's asset directory: the image names the
+            # directory it copies the installed page to.
+            dirs = {a.split()[-1].rstrip("/") for a in s.all("COPY")
+                    if re.search(r"--from=build\s+/opt/orderpipe/share/", a)}
+            r.check(bool(dirs) and env.get("CONSOLE_ASSETS_DIR", "").rstrip("/") in dirs, path,
+                    f"target {s.name}: CONSOLE_ASSETS_DIR={env.get('CONSOLE_ASSETS_DIR')} is not "
+                    f"the directory its page is copied to from the build stage "
+                    f"({sorted(dirs) or 'none'})")
+    for d in sorted(DAEMONS):
+        r.check(any(df.entrypoint_binary(s.name) == d for s in df.order
+                    if not s.name.startswith("#")), path, f"no image target runs {d}")
     return df
 
 
@@ -723,6 +866,10 @@ def check_compose(root: Path, r: Report, src: Sources, df: Dockerfile | None):
         env.update(env_dict(spec.get("environment")))
         services[name] = ComposeService(name, spec, binary, env)
 
+    for d in sorted(DAEMONS):
+        r.check(any(s.binary == d for s in services.values()), path,
+                f"no service runs {d} (docker/Dockerfile's target for it)")
+
     brokers = [s for s in services.values()
                if str(s.spec.get("image", "")).startswith("apache/kafka:")]
     broker_names = {b.name for b in brokers}
@@ -805,6 +952,20 @@ def check_compose(root: Path, r: Report, src: Sources, df: Dockerfile | None):
                   for v in s.spec.get("volumes") or []]
         targets = {m.split(":")[1] if ":" in m else m: (m.split(":")[0] if ":" in m else None)
                    for m in mounts}
+        ops = s.env.get("CONSOLE_OPERATORS_FILE")
+        if ops:
+            # A file of the host, mounted read-only: its directory (a missing file must not be
+            # created by Docker as a directory).
+            ro = [m for m in mounts if m.split(":")[0].startswith(".") and m.endswith(":ro")]
+            r.check(any(ops.startswith(m.split(":")[1].rstrip("/") + "/") for m in ro), path,
+                    f"{where}: CONSOLE_OPERATORS_FILE {ops} is not in a read-only bind mount")
+        if s.binary in STATELESS:
+            # Nothing to keep: no DATA_DIR, and no volume but read-only bind mounts.
+            r.check(not data_dir, path, f"{where}: keeps no state, but sets DATA_DIR")
+            r.check(all(m.split(":")[0].startswith(".") and m.endswith(":ro") for m in mounts),
+                    path, f"{where}: keeps no state: a volume other than a read-only bind "
+                          f"mount ({mounts})")
+            continue
         r.check(data_dir in targets, path,
                 f"{where}: no volume on DATA_DIR {data_dir}: its state would be lost with the "
                 f"container")
@@ -1112,6 +1273,7 @@ def check_k8s(root: Path, r: Report, src: Sources, df: Dockerfile | None, compos
     hpa_targets = {(d["spec"].get("scaleTargetRef") or {}).get("name")
                    for _, d in by_kind.get("HorizontalPodAutoscaler", {}).values()}
     workload_ports: dict[tuple[str, str], dict] = {}
+    k8s_daemons: set[str] = set()
 
     for kind in WORKLOADS:
         for name, (p, d) in by_kind.get(kind, {}).items():
@@ -1219,6 +1381,23 @@ def check_k8s(root: Path, r: Report, src: Sources, df: Dockerfile | None, compos
                     r.check(shutdown is not None and grace * 1000 > shutdown, p,
                             f"{where}: terminationGracePeriodSeconds {grace} must exceed "
                             f"SHUTDOWN_TIMEOUT {st or '10s (default)'}")
+                    k8s_daemons.add(binary)
+                    ops = env.get("CONSOLE_OPERATORS_FILE")
+                    if ops:
+                        # The operators file: a Secret's key mounted read-only (optional: the
+                        # console is read-only without it).
+                        secrets = {v.get("name") for v in pod.get("volumes") or []
+                                   if (v.get("secret") or {}).get("secretName")}
+                        r.check(any(vm.get("name") in secrets and vm.get("readOnly") is True and
+                                    ops.startswith(vm.get("mountPath", "").rstrip("/") + "/")
+                                    for vm in c.get("volumeMounts") or []), p,
+                                f"{cwhere}: CONSOLE_OPERATORS_FILE {ops} is not on a read-only "
+                                f"Secret volume")
+                    if binary in STATELESS:
+                        r.check(kind == "Deployment" and not vct, p,
+                                f"{where}: {binary} keeps no state: a Deployment without "
+                                f"volumeClaimTemplates")
+                        continue
                     data_dir = env.get("DATA_DIR")
                     mounted = {vm.get("mountPath"): vm.get("name")
                                for vm in c.get("volumeMounts") or []}
@@ -1256,6 +1435,9 @@ def check_k8s(root: Path, r: Report, src: Sources, df: Dockerfile | None, compos
                 r.check("replicas" not in spec, p,
                         f"{where}: sets replicas, but an autoscaler owns them (every apply "
                         f"would reset it)")
+
+    for d in sorted(DAEMONS):
+        r.check(d in k8s_daemons, kdir, f"no workload runs {d}")
 
     for name, (p, d) in by_kind.get("Service", {}).items():
         spec = d.get("spec") or {}

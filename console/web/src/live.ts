@@ -52,7 +52,12 @@ function makeChart(title: string, labels: [string, string], stroke: [string, str
     title,
     width: Math.max(320, target.clientWidth || 480),
     height: 220,
-    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+    // A fixed window ending at the last poll: with one or two points uPlot would otherwise
+    // stretch the axis over years.
+    scales: { x: { time: true, range: (_u, _min, max) => {
+      const end = max ?? Date.now() / 1000;
+      return [end - KEEP_S, end];
+    } }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
     series: [
       {},
       { label: labels[0], stroke: stroke[0], width: 2, value: (_u, v) => v === null ? "–" : `${v.toFixed(2)} ${unit}` },

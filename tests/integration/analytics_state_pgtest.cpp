@@ -200,3 +200,38 @@ TEST_CASE("the per-order index: each record once, whichever instance notes it, r
     CHECK(a->order_records("o-2", 100).size() == 1);
     CHECK(a->order_records("nobody", 100).empty());
 }
+
+TEST_CASE("orders by customer: noted once whichever instance notes it, found newest first",
+          "[pg][analytics]") {
+    Shared db;
+    auto a = db.instance("a");
+    auto b = db.instance("b");
+    const OrderCustomer first{"o-1", "c-1", "ana@example.com", 1000};
+    const OrderCustomer second{"o-2", "c-1", "ana@example.com", 2000};
+    const OrderCustomer other{"o-3", "c-2", "bo@example.com", 3000};
+    {
+        auto w = a->begin();
+        w->order_customer(first);
+        w->order_customer(other);
+        BatchChanges nothing;
+        w->finish(nothing, {});
+        w->commit();
+    }
+    {
+        auto w = b->begin();
+        w->order_customer(first);  // its batch came again on another instance
+        w->order_customer(second);
+        BatchChanges nothing;
+        w->finish(nothing, {});
+        w->commit();
+    }
+    {
+        auto w = a->begin();
+        w->order_customer({"o-4", "c-1", "ana@example.com", 4000});  // not committed
+    }
+    CHECK(b->find_orders("c-1", 100) == std::vector<OrderCustomer>{second, first});
+    CHECK(a->find_orders("ANA@example.com", 1) == std::vector<OrderCustomer>{second});
+    CHECK(a->find_orders("o-3", 100) == std::vector<OrderCustomer>{other});
+    CHECK(a->find_orders("o-4", 100).empty());
+    CHECK(a->find_orders("C-1", 100).empty());
+}

@@ -238,19 +238,15 @@ void ConsoleService::load_assets() {
               {{"assets_dir", config_.assets_dir}, {"files", assets_.size()}});
 }
 
-void ConsoleService::handle_page(http::Request&&, const http::Responder& respond) {
-    const auto it = assets_.find("index.html");
-    if (it == assets_.end()) {
+void ConsoleService::handle_page(http::Request&& req, const http::Responder& respond) {
+    if (!assets_.contains("index.html")) {
         respond(http::problem(503, "Service Unavailable",
                               "the console's page is not built (CONSOLE_ASSETS_DIR=\"" +
                                   config_.assets_dir + "\" has no index.html); its /api/ answers"));
         return;
     }
-    http::Response r;
-    r.content_type = it->second.content_type;
-    r.body = it->second.body;
-    add_page_headers(r);
-    respond(std::move(r));
+    req.path_params["file"] = "index.html";  // every view is the one page, routed in the browser
+    handle_asset(std::move(req), respond);
 }
 
 void ConsoleService::handle_asset(http::Request&& req, const http::Responder& respond) {

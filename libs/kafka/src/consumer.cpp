@@ -112,6 +112,19 @@ Consumer::Consumer(ClientConfig config, ConsumerOptions options, RebalanceListen
     if (!impl_->options.group_instance_id.empty()) {
         impl::set_conf(conf.get(), "group.instance.id", impl_->options.group_instance_id);
     }
+    if (impl_->options.max_partition_fetch_kbytes > 0 &&
+        !config.properties.contains("max.partition.fetch.bytes")) {
+        impl::set_conf(conf.get(), "max.partition.fetch.bytes",
+                       std::to_string(impl_->options.max_partition_fetch_kbytes * 1024));
+    }
+    if (impl_->options.fetch_queue_backoff_ms >= 0 &&
+        !config.properties.contains("fetch.queue.backoff.ms")) {
+        char err[256];
+        // Unknown before librdkafka 2.2, which had no such wait either: nothing to set then.
+        rd_kafka_conf_set(conf.get(), "fetch.queue.backoff.ms",
+                          std::to_string(impl_->options.fetch_queue_backoff_ms).c_str(), err,
+                          sizeof err);
+    }
     rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::rebalance_cb);
     rd_kafka_conf_set_opaque(conf.get(), impl_.get());
     impl_->rk = impl::make_handle(RD_KAFKA_CONSUMER, std::move(conf));
@@ -419,6 +432,10 @@ std::vector<ConsumedRecord> read_at(const ClientConfig& config,
     if (wanted.empty()) return out;
     ConsumerOptions options;
     options.partition_eof = true;  // an offset at or past the end has no record: stop waiting
+    // It wants a record here and there: small fetches, and after a seek the next one at once
+    // (measured in a history of a million orders: a timeline took 1.05 s with the defaults).
+    options.fetch_queue_backoff_ms = 10;
+    options.max_partition_fetch_kbytes = 64;
     Consumer consumer(config, options);
     std::vector<TopicPartitionOffset> assignment;
     for (const auto& [tp, offsets] : wanted) {

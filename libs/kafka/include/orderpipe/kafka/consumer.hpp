@@ -36,6 +36,14 @@ struct ConsumerOptions {
     /// overrides it). 16 MiB (librdkafka's default is 64 MiB): a consumer far behind otherwise
     /// holds its backlog in memory.
     int prefetch_kbytes = 16384;
+    /// For readers that seek from record to record (read_at): how long a partition waits before
+    /// its next fetch while its prefetched records are over the thresholds
+    /// (fetch.queue.backoff.ms, librdkafka 2.2+; unknown to older ones, then not set). Its
+    /// default, a second, made every timeline of a long history take a second. -1: the default.
+    int fetch_queue_backoff_ms = -1;
+    /// max.partition.fetch.bytes in KiB (a record batch bigger than it still comes whole);
+    /// 0: librdkafka's default, 1 MiB.
+    int max_partition_fetch_kbytes = 0;
     /// Fault injection scope (orderpipe/common/faults.hpp): seek_to_committed consults the point
     /// rewind-partition-error (the broker answers one partition's committed offset with an
     /// error).

@@ -17,12 +17,8 @@
 #include "orderpipe/runtime/runtime.hpp"
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 namespace orderpipe::analytics {
 
